@@ -1,0 +1,7 @@
+"""``python -m geobridge`` runs the command line."""
+
+import sys
+
+from geobridge.cli import main
+
+sys.exit(main())
