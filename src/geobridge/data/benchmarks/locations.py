@@ -1,0 +1,89 @@
+"""Benchmarks made of location records (one id, coordinates, text and one image per view).
+
+Our own datasets (the embedded world, GeoLoc and anything the builder writes) are lists of
+:class:`~geobridge.records.Location`; a query and its positive share the location id, which is
+GeoBridge's "same filename stem" convention. Every direction between two views present, and
+text to each view, is defined.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+from geobridge.data.benchmarks.base import Benchmark, ImageSet, TrainingPair
+from geobridge.records import Location
+from geobridge.views import GEOBRIDGE_DIRECTIONS, Direction, View, all_directions
+
+
+class LocationBenchmark(Benchmark):
+    """Directions, query and gallery sets of a split of location records."""
+
+    default_protocol = "geobridge"
+
+    def __init__(self, root: str | Path, split: str = "test") -> None:
+        super().__init__(root)
+        self.split = split
+        self._cache: dict[str, list[Location]] = {}
+
+    @abstractmethod
+    def read_locations(self, split: str) -> list[Location]:
+        """Every location of ``split`` (the subclass's on-disk format)."""
+
+    def locations(self, split: str | None = None) -> list[Location]:
+        """Locations of ``split`` (default: the evaluated split), read once."""
+        split = split or self.split
+        if split not in self._cache:
+            self._cache[split] = self.read_locations(split)
+        return self._cache[split]
+
+    def views(self) -> list[View]:
+        """Views present for at least one location of the evaluated split (text last)."""
+        locations = self.locations()
+        present = [v for v in View if v.is_image and any(loc.has(v) for loc in locations)]
+        return present + ([View.TEXT] if any(loc.text for loc in locations) else [])
+
+    def directions(self) -> list[Direction]:
+        possible = all_directions(self.views())
+        ordered = [d for d in GEOBRIDGE_DIRECTIONS if d in possible]
+        return ordered + [d for d in possible if d not in ordered]
+
+    def location_set(self, view: View, split: str | None = None) -> ImageSet:
+        """Every location of the split that has ``view``: its image (or text), id and coordinates."""
+        chosen = [loc for loc in self.locations(split) if loc.has(view)]
+        if not chosen:
+            raise ValueError(
+                f"{self.name}: no location of split {split or self.split!r} has a {view.value} view"
+            )
+        lat = np.array([loc.lat for loc in chosen], dtype=np.float64)
+        lon = np.array([loc.lon for loc in chosen], dtype=np.float64)
+        has_coordinates = bool(np.isfinite(lat).all() and np.isfinite(lon).all())
+        ids = [loc.id for loc in chosen]
+        if view is View.TEXT:
+            return ImageSet(view=view, ids=ids, texts=[loc.text for loc in chosen],
+                            lat=lat if has_coordinates else None, lon=lon if has_coordinates else None)
+        paths = [Path(loc.path(view)) for loc in chosen]
+        self.require_all(paths, f"{view.value} image of split {split or self.split!r}")
+        return ImageSet(view=view, ids=ids, paths=paths,
+                        lat=lat if has_coordinates else None, lon=lon if has_coordinates else None)
+
+    def query_set(self, direction: Direction | str) -> ImageSet:
+        return self.location_set(self.check_direction(direction).query)
+
+    def gallery_set(self, direction: Direction | str) -> ImageSet:
+        return self.location_set(self.check_direction(direction).gallery)
+
+    def training_pairs(self, direction: Direction | str) -> list[TrainingPair]:
+        """Training locations holding both views of ``direction``."""
+        direction = Direction.parse(direction)
+        out = []
+        for loc in self.locations("train"):
+            if not (loc.has(direction.query) and loc.has(direction.gallery)):
+                continue
+            query_text = loc.text if direction.query is View.TEXT else None
+            query_path = None if direction.query is View.TEXT else Path(loc.path(direction.query))
+            out.append(TrainingPair(loc.id, direction.query, direction.gallery, Path(loc.path(direction.gallery)),
+                                    query_path=query_path, query_text=query_text))
+        return out

@@ -1,0 +1,94 @@
+"""University-1652 (Zheng et al., ACM MM 2020): drone, street and satellite views of 1,652 buildings.
+
+On-disk layout (as released; ``root`` is the folder holding ``train/`` and ``test/``)::
+
+    root/
+      train/
+        drone/<building>/image-01.jpeg ...      # ~54 per building, 701 buildings
+        street/<building>/*.jpg
+        satellite/<building>/<building>.jpg     # one per building
+        google/<building>/*.jpg                 # noisy web images (not used here)
+      test/
+        query_drone/<building>/*.jpeg           # 701 test buildings
+        gallery_drone/<building>/*.jpeg
+        query_street/<building>/*.jpg
+        gallery_street/<building>/*.jpg
+        query_satellite/<building>/<building>.jpg
+        gallery_satellite/<building>/<building>.jpg   # 951 buildings: 701 + 250 distractors
+
+Labels are the building folder names. Direction ``X2Y`` searches ``test/query_X`` in
+``test/gallery_Y``. The galleries keep the 250 distractor buildings; the default protocol
+``u1652`` (layumi's script) lets them compete, ``protocol="u1652-s4g"`` (Sample4Geo / DAC)
+treats gallery labels absent from the queries as junk. Street directions are offered when the
+street folders are present.
+
+Get it from https://github.com/layumi/University1652-Baseline (request form in its README).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from geobridge.data.benchmarks.base import Benchmark, ImageSet, TrainingPair
+from geobridge.data.benchmarks.label_folders import pairs_by_label, scan_label_folders
+from geobridge.data.benchmarks.registry import register_benchmark
+from geobridge.views import Direction, View
+
+PROTOCOLS: tuple[str, ...] = ("u1652", "u1652-s4g")
+_CORE = (Direction(View.DRONE, View.SATELLITE), Direction(View.SATELLITE, View.DRONE))
+_STREET = (
+    Direction(View.STREET, View.SATELLITE),
+    Direction(View.SATELLITE, View.STREET),
+    Direction(View.DRONE, View.STREET),
+    Direction(View.STREET, View.DRONE),
+)
+
+
+@register_benchmark
+class University1652(Benchmark):
+    """University-1652 test protocol per direction, and its training pairs."""
+
+    name = "university1652"
+    homepage = "https://github.com/layumi/University1652-Baseline"
+    layout = (
+        "test/{query,gallery}_{drone,street,satellite}/<building>/*.jpg and "
+        "train/{drone,street,satellite}/<building>/*.jpg."
+    )
+
+    def __init__(self, root: str | Path, protocol: str = "u1652") -> None:
+        super().__init__(root)
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"University-1652 protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+        self.default_protocol = protocol
+        self.require(self.root / "test", "test folder", folder=True)
+        for name in ("query_drone", "gallery_satellite"):
+            self.require(self.root / "test" / name, f"test folder {name}", folder=True)
+
+    def directions(self) -> list[Direction]:
+        test = self.root / "test"
+        has_street = (test / "query_street").is_dir() or (test / "gallery_street").is_dir()
+        return list(_CORE + (_STREET if has_street else ()))
+
+    def _test_folder(self, role: str, view: View) -> ImageSet:
+        name = f"{role}_{view.value}"
+        folder = self.require(self.root / "test" / name, f"test folder {name}", folder=True)
+        found = scan_label_folders(folder)
+        if not found.paths:
+            raise self.missing(folder / "<building>", f"images in {name}")
+        return ImageSet(view=view, ids=found.labels, paths=found.paths)
+
+    def query_set(self, direction: Direction | str) -> ImageSet:
+        return self._test_folder("query", self.check_direction(direction).query)
+
+    def gallery_set(self, direction: Direction | str) -> ImageSet:
+        return self._test_folder("gallery", self.check_direction(direction).gallery)
+
+    def training_pairs(self, direction: Direction | str) -> list[TrainingPair]:
+        """Every training image of the query view paired with each reference image of its building."""
+        direction = self.check_direction(direction)
+        train = self.root / "train"
+        queries, refs = (
+            scan_label_folders(self.require(train / view.value, f"train folder {view.value}", folder=True))
+            for view in (direction.query, direction.gallery)
+        )
+        return pairs_by_label(direction, queries, refs)

@@ -1,0 +1,190 @@
+"""VIGOR (Zhu et al., CVPR 2021): street panoramas of four US cities against a dense satellite grid.
+
+On-disk layout (``root`` holds the four city folders and ``splits/``)::
+
+    root/
+      Chicago/ NewYork/ SanFrancisco/ Seattle/
+        panorama/<prefix>,<lat>,<lon>,.jpg
+        satellite/satellite_<lat>_<lon>.png
+      splits/<City>/satellite_list.txt            # one satellite file name per line
+      splits/<City>/same_area_balanced_train.txt
+      splits/<City>/same_area_balanced_test.txt
+      splits/<City>/pano_label_balanced.txt        # every panorama of the city (cross-area)
+
+Each split line is ``<panorama> <positive satellite> <dx> <dy>`` followed by three
+``<semi-positive satellite> <dx> <dy>`` groups (offsets in satellite pixels). Coordinates are
+parsed from the file names. ``mode="same"`` (same-area) uses all four cities'
+``same_area_balanced_{train,test}.txt``; ``mode="cross"`` (cross-area) trains on NewYork +
+Seattle and tests on Chicago + SanFrancisco, with ``pano_label_balanced.txt``. The gallery is
+every satellite image of the test cities (``satellite_list.txt``). Query ids are the positive
+satellite's id (its file stem); ``ImageSet.extra["semi_positive_ids"]`` holds each query's three
+semi-positives. Default protocol ``vigor`` (recall, hit rate with semi-positives, metre errors).
+``splits_dir`` selects another split folder (e.g. ``splits__corrected``).
+
+Get it from https://github.com/Jeff-Zilence/VIGOR (request form in its README).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geobridge.data.benchmarks.base import Benchmark, ImageSet, TrainingPair
+from geobridge.data.benchmarks.registry import register_benchmark
+from geobridge.views import Direction, View
+
+CITIES: tuple[str, ...] = ("Chicago", "NewYork", "SanFrancisco", "Seattle")
+CROSS_AREA_TRAIN: tuple[str, ...] = ("NewYork", "Seattle")
+CROSS_AREA_TEST: tuple[str, ...] = ("Chicago", "SanFrancisco")
+MODES: tuple[str, ...] = ("same", "cross")
+
+
+@dataclass(frozen=True)
+class VigorLabel:
+    """One split line: a panorama, its positive satellite and three semi-positives, with offsets."""
+
+    city: str
+    panorama: str
+    positive: str
+    semi_positives: tuple[str, ...]
+    offset_px: tuple[float, float]
+
+
+def panorama_latlon(name: str) -> tuple[float, float]:
+    """Coordinates from a panorama name ``<prefix>,<lat>,<lon>,.jpg``."""
+    parts = name.split(",")
+    if len(parts) < 3:
+        raise ValueError(f"VIGOR panorama name {name!r} is not '<prefix>,<lat>,<lon>,.jpg'")
+    return float(parts[1]), float(parts[2])
+
+
+def satellite_latlon(name: str) -> tuple[float, float]:
+    """Coordinates from a satellite name ``satellite_<lat>_<lon>.png``."""
+    parts = Path(name).stem.split("_")
+    if len(parts) != 3 or parts[0] != "satellite":
+        raise ValueError(f"VIGOR satellite name {name!r} is not 'satellite_<lat>_<lon>.png'")
+    return float(parts[1]), float(parts[2])
+
+
+def parse_label_line(city: str, line: str, source: Path, number: int) -> VigorLabel:
+    tokens = line.split()
+    if len(tokens) < 4 or (len(tokens) - 1) % 3:
+        raise ValueError(
+            f"{source}:{number}: expected '<panorama> <satellite> <dx> <dy> ...' (1 + 3k fields), "
+            f"got {len(tokens)} fields"
+        )
+    satellites = tokens[1::3]
+    return VigorLabel(
+        city=city,
+        panorama=tokens[0],
+        positive=satellites[0],
+        semi_positives=tuple(satellites[1:]),
+        offset_px=(float(tokens[2]), float(tokens[3])),
+    )
+
+
+@register_benchmark
+class VIGOR(Benchmark):
+    """VIGOR same-area or cross-area: P2S."""
+
+    name = "vigor"
+    homepage = "https://github.com/Jeff-Zilence/VIGOR"
+    layout = (
+        "<City>/{panorama,satellite}/ for Chicago, NewYork, SanFrancisco, Seattle and "
+        "splits/<City>/{satellite_list.txt,same_area_balanced_train.txt,same_area_balanced_test.txt,"
+        "pano_label_balanced.txt}."
+    )
+    default_protocol = "vigor"
+
+    def __init__(
+        self, root: str | Path, mode: str = "cross", split: str = "test", splits_dir: str = "splits"
+    ) -> None:
+        super().__init__(root)
+        if mode not in MODES:
+            raise ValueError(f"VIGOR mode must be 'same' (same-area) or 'cross' (cross-area), got {mode!r}")
+        if split not in ("train", "test"):
+            raise ValueError(f"VIGOR split must be 'train' or 'test', got {split!r}")
+        self.mode, self.split, self.splits_dir = mode, split, self.root / splits_dir
+        self.require(self.splits_dir, "split folder", folder=True)
+        for city in self.cities(split):
+            self.require(self.root / city, f"city folder {city}", folder=True)
+            self.require(self._label_file(city, split), f"{city} split file")
+            self.require(self.splits_dir / city / "satellite_list.txt", f"{city} satellite list")
+
+    def cities(self, split: str) -> tuple[str, ...]:
+        """The cities whose images form ``split`` in this mode."""
+        if self.mode == "same":
+            return CITIES
+        return CROSS_AREA_TRAIN if split == "train" else CROSS_AREA_TEST
+
+    def _label_file(self, city: str, split: str) -> Path:
+        name = f"same_area_balanced_{split}.txt" if self.mode == "same" else "pano_label_balanced.txt"
+        return self.splits_dir / city / name
+
+    def labels(self, split: str | None = None) -> list[VigorLabel]:
+        """Every split line of the cities of ``split``."""
+        split = split or self.split
+        out: list[VigorLabel] = []
+        for city in self.cities(split):
+            source = self.require(self._label_file(city, split), f"{city} split file")
+            for number, line in enumerate(source.read_text().splitlines(), start=1):
+                if line.strip():
+                    out.append(parse_label_line(city, line, source, number))
+        return out
+
+    def directions(self) -> list[Direction]:
+        return [Direction(View.STREET, View.SATELLITE)]
+
+    def query_set(self, direction: Direction | str) -> ImageSet:
+        self.check_direction(direction)
+        labels = self.labels()
+        paths = [self.root / lab.city / "panorama" / lab.panorama for lab in labels]
+        self.require_all(paths, f"panorama listed in the {self.mode}-area {self.split} split")
+        coords = np.array([panorama_latlon(lab.panorama) for lab in labels], dtype=np.float64).reshape(-1, 2)
+        return ImageSet(
+            view=View.STREET,
+            ids=[Path(lab.positive).stem for lab in labels],
+            paths=paths,
+            lat=coords[:, 0],
+            lon=coords[:, 1],
+            extra={
+                "semi_positive_ids": [[Path(s).stem for s in lab.semi_positives] for lab in labels],
+                "offset_px": np.array([lab.offset_px for lab in labels], dtype=np.float64).reshape(-1, 2),
+            },
+        )
+
+    def gallery_set(self, direction: Direction | str) -> ImageSet:
+        self.check_direction(direction)
+        paths: list[Path] = []
+        for city in self.cities(self.split):
+            listing = self.require(self.splits_dir / city / "satellite_list.txt", f"{city} satellite list")
+            names = [n.strip() for n in listing.read_text().splitlines() if n.strip()]
+            paths += [self.root / city / "satellite" / n for n in names]
+        self.require_all(paths, "satellite image listed in satellite_list.txt")
+        coords = np.array([satellite_latlon(p.name) for p in paths], dtype=np.float64).reshape(-1, 2)
+        return ImageSet(
+            view=View.SATELLITE, ids=[p.stem for p in paths], paths=paths, lat=coords[:, 0], lon=coords[:, 1]
+        )
+
+    def protocol_options(
+        self, direction: Direction | str, query: ImageSet, gallery: ImageSet
+    ) -> dict[str, Any]:
+        """VIGOR's hit rate needs each query's semi-positive ids."""
+        return {"semi_positives": query.extra["semi_positive_ids"]}
+
+    def training_pairs(self, direction: Direction | str) -> list[TrainingPair]:
+        """Each training panorama with its positive satellite image."""
+        self.check_direction(direction)
+        return [
+            TrainingPair(
+                id=Path(lab.positive).stem,
+                query_view=View.STREET,
+                reference_view=View.SATELLITE,
+                reference_path=self.root / lab.city / "satellite" / lab.positive,
+                query_path=self.root / lab.city / "panorama" / lab.panorama,
+            )
+            for lab in self.labels("train")
+        ]

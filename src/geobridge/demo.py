@@ -1,0 +1,285 @@
+"""``geobridge demo``: GeoBridge end to end on the embedded world, on a CPU, in minutes.
+
+1. renders a procedural world (drone, street panorama, satellite + one text per location) into
+   ``OUT/world/``; its test split comes from a region never seen in training;
+2. trains three small models with the same recipe (``configs/demo.yaml``) and different edge
+   sets, GeoBridge's ablation: ``image-only`` (d-s, s-p, p-d), ``text-only`` (t-d, t-p, t-s) and
+   ``geobridge`` (both, summed);
+3. evaluates every direction among drone, street and satellite plus text -> each view on the
+   held-out locations (protocol ``geobridge``), prints the tables beside the paper's numbers and
+   writes ``OUT/metrics.json``, ``OUT/ablation.json``, ``OUT/report.html`` (recall curves and
+   example queries with their top-5) and ``OUT/model/`` (the GeoBridge model, loadable by
+   ``geobridge.models.load_model`` and every command taking ``--model``).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from geobridge.atomic import atomic_write_text
+from geobridge.views import GEOBRIDGE_DIRECTIONS, GEOLOC_VIEWS, View
+
+#: The ablation rows, in the paper's order, and the loss preset each one trains with.
+VARIANTS: tuple[str, ...] = ("image-only", "text-only", "geobridge")
+#: Metrics written per direction (percentages), in the issue's order.
+METRIC_KEYS: tuple[str, ...] = ("R@1", "R@5", "R@10", "R@1%", "AP")
+#: GeoBridge on GeoLoc, R@1 (REFERENCE.md section 1): Table 5 for the fused model (D2S from the
+#: ablation, 45.06); the image-only ablation row publishes P2D and P2S only; text-only is given as
+#: a range (35-43) without per-direction values.
+PAPER_R1: dict[str, dict[str, float]] = {
+    "geobridge": {"D2S": 45.06, "S2D": 44.81, "D2P": 41.22, "P2D": 41.15, "P2S": 38.87, "S2P": 39.20},
+    "image-only": {"P2D": 4.90, "P2S": 6.43},
+}
+PAPER_TEXT_ONLY_RANGE = "35-43"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+
+
+@dataclass(frozen=True)
+class DemoWorld:
+    """The world the demo renders (small enough to render, train and test in minutes)."""
+
+    locations: int = 400
+    size: int = 64
+    seed: int = 0
+    world_size_m: float = 1600.0
+    regions: int = 4
+
+
+@dataclass
+class DemoResult:
+    """Paths written and the numbers measured by one demo run."""
+
+    out: Path
+    metrics: dict[str, dict[str, float]]  # geobridge model: direction -> metrics (+ gallery)
+    ablation: dict[str, dict[str, dict[str, float]]]  # variant -> direction -> metrics
+    seconds: dict[str, float] = field(default_factory=dict)
+    findings: list[str] = field(default_factory=list)
+
+
+def run_demo(
+    out: str | Path = "demo",
+    config_path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    world: DemoWorld = DemoWorld(),
+    variants: tuple[str, ...] = VARIANTS,
+    reuse_world: bool = False,
+    echo: Callable[[str], None] = print,
+    progress: bool = True,
+) -> DemoResult:
+    """Render, train the ablation, evaluate, and write the demo's files under ``out``."""
+    import torch
+
+    from geobridge.records import read_manifest
+    from geobridge.train import TrainConfig, train
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    config_path = Path(config_path) if config_path is not None else DEFAULT_CONFIG
+    if not config_path.exists():
+        raise FileNotFoundError(
+            f"demo training config not found: {config_path}; run from the repository root or pass --config"
+        )
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or "geobridge" not in variants:
+        raise ValueError(f"variants must include 'geobridge' and be among {', '.join(VARIANTS)}; got {', '.join(variants)}")
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+
+    manifest = out / "world" / "manifest.parquet"
+    if not (reuse_world and manifest.exists()):
+        from geobridge.world.dataset import generate_world_dataset
+
+        echo(f"[1/3] rendering {world.locations} locations of a procedural world into {out / 'world'}")
+        tick = time.perf_counter()
+        manifest = generate_world_dataset(
+            out / "world", locations=world.locations, seed=world.seed, size=world.size, views=("drone", "street", "satellite"),
+            world_size_m=world.world_size_m, regions=world.regions, workers=2, progress=progress, overwrite=True,
+        )
+        seconds["world"] = time.perf_counter() - tick
+    test_locations = read_manifest(manifest, split="test")
+    train_locations = read_manifest(manifest, split="train")
+    echo(f"      {len(train_locations)} training locations; {len(test_locations)} test locations from unseen "
+         f"region(s) {', '.join(sorted({loc.region for loc in test_locations}))}")
+
+    results: dict[str, dict[str, DirectionEvaluation]] = {}
+    for number, variant in enumerate(variants, start=1):
+        run_dir = out / "runs" / variant
+        shutil.rmtree(run_dir, ignore_errors=True)
+        config = TrainConfig.load(config_path, list(overrides or []) + [
+            f"data.manifest={manifest}", f"output_dir={run_dir}", f"loss.edge_set={variant}", "resume=false",
+            f"progress={str(progress).lower()}",
+        ])
+        echo(f"[2/3] training {number}/{len(variants)}: {variant} ({config.model.preset} preset, "
+             f"{config.optim.epochs} epochs, batch {config.data.batch_size})")
+        tick = time.perf_counter()
+        run = train(config)
+        seconds[f"train {variant}"] = time.perf_counter() - tick
+        echo(f"      {run.step} steps in {seconds[f'train {variant}']:.0f} s, last loss {run.final_loss:.3f}")
+        tick = time.perf_counter()
+        with torch.no_grad():
+            results[variant] = evaluate_directions(run.model, test_locations, progress=False)
+        seconds[f"evaluate {variant}"] = time.perf_counter() - tick
+        if variant == "geobridge":
+            run.model.save_pretrained(out / "model")
+
+    echo("[3/3] results on the held-out region (protocol geobridge, percentages)")
+    metrics = {name: _metric_row(ev.result) for name, ev in results["geobridge"].items()}
+    ablation = {variant: {name: _metric_row(ev.result) for name, ev in results[variant].items()} for variant in results}
+    findings = compare_to_paper(ablation)
+    atomic_write_text(out / "metrics.json", json.dumps({"directions": metrics}, indent=2) + "\n")
+    atomic_write_text(out / "ablation.json", json.dumps({v: {"directions": d} for v, d in ablation.items()}, indent=2) + "\n")
+    seconds["total"] = time.perf_counter() - started
+    write_report(out, results, ablation, findings, seconds)
+    echo("")
+    echo(metrics_table(metrics))
+    echo("")
+    echo(ablation_table(ablation))
+    echo("")
+    for line in findings:
+        echo(line)
+    echo("")
+    echo("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
+    echo(f"wrote {out / 'metrics.json'}, {out / 'ablation.json'}, {out / 'report.html'}, {out / 'model'}/")
+    return DemoResult(out=out, metrics=metrics, ablation=ablation, seconds=seconds, findings=findings)
+
+
+@dataclass
+class DirectionEvaluation:
+    """One direction's result with the query and gallery embeddings it was computed from."""
+
+    result: Any  # geobridge.evaluation.protocols.EvaluationResult
+    query: Any  # geobridge.embeddings.Embeddings
+    gallery: Any
+
+
+def evaluate_directions(model: Any, locations: list, progress: bool = False) -> dict[str, DirectionEvaluation]:
+    """Every GeoBridge direction (six image + text -> each view) among ``locations``."""
+    from geobridge.evaluation.protocols import evaluate
+    from geobridge.retrieval.embed import embed_locations
+
+    model.eval()
+    views = [v for v in GEOLOC_VIEWS if v in model.views] + ([View.TEXT] if model.has_text else [])
+    embeddings = {view: embed_locations(model, locations, view, batch_size=64, progress=progress) for view in views}
+    out: dict[str, DirectionEvaluation] = {}
+    for direction in GEOBRIDGE_DIRECTIONS:
+        if direction.query in embeddings and direction.gallery in embeddings:
+            query, gallery = embeddings[direction.query], embeddings[direction.gallery]
+            out[direction.name] = DirectionEvaluation(evaluate(query, gallery, "geobridge"), query, gallery)
+    return out
+
+
+def _metric_row(result: Any) -> dict[str, float]:
+    row = {key: round(float(result.metrics[key]), 2) for key in METRIC_KEYS}
+    row["gallery"] = int(result.n_gallery)
+    return row
+
+
+def compare_to_paper(ablation: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """The paper's finding, checked on this run: fused beats image-only street<->aerial."""
+    lines = []
+    fused, image = ablation.get("geobridge", {}), ablation.get("image-only", {})
+    if not image:
+        return ["image-only was not trained: no ablation comparison"]
+    wins = []
+    for name in ("P2D", "D2P", "P2S", "S2P"):
+        if name in fused and name in image:
+            a, b = fused[name]["R@1"], image[name]["R@1"]
+            wins.append(a > b)
+            lines.append(f"{name}: geobridge R@1 {a:.2f} vs image-only {b:.2f} -> "
+                         f"{'fused better' if a > b else 'fused NOT better'}")
+    verdict = "reproduced" if wins and all(wins) else "NOT reproduced on every street direction"
+    return [f"paper's finding (fused beats image-only on street<->drone and street<->satellite): {verdict}"] + lines
+
+
+def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
+    header = "| direction | " + " | ".join(METRIC_KEYS) + " | gallery | chance R@1 |"
+    lines = [header, "|" + "---|" * (len(METRIC_KEYS) + 3)]
+    for name, row in metrics.items():
+        chance = 100.0 / row["gallery"] if row["gallery"] else float("nan")
+        lines.append(f"| {name} | " + " | ".join(f"{row[k]:.2f}" for k in METRIC_KEYS) + f" | {row['gallery']} | {chance:.2f} |")
+    return "\n".join(lines)
+
+
+def ablation_table(ablation: dict[str, dict[str, dict[str, float]]]) -> str:
+    """R@1 per direction: each trained variant beside the paper's published value."""
+    names = [d.name for d in GEOBRIDGE_DIRECTIONS]
+    header = "| R@1 | " + " | ".join(names) + " |"
+    lines = [header, "|" + "---|" * (len(names) + 1)]
+    for variant in VARIANTS:
+        if variant in ablation:
+            row = ablation[variant]
+            lines.append(f"| {variant} (this world) | " + " | ".join(
+                f"{row[n]['R@1']:.2f}" if n in row else "-" for n in names) + " |")
+        paper = PAPER_R1.get(variant, {})
+        if variant == "text-only":
+            cells = [PAPER_TEXT_ONLY_RANGE if n in names[:6] else "-" for n in names]
+        else:
+            cells = [f"{paper[n]:.2f}" if n in paper else "-" for n in names]
+        lines.append(f"| {variant} (paper, GeoLoc) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(out: Path, results: dict[str, dict[str, DirectionEvaluation]], ablation: dict, findings: list[str],
+                 seconds: dict[str, float]) -> Path:
+    """``report.html``: tables, recall curves per variant and example queries with their top-5."""
+    from geobridge.evaluation.report import plot_recall_curves
+
+    sections = []
+    for variant, by_direction in results.items():
+        curves = {name: ev.result for name, ev in by_direction.items()}
+        image = plot_recall_curves(curves, out / f"recall_{variant}.png", title=f"{variant}: recall@K on the held-out region")
+        sections.append(f'<h3>{html.escape(variant)}</h3><img src="{image.name}" alt="recall curves of {variant}">')
+    examples = []
+    fused = results["geobridge"]
+    for name in ("P2D", "P2S", "D2S"):
+        if name not in fused:
+            continue
+        result = fused[name].result
+        page = out / f"examples_{name}.html"
+        _write_examples(fused[name], page, name)
+        examples.append(f'<li><a href="{page.name}">{name}</a>: a few queries with their top-5 '
+                        f'(R@1 {result.metrics["R@1"]:.1f}%)</li>')
+    metrics = {name: _metric_row(ev.result) for name, ev in fused.items()}
+    body = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>geobridge demo</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} img{{max-width:48%}}</style></head><body>
+<h1>GeoBridge on the embedded world</h1>
+<p>Test locations come from a region not seen in training. Protocol <code>geobridge</code>
+(one positive per query; AP = mean reciprocal rank; R@1% = hit within the top max(1, int(0.01 N))).</p>
+<h2>GeoBridge model, every direction</h2>{_html_table(metrics_table(metrics))}
+<h2>Ablation (R@1) beside the paper</h2>{_html_table(ablation_table(ablation))}
+<ul>{''.join(f'<li>{html.escape(line)}</li>' for line in findings)}</ul>
+<h2>Recall curves</h2>{''.join(sections)}
+<h2>Example queries (GeoBridge model)</h2><ul>{''.join(examples)}</ul>
+<p>Timings: {html.escape(', '.join(f'{k} {v:.0f} s' for k, v in seconds.items()))}</p>
+</body></html>
+"""
+    return atomic_write_text(out / "report.html", body)
+
+
+def _write_examples(evaluation: DirectionEvaluation, page: Path, name: str) -> None:
+    from geobridge.evaluation.report import write_html_examples
+
+    result, query, gallery = evaluation.result, evaluation.query, evaluation.gallery
+    write_html_examples(
+        query_paths=list(query.paths) if query.paths is not None else [None] * len(query),
+        gallery_paths=list(gallery.paths) if gallery.paths is not None else [None] * len(gallery),
+        top_indices=result.per_query["top_indices"], truth=result.per_query["positive_index"], path=page,
+        ranks=result.per_query["rank"], query_ids=list(query.ids), gallery_ids=list(gallery.ids),
+        title=f"{name}: example queries and their top-5", n_examples=8,
+    )
+
+
+def _html_table(markdown: str) -> str:
+    rows = [line.strip("|").split("|") for line in markdown.splitlines() if not line.startswith("|---")]
+    head, *rest = rows
+    out = "<table><tr>" + "".join(f"<th>{html.escape(c.strip())}</th>" for c in head) + "</tr>"
+    for row in rest:
+        out += "<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in row) + "</tr>"
+    return out + "</table>"

@@ -1,0 +1,183 @@
+"""Evaluate a model on a benchmark: load the dataset, embed each direction's queries and
+gallery, and score them with the benchmark's protocol.
+
+    from geobridge.models import load_model
+    from geobridge.evaluation.run_dataset import evaluate_model_on_dataset
+    results = evaluate_model_on_dataset(load_model("demo/model"), "cvusa", "/data/CVUSA")
+    results["P2S"].metrics["R@1"]
+
+This is the glue behind ``geobridge evaluate --model DIR --dataset NAME --root PATH``. Image
+sets shared by several directions (e.g. the satellite gallery of D2S and P2S) are embedded once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geobridge.data.benchmarks import Benchmark, ImageSet, load_benchmark
+from geobridge.embeddings import Embeddings
+from geobridge.evaluation.protocols import EvaluationResult, evaluate, get_protocol
+from geobridge.views import Direction, View
+
+
+class ModelViewError(ValueError):
+    """The model has no tower for a view a requested direction needs."""
+
+
+@dataclass
+class EmbeddedSet:
+    """An image set's embeddings and the set itself, restricted to the items that could be read."""
+
+    images: ImageSet
+    embeddings: Embeddings
+    skipped: int
+
+
+def resolve_directions(
+    benchmark: Benchmark, directions: str | Sequence[str | Direction] | None
+) -> list[Direction]:
+    """``None`` or ``"all"``: every direction of the benchmark; else ``"D2S,S2D"`` or a list."""
+    if directions is None or (isinstance(directions, str) and directions.strip().lower() == "all"):
+        return benchmark.directions()
+    parts = directions.split(",") if isinstance(directions, str) else list(directions)
+    parts = [p.strip() if isinstance(p, str) else p for p in parts]
+    chosen = [benchmark.check_direction(p) for p in parts if p]
+    if not chosen:
+        raise ValueError("no direction given; pass e.g. 'D2S,S2D' or 'all'")
+    return list(dict.fromkeys(chosen))
+
+
+def check_model_views(model: Any, directions: Sequence[Direction]) -> None:
+    """Fail before any work if the model lacks a tower for a view of ``directions``."""
+    have = list(getattr(model, "views", []))
+    has_text = bool(getattr(model, "has_text", False))
+    names = ", ".join([v.value for v in have] + (["text"] if has_text else [])) or "none"
+    for direction in directions:
+        for view in (direction.query, direction.gallery):
+            ok = has_text if view is View.TEXT else view in have
+            if not ok:
+                raise ModelViewError(
+                    f"direction {direction.name} needs a {view.value} tower, but the model has towers for: "
+                    f"{names}; choose other directions (--directions) or a model with that view"
+                )
+
+
+def subset(images: ImageSet, keep: Sequence[int]) -> ImageSet:
+    """The items ``keep`` of ``images``; per-item entries of ``extra`` are subset too."""
+    n = len(images)
+    keep = list(keep)
+    if len(keep) == n:
+        return images
+
+    def pick(values: Any) -> Any:
+        if isinstance(values, np.ndarray):
+            return values[keep]
+        return [values[i] for i in keep]
+
+    extra = {
+        key: pick(value) if isinstance(value, (list, np.ndarray)) and len(value) == n else value
+        for key, value in images.extra.items()
+    }
+    return ImageSet(
+        view=images.view,
+        ids=pick(images.ids),
+        paths=None if images.paths is None else pick(images.paths),
+        texts=None if images.texts is None else pick(images.texts),
+        lat=None if images.lat is None else images.lat[keep],
+        lon=None if images.lon is None else images.lon[keep],
+        extra=extra,
+    )
+
+
+def embed_set(
+    model: Any, images: ImageSet, batch_size: int = 32, progress: bool = True, tta: str | None = None
+) -> EmbeddedSet:
+    """Embed an image set (or a text set) into :class:`Embeddings` carrying its ids and coordinates."""
+    from geobridge.retrieval.embed import embed_texts, encode_image_files
+
+    if images.view is View.TEXT:
+        emb = embed_texts(model, images.texts or [], batch_size=max(batch_size, 1), progress=progress)
+        kept = images
+    else:
+        encoding = encode_image_files(
+            model, images.paths or [], images.view, batch_size=batch_size, progress=progress, tta=tta
+        )
+        emb = encoding.emb
+        kept = subset(images, encoding.kept)
+    embeddings = Embeddings(
+        emb=emb,
+        ids=np.array(kept.ids, dtype=str),
+        lat=kept.lat,
+        lon=kept.lon,
+        paths=None if kept.paths is None else np.array([str(p) for p in kept.paths], dtype=str),
+        meta={"view": images.view.value, "tta": tta},
+    )
+    return EmbeddedSet(images=kept, embeddings=embeddings, skipped=len(images) - len(kept))
+
+
+def protocol_options_for(protocol: str, offered: dict[str, Any], progress: bool) -> dict[str, Any]:
+    """The benchmark's options the protocol accepts (e.g. VIGOR's semi-positives only go to ``vigor``)."""
+    accepted = {f.name for f in fields(get_protocol(protocol).options)}
+    options = {k: v for k, v in offered.items() if k in accepted}
+    if "progress" in accepted:
+        options["progress"] = progress
+    return options
+
+
+def evaluate_model_on_dataset(
+    model: Any,
+    name: str | Benchmark,
+    root: str | Path | None = None,
+    directions: str | Sequence[str | Direction] | None = None,
+    protocol: str | None = None,
+    tta: str | None = None,
+    batch_size: int = 32,
+    progress: bool = True,
+    **options: Any,
+) -> dict[str, EvaluationResult]:
+    """Evaluate ``model`` on every requested direction of a benchmark; keys are direction names.
+
+    ``name`` is a registered benchmark (loaded from ``root`` with the loader's ``options``, e.g.
+    ``mode="same"`` for VIGOR, ``altitude=200`` for SUES-200) or an opened :class:`Benchmark`.
+    ``protocol`` overrides the benchmark's default; ``tta="flip"`` averages each image with its
+    mirror. A model lacking a tower for a needed view is an error naming it, before any work.
+    """
+    if isinstance(name, Benchmark):
+        if options:
+            raise ValueError("loader options go with a benchmark name, not an opened Benchmark")
+        benchmark = name
+    else:
+        if root is None:
+            raise ValueError(f"give the root folder of the {name} dataset")
+        benchmark = load_benchmark(name, root, **options)
+    chosen = resolve_directions(benchmark, directions)
+    check_model_views(model, chosen)
+    protocol_name = protocol or benchmark.default_protocol
+    get_protocol(protocol_name)  # an unknown protocol fails before embedding
+
+    cache: dict[tuple, EmbeddedSet] = {}
+
+    def embedded(images: ImageSet) -> EmbeddedSet:
+        key = (images.view, tuple(images.paths or images.texts or ()), tuple(images.ids))
+        if key not in cache:
+            cache[key] = embed_set(model, images, batch_size=batch_size, progress=progress, tta=tta)
+        return cache[key]
+
+    results: dict[str, EvaluationResult] = {}
+    for direction in chosen:
+        query = embedded(benchmark.query_set(direction))
+        gallery = embedded(benchmark.gallery_set(direction))
+        offered = benchmark.protocol_options(direction, query.images, gallery.images)
+        result = evaluate(query.embeddings, gallery.embeddings, protocol_name,
+                          **protocol_options_for(protocol_name, offered, progress))
+        result.notes.insert(0, f"dataset {benchmark.name}, direction {direction.name}")
+        for role, part in (("query", query), ("gallery", gallery)):
+            if part.skipped:
+                result.notes.append(f"{part.skipped} unreadable {role} image(s) were left out")
+        results[direction.name] = result
+    return results

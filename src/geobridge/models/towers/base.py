@@ -1,0 +1,81 @@
+"""The interface every tower backend implements.
+
+A tower maps raw inputs of one modality (a normalised pixel batch, or a list of strings it
+tokenises itself) to pooled features of width `width`. The multi-view model adds projections
+and normalisation on top; towers know nothing about views.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from geobridge.models.config import TowerConfig
+
+
+class TowerLoadError(RuntimeError):
+    """A tower's weights or files could not be found (e.g. a hub id while offline)."""
+
+
+class Tower(nn.Module):
+    """Base class: subclasses set `config` (resolved: arch, image size, mean/std filled in)."""
+
+    config: TowerConfig
+
+    @property
+    def modality(self) -> str:
+        return str(self.config.modality)
+
+    @property
+    def width(self) -> int:
+        """Width of the pooled features `forward` returns."""
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def forward(self, inputs: Any) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def blocks(self) -> list[nn.Module]:
+        """The tower's repeated blocks (layers or stages), ordered input -> output."""
+        raise NotImplementedError
+
+    def head(self) -> list[nn.Module]:
+        """Modules after the last block (final norm, tower projection): trainable with it."""
+        return []
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Parameters that stay trainable with the last blocks (default: those of `head()`)."""
+        return [p for module in self.head() for p in module.parameters()]
+
+    def save_assets(self, directory: Path) -> bool:
+        """Write non-weight files needed to rebuild offline (tokenizer...); True if any."""
+        return False
+
+
+def check_image_batch(pixels: torch.Tensor) -> None:
+    """Raise a clear error unless `pixels` is a float (N, 3, H, W) tensor."""
+    if not isinstance(pixels, torch.Tensor) or pixels.ndim != 4 or pixels.shape[1] != 3:
+        shape = tuple(pixels.shape) if isinstance(pixels, torch.Tensor) else type(pixels).__name__
+        raise ValueError(f"image towers take a float tensor (N, 3, H, W); got {shape}")
+
+
+def check_texts(texts: Any) -> list[str]:
+    """Raise a clear error unless `texts` is a list of strings."""
+    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+        raise ValueError("text towers take a list of strings")
+    return list(texts)
+
+
+def offline_error(source: str, err: Exception) -> TowerLoadError:
+    """The error given when a hub id cannot be resolved on this machine."""
+    return TowerLoadError(
+        f"cannot load {source!r}: it is not a local directory and its weights cannot be downloaded "
+        f"here (offline or hub unreachable: {type(err).__name__}). Download it on a machine with "
+        f"internet, save it with save_pretrained, and pass that local directory as the source."
+    )

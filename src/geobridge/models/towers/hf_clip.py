@@ -1,0 +1,143 @@
+"""Hugging Face `transformers` CLIP towers (GeoBridge's released model uses four CLIP-L/14).
+
+`source` is a hub id (e.g. ``openai/clip-vit-large-patch14``, needs internet) or a local
+directory written by ``CLIPModel.save_pretrained`` (or a vision/text-only CLIP). The image tower
+is ``CLIPVisionModelWithProjection`` (== ``CLIPModel.get_image_features``), the text tower
+``CLIPTextModelWithProjection`` (== ``get_text_features``). The architecture is kept in the
+tower config (`arch`) and the tokenizer files are saved with the model, so a saved model
+rebuilds offline without the original source.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from geobridge.models.config import TowerConfig
+from geobridge.models.registry import register_backend
+from geobridge.models.towers.base import Tower, TowerLoadError, check_image_batch, check_texts, offline_error
+
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def _quiet_transformers() -> None:
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+
+
+def _sub_config(source: str, modality: str):
+    """The vision or text config of `source`, with the joint projection_dim carried over."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(source)
+    except OSError as err:
+        if Path(source).exists():
+            raise TowerLoadError(f"{source} is not a Hugging Face CLIP directory (no readable config.json): {err}") from None
+        raise offline_error(source, err) from None
+    if config.model_type == "clip":
+        sub = config.vision_config if modality == "image" else config.text_config
+        sub.projection_dim = config.projection_dim
+        return sub
+    expected = "clip_vision_model" if modality == "image" else "clip_text_model"
+    if config.model_type != expected:
+        raise TowerLoadError(f"{source} holds a {config.model_type!r} model, not a CLIP ({expected}) model")
+    return config
+
+
+class HFCLIPImageTower(Tower):
+    def __init__(self, config: TowerConfig, load_weights: bool) -> None:
+        super().__init__()
+        _quiet_transformers()
+        from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+        if config.arch is not None and not load_weights:
+            model = CLIPVisionModelWithProjection(CLIPVisionConfig.from_dict(config.arch))
+        else:
+            if config.source is None:
+                raise ValueError("hf-clip tower needs a source (hub id or local directory)")
+            sub = _sub_config(config.source, "image")
+            model = CLIPVisionModelWithProjection.from_pretrained(config.source, config=sub) if config.pretrained else CLIPVisionModelWithProjection(sub)
+        self.model = model
+        size = int(model.config.image_size)
+        self.config = config.model_copy(
+            update={
+                "arch": model.config.to_dict(),
+                "image_size": config.image_size or (size, size),
+                "mean": config.mean or OPENAI_CLIP_MEAN,
+                "std": config.std or OPENAI_CLIP_STD,
+            }
+        )
+
+    @property
+    def width(self) -> int:
+        return int(self.model.config.projection_dim)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        check_image_batch(pixels)
+        return self.model(pixel_values=pixels, interpolate_pos_encoding=tuple(pixels.shape[2:]) != (self.model.config.image_size,) * 2).image_embeds
+
+    def blocks(self) -> list[nn.Module]:
+        return list(self.model.vision_model.encoder.layers)
+
+    def head(self) -> list[nn.Module]:
+        return [self.model.vision_model.post_layernorm, self.model.visual_projection]
+
+
+class HFCLIPTextTower(Tower):
+    def __init__(self, config: TowerConfig, load_weights: bool, assets: Path | None) -> None:
+        super().__init__()
+        _quiet_transformers()
+        from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModelWithProjection
+
+        if config.arch is not None and not load_weights:
+            if assets is None:
+                raise TowerLoadError("hf-clip text tower: rebuilding needs the saved tokenizer directory")
+            model = CLIPTextModelWithProjection(CLIPTextConfig.from_dict(config.arch))
+            tokenizer_dir = str(assets)
+        else:
+            if config.source is None:
+                raise ValueError("hf-clip tower needs a source (hub id or local directory)")
+            sub = _sub_config(config.source, "text")
+            model = CLIPTextModelWithProjection.from_pretrained(config.source, config=sub) if config.pretrained else CLIPTextModelWithProjection(sub)
+            tokenizer_dir = config.source
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+        except OSError as err:
+            raise TowerLoadError(f"hf-clip text tower: no tokenizer in {tokenizer_dir}: {err}") from None
+        self.model = model
+        self.config = config.model_copy(
+            update={"arch": model.config.to_dict(), "max_length": config.max_length or int(model.config.max_position_embeddings)}
+        )
+
+    @property
+    def width(self) -> int:
+        return int(self.model.config.projection_dim)
+
+    def forward(self, texts: list[str]) -> torch.Tensor:
+        batch = self.tokenizer(
+            check_texts(texts), padding=True, truncation=True, max_length=self.config.max_length, return_tensors="pt"
+        )
+        batch = {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+        return self.model(**batch).text_embeds
+
+    def blocks(self) -> list[nn.Module]:
+        return list(self.model.text_model.encoder.layers)
+
+    def head(self) -> list[nn.Module]:
+        return [self.model.text_model.final_layer_norm, self.model.text_projection]
+
+    def save_assets(self, directory: Path) -> bool:
+        self.tokenizer.save_pretrained(str(directory))
+        return True
+
+
+@register_backend("hf-clip")
+def build_hf_clip(config: TowerConfig, *, load_weights: bool = True, assets: Path | None = None) -> Tower:
+    if config.modality == "image":
+        return HFCLIPImageTower(config, load_weights)
+    return HFCLIPTextTower(config, load_weights, assets)

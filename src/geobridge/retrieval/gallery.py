@@ -1,0 +1,528 @@
+"""A gallery: geo-tagged reference embeddings in a directory that can be searched, grown and served.
+
+Layout of a gallery directory::
+
+    GALLERY/
+      gallery.json       format version, view, index spec and search parameters, size, dimension,
+                         and the model reference (path, name, config hash, weights hash)
+      metadata.parquet   one row per entry, in index order: id, lat, lon, path
+      index.npy          (exact search)  N x D float32 L2-normalised embeddings
+      index.faiss        (FAISS search)  the FAISS index
+      checksums.json     SHA-256 of each file above, verified on load
+
+``Gallery.build`` embeds the images of one view with a model, ``Gallery.add`` embeds and
+appends more (without re-embedding the rest or re-training a FAISS index), ``Gallery.load``
+verifies the checksums and ``search`` answers image or text queries with named results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from geobridge.atomic import atomic_directory, atomic_write_text
+from geobridge.geo import haversine_m
+from geobridge.records import Location
+from geobridge.retrieval.embed import embed_texts, encode_image_files, encode_pixels, inference, load_rgb
+from geobridge.retrieval.index import Index, create_index, load_index
+from geobridge.views import View
+
+GALLERY_FORMAT = 1
+INFO_FILE = "gallery.json"
+METADATA_FILE = "metadata.parquet"
+CHECKSUM_FILE = "checksums.json"
+MAX_TEXT_CHARS = 2000
+
+
+class GalleryError(ValueError):
+    """A gallery cannot be built, read or extended as asked."""
+
+
+class GalleryCorruptError(GalleryError):
+    """A gallery file is missing or does not match its recorded checksum."""
+
+
+class GalleryModelMismatchError(GalleryError):
+    """The model given is not the one the gallery was built with."""
+
+
+class QueryError(ValueError):
+    """A query cannot be answered: unreadable image, unknown view, empty text, bad k."""
+
+
+@dataclass(frozen=True)
+class ModelReference:
+    """Which model embedded a gallery: where it lives and fingerprints of its config and weights."""
+
+    path: str | None
+    name: str
+    config_hash: str
+    weights_hash: str
+    embed_dim: int
+    views: list[str]
+    has_text: bool
+
+    @classmethod
+    def of(cls, model: Any, path: str | Path | None = None) -> "ModelReference":
+        config = _config_dict(getattr(model, "config", None))
+        return cls(
+            path=None if path is None else str(Path(path).resolve()),
+            name=str(config.get("name") or config.get("preset") or type(model).__name__),
+            config_hash=_sha256_text(json.dumps(config, sort_keys=True, default=str)),
+            weights_hash=weights_hash(model),
+            embed_dim=int(model.embed_dim),
+            views=[View.parse(v).value for v in getattr(model, "views", [])],
+            has_text=bool(getattr(model, "has_text", False)),
+        )
+
+    def mismatch(self, other: "ModelReference") -> str | None:
+        """Why ``other`` is not this model, or None when it is."""
+        if self.config_hash != other.config_hash:
+            return f"its configuration differs (gallery model {self.name!r}, given {other.name!r})"
+        if self.weights_hash != other.weights_hash:
+            return "its weights differ (same configuration, different trained parameters)"
+        return None
+
+
+@dataclass(frozen=True)
+class Match:
+    """One ranked gallery entry for a query."""
+
+    rank: int
+    id: str
+    score: float
+    lat: float
+    lon: float
+    path: str | None
+    error_m: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """The top-k of one query (an image path or a text), with its true position when known."""
+
+    query: str
+    view: str
+    matches: list[Match]
+    true_lat: float | None = None
+    true_lon: float | None = None
+
+    @property
+    def best(self) -> Match:
+        return self.matches[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "view": self.view,
+            "true_lat": self.true_lat,
+            "true_lon": self.true_lon,
+            "matches": [m.to_dict() for m in self.matches],
+        }
+
+
+@dataclass
+class GalleryInfo:
+    """The contents of ``gallery.json``."""
+
+    view: str
+    index: str
+    dim: int
+    size: int
+    model: ModelReference
+    nprobe: int = 16
+    ef_search: int = 64
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    format: int = GALLERY_FORMAT
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, source: Path) -> "GalleryInfo":
+        try:
+            raw = json.loads(text)
+            model = ModelReference(**raw.pop("model"))
+            info = cls(model=model, **raw)
+        except (ValueError, TypeError, KeyError) as err:
+            raise GalleryCorruptError(f"{source} is not a valid gallery description: {err}") from None
+        if info.format != GALLERY_FORMAT:
+            raise GalleryError(f"{source} has gallery format {info.format}; this geobridge reads format {GALLERY_FORMAT}")
+        return info
+
+
+class Gallery:
+    """Embedded, geo-tagged references of one view, searchable by image or text queries."""
+
+    def __init__(self, info: GalleryInfo, index: Index, metadata, folder: Path | None = None, model: Any = None) -> None:
+        self.info = info
+        self.index = index
+        self.metadata = metadata.reset_index(drop=True)
+        self.folder = folder
+        self._model = model
+        self._position_of_id = {str(i): n for n, i in enumerate(self.metadata["id"])}
+
+    # ----------------------------------------------------------------- building and storage
+    @classmethod
+    def build(
+        cls,
+        model: Any,
+        locations: Sequence[Location],
+        view: View | str,
+        out: str | Path | None = None,
+        index: str = "exact",
+        model_path: str | Path | None = None,
+        batch_size: int = 32,
+        progress: bool = True,
+        tta: str | None = None,
+        nprobe: int = 16,
+        ef_search: int = 64,
+    ) -> "Gallery":
+        """Embed the ``view`` images of ``locations`` and (when ``out`` is given) save the gallery."""
+        view = View.parse(view)
+        if not view.is_image:
+            raise GalleryError("a gallery holds images of one view (drone, street, satellite, map, ground), not text")
+        reference = ModelReference.of(model, model_path)
+        if view.value not in reference.views:
+            raise GalleryError(f"the model has no {view.value} tower (it has: {', '.join(reference.views)})")
+        search_index = create_index(index, reference.embed_dim, nprobe=nprobe, ef_search=ef_search)
+        info = GalleryInfo(view=view.value, index=search_index.spec, dim=reference.embed_dim, size=0,
+                           model=reference, nprobe=nprobe, ef_search=ef_search)
+        gallery = cls(info, search_index, _metadata_frame([], view), model=model)
+        gallery._append(locations, batch_size=batch_size, progress=progress, tta=tta)
+        if out is not None:
+            gallery.save(out)
+        return gallery
+
+    def add(self, locations: Sequence[Location], batch_size: int = 32, progress: bool = True,
+            tta: str | None = None, save: bool = True) -> int:
+        """Embed and append new locations (ids must be new); saves in place by default. Returns how many."""
+        added = self._append(locations, batch_size=batch_size, progress=progress, tta=tta)
+        if save and self.folder is not None:
+            self.save(self.folder)
+        return added
+
+    def _append(self, locations: Sequence[Location], batch_size: int, progress: bool, tta: str | None) -> int:
+        import pandas as pd
+
+        view = View.parse(self.info.view)
+        locations = [loc for loc in locations if loc.path(view) is not None]
+        if not locations:
+            raise GalleryError(f"no locations with a {view.value} image to add")
+        ids = [str(loc.id) for loc in locations]
+        repeated = _repeated(ids, self._position_of_id)
+        if repeated:
+            raise GalleryError(f"{len(repeated)} id(s) already in the gallery or given twice, e.g. {repeated[0]!r}")
+        encoding = encode_image_files(self.model, [loc.path(view) for loc in locations], view,
+                                      batch_size=batch_size, progress=progress, tta=tta)
+        if not encoding.kept:
+            raise GalleryError(f"none of the {len(locations)} {view.value} images could be read")
+        kept = [locations[i] for i in encoding.kept]
+        self.index.add(encoding.emb)
+        new_rows = _metadata_frame(kept, view)
+        self.metadata = pd.concat([self.metadata, new_rows], ignore_index=True) if len(self.metadata) else new_rows
+        self._position_of_id = {str(i): n for n, i in enumerate(self.metadata["id"])}
+        self.info.size = len(self.metadata)
+        return len(kept)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the gallery directory atomically (a new one replaces the old only when complete)."""
+        folder = Path(folder)
+        with atomic_directory(folder) as tmp:
+            self.index.save(tmp)
+            self.metadata.to_parquet(tmp / METADATA_FILE, index=False)
+            atomic_write_text(tmp / INFO_FILE, self.info.to_json())
+            names = [INFO_FILE, METADATA_FILE, self.index.file_name]
+            sums = {name: file_sha256(tmp / name) for name in names}
+            atomic_write_text(tmp / CHECKSUM_FILE, json.dumps(sums, indent=2, sort_keys=True))
+        self.folder = folder
+        if self.info.index == "exact":  # re-open memory-mapped from the new files
+            self.index = load_index(folder, "exact", dim=self.info.dim)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, model: Any = None, verify: bool = True) -> "Gallery":
+        """Open a gallery directory; checksums are verified and a given model must match it."""
+        import pandas as pd
+
+        folder = Path(folder)
+        if not (folder / INFO_FILE).is_file():
+            raise GalleryError(
+                f"{folder} is not a gallery (no {INFO_FILE}); build one with "
+                "`geobridge gallery build --model DIR --images DATA --view satellite --out GALLERY`"
+            )
+        if verify:
+            verify_checksums(folder)
+        info = GalleryInfo.from_json((folder / INFO_FILE).read_text(encoding="utf-8"), folder / INFO_FILE)
+        try:
+            metadata = pd.read_parquet(folder / METADATA_FILE)
+            index = load_index(folder, info.index, dim=info.dim, nprobe=info.nprobe, ef_search=info.ef_search)
+        except Exception as err:
+            raise GalleryCorruptError(f"cannot read gallery {folder}: {err}") from None
+        if len(metadata) != len(index) or len(index) != info.size:
+            raise GalleryCorruptError(
+                f"gallery {folder} is inconsistent: {len(metadata)} metadata rows, {len(index)} indexed vectors, "
+                f"{info.size} recorded; rebuild it"
+            )
+        gallery = cls(info, index, metadata, folder=folder)
+        if model is not None:
+            gallery.use_model(model)
+        return gallery
+
+    # ----------------------------------------------------------------- the model
+    def use_model(self, model: Any) -> None:
+        """Search with ``model``; it must be the gallery's model (same config and weights)."""
+        reason = self.info.model.mismatch(ModelReference.of(model))
+        if reason is not None:
+            raise GalleryModelMismatchError(
+                f"the model does not match the one gallery {self.folder or ''} was built with: {reason}; "
+                "rebuild the gallery with this model or use the gallery's model"
+            )
+        self._model = model
+
+    @property
+    def model(self) -> Any:
+        """The gallery's model, loaded from its recorded path on first use."""
+        if self._model is None:
+            path = self.info.model.path
+            if path is None or not Path(path).exists():
+                raise GalleryError(
+                    f"the gallery's model is not available (recorded path: {path}); pass the model explicitly"
+                )
+            from geobridge.models import load_model
+
+            self.use_model(load_model(path))
+        return self._model
+
+    @property
+    def query_views(self) -> list[str]:
+        """Views a query may be given in: the model's image towers, and text when it has one."""
+        return list(self.info.model.views) + (["text"] if self.info.model.has_text else [])
+
+    # ----------------------------------------------------------------- searching
+    def __len__(self) -> int:
+        return len(self.metadata)
+
+    def search(
+        self,
+        images: Sequence[Any] | None = None,
+        view: View | str | None = None,
+        text: str | Sequence[str] | None = None,
+        k: int = 5,
+        truth: Sequence[tuple[float, float] | None] | None = None,
+        tta: str | None = None,
+    ) -> list[QueryResult]:
+        """Top-``k`` for image queries (paths or PIL images, all of ``view``) or text queries.
+
+        ``truth`` gives each query's true (lat, lon) when known; its matches then carry
+        ``error_m``, the great-circle distance to the true position.
+        """
+        if (images is None) == (text is None):
+            raise QueryError("give either images (with their view) or text, not both or neither")
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+            raise QueryError(f"k must be a positive integer, got {k!r}")
+        if text is not None:
+            texts = [text] if isinstance(text, str) else list(text)
+            emb, labels, query_view = self.embed_texts(texts), [t.strip() for t in texts], View.TEXT
+        else:
+            if view is None:
+                raise QueryError(f"say which view the images are ({', '.join(self.info.model.views)})")
+            query_view = self.parse_query_view(view)
+            images = list(images)
+            if not images:
+                raise QueryError("no images given")
+            emb, labels = self.embed_images(images, query_view, tta=tta), [_label(i, n) for n, i in enumerate(images)]
+        return self.search_embeddings(emb, k=k, labels=labels, view=query_view.value, truth=truth)
+
+    def parse_query_view(self, view: View | str) -> View:
+        try:
+            parsed = View.parse(view)
+        except ValueError as err:
+            raise QueryError(str(err)) from None
+        if parsed.value not in self.query_views:
+            raise QueryError(
+                f"this gallery's model cannot embed {parsed.value} queries; it takes: {', '.join(self.query_views)}"
+            )
+        return parsed
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        cleaned = [str(t).strip() for t in texts]
+        if not cleaned or any(not t for t in cleaned):
+            raise QueryError("the text query is empty: describe the place in a sentence")
+        if any(len(t) > MAX_TEXT_CHARS for t in cleaned):
+            raise QueryError(f"the text query is longer than {MAX_TEXT_CHARS} characters")
+        self.parse_query_view(View.TEXT)
+        return embed_texts(self.model, cleaned, progress=False)
+
+    def embed_images(self, images: Sequence[Any], view: View, tta: str | None = None) -> np.ndarray:
+        """Embed PIL images or image files; an unreadable file is a QueryError naming it."""
+        import torch
+
+        transform = self.model.image_transform(view)
+        tensors = []
+        for n, image in enumerate(images):
+            try:
+                pil = image if hasattr(image, "convert") else load_rgb(image)
+                tensors.append(transform(pil.convert("RGB")))
+            except (OSError, ValueError, SyntaxError) as err:
+                raise QueryError(f"cannot read image {_label(image, n)}: {err}") from None
+        with inference(self.model):
+            return encode_pixels(self.model, view, torch.stack(tensors), tta=tta)
+
+    def search_embeddings(
+        self,
+        emb: np.ndarray,
+        k: int = 5,
+        labels: Sequence[str] | None = None,
+        view: str = "",
+        truth: Sequence[tuple[float, float] | None] | None = None,
+    ) -> list[QueryResult]:
+        """Top-``k`` for already embedded queries."""
+        emb = np.atleast_2d(np.asarray(emb, np.float32))
+        if emb.shape[1] != self.info.dim:
+            raise QueryError(f"query embeddings have dimension {emb.shape[1]}, the gallery {self.info.dim}")
+        if truth is not None and len(truth) != len(emb):
+            raise QueryError(f"{len(truth)} true positions for {len(emb)} queries")
+        found = self.index.search(emb, k)
+        lat = self.metadata["lat"].to_numpy(np.float64)
+        lon = self.metadata["lon"].to_numpy(np.float64)
+        ids = self.metadata["id"].astype(str).to_numpy()
+        paths = self.metadata["path"].to_numpy()
+        results = []
+        for q in range(len(emb)):
+            true = truth[q] if truth is not None else None
+            matches = []
+            for score, row in zip(found.scores[q], found.indices[q]):
+                if row < 0:
+                    continue  # FAISS found fewer than k
+                error = None if true is None else float(haversine_m(true[0], true[1], lat[row], lon[row]))
+                path = paths[row]
+                matches.append(Match(rank=len(matches) + 1, id=str(ids[row]), score=float(score),
+                                     lat=float(lat[row]), lon=float(lon[row]),
+                                     path=None if path is None else str(path), error_m=error))
+            results.append(QueryResult(
+                query=labels[q] if labels is not None else f"query {q}", view=view, matches=matches,
+                true_lat=None if true is None else float(true[0]), true_lon=None if true is None else float(true[1]),
+            ))
+        return results
+
+    def path_of(self, entry_id: str) -> Path | None:
+        """The image file of a gallery entry (for thumbnails), or None for an unknown id."""
+        row = self._position_of_id.get(str(entry_id))
+        if row is None:
+            return None
+        path = self.metadata["path"].iloc[row]
+        return None if path is None else Path(path)
+
+    def summary(self) -> dict[str, Any]:
+        """What the gallery holds (for `GET /gallery` and `geobridge gallery info`)."""
+        lat = self.metadata["lat"].to_numpy(np.float64)
+        lon = self.metadata["lon"].to_numpy(np.float64)
+        return {
+            "size": len(self),
+            "view": self.info.view,
+            "index": self.info.index,
+            "dim": self.info.dim,
+            "model": {"name": self.info.model.name, "path": self.info.model.path},
+            "query_views": self.query_views,
+            "bounds": None if len(self) == 0 else {
+                "south": float(lat.min()), "north": float(lat.max()), "west": float(lon.min()), "east": float(lon.max())
+            },
+            "created": self.info.created,
+        }
+
+
+def verify_checksums(folder: str | Path) -> None:
+    """Raise GalleryCorruptError naming the first missing or altered file."""
+    folder = Path(folder)
+    checksum_path = folder / CHECKSUM_FILE
+    try:
+        recorded = json.loads(checksum_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise GalleryCorruptError(f"gallery {folder} has no readable {CHECKSUM_FILE} ({err}); rebuild it") from None
+    if not isinstance(recorded, dict) or INFO_FILE not in recorded or METADATA_FILE not in recorded:
+        raise GalleryCorruptError(f"{checksum_path} does not list the gallery's files; rebuild it")
+    for name, digest in sorted(recorded.items()):
+        path = folder / name
+        if Path(name).name != name or not path.is_file():
+            raise GalleryCorruptError(f"gallery file {path} is missing; rebuild the gallery")
+        if file_sha256(path) != digest:
+            raise GalleryCorruptError(
+                f"gallery file {path} does not match its checksum (corrupted or edited); rebuild the gallery"
+            )
+
+
+def file_sha256(path: Path, block: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_hash(model: Any) -> str:
+    """SHA-256 over the model's parameters and buffers (names, shapes and values)."""
+    import torch
+
+    digest = hashlib.sha256()
+    state = model.state_dict() if hasattr(model, "state_dict") else {}
+    for name, tensor in state.items():
+        array = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(array.shape)}:{array.dtype}".encode())
+        digest.update(array.view(-1).view(torch.uint8).numpy().tobytes() if array.numel() else b"")
+    return digest.hexdigest()
+
+
+def _config_dict(config: Any) -> dict[str, Any]:
+    if config is None:
+        return {}
+    if dataclasses.is_dataclass(config):
+        return dataclasses.asdict(config)
+    for method in ("model_dump", "to_dict"):
+        if hasattr(config, method):
+            return dict(getattr(config, method)())
+    if isinstance(config, dict):
+        return dict(config)
+    return dict(vars(config))
+
+
+def _sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _metadata_frame(locations: Sequence[Location], view: View):
+    import pandas as pd
+
+    view_paths = [loc.path(view) for loc in locations]
+    return pd.DataFrame({
+        "id": pd.Series([str(loc.id) for loc in locations], dtype=object),
+        "lat": np.array([loc.lat for loc in locations], np.float64),
+        "lon": np.array([loc.lon for loc in locations], np.float64),
+        "path": pd.Series([None if p is None else str(Path(p).resolve()) for p in view_paths], dtype=object),
+    })
+
+
+def _repeated(ids: list[str], existing: dict[str, int]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for i in ids:
+        if i in existing or i in seen:
+            out.append(i)
+        seen.add(i)
+    return sorted(set(out))
+
+
+def _label(image: Any, n: int) -> str:
+    if isinstance(image, (str, Path)):
+        return str(image)
+    return str(getattr(image, "filename", "") or f"image {n}")

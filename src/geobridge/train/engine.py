@@ -1,0 +1,489 @@
+"""The training loop: one plain PyTorch loop for every method (GeoBridge, GLEAM-C, Sample4Geo).
+
+Per optimizer step the engine takes one global batch of distinct locations, embeds every view,
+computes the edge-set loss and updates the trainable parameters. Options, all from
+:class:`~geobridge.train.config.TrainConfig`:
+
+* Adam / AdamW, cosine schedule with linear warm-up (one scheduler step per batch);
+* AMP: fp16 (with a grad scaler) or bf16 autocast on CUDA, bf16 autocast on CPU if asked;
+* gradient accumulation (the batch is split into ``accumulation_steps`` contrastive sub-batches)
+  and gradient caching (the batch keeps all its negatives; see :mod:`.gradcache`);
+* freezing all but the last N blocks of each tower (``model.freeze_all_but_last``);
+* a non-finite loss or gradient skips the step, restores the last good in-memory state
+  (weights, buffers, optimizer) and logs it; too many in a row stop the run with an error;
+* atomic ``last`` / ``best`` checkpoints and exact resume (weights, optimizer, scheduler,
+  scaler, random states and the sampler's position), CSV + TensorBoard logs, tqdm progress;
+* validation through a caller-given ``validate_fn(model) -> dict[str, float]`` every
+  ``val_every`` steps and at each epoch end; the best checkpoint is kept by ``best_metric``.
+
+Train sits below retrieval and evaluation: validation metrics come in through the callback.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from geobridge.data.manifest import ManifestDataset, collate
+from geobridge.data.samplers import UniqueLocationBatchSampler
+from geobridge.data.transforms import JointAugment
+from geobridge.train.batches import batch_size_of, encode_views, masks_on, present_views, slice_batch
+from geobridge.train.checkpoint import (
+    TrainPosition,
+    load_model_weights,
+    read_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from geobridge.train.config import ConfigError, TrainConfig
+from geobridge.train.frozen_cache import cached_frozen_text_tower
+from geobridge.train.distributed import DistributedContext, average_gradients, broadcast_flag, init_distributed
+from geobridge.train.gradcache import grad_cache_step
+from geobridge.train.logging import TrainLogger
+from geobridge.train.schedule import warmup_cosine
+from geobridge.views import View
+
+LOGGER = logging.getLogger(__name__)
+
+ValidateFn = Callable[[Any], dict[str, float]]
+
+
+class TrainingDiverged(RuntimeError):
+    """Too many consecutive steps had a non-finite loss or gradient."""
+
+
+@dataclass
+class TrainResult:
+    """What a run did. ``losses`` has one entry per step (NaN for skipped steps)."""
+
+    output_dir: Path
+    model: Any
+    step: int
+    epoch: int
+    losses: list[float] = field(default_factory=list)
+    best: float | None = None
+    skipped_steps: list[int] = field(default_factory=list)
+    stopped_early: bool = False
+    resumed_from_step: int | None = None
+    unreadable_images: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def final_loss(self) -> float | None:
+        finite = [x for x in self.losses if math.isfinite(x)]
+        return finite[-1] if finite else None
+
+
+@dataclass
+class _StepOutcome:
+    loss: float
+    terms: dict[str, float]
+    finite: bool
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def build_model(config: TrainConfig) -> Any:
+    """The model the config names (a ``geobridge.models`` preset or saved directory)."""
+    from geobridge.models import create_model
+
+    return create_model(config.model.preset, **config.model.overrides)
+
+
+def build_loss(config: TrainConfig, distributed: bool) -> Callable[..., Any]:
+    """The config's edge-set loss; under torchrun it gathers embeddings across processes."""
+    from geobridge.losses import edge_set
+
+    options = dict(config.loss.options)
+    if distributed:
+        options.setdefault("gather", True)
+    return edge_set(config.loss.edge_set, **options)
+
+
+def training_views(config: TrainConfig, model: Any) -> list[View]:
+    """The configured views, checked against the towers the model has."""
+    available = set(model.views) | ({View.TEXT} if getattr(model, "has_text", False) else set())
+    views = config.view_list
+    missing = [v.value for v in views if v not in available]
+    if missing:
+        have = ", ".join(sorted(v.value for v in available))
+        raise ConfigError(f"data.views asks for {', '.join(missing)} but the model has towers for {have} only")
+    return views
+
+
+def apply_freezing(model: Any, config: TrainConfig) -> None:
+    """``model.freeze_all_but_last`` for every tower, then per-view limits (``freeze_views``):
+    a view's tower keeps only its last N blocks trainable (plus its head when N > 0)."""
+    if config.model.freeze_all_but_last is not None:
+        model.freeze_all_but_last(config.model.freeze_all_but_last)
+    for name, n_blocks in config.model.freeze_views.items():
+        view = View.parse(name)
+        tower = model.tower(view)
+        tower.requires_grad_(False)
+        blocks = model.tower_blocks(view)
+        for block in blocks[len(blocks) - min(n_blocks, len(blocks)):] if n_blocks > 0 else []:
+            block.requires_grad_(True)
+        if n_blocks > 0:
+            for parameter in tower.head_parameters():
+                parameter.requires_grad_(True)
+
+
+class Trainer:
+    """One training run; :func:`train` is the usual way in."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        model: Any | None = None,
+        validate_fn: ValidateFn | None = None,
+        loss_fn: Callable[..., Any] | None = None,
+        dataset: ManifestDataset | None = None,
+    ) -> None:
+        self.config = config
+        self.device = resolve_device(config.device)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        seed_everything(config.seed)
+        self.dist: DistributedContext = init_distributed(self.device)
+        self.model = model if model is not None else build_model(config)
+        apply_freezing(self.model, config)
+        self.model.to(self.device)
+        self.views = training_views(config, self.model)
+        self.loss_fn = loss_fn if loss_fn is not None else build_loss(config, self.dist.enabled)
+        self.validate_fn = validate_fn
+        self.dataset = dataset if dataset is not None else self._build_dataset()
+        self.sampler = self._build_sampler()
+        self.steps_per_epoch = len(self.sampler)
+        if self.steps_per_epoch == 0:
+            raise ConfigError(
+                f"data.batch_size={config.data.batch_size} is larger than the {len(self.dataset)} training "
+                "locations; lower data.batch_size"
+            )
+        self.total_steps = config.optim.epochs * self.steps_per_epoch
+        if config.optim.max_steps is not None:
+            self.total_steps = min(self.total_steps, config.optim.max_steps)
+        self.parameters = [p for p in self.model.parameters() if p.requires_grad]
+        if not self.parameters:
+            raise ConfigError("the model has no trainable parameters (check model.freeze_all_but_last)")
+        self.optimizer = self._build_optimizer()
+        self.scheduler = warmup_cosine(self.optimizer, self.total_steps, config.optim.warmup_steps, config.optim.min_lr_ratio)
+        self.autocast, self.scaler = self._build_amp()
+        self.output_dir = Path(config.output_dir)
+        self.checkpoint_dir = self.output_dir / "checkpoints"
+        self.logger = TrainLogger(self.output_dir / "logs", tensorboard=config.tensorboard) if self.dist.is_main else None
+        self.position = TrainPosition()
+        self.best: float | None = None
+        self.frozen_views: set[View] = set()
+        self._good_state: dict[str, Any] | None = None
+        self._good_step = 0
+        self._bad_in_row = 0
+        self._saved_at: int | None = None
+
+    # --- set-up ------------------------------------------------------------------------------
+    def _build_dataset(self) -> ManifestDataset:
+        cfg = self.config
+        if not cfg.data.manifest:
+            raise ConfigError("data.manifest is empty: pass data.manifest=PATH/manifest.parquet")
+        from geobridge.records import read_manifest
+
+        locations = read_manifest(cfg.data.manifest, split=cfg.data.train_split)
+        if cfg.data.max_locations is not None:
+            locations = locations[: cfg.data.max_locations]
+        transforms = {v: self.model.image_transform(v, train=True) for v in self.views if v.is_image}
+        augment = None
+        if cfg.data.flip_p > 0 or cfg.data.rotate_p > 0:
+            augment = JointAugment(flip_p=cfg.data.flip_p, rotate_p=cfg.data.rotate_p)
+        return ManifestDataset(locations, cfg.data.train_split, self.views, transforms, joint_augment=augment, seed=cfg.seed)
+
+    def _build_sampler(self) -> UniqueLocationBatchSampler:
+        cfg = self.config.data
+        locs = self.dataset.locations
+        return UniqueLocationBatchSampler(
+            keys=[loc.id for loc in locs],
+            batch_size=cfg.batch_size,
+            seed=self.config.seed,
+            lat=[loc.lat for loc in locs],
+            lon=[loc.lon for loc in locs],
+            neighbours=cfg.gps_neighbours,
+            near=cfg.gps_near,
+            ring=cfg.gps_ring,
+            drop_last=True,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+        )
+
+    def _build_optimizer(self) -> torch.optim.Optimizer:
+        cfg = self.config.optim
+        kind = torch.optim.Adam if cfg.name == "adam" else torch.optim.AdamW
+        return kind(self.parameters, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+
+    def _build_amp(self) -> tuple[Callable[[], Any], Any]:
+        mode = self.config.optim.amp
+        cuda = self.device.type == "cuda"
+        if mode == "auto":
+            mode = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "off"
+        if mode == "off":
+            return nullcontext, None
+        if mode == "fp16":
+            if not cuda:
+                raise ConfigError("optim.amp=fp16 needs a CUDA device; use optim.amp=bf16 or off on CPU")
+            return partial(torch.autocast, "cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
+        return partial(torch.autocast, self.device.type, dtype=torch.bfloat16), None
+
+    # --- state ---------------------------------------------------------------------------------
+    def resume_if_possible(self) -> int | None:
+        last = self.checkpoint_dir / "last"
+        if not (self.config.resume and (last / "train_state.pt").exists()):
+            return None
+        checkpoint = read_checkpoint(last)
+        load_model_weights(self.model, checkpoint.model_dir)
+        self.model.to(self.device)
+        state = checkpoint.state
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler") is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        self.position = checkpoint.position
+        self.best = checkpoint.best
+        restore_rng_state(state["rng"])
+        if self.logger is not None:
+            self.logger.resume_at(self.position.step)
+        LOGGER.info("resumed from %s at step %d (epoch %d, batch %d)", last, self.position.step,
+                    self.position.epoch, self.position.batch_in_epoch)
+        return self.position.step
+
+    def _snapshot_good_state(self) -> None:
+        self._good_state = {
+            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+        }
+        self._good_step = self.position.step
+
+    def _restore_good_state(self) -> None:
+        if self._good_state is None:
+            return
+        self.model.load_state_dict(self._good_state["model"])
+        self.optimizer.load_state_dict(copy.deepcopy(self._good_state["optimizer"]))
+
+    def save(self, name: str) -> Path | None:
+        if name == "last":
+            self._saved_at = self.position.step
+        if not self.dist.is_main:
+            return None
+        return save_checkpoint(
+            self.checkpoint_dir / name, self.model, self.optimizer, self.scheduler, self.scaler,
+            self.position, self.best, self.config.to_yaml(),
+        )
+
+    # --- one step ---------------------------------------------------------------------------------
+    def _step(self, batch: dict[Any, Any]) -> _StepOutcome:
+        cfg = self.config.optim
+        self.optimizer.zero_grad(set_to_none=True)
+        n = batch_size_of(batch)
+        parts = max(1, min(cfg.accumulation_steps, n))
+        edges = np.linspace(0, n, parts + 1).round().astype(int)
+        scale = self.scaler.scale if self.scaler is not None else (lambda loss: loss)
+        loss_sum = 0.0
+        terms: dict[str, float] = {}
+        for start, stop in zip(edges[:-1], edges[1:]):
+            chunk = slice_batch(batch, int(start), int(stop)) if parts > 1 else batch
+            views = present_views(chunk, self.views)
+            weight = float(stop - start) / n
+            if cfg.grad_cache_micro_batch is not None:
+                out = grad_cache_step(
+                    self.model, chunk, views, self.loss_fn, cfg.grad_cache_micro_batch, self.device,
+                    autocast=self.autocast, loss_multiplier=weight, scale_loss=scale, frozen_views=self.frozen_views,
+                )
+                self.frozen_views = out.frozen_views
+                total, out_terms, finite = out.total, out.terms, out.finite
+            else:
+                with self.autocast():
+                    embeddings = encode_views(self.model, chunk, views, self.device)
+                embeddings = {v: e.float() for v, e in embeddings.items()}
+                out = self.loss_fn(embeddings, self.model.logit_scale_value(), masks_on(chunk, views, self.device))
+                total, out_terms = out.total, out.terms
+                finite = bool(torch.isfinite(total.detach()))
+                if finite:
+                    scale(total * weight).backward()
+            finite = not broadcast_flag(not finite, self.dist)
+            if not finite:
+                return _StepOutcome(loss=float(total.detach()), terms={}, finite=False)
+            loss_sum += float(total.detach()) * weight
+            for name, value in out_terms.items():
+                terms[name] = terms.get(name, 0.0) + float(value.detach()) * weight
+        average_gradients(self.parameters, self.dist)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        else:
+            grads_finite = all(bool(torch.isfinite(p.grad).all()) for p in self.parameters if p.grad is not None)
+            if broadcast_flag(not grads_finite, self.dist):
+                return _StepOutcome(loss=loss_sum, terms=terms, finite=False)
+        if cfg.grad_clip_value is not None:
+            torch.nn.utils.clip_grad_value_(self.parameters, cfg.grad_clip_value)
+        if cfg.grad_clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.parameters, cfg.grad_clip_norm)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        return _StepOutcome(loss=loss_sum, terms=terms, finite=True)
+
+    def _validate(self) -> dict[str, float] | None:
+        if self.validate_fn is None:
+            return None
+        was_training = self.model.training
+        self.model.eval()
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            metrics = {k: float(v) for k, v in self.validate_fn(self.model).items()}
+        self.model.train(was_training)
+        if self.logger is not None:
+            self.logger.log_val(self.position.step, metrics)
+        key = self.config.best_metric
+        if key not in metrics:
+            LOGGER.warning("validation returned no %r (got %s); best checkpoint not updated", key, ", ".join(metrics))
+            return metrics
+        value = metrics[key]
+        better = self.best is None or (value > self.best if self.config.best_mode == "max" else value < self.best)
+        if better:
+            self.best = value
+            self.save("best")
+        return metrics
+
+    # --- the loop --------------------------------------------------------------------------------
+    def fit(self) -> TrainResult:
+        from tqdm.auto import tqdm
+
+        cfg = self.config
+        started = time.perf_counter()
+        resumed = self.resume_if_possible()
+        result = TrainResult(output_dir=self.output_dir, model=self.model, step=self.position.step,
+                             epoch=self.position.epoch, resumed_from_step=resumed, best=self.best)
+        self.model.train()
+        self._snapshot_good_state()
+        bar = tqdm(total=self.total_steps, initial=self.position.step, desc="train", unit="step",
+                   disable=not (cfg.progress and self.dist.is_main), dynamic_ncols=True)
+        cache = cached_frozen_text_tower(self.model) if cfg.model.cache_frozen_text else nullcontext(False)
+        try:
+            with cache:
+                self._run_epochs(result, bar)
+            if self._saved_at != self.position.step:
+                self.save("last")
+        finally:
+            bar.close()
+            if self.logger is not None:
+                self.logger.close()
+        result.step = self.position.step
+        result.epoch = self.position.epoch
+        result.best = self.best
+        result.stopped_early = self.position.step < self.total_steps
+        result.unreadable_images = sorted(self.dataset.unreadable)
+        result.seconds = time.perf_counter() - started
+        if self.dataset.unreadable:
+            LOGGER.warning("%d unreadable images were skipped: %s", len(self.dataset.unreadable),
+                           ", ".join(sorted(self.dataset.unreadable)[:20]))
+        return result
+
+    def _run_epochs(self, result: TrainResult, bar: Any) -> None:
+        cfg = self.config
+        while self.position.epoch < cfg.optim.epochs and self.position.step < self.total_steps:
+            epoch = self.position.epoch
+            self.sampler.set_epoch(epoch)
+            self.sampler.position = self.position.batch_in_epoch
+            self.dataset.set_epoch(epoch)
+            loader = DataLoader(
+                self.dataset, batch_sampler=self.sampler, collate_fn=collate,
+                num_workers=cfg.data.num_workers,
+                # a private generator: creating the loader must not draw from the global RNG
+                generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch),
+            )
+            halted = False
+            for batch in loader:
+                self._train_on(batch, epoch, result, bar)
+                step = self.position.step
+                if step >= self.total_steps or (cfg.stop_at_step is not None and step >= cfg.stop_at_step):
+                    halted = True
+                    break
+            if halted and self.position.batch_in_epoch < self.steps_per_epoch:
+                return  # halted mid-epoch: the 'last' checkpoint resumes inside this epoch
+            self.position.epoch += 1
+            self.position.batch_in_epoch = 0
+            if self.validate_fn is not None:
+                self._validate()
+            self.save("last")
+            if halted:
+                return
+
+    def _train_on(self, batch: dict[Any, Any], epoch: int, result: TrainResult, bar: Any) -> None:
+        cfg = self.config
+        outcome = self._step(batch)
+        self.position.batch_in_epoch += 1
+        self.position.step += 1
+        self.scheduler.step()
+        step = self.position.step
+        if outcome.finite:
+            self._bad_in_row = 0
+            result.losses.append(outcome.loss)
+            if step % cfg.optim.good_state_every == 0:
+                self._snapshot_good_state()
+        else:
+            self._on_bad_step(step, outcome, result)
+        lr = self.scheduler.get_last_lr()[0]
+        if self.logger is not None and (step % cfg.log_every == 0 or step == 1):
+            self.logger.log_train(step, {"epoch": epoch, "lr": lr, "loss": outcome.loss, **outcome.terms,
+                                         "logit_scale": float(self.model.logit_scale_value().detach())})
+        bar.update(1)
+        if outcome.finite:
+            bar.set_postfix(loss=f"{outcome.loss:.4f}", lr=f"{lr:.2e}")
+        if cfg.val_every and step % cfg.val_every == 0:
+            self._validate()
+        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+            self.save("last")
+
+    def _on_bad_step(self, step: int, outcome: _StepOutcome, result: TrainResult) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self._restore_good_state()
+        self._bad_in_row += 1
+        result.skipped_steps.append(step)
+        result.losses.append(float("nan"))
+        LOGGER.warning("step %d: non-finite loss or gradient (loss=%s); step skipped, state of step %d restored",
+                       step, outcome.loss, self._good_step)
+        if self._bad_in_row >= self.config.optim.max_bad_steps:
+            raise TrainingDiverged(
+                f"{self._bad_in_row} consecutive steps had a non-finite loss or gradient (last at step {step}); "
+                "lower optim.lr, turn off optim.amp, or check the data"
+            )
+
+
+def train(
+    config: TrainConfig,
+    model: Any | None = None,
+    validate_fn: ValidateFn | None = None,
+    loss_fn: Callable[..., Any] | None = None,
+    dataset: ManifestDataset | None = None,
+) -> TrainResult:
+    """Train as ``config`` says (resuming from ``output_dir/checkpoints/last`` when present)."""
+    return Trainer(config, model=model, validate_fn=validate_fn, loss_fn=loss_fn, dataset=dataset).fit()

