@@ -7,7 +7,7 @@ backward, AdamW step. Measured part: the loss forward + its backward down to the
 
     python benchmarks/loss_overhead.py [--steps 10] [--out benchmarks/loss_overhead.md]
 
-Runs one process (batch 64) and two gloo processes (32 each, global 64, forked on this CPU).
+Runs one process (batch 64) and two gloo processes (32 each, global 64, on this CPU).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def main() -> None:
     single = measure(GLOBAL_BATCH, args.steps)
     rows.append(("1 process, batch 64", torch.get_num_threads(), single))
     with tempfile.TemporaryDirectory() as tmp:
-        mp.start_processes(_worker, args=(2, f"{tmp}/init", args.steps, tmp), nprocs=2, join=True, start_method="fork")
+        mp.start_processes(_worker, args=(2, f"{tmp}/init", args.steps, tmp), nprocs=2, join=True, start_method="spawn")
         ranks = [torch.load(Path(tmp) / f"rank{r}.pt") for r in range(2)]
     two = {k: max(r[k] for r in ranks) for k in ("step", "loss")}
     rows.append(("2 gloo processes, 32 each (global 64), all-gather", 1, two))

@@ -53,6 +53,7 @@ def run_cli(*args):
     return CliRunner().invoke(app, list(args))
 
 
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 def test_build_run_reports_bad_input_in_one_line(tmp_path):
     missing = run_cli("build", "run", "--config", str(tmp_path / "nope.yaml"))
     assert missing.exit_code == 2 and "error: build config not found" in missing.output
@@ -76,3 +77,12 @@ def test_build_products_refuses_a_non_empty_folder(tmp_path):
     result = run_cli("build", "products", str(tmp_path))
     assert result.exit_code == 2 and "already exists" in result.output
     assert (tmp_path / "keep.txt").read_text() == "precious"
+
+
+def test_example_config_in_the_repo_is_valid():
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "configs" / "build-world.yaml"
+    cfg = load_build_config(example)
+    assert cfg.satellite.kind == "xyz-dir" and cfg.text.world is not None
+    assert cfg.crop.scales_m == [80, 100, 120, 150, 180]

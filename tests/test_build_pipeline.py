@@ -94,6 +94,7 @@ def html_tile_near(products) -> tuple[int, int]:
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 def test_build_end_to_end_places_every_triple_on_the_panorama(products, inputs, tmp_path):
     from PIL import Image
 
@@ -152,6 +153,7 @@ def test_build_end_to_end_places_every_triple_on_the_panorama(products, inputs, 
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 def test_interrupted_build_resumes_without_redoing_work(products, inputs, tmp_path, monkeypatch):
     from geobridge.build.providers import xyz
 
@@ -265,3 +267,36 @@ def test_cli_build_run_on_the_products(products, tmp_path):
     assert locations and "locations ->" in result.output
     assert all(loc.text == "" for loc in locations)  # no endpoint, no known world: empty text...
     assert "no text endpoint configured" in (tmp_path / "out" / "report.md").read_text()  # ...and the report says why
+
+
+@pytest.mark.slow
+def test_cli_products_and_complete_drone(tmp_path):
+    import yaml
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from geobridge.cli import app
+    from geobridge.geo import Footprint
+
+    runner = CliRunner()
+    made = runner.invoke(app, ["build", "products", str(tmp_path / "p"), "--seed", "1", "--size-m", "300",
+                               "--panoramas", "3", "--zoom", "17"])
+    assert made.exit_code == 0, made.output
+    for name in ("orthomosaic.tif", "panoramas.csv", "world.json"):
+        assert (tmp_path / "p" / name).exists()
+    first = (tmp_path / "p" / "panoramas.csv").read_text().splitlines()[1].split(",")
+    fp = Footprint.around(float(first[1]), float(first[2]), 60.0)
+    (tmp_path / "drone").mkdir()
+    Image.new("RGB", (32, 32), "gray").save(tmp_path / "drone" / f"{fp.south:.7f}_{fp.west:.7f}_{fp.north:.7f}_{fp.east:.7f}.png")
+    cfg = {"out": "unused", "panoramas": {"kind": "local", "catalogue": "p/panoramas.csv"},
+           "satellite": {"kind": "xyz-dir", "path": "p/tiles", "zoom": 17}, "drone_subset": {"size_px": 32}}
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(cfg))
+    done = runner.invoke(app, ["build", "complete-drone", str(tmp_path / "drone"), str(tmp_path / "out"),
+                               "--config", str(tmp_path / "b.yaml"), "--quiet"])
+    assert done.exit_code == 0, done.output
+    assert "1 drone images completed (0 without a panorama" in done.output
+    loc = read_manifest(tmp_path / "out")[0]
+    assert loc.extra["pano_id"] == first[0] and loc.extra["pano_distance_m"] < 0.5
+    bad = runner.invoke(app, ["build", "complete-drone", str(tmp_path / "nope"), str(tmp_path / "out2"),
+                              "--config", str(tmp_path / "b.yaml")])
+    assert bad.exit_code == 2 and "drone folder not found" in bad.output

@@ -228,3 +228,35 @@ def test_local_catalogue_skips_broken_rows_with_reasons(tmp_path):
         cat.fetch_image(cat.panoramas[2])
     assert haversine_m(LAT, LON, cat.panoramas[2].lat, LON) > 1000
     assert not math.isnan(cat.panoramas[0].heading_deg)
+
+
+def test_pipeline_stage1_downloads_openaerialmap_orthomosaics(tmp_path):
+    """Seeds from orthomosaics found in the (fake) OpenAerialMap catalogue; a broken download is skipped."""
+    from test_build_stages import write_marked_geotiff
+
+    from geobridge.build.config import parse_build_config
+    from geobridge.build.pipeline import Build
+
+    tif = write_marked_geotiff(tmp_path / "src.tif", "EPSG:32632", 0.5, size=400).read_bytes()
+    with FakeServer() as server:
+        results = [
+            {"_id": "good", "uuid": f"{server.url}/files/good.tif", "bbox": [8.50, 47.37, 8.51, 47.38], "platform": "uav"},
+            {"_id": "html", "uuid": f"{server.url}/files/html.tif", "bbox": [8.50, 47.37, 8.51, 47.38], "platform": "uav"},
+        ]
+        server.routes["/meta"] = lambda *a: json_reply({"meta": {"found": 2}, "results": results})
+        server.routes["/files/good.tif"] = lambda *a: (200, "image/tiff", tif)
+        server.routes["/files/html.tif"] = lambda *a: (200, "text/html", HTML_ERROR)
+        cfg = parse_build_config({
+            "out": str(tmp_path / "out"),
+            "openaerialmap": {"bbox": [8.49, 47.36, 8.52, 47.39], "base_url": server.url},
+            "panoramas": {"kind": "local", "catalogue": str(tmp_path / "none.csv")},
+            "satellite": {"kind": "xyz-dir", "path": str(tmp_path)},
+            "seeds": {"window_m": 100, "stride_m": 100},
+            "http": {"requests_per_second": 1000, "retries": 0},
+        })
+        build = Build(cfg, progress=False)
+        summary = build._stage_seeds({})
+    assert summary["seeds"] == 4  # the 200 m x 200 m download, 100 m windows
+    assert [s["item"] for s in summary["orthomosaics_skipped"]] == ["html"]
+    assert "not a GeoTIFF: server returned an HTML page" in summary["orthomosaics_skipped"][0]["reason"]
+    assert all(s.orthomosaic.endswith("good.tif") for s in build.seeds())

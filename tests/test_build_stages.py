@@ -10,7 +10,7 @@ import pytest
 
 rasterio = pytest.importorskip("rasterio")
 from pyproj import Transformer  # noqa: E402
-from rasterio.transform import from_origin  # noqa: E402
+from affine import Affine  # noqa: E402
 
 from geobridge.build.config import GateSettings, SeedSettings  # noqa: E402
 from geobridge.build.dedup import deduplicate  # noqa: E402
@@ -29,7 +29,7 @@ def write_marked_geotiff(path, crs: str, gsd: float, size: int = 600, nodata_lef
     to_crs = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     to_ll = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
     cx, cy = to_crs.transform(CENTRE[1] + 0.0003, CENTRE[0] - 0.0002)  # raster centre a bit off the marker
-    transform = from_origin(cx - size / 2 * gsd, cy + size / 2 * gsd, gsd, gsd)
+    transform = Affine(gsd, 0.0, cx - size / 2 * gsd, 0.0, -gsd, cy + size / 2 * gsd)
     rng = np.random.default_rng(0)
     image = rng.integers(40, 200, size=(3, size, size), dtype=np.uint8)
     rows, cols = np.mgrid[0:size, 0:size] + 0.5
@@ -89,6 +89,7 @@ def test_crop_off_the_edge_and_over_nodata_are_refused_with_reasons(tmp_path):
             ortho.crop(float(west_lat), float(west_lon), size_m=40.0, size_px=64)
 
 
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 def test_orthomosaic_without_georeference_or_with_untransformable_crs(tmp_path):
     plain = write_marked_geotiff(tmp_path / "plain.tif", "EPSG:32632", 0.5, size=64, with_georef=False)
     with pytest.raises(OrthomosaicError, match="no geo-reference"):
@@ -96,7 +97,7 @@ def test_orthomosaic_without_georeference_or_with_untransformable_crs(tmp_path):
     engineering = 'LOCAL_CS["site grid",LOCAL_DATUM["site",32767],UNIT["metre",1],AXIS["x",EAST],AXIS["y",NORTH]]'
     path = tmp_path / "local.tif"
     with rasterio.open(path, "w", driver="GTiff", width=32, height=32, count=3, dtype="uint8", crs=engineering,
-                       transform=from_origin(1000, 2000, 0.5, 0.5)) as dst:
+                       transform=Affine(0.5, 0.0, 1000, 0.0, -0.5, 2000)) as dst:
         dst.write(np.zeros((3, 32, 32), np.uint8))
     with pytest.raises(OrthomosaicError, match="cannot be transformed"):
         Orthomosaic(path)
@@ -170,3 +171,53 @@ def test_dedup_measures_overlap_in_metres_across_scales():
     strict = deduplicate([big, neighbour], max_overlap=0.25)
     assert [d.kept for d in strict] == [True, False]
     assert haversine_m(lat, lon, *far.centre) == pytest.approx(150, abs=0.5)
+
+
+def test_north_first_rolls_the_panorama_to_face_north():
+    from geobridge.build.pipeline import north_first
+
+    width = 360
+    pano = np.zeros((4, width, 3), np.uint8)
+    heading = 90.0  # column 0 faces east, so north is 270 degrees clockwise = column 270
+    pano[:, 270] = 255
+    rolled = north_first(pano, heading)
+    assert np.all(rolled[:, 0] == 255) and rolled[:, 1:].max() == 0
+    assert north_first(pano, 0.0) is pano
+
+
+def test_spatial_splits_keep_neighbours_together():
+    from geobridge.build.config import SplitSettings
+    from geobridge.build.pipeline import assign_splits
+
+    settings = SplitSettings(val=0.2, test=0.3, block_m=100)
+    rng = np.random.default_rng(0)
+    points = [tuple(float(v) for v in offset_latlon(*CENTRE, e, n)) for e, n in rng.uniform(0, 3000, size=(2000, 2))]
+    splits = assign_splits(points, settings, seed=0)
+    assert assign_splits(points, settings, seed=0) == splits
+    shares = {s: splits.count(s) / len(splits) for s in ("train", "val", "test")}
+    assert shares["test"] == pytest.approx(0.3, abs=0.07) and shares["val"] == pytest.approx(0.2, abs=0.07)
+    # two points 1 m apart inside one block always share a split
+    a = offset_latlon(*CENTRE, 50.0, 50.0)
+    b = offset_latlon(*CENTRE, 51.0, 50.0)
+    for seed in range(20):
+        pair = assign_splits([points[0], tuple(map(float, a)), tuple(map(float, b))], settings, seed=seed)
+        assert pair[1] == pair[2]
+
+
+def test_journal_survives_a_torn_line_and_discards_other_settings(tmp_path):
+    from geobridge.build.journal import Journal, StageMarker
+
+    journal = Journal(tmp_path / "stage.jsonl", "id", fingerprint="abc")
+    journal.extend([{"id": "a", "v": 1}, {"id": "b", "v": 2}])
+    with (tmp_path / "stage.jsonl").open("a") as fh:
+        fh.write('{"id": "c", "v"')  # the process died while writing
+    reopened = Journal(tmp_path / "stage.jsonl", "id", fingerprint="abc")
+    assert set(reopened.records) == {"a", "b"} and "c" not in reopened
+    reopened.append({"id": "c", "v": 3})  # redone after the interruption
+    assert Journal(tmp_path / "stage.jsonl", "id", fingerprint="abc").get("c") == {"id": "c", "v": 3}
+    changed = Journal(tmp_path / "stage.jsonl", "id", fingerprint="other")
+    assert changed.records == {} and not (tmp_path / "stage.jsonl").exists()
+    marker = StageMarker(tmp_path / "stage.done.json", "abc")
+    assert marker.done() is None
+    marker.mark({"kept": 3})
+    assert marker.done()["kept"] == 3 and StageMarker(tmp_path / "stage.done.json", "other").done() is None

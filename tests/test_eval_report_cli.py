@@ -121,10 +121,8 @@ def test_cli_reports_missing_and_mismatched_files(files):
     assert out.exit_code != 0 and "--gallery" in out.output
 
 
-def test_cli_model_mode_evaluates_a_benchmark_fixture(tmp_path):
-    import os
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+def test_cli_model_mode_evaluates_a_benchmark_fixture(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from geobridge.data.fixtures import write_fixture
     from geobridge.models import create_model
 

@@ -39,6 +39,7 @@ def _loss(layer: torch.nn.Linear, inputs: dict, masks: dict, gather: bool) -> to
 
 
 def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
+    torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         half = slice(rank * GLOBAL_BATCH // world, (rank + 1) * GLOBAL_BATCH // world)
@@ -59,11 +60,11 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
 
 
 @pytest.mark.distributed
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(180)
 def test_two_process_gather_equals_single_process(tmp_path: Path) -> None:
     world = 2
-    # fork: the children reuse the already-imported torch (spawn would re-import it, ~10 s each)
-    mp.start_processes(_worker, args=(world, str(tmp_path / "init"), str(tmp_path)), nprocs=world, join=True, start_method="fork")
+    # spawn, not fork: forking a process whose OpenMP pool earlier tests used can deadlock
+    mp.start_processes(_worker, args=(world, str(tmp_path / "init"), str(tmp_path)), nprocs=world, join=True, start_method="spawn")
 
     layer = _layer()
     single = _loss(layer, _inputs(), _masks(), gather=False)

@@ -243,6 +243,17 @@ def test_map_uses_only_the_palette_and_the_right_classes(world):
     assert tuple(image[20, 50]) == MAP_PALETTE["grass"]
 
 
+def test_map_and_satellite_share_the_footprint(world):
+    lat, lon = latlon(world, 70.0, 90.0)
+    satellite_roof = magenta(render_satellite(world, lat, lon, size_px=64, ground_m=90.0))
+    map_tile = render_map(world, lat, lon, size_px=64, ground_m=90.0)
+    map_roof = np.all(map_tile == MAP_PALETTE["building"], axis=-1) | np.all(
+        map_tile == MAP_PALETTE["building_outline"], axis=-1
+    )
+    overlap = (satellite_roof & map_roof).sum() / (satellite_roof | map_roof).sum()
+    assert satellite_roof.sum() > 50 and overlap > 0.8
+
+
 # --- drone -----------------------------------------------------------------------------------
 
 

@@ -82,6 +82,13 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path):
     # re-running into the same folder with the same parameters is allowed and changes nothing
     generate_world_dataset(tmp_path / "a", seed=11, **SMALL)
     assert _hashes(a) == ha
+    # outdated imagery: only the satellite view changes (same locations, same texts)
+    aged = _hashes(generate_world_dataset(tmp_path / "aged", seed=11, imagery_age=0.8, **SMALL).parent)
+    assert set(aged) == set(ha)
+    changed = {k.split("/")[1] for k in ha if k.count("/") == 2 and aged[k] != ha[k]}
+    assert changed == {"satellite"}
+    assert sum(aged[k] != ha[k] for k in ha if "/satellite/" in k) >= 4
+    assert pd.read_parquet(a / "manifest.parquet")["text"].tolist() == pd.read_parquet(tmp_path / "aged" / "manifest.parquet")["text"].tolist()
 
 
 def test_bad_input_is_refused_without_touching_existing_output(tmp_path: Path):

@@ -32,6 +32,22 @@ class HttpSettings(_Section):
     user_agent: str = "geobridge-build/0.1"
 
 
+class OpenAerialMapSource(_Section):
+    """Find UAV orthomosaics by bounding box in OpenAerialMap's catalogue and download them."""
+
+    bbox: list[float]  # west, south, east, north in degrees
+    base_url: str = "https://api.openaerialmap.org"
+    platform: str | None = "uav"
+    max_images: int = Field(5, ge=1)
+
+    @field_validator("bbox")
+    @classmethod
+    def _box(cls, v: list[float]) -> list[float]:
+        if len(v) != 4 or not (v[0] < v[2] and v[1] < v[3]):
+            raise ValueError("bbox must be [west, south, east, north] with west < east and south < north")
+        return v
+
+
 class SeedSettings(_Section):
     """Stage 1: the sliding window over each orthomosaic's valid pixels."""
 
@@ -166,6 +182,7 @@ class BuildConfig(_Section):
 
     out: Path
     orthomosaics: list[Path] = Field(default_factory=list)
+    openaerialmap: OpenAerialMapSource | None = None  # downloaded orthomosaics join `orthomosaics`
     panoramas: PanoramaSource
     satellite: SatelliteSource
     seed: int = 0

@@ -125,5 +125,8 @@ def make_describer(settings: TextSettings, http: HttpSettings, cache_dir: Path, 
     if settings.endpoint is not None:
         return ChatDescriber(settings.endpoint, HttpClient(http, cache_dir=cache_dir))
     if settings.world is not None:
-        return WorldDescriber(settings.world, seed=seed)
+        try:
+            return WorldDescriber(settings.world, seed=seed)
+        except (OSError, ValueError, KeyError) as err:
+            raise ProviderError(f"text.world {settings.world}: cannot load the world it describes ({err})") from err
     return NoDescriber()

@@ -78,7 +78,7 @@ def complete_drone_subset(
     from PIL import Image
     from tqdm.auto import tqdm
 
-    from geobridge.build.pipeline import north_first
+    from geobridge.build.pipeline import north_first, write_text_csv
     from geobridge.build.providers.images import decode_rgb
     from geobridge.records import Location, write_manifest
 
@@ -120,8 +120,7 @@ def complete_drone_subset(
         locations.append(Location(id=stem, lat=lat, lon=lon, split=drone.split, paths=paths, extra=extra))
     result.completed = len(locations)
     for split in sorted({loc.split for loc in locations}):
-        rows = ["id,text,lat,lon"] + [f"{loc.id},,{loc.lat:.8f},{loc.lon:.8f}" for loc in locations if loc.split == split]
-        atomic_write_text(out / split / "text.csv", "\n".join(rows) + "\n")
+        write_text_csv(out / split / "text.csv", [loc for loc in locations if loc.split == split])
     write_manifest(locations, result.manifest)
     atomic_write_text(out / "complete-drone.json", json.dumps(
         {"completed": result.completed, "without_street": result.without_street, "skipped": result.skipped}, indent=1))

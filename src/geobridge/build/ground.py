@@ -54,18 +54,20 @@ def coarse_then_dense(func, grid: GroundGrid, nodes: int = 17) -> tuple[np.ndarr
     lon_nodes = np.interp(node_pos, np.arange(n), grid.lon[0, :])
     lat_c, lon_c = np.meshgrid(lat_nodes, lon_nodes, indexing="ij")
     u, v = func(lat_c, lon_c)
-    weights = _linear_weights(n, nodes)
-    dense_u = weights @ np.asarray(u, dtype=np.float64) @ weights.T
-    dense_v = weights @ np.asarray(v, dtype=np.float64) @ weights.T
-    return dense_u.astype(np.float32), dense_v.astype(np.float32)
+    left, frac = _linear_weights(n, nodes)
+    return _interp2(np.asarray(u, dtype=np.float64), left, frac), _interp2(np.asarray(v, dtype=np.float64), left, frac)
 
 
-def _linear_weights(n: int, nodes: int) -> np.ndarray:
-    """(n, nodes) matrix interpolating values at ``nodes`` evenly spaced points to ``n`` points."""
+def _linear_weights(n: int, nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """For ``n`` output points over ``nodes`` evenly spaced nodes: left node index and fraction."""
     pos = np.arange(n) * (nodes - 1) / (n - 1)
     left = np.minimum(np.floor(pos).astype(int), nodes - 2)
-    frac = pos - left
-    weights = np.zeros((n, nodes))
-    weights[np.arange(n), left] = 1.0 - frac
-    weights[np.arange(n), left + 1] = frac
-    return weights
+    return left, pos - left
+
+
+def _interp2(values: np.ndarray, left: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    """Separable bilinear interpolation of a (nodes, nodes) lattice to (n, n), element-wise (no
+    BLAS: its worker threads spin badly on a busy machine)."""
+    rows = values[left] * (1.0 - frac)[:, None] + values[left + 1] * frac[:, None]
+    dense = rows[:, left] * (1.0 - frac)[None, :] + rows[:, left + 1] * frac[None, :]
+    return dense.astype(np.float32)

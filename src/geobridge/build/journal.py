@@ -61,14 +61,26 @@ class Journal:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.path.exists()
+        torn = not new and not _ends_with_newline(self.path)
         with self.path.open("a") as fh:
             if new:
                 fh.write(json.dumps({"fingerprint": self.fingerprint}) + "\n")
+            if torn:  # finish the torn line of an interrupted run so the next record stands alone
+                fh.write("\n")
             fh.write("".join(json.dumps(r) + "\n" for r in records))
             fh.flush()
             os.fsync(fh.fileno())
         for record in records:
             self.records[str(record[self.key_field])] = record
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        if fh.tell() == 0:
+            return True
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"
 
 
 class StageMarker:

@@ -9,6 +9,7 @@ only the windows that are read.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from geobridge.build.ground import coarse_then_dense, ground_grid
 from geobridge.geo import Footprint, metres_per_degree
 
 
-#: GDAL's block cache defaults to 5% of RAM (over 1 GB here); reads are bounded to this instead.
+#: GDAL's block cache defaults to 5% of RAM (over 1 GB here); reads are bounded to this instead
+#: (rasterio passes an integer GDAL_CACHEMAX to GDAL in bytes).
 GDAL_CACHE_MB = 128
 
 
@@ -48,13 +50,15 @@ class Orthomosaic:
 
     def __init__(self, path: str | Path):
         import rasterio
-        from rasterio.errors import RasterioIOError
+        from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
         self.path = Path(path)
         if not self.path.exists():
             raise OrthomosaicError(f"orthomosaic not found: {self.path}")
         try:
-            self.dataset = rasterio.open(self.path)
+            with warnings.catch_warnings():  # a missing geo-reference becomes a clear error below
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                self.dataset = rasterio.open(self.path)
         except RasterioIOError as err:
             raise OrthomosaicError(f"cannot open orthomosaic {self.path.name}: {err}") from err
         try:
@@ -151,7 +155,7 @@ class Orthomosaic:
         import rasterio
 
         out = (min(samples, height), min(samples, width))
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024):
             mask = self.dataset.read_masks(1, window=Window(col_off, row_off, width, height), out_shape=out)
         return float(np.count_nonzero(mask)) / mask.size
 
@@ -186,7 +190,7 @@ class Orthomosaic:
         out_w, out_h = max(1, int(round(win_w * scale))), max(1, int(round(win_h * scale)))
         window = Window(c0, r0, win_w, win_h)
         resampling = Resampling.average if scale < 1.0 else Resampling.nearest
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024):
             pixels = self.dataset.read((1, 2, 3), window=window, out_shape=(3, out_h, out_w), resampling=resampling)
             mask = self.dataset.read_masks(1, window=window, out_shape=(out_h, out_w), resampling=Resampling.nearest)
         sx, sy = out_w / win_w, out_h / win_h

@@ -59,7 +59,7 @@ def _hash(*parts: Any) -> str:
 def stage_fingerprints(config: BuildConfig) -> dict[str, str]:
     """Per stage, a hash of every setting it (and the stages before it) depends on."""
     c = config.model_dump(mode="json")
-    seeds = _hash(c["orthomosaics"], c["seeds"])
+    seeds = _hash(c["orthomosaics"], c["openaerialmap"], c["seeds"])
     candidates = _hash(seeds, c["panoramas"], c["crop"])
     clean = _hash(candidates, c["gates"], c["dedup"], c["seed"])
     align = _hash(clean, c["satellite"], c["text"])
@@ -108,11 +108,14 @@ class Build:
         from geobridge.build.orthomosaic import OrthomosaicError
         from geobridge.build.seeds import scan_orthomosaic
 
-        if not self.config.orthomosaics:
-            raise BuildError("no orthomosaics configured: list GeoTIFF paths under `orthomosaics:`")
+        downloads = self._download_orthomosaics()
+        orthomosaics = self.orthomosaic_paths()
+        if not orthomosaics:
+            raise BuildError("no orthomosaics: list GeoTIFF paths under `orthomosaics:` or configure `openaerialmap:`"
+                             + (f" ({'; '.join(d['reason'] for d in downloads)})" if downloads else ""))
         journal = self._journal("seeds", "orthomosaic")
-        bar = self._bar(len(self.config.orthomosaics), "1/4 seeds")
-        for path in self.config.orthomosaics:
+        bar = self._bar(len(orthomosaics), "1/4 seeds")
+        for path in orthomosaics:
             if str(path) not in journal:
                 try:
                     scan = scan_orthomosaic(path, self.config.seeds)
@@ -124,24 +127,64 @@ class Build:
                                     "windows": 0, "rejected_nodata": 0})
             bar.update()
         bar.close()
-        records = [journal.get(str(p)) for p in self.config.orthomosaics]
+        records = [journal.get(str(p)) for p in orthomosaics]
         seeds = [s for r in records for s in r["seeds"]]
         if not seeds:
             reasons = "; ".join(r["reason"] for r in records if r["reason"]) or "no window had enough valid pixels"
             raise BuildError(f"no seeds: {reasons}")
         return {
             "orthomosaics": len(records),
-            "orthomosaics_skipped": [{"item": r["orthomosaic"], "reason": r["reason"]} for r in records if r["status"] != "ok"],
+            "orthomosaics_skipped": downloads + [{"item": r["orthomosaic"], "reason": r["reason"]} for r in records if r["status"] != "ok"],
             "windows": sum(r["windows"] for r in records),
             "windows_rejected_nodata": sum(r["rejected_nodata"] for r in records),
             "seeds": len(seeds),
         }
 
+    def _download_orthomosaics(self) -> list[dict]:
+        """Stage 1a: fetch the configured OpenAerialMap orthomosaics; failures as skip records."""
+        source = self.config.openaerialmap
+        if source is None:
+            return []
+        from geobridge.build.crop import safe_id
+        from geobridge.build.providers.http import HttpClient
+        from geobridge.build.providers.openaerialmap import OpenAerialMapCatalogue
+        from geobridge.geo import Footprint
+
+        journal = self._journal("seeds", "id", name="seeds-downloads")
+        client = HttpClient(self.config.http, cache_dir=None)  # GeoTIFFs are kept in _work, not twice
+        catalogue = OpenAerialMapCatalogue(client, base_url=source.base_url)
+        try:
+            found = catalogue.search(Footprint(*source.bbox), platform=source.platform)
+        except ProviderError as err:
+            return [{"item": "OpenAerialMap search", "reason": str(err)}]
+        skipped = [{"item": "OpenAerialMap", "reason": s} for s in found.skipped]
+        records = found.records[: source.max_images]
+        bar = self._bar(len(records), "1/4 download orthomosaics")
+        for record in records:
+            if record.id not in journal:
+                target = self.work / "orthomosaics" / f"{safe_id(record.id)}.tif"
+                try:
+                    catalogue.download(record, target)
+                    journal.append({"id": record.id, "path": str(target), "status": "ok", "reason": ""})
+                except ProviderError as err:
+                    journal.append({"id": record.id, "path": None, "status": "skipped", "reason": str(err)})
+            bar.update()
+        bar.close()
+        return skipped + [{"item": r["id"], "reason": r["reason"]} for r in journal.records.values() if r["status"] != "ok"]
+
+    def orthomosaic_paths(self) -> list[Path]:
+        """Configured orthomosaics plus the ones downloaded from OpenAerialMap."""
+        paths = [Path(p) for p in self.config.orthomosaics]
+        if self.config.openaerialmap is not None:
+            journal = self._journal("seeds", "id", name="seeds-downloads")
+            paths += [Path(r["path"]) for r in journal.records.values() if r["status"] == "ok"]
+        return paths
+
     def seeds(self) -> list:
         from geobridge.build.seeds import Seed
 
         journal = self._journal("seeds", "orthomosaic")
-        return [Seed.from_dict(s) for p in self.config.orthomosaics for s in (journal.get(str(p)) or {}).get("seeds", [])]
+        return [Seed.from_dict(s) for p in self.orthomosaic_paths() for s in (journal.get(str(p)) or {}).get("seeds", [])]
 
     # --- stage 2 --------------------------------------------------------------------------------
 
@@ -355,7 +398,7 @@ class Build:
         for split in ("train", "val", "test"):
             rows = [loc for loc in locations if loc.split == split]
             if rows or (self.out / split).exists():
-                _write_text_csv(self.out / split / "text.csv", rows)
+                write_text_csv(self.out / split / "text.csv", rows)
         manifest = write_manifest(locations, self.out / "manifest.parquet")
         summary = {"locations": len(locations), "per_split": dict(Counter(splits)),
                    "per_scale": dict(Counter(f"{c['scale_m']:g}" for c in kept)), "manifest": str(manifest)}
@@ -405,7 +448,8 @@ def _remove_stale(out: Path, wanted: set[Path]) -> None:
                         f.unlink()
 
 
-def _write_text_csv(path: Path, locations) -> None:
+def write_text_csv(path: Path, locations) -> None:
+    """``text.csv`` of one split: id, text, lat, lon (the GeoLoc text file plus coordinates)."""
     import csv
     import io
 

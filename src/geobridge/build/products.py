@@ -5,7 +5,7 @@
 - ``orthomosaic.tif``: a drone flight's orthomosaic, RGB in the flight area's UTM zone at
   ``gsd_m`` metres per pixel, an internal nodata mask outside the flight's (rotated) footprint,
   tiled 256 x 256 with overviews (a COG-style tiled GeoTIFF), written block by block;
-- ``tiles/{z}/{x}/{y}.png``: Web Mercator satellite tiles over the world (other sun and season
+- ``tiles/{z}/{x}/{y}.png``: Web Mercator satellite tiles over the world (another sun position
   than the drone flight, like imagery from another day);
 - ``panoramas/<id>.png`` + ``panoramas.csv`` (id, lat, lon, heading, path): street panoramas
   at road points, first column facing ``heading``;
@@ -22,7 +22,7 @@ import functools
 import io
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +61,6 @@ class Products:
     tile_zoom: int
     tile_count: int = 0
     panorama_count: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 def world_from_file(world_file: str | Path):
@@ -119,7 +118,7 @@ def write_orthomosaic(world, path: Path, settings: ProductSettings, block: int =
     import rasterio
     from pyproj import Transformer
     from rasterio.enums import Resampling
-    from rasterio.transform import from_origin
+    from affine import Affine
     from rasterio.windows import Window
 
     bounds = world_bounds(world)
@@ -134,7 +133,7 @@ def write_orthomosaic(world, path: Path, settings: ProductSettings, block: int =
     y0, y1 = max(ys[0], ys[1]) + m, min(ys[2], ys[3]) - m
     g = settings.gsd_m
     width, height = int((x1 - x0) // g), int((y1 - y0) // g)
-    transform = from_origin(x0, y1, g, g)
+    transform = Affine(g, 0.0, x0, 0.0, -g, y1)
     # valid area: a rotated rectangle inset in the frame, like a flight's footprint
     cx, cy = width / 2.0, height / 2.0
     half_w, half_h = 0.44 * width, 0.40 * height

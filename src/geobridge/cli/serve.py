@@ -1,9 +1,41 @@
-"""Commands of the `serve` job (filled in by its room)."""
+"""Command of the serve job: `geobridge serve --gallery G` runs the locate API and web page."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from geobridge.cli.errors import fail
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def register(app: typer.Typer) -> None:
     """Add this job's commands to the `geobridge` app."""
+    app.command("serve")(serve)
+
+
+def serve(
+    gallery: Path = typer.Option(..., "--gallery", help="Gallery folder (from `geobridge gallery build`)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; loopback by default (this machine only)."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535),
+    max_upload_mb: int = typer.Option(20, "--max-upload-mb", min=1, help="Largest accepted upload."),
+) -> None:
+    """Serve a gallery over HTTP: POST /locate, GET /health, GET /gallery, /docs, and a web page at /."""
+    import uvicorn
+
+    from geobridge.retrieval.gallery import Gallery, GalleryError
+    from geobridge.serve.app import create_app
+    from geobridge.serve.uploads import UploadLimits
+
+    try:
+        opened = Gallery.load(gallery)  # checks the files and the model before binding the port
+        opened.model
+    except GalleryError as err:
+        raise fail(str(err)) from None
+    if host not in LOOPBACK:
+        typer.secho(f"warning: binding {host}: the service is reachable from other machines", err=True, fg="yellow")
+    app = create_app(gallery, model=opened.model, limits=UploadLimits(max_bytes=max_upload_mb * 1024 * 1024))
+    typer.echo(f"serving {len(opened)} {opened.info.view} places from {gallery} on http://{host}:{port}/")
+    uvicorn.run(app, host=host, port=port, log_level="info", limit_concurrency=256, timeout_keep_alive=5)

@@ -142,7 +142,7 @@ def _checked_vectors(emb: Embeddings, role: str, notes: list[str]) -> np.ndarray
             f"{rows.size} {role} vector(s) contain NaN or infinite values (first: row {rows[0]}, "
             f"id {str(emb.ids[rows[0]])!r}); re-embed those items or drop them"
         )
-    norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
+    norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors)).astype(np.float64)  # no full-size copy
     zero = np.flatnonzero(norms == 0)
     if zero.size:
         raise EvaluationError(

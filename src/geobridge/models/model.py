@@ -9,6 +9,7 @@ tokenizer files some towers need under `assets/<tower>/`); never as a pickle.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,12 +20,26 @@ from torch import nn
 from geobridge.atomic import atomic_directory
 from geobridge.models.config import ModelConfig
 from geobridge.models.registry import build_tower
-from geobridge.models.towers.base import Tower
+from geobridge.models.towers.base import TokenOutput, Tower
 from geobridge.views import View
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 ASSETS_DIR = "assets"
+
+
+@dataclass
+class TextTokens:
+    """A text batch encoded with its token states (see `MultiViewModel.encode_text_tokens`).
+
+    embedding: (N, D) L2-normalised, the same as `encode_text`; tokens: (N, L, token_width)
+    the text tower's last hidden states (before our projection); attention_mask: (N, L) bool,
+    True on real tokens.
+    """
+
+    embedding: torch.Tensor
+    tokens: torch.Tensor
+    attention_mask: torch.Tensor
 
 
 class MultiViewModel(nn.Module):
@@ -103,6 +118,20 @@ class MultiViewModel(nn.Module):
 
     def encode_text(self, texts: list[str]) -> torch.Tensor:
         return self.encode(View.TEXT, texts)
+
+    @property
+    def text_token_width(self) -> int:
+        """Width of the token states `encode_text_tokens` returns."""
+        return int(self.tower(View.TEXT).token_width)
+
+    def encode_text_tokens(self, texts: list[str]) -> TextTokens:
+        """`encode_text` plus the text tower's token states and padding mask, from one pass."""
+        return self.text_tokens_from_tower_output(self.tower(View.TEXT).forward_tokens(texts))
+
+    def text_tokens_from_tower_output(self, output: TokenOutput) -> TextTokens:
+        """Project a text tower's `TokenOutput` (e.g. cached from a frozen tower) into the space."""
+        embedding = F.normalize(self.projections[self.tower_name(View.TEXT)](output.pooled), dim=-1)
+        return TextTokens(embedding=embedding, tokens=output.tokens, attention_mask=output.attention_mask)
 
     def forward(self, batch: dict[View, Any]) -> dict[View, torch.Tensor]:
         """Encode every view present in `batch` (keys are views); other keys are ignored."""

@@ -34,6 +34,8 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     if not np.isfinite(vectors).all():
         raise SearchIndexError("vectors contain NaN or infinite values")
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    if np.all(np.abs(norms - 1.0) < 1e-5):
+        return vectors  # already unit rows: no copy (matters for a 2 GB gallery)
     return vectors / np.where(norms > 0, norms, 1.0).astype(np.float32)
 
 

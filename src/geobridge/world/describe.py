@@ -119,7 +119,8 @@ def _branches(world: World, row: float, col: float, ring_m: float) -> list[str]:
     angles = np.arange(n) * 2 * math.pi / n
     rr = np.clip((row - np.cos(angles) * ring_m / cs).astype(int), 0, world.shape[0] - 1)
     cc = np.clip((col + np.sin(angles) * ring_m / cs).astype(int), 0, world.shape[1] - 1)
-    on = _is_street(world)[rr, cc]
+    lc, rc = world.landcover[rr, cc], world.road_class[rr, cc]
+    on = ((lc == LandCover.ROAD) | (lc == LandCover.BRIDGE)) & (rc >= RoadClass.MAJOR) & (rc <= RoadClass.RESIDENTIAL)
     if on.all() or not on.any():
         return []
     start = int(np.argmin(on))  # rotate so the sequence starts off-road
@@ -309,6 +310,9 @@ def _junction_sentence(f: SceneFacts, rng) -> str:
     named_end = f"{f.street_name}, a {kind}" if f.street_name else f"a {kind}"  # at the end of a sentence
     nb = len(f.branches)
     if f.on_bridge:
+        bridge = next((m.name for m in f.mentions if m.kind == "bridge" and m.distance_m <= 40.0), None)
+        if bridge:
+            return _pick(rng, [f"On {bridge}, which carries {named} across the water.", f"{bridge}: {named} crossing the water on a bridge."])
         return _pick(rng, [f"A bridge carrying {named} across the water.", f"On a bridge deck where {named} crosses the water."])
     if nb >= 5:
         return _pick(rng, [f"A busy junction where {nb} streets meet on {named_end}.", f"A complex intersection of {nb} streets on {named_end}."])
@@ -378,8 +382,10 @@ def _building_sentence(f: SceneFacts, rng) -> str:
     h, area = f.median_height_m, f.median_footprint_m2
     if h >= 25:
         form = _pick(rng, [f"high-rise blocks of about {_storeys(h)} storeys", f"tall buildings around {int(round(h, -1))} m high"])
-    elif area > 1200 and h < 16:
+    elif area > 1200 and h < 10:
         form = _pick(rng, ["large low halls with flat roofs", "big single-storey sheds and halls"])
+    elif area > 1200:
+        form = _pick(rng, [f"large blocks of about {_storeys(h)} storeys", f"big {_storeys(h)}-storey buildings filling their plots"])
     elif area < 260 and h < 10:
         form = _pick(rng, [f"small detached houses of {_storeys(h)} storeys", "small houses on separate plots"])
     elif f.building_fraction > 0.3 and h < 22:
@@ -414,9 +420,11 @@ def _green_sentence(f: SceneFacts, rng) -> str | None:
     return _pick(rng, [f"Around it: {joined}.", f"Nearby: {joined}.", f"The surroundings include {joined}."])
 
 
-def _mention_sentence(f: SceneFacts, rng) -> str | None:
+def _mention_sentence(f: SceneFacts, rng, already_named: str = "") -> str | None:
     items = []
     for m in f.mentions:
+        if m.name in already_named:
+            continue
         if m.kind in ("street", "river", "lake") and (m.name == f.street_name or m.name == f.water_name):
             continue
         if m.kind == "bridge" and m.distance_m > 80:
@@ -435,7 +443,7 @@ def phrase_facts(facts: SceneFacts, rng: np.random.Generator) -> str:
     """Turn facts into a few sentences; the street sentence first, the rest in a seeded order."""
     first = _junction_sentence(facts, rng)
     rest = [s for s in (_layout_sentence(facts, rng), _water_sentence(facts, rng), _building_sentence(facts, rng),
-                        _green_sentence(facts, rng), _mention_sentence(facts, rng)) if s]
+                        _green_sentence(facts, rng), _mention_sentence(facts, rng, already_named=first)) if s]
     order = rng.permutation(len(rest))
     text = " ".join([first] + [rest[i] for i in order])
     text = re.sub(r"\s+", " ", text).strip()

@@ -131,8 +131,10 @@ def generate_procedural_world(
 
     road_class = np.zeros(shape, np.uint8)
     _region_streets(rng, X, Y, region, styles, road_class)
-    border = (border_dist < 5.0) & (road_class == 0) | (border_dist < 5.0) & (road_class > RoadClass.SECONDARY)
+    # a secondary road runs along every region border (it overrides smaller streets there)
+    border = (border_dist < 5.0) & ((road_class == RoadClass.NONE) | (road_class > RoadClass.SECONDARY))
     road_class[border] = RoadClass.SECONDARY
+    del border, border_dist
     major_lines = _major_roads(rng, X, Y, size_m, road_class)
 
     water = np.zeros(shape, bool)
@@ -141,7 +143,6 @@ def generate_procedural_world(
     lakes = _lakes(rng, X, Y, region, styles, water, cs)
 
     landcover = np.full(shape, LandCover.GRASS, np.uint8)
-    road = road_class > 0
     # major roads cross any water on bridges, secondary roads only the river; others stop
     bridge = (water & (road_class == RoadClass.MAJOR)) | (river_water & (road_class == RoadClass.SECONDARY))
     del river_water
@@ -149,8 +150,6 @@ def generate_procedural_world(
     landcover[road_class > 0] = LandCover.ROAD
     landcover[water] = LandCover.WATER
     landcover[bridge] = LandCover.BRIDGE
-    road = landcover == LandCover.ROAD
-    del border
 
     height = np.zeros(shape, np.float32)
     height[bridge] = BRIDGE_DECK_M
@@ -161,7 +160,7 @@ def generate_procedural_world(
     block_region = _block_majority(blocks, n_blocks, region)
     block_area = np.bincount(blocks.ravel(), minlength=n_blocks + 1) * cs * cs
     use = _block_uses(rng, n_blocks, block_region, block_area, styles)  # 0 building, 1 park, 2 square
-    use_map = np.concatenate([[-1], use])[blocks]
+    use_map = np.concatenate([[-1], use]).astype(np.int8)[blocks]  # per cell; -1 = not a block
     landcover[use_map == 1] = LandCover.PARK
     landcover[use_map == 2] = LandCover.PAVED
 
@@ -237,8 +236,8 @@ def _regions(rng, X, Y, size_m, regions):
         [((c + 0.5 + rng.uniform(-0.2, 0.2)) * size_m / cols, (r + 0.5 + rng.uniform(-0.2, 0.2)) * size_m / rows) for r, c in cells],
         dtype=np.float32,
     )
-    warp = size_m * 0.06
-    scale = max(4.0, size_m / (X[0, 1] - X[0, 0] if X.shape[1] > 1 else 1.0) / 4.0)
+    warp = size_m * 0.06  # borders wander by up to ~6 % of the world's side
+    scale = max(4.0, X.shape[1] / 4.0)  # in cells: a few wiggles across the world
     wx = X + warp * smooth_noise(rng, X.shape, scale)
     wy = Y + warp * smooth_noise(rng, X.shape, scale)
     if regions == 1:
@@ -248,14 +247,19 @@ def _regions(rng, X, Y, size_m, regions):
 
 def _voronoi_edges(px: np.ndarray, py: np.ndarray, seeds: np.ndarray, chunk_rows: int = 256):
     """Nearest seed index and distance to the nearest Voronoi edge for every cell (chunked)."""
-    tree = cKDTree(seeds)
+    tree = cKDTree(seeds) if len(seeds) > 16 else None
     h, w = px.shape
     index = np.zeros((h, w), np.uint16 if len(seeds) > 255 else np.uint8)
     edge = np.zeros((h, w), np.float32)
     for r0 in range(0, h, chunk_rows):
         qx = np.asarray(px[r0 : r0 + chunk_rows], np.float32).ravel()
         qy = np.asarray(py[r0 : r0 + chunk_rows], np.float32).ravel()
-        dist, idx = tree.query(np.stack([qx, qy], axis=1), k=2)
+        if tree is None:  # few seeds: direct distances are faster than a tree
+            d2_all = (qx[:, None] - seeds[None, :, 0]) ** 2 + (qy[:, None] - seeds[None, :, 1]) ** 2
+            idx = np.argsort(d2_all, axis=1, kind="stable")[:, :2]
+            dist = np.sqrt(np.take_along_axis(d2_all, idx, axis=1))
+        else:
+            dist, idx = tree.query(np.stack([qx, qy], axis=1), k=2)
         d1, d2 = dist[:, 0], dist[:, 1]
         gap = np.linalg.norm(seeds[idx[:, 0]] - seeds[idx[:, 1]], axis=1)
         t = (d2 * d2 - d1 * d1) / np.maximum(2.0 * gap, 1e-6)
@@ -459,7 +463,7 @@ def _buildings(rng, X, Y, blocks, use_map, region, styles, dist_edge, dist_water
         inside = (region == k) & (use_map == 0) & (dist_water > 8.0) & (dist_edge > style.setback_m)
         if not inside.any():
             continue
-        rr, cc = np.nonzero(inside)
+        rr, cc = (a.astype(np.int32) for a in np.nonzero(inside))
         del inside
         x = (cc.astype(np.float32) + 0.5) * cs
         y = (rr.astype(np.float32) + 0.5) * cs
@@ -496,14 +500,13 @@ def _buildings(rng, X, Y, blocks, use_map, region, styles, dist_edge, dist_water
     n_ids = int(ids.max())
     area = np.bincount(ids.ravel(), minlength=n_ids + 1) * cs * cs
     min_area = np.zeros(n_ids + 1)
-    rows, cols = np.nonzero(ids)
     first_region = np.zeros(n_ids + 1, np.int64)
-    first_region[ids[rows, cols]] = region[rows, cols]
+    first_region[ids[cand_r, cand_c]] = region[cand_r, cand_c]
     min_area[1:] = np.array([30.0 if styles[k].building_form in ("perimeter", "detached") else 150.0 for k in first_region[1:]])
     keep = area >= min_area
     keep[0] = False
-    new_index = np.cumsum(keep) * keep
-    ids = new_index[ids].astype(np.int32)
+    new_index = (np.cumsum(keep) * keep).astype(np.int32)
+    ids = new_index[ids]
     kept_regions = first_region[keep]
     n_kept = int(keep.sum())
     building_id[:] = ids
@@ -519,7 +522,8 @@ def _buildings(rng, X, Y, blocks, use_map, region, styles, dist_edge, dist_water
         heights[i + 1] = round(lo + (hi - lo) * frac, 1)
         base = np.array(style.roof_palette[int(palette_pick[i] * len(style.roof_palette))])
         roofs[i + 1] = np.clip(base + jitter[i], 0, 255)
-    height[ids > 0] = heights[ids[ids > 0]]
+    built = ids > 0
+    height[built] = heights[ids[built]]
     return roofs
 
 

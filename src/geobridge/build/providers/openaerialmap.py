@@ -15,7 +15,7 @@ from pathlib import Path
 from geobridge.atomic import atomic_write_bytes
 from geobridge.build.providers.base import ProviderError
 from geobridge.build.providers.http import HttpClient
-from geobridge.build.providers.images import image_kind
+from geobridge.build.providers.images import describe_non_image, image_kind
 from geobridge.geo import Footprint
 
 DEFAULT_BASE_URL = "https://api.openaerialmap.org"
@@ -80,7 +80,8 @@ class OpenAerialMapCatalogue:
         """Download the GeoTIFF to ``target`` (atomically); refuses anything that is not a TIFF."""
         response = self.client.get(record.url)
         if image_kind(response.body) != "tiff":
-            raise ProviderError(f"orthomosaic {record.id}: download is not a GeoTIFF ({response.content_type})")
+            raise ProviderError(f"orthomosaic {record.id}: download is not a GeoTIFF: "
+                                f"{describe_non_image(response.body, response.content_type)}")
         return atomic_write_bytes(target, response.body)
 
 

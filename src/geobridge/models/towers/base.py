@@ -7,6 +7,7 @@ and normalisation on top; towers know nothing about views.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,19 @@ from geobridge.models.config import TowerConfig
 
 class TowerLoadError(RuntimeError):
     """A tower's weights or files could not be found (e.g. a hub id while offline)."""
+
+
+@dataclass
+class TokenOutput:
+    """Token-level output of a text tower (for heads that attend over tokens, e.g. PLANET).
+
+    pooled: (N, width) the features `forward` returns; tokens: (N, L, token_width) the last
+    hidden states; attention_mask: (N, L) bool, True on real tokens, False on padding.
+    """
+
+    pooled: torch.Tensor
+    tokens: torch.Tensor
+    attention_mask: torch.Tensor
 
 
 class Tower(nn.Module):
@@ -40,6 +54,15 @@ class Tower(nn.Module):
 
     def forward(self, inputs: Any) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
+
+    @property
+    def token_width(self) -> int:
+        """Width of the token states `forward_tokens` returns (text towers that expose them)."""
+        return self.width
+
+    def forward_tokens(self, texts: list[str]) -> TokenOutput:
+        """Pooled features plus the token states they were pooled from (text towers only)."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose token-level outputs")
 
     def blocks(self) -> list[nn.Module]:
         """The tower's repeated blocks (layers or stages), ordered input -> output."""

@@ -17,7 +17,7 @@ from torch import nn
 
 from geobridge.models.config import TowerConfig
 from geobridge.models.registry import register_backend
-from geobridge.models.towers.base import Tower, TowerLoadError, check_image_batch, check_texts, offline_error
+from geobridge.models.towers.base import TokenOutput, Tower, TowerLoadError, check_image_batch, check_texts, offline_error
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -124,6 +124,18 @@ class HFCLIPTextTower(Tower):
         )
         batch = {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
         return self.model(**batch).text_embeds
+
+    @property
+    def token_width(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def forward_tokens(self, texts: list[str]) -> TokenOutput:
+        batch = self.tokenizer(
+            check_texts(texts), padding=True, truncation=True, max_length=self.config.max_length, return_tensors="pt"
+        )
+        batch = {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+        out = self.model(**batch)
+        return TokenOutput(pooled=out.text_embeds, tokens=out.last_hidden_state, attention_mask=batch["attention_mask"].bool())
 
     def blocks(self) -> list[nn.Module]:
         return list(self.model.text_model.encoder.layers)

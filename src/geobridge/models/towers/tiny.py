@@ -15,7 +15,7 @@ from torch import nn
 
 from geobridge.models.config import IMAGENET_MEAN, IMAGENET_STD, TowerConfig
 from geobridge.models.registry import register_backend
-from geobridge.models.towers.base import Tower, check_image_batch, check_texts
+from geobridge.models.towers.base import TokenOutput, Tower, check_image_batch, check_texts
 
 
 def _resolved(config: TowerConfig, defaults: dict, **fields) -> TowerConfig:
@@ -177,6 +177,9 @@ class TinyText(Tower):
         return self._width
 
     def forward(self, texts: list[str]) -> torch.Tensor:
+        return self.forward_tokens(texts).pooled
+
+    def forward_tokens(self, texts: list[str]) -> TokenOutput:
         ids = self.tokenizer(check_texts(texts)).to(self.token_embed.weight.device)
         pad = ids == HashingTokenizer.PAD
         x = self.token_embed(ids) + self.pos_embed[:, : ids.shape[1]]
@@ -184,7 +187,8 @@ class TinyText(Tower):
             x = layer(x, src_key_padding_mask=pad)
         x = self.norm(x)
         keep = (~pad).unsqueeze(-1).to(x.dtype)
-        return (x * keep).sum(1) / keep.sum(1).clamp_min(1.0)
+        pooled = (x * keep).sum(1) / keep.sum(1).clamp_min(1.0)
+        return TokenOutput(pooled=pooled, tokens=x, attention_mask=~pad)
 
     def blocks(self) -> list[nn.Module]:
         return list(self.layers)

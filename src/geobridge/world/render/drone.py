@@ -26,7 +26,6 @@ from geobridge.world.render.shading import (
     flat_light,
     foliage_texture,
     season_albedo,
-    shadow_points,
     sky_colour,
     wall_colour,
     wall_light,
@@ -65,14 +64,11 @@ class DronePose:
             draws = (0.0, 0.0, 0.0)
         else:
             draws = tuple(float(v) for v in rng.random(3))
+        (alt_lo, alt_hi), (pitch_lo, pitch_hi) = ALTITUDE_RANGE_M, PITCH_RANGE_DEG
         pose = cls(
-            altitude_m=float(altitude_m)
-            if altitude_m is not None
-            else ALTITUDE_RANGE_M[0] + draws[0] * (ALTITUDE_RANGE_M[1] - ALTITUDE_RANGE_M[0]),
-            pitch_deg=float(pitch_deg)
-            if pitch_deg is not None
-            else PITCH_RANGE_DEG[0] + draws[1] * (PITCH_RANGE_DEG[1] - PITCH_RANGE_DEG[0]),
-            heading_deg=float(heading_deg) % 360.0 if heading_deg is not None else 360.0 * draws[2],
+            alt_lo + draws[0] * (alt_hi - alt_lo) if altitude_m is None else float(altitude_m),
+            pitch_lo + draws[1] * (pitch_hi - pitch_lo) if pitch_deg is None else float(pitch_deg),
+            360.0 * draws[2] if heading_deg is None else float(heading_deg) % 360.0,
         )
         if pose.altitude_m <= 0 or not 1.0 <= pose.pitch_deg <= 90.0:
             raise ValueError(f"drone altitude must be > 0 and pitch in [1, 90] degrees, got {pose}")
@@ -133,51 +129,46 @@ def _shade_hits(
     dirs: np.ndarray,
     t_bracket: np.ndarray,
     settings: RenderSettings,
-    max_h: float,
 ) -> np.ndarray:
     """Colour of each ray's hit (float 0..255) before haze; ``t_bracket`` in metres."""
     cs = world.georef.cell_size_m
     r_t, c_t = origin_rc
     t_lo, t_hi = t_bracket[:, 0], t_bracket[:, 1]
-    pts = cam[None, :] + t_hi[:, None] * dirs
-    rows = r_t - pts[:, 1] / cs
-    cols = c_t + pts[:, 0] / cs
+    east, north, z = (cam[i] + t_hi * dirs[:, i] for i in range(3))
+    rows, cols = r_t - north / cs, c_t + east / cs
     idx, inside = nearest_index(world, rows, cols)
-    before = cam[None, :] + t_lo[:, None] * dirs
-    idx_before, _ = nearest_index(world, r_t - before[:, 1] / cs, c_t + before[:, 0] / cs)
+    idx_before, _ = nearest_index(
+        world, r_t - (cam[1] + t_lo * dirs[:, 1]) / cs, c_t + (cam[0] + t_lo * dirs[:, 0]) / cs
+    )
     h = np.where(inside, world.height.ravel()[idx], 0.0)
-    z = pts[:, 2]
     landcover = world.landcover.ravel()[idx]
     top_colour = world.colour.reshape(-1, 3)[idx]
     albedo = season_albedo(top_colour, landcover, settings.season)
     tol = 0.3 + (t_hi - t_lo) * np.abs(dirs[:, 2])
-    facade = inside & (h - z > tol) & (idx != idx_before)
+    facade = np.flatnonzero(inside & (h - z > tol) & (idx != idx_before))
 
-    colour = np.empty((len(dirs), 3), dtype=np.float32)
-    top = ~facade
-    shadow_top = SunShadowMap.of(world, settings).at(idx[top])
-    colour[top] = albedo[top] * flat_light(shadow_top, settings)[:, None]
-
-    if facade.any():
+    # Roofs and ground: top-down colour in sun or shadow (facades are overwritten below).
+    shadow_map = SunShadowMap.of(world, settings)
+    light = flat_light(shadow_map.at(idx), settings)
+    colour = albedo * light[:, None]
+    if facade.size:
         f = facade
         w = world.shape[1]
         crossed_col = (idx[f] % w) != (idx_before[f] % w)
         n_east = np.where(crossed_col, -np.sign(dirs[f, 0]), 0.0)
         n_north = np.where(crossed_col, 0.0, -np.sign(dirs[f, 1]))
-        along = np.where(crossed_col, pts[f, 1], pts[f, 0])
-        shadow_wall = shadow_points(
-            world, rows[f] - 0.3 * n_north, cols[f] + 0.3 * n_east, z[f], settings, max_h
-        )
-        light = wall_light(n_east, n_north, shadow_wall, settings)
-        is_building = landcover[f] == LandCover.BUILDING
-        bid = world.building_id.ravel()[idx[f]]
-        foliage = 0.72 * albedo[f] * foliage_texture(idx[f], z[f])[:, None]
-        wall = np.where(is_building[:, None], wall_colour(bid, top_colour[f]), foliage)
-        windows = is_building & window_mask(z[f], along)
-        wall = np.where(windows[:, None], 0.35 * wall + 0.65 * WINDOW_COLOUR, wall)
-        trunk = (landcover[f] == LandCover.TREE) & (z[f] < 2.5)
-        wall = np.where(trunk[:, None], TRUNK_COLOUR, wall)
-        colour[f] = wall * light[:, None]
+        along = np.where(crossed_col, north[f], east[f])
+        shadow_wall = shadow_map.at(idx_before[f], z[f])  # the shadow line of the cell in front
+        wall_lit = wall_light(n_east, n_north, shadow_wall, settings)
+        kind = landcover[f]
+        is_building = kind == LandCover.BUILDING
+        wall = 0.72 * albedo[f] * foliage_texture(idx[f], z[f])[:, None]  # crowns, bridge sides
+        b = np.flatnonzero(is_building)
+        wall[b] = wall_colour(world.building_id.ravel()[idx[f][b]], top_colour[f][b])
+        windows = b[window_mask(z[f][b], along[b])]
+        wall[windows] = 0.35 * wall[windows] + 0.65 * WINDOW_COLOUR
+        wall[(kind == LandCover.TREE) & (z[f] < 2.5)] = TRUNK_COLOUR
+        colour[f] = wall * wall_lit[:, None]
     colour[~inside] = OUTSIDE_COLOUR * flat_light(np.zeros(1, dtype=np.float32), settings)
     return colour
 
@@ -258,7 +249,7 @@ def render_drone(
         z_top = min(cam[2] - 1e-3, max_h + 0.5)
         rays, t0 = _rays(origin_rc, cam, d, cs, z_top)
         bracket = first_hit(pyramid, rays, np.hypot(d[:, 0], d[:, 1]) / cs) + t0[:, None]
-        hit_colour = _shade_hits(world, origin_rc, cam, d, bracket, settings, max_h)
+        hit_colour = _shade_hits(world, origin_rc, cam, d, bracket, settings)
         haze = 1.0 - np.exp(-bracket[:, 1] / settings.haze_distance_m).astype(np.float32)
         haze_colour = sky_colour(np.zeros(1), np.zeros(1), settings)[0] * 0.95
         image[down] = hit_colour * (1.0 - haze[:, None]) + haze_colour * haze[:, None]

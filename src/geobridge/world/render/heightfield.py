@@ -128,9 +128,9 @@ class _Lookup:
 
 
 def _first_true(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per column of a ``(k, n)`` boolean array: whether any is set, and the first set row (k if none).
+    """Per column of a ``(k, n)`` boolean array: whether any is set, and the first set row.
 
-    (A max over weighted flags: numpy's argmax along the first axis is slow.)
+    (k where none is; computed as a max over weighted flags: argmax along axis 0 is slow.)
     """
     k = flags.shape[0]
     weights = np.arange(k, 0, -1, dtype=np.uint16 if k > 255 else np.uint8)[:, None]

@@ -14,7 +14,7 @@ import numpy as np
 from geobridge.world.model import LandCover, World
 from geobridge.world.render.cache import cached
 from geobridge.world.render.heightfield import HeightPyramid
-from geobridge.world.render.raster import CellWindow, nearest_index
+from geobridge.world.render.raster import CellWindow
 from geobridge.world.render.settings import RenderSettings
 
 SNOW = (236.0, 240.0, 245.0)
@@ -110,51 +110,53 @@ def wall_light(
     )
 
 
-def shadow_window(
+def shadow_line_window(
     world: World, window: CellWindow, settings: RenderSettings, max_reach_m: float = 200.0
 ) -> np.ndarray:
-    """1.0 where the centre of a window cell (at its own surface height) cannot see the sun.
+    """Per window cell, the height (m) below which its vertical column is in the sun's shadow.
 
-    A cell is in shadow when a ray towards the sun meets a taller height: for some horizontal
-    distance ``d`` along the sun azimuth, ``height(p + d) > height(p) + d * tan(elevation)``.
-    Computed with whole-array shifts (one per step of one cell), no per-cell loops; shadows are
-    cast up to ``max_reach_m`` away.
+    A point at height ``z`` above a cell is in shadow when a ray from it towards the sun meets
+    something taller: for some horizontal distance ``d`` along the sun azimuth,
+    ``height(p + d) - d * tan(elevation) > z``; the maximum of the left side over ``d`` is the
+    cell's shadow line (``-inf`` when nothing stands towards the sun). Computed with whole-array
+    shifts (one per step of one cell), no per-cell loops; shadows reach ``max_reach_m`` at most.
     """
     cs = world.georef.cell_size_m
     tan_el = math.tan(math.radians(settings.sun_elevation_deg))
-    reach_cells = int(math.ceil(max_reach_m / cs))
+    reach_cells = math.ceil(max_reach_m / cs)
     max_h = HeightPyramid.of(world).max_in(window.grow(reach_cells))
     steps = int(min(reach_cells, math.ceil(max_h / tan_el / cs)))
-    z = window.take(world.height).astype(np.float32)
+    line = np.full((window.rows, window.cols), -np.inf, dtype=np.float32)
     if steps <= 0:
-        return np.zeros(z.shape, dtype=np.float32)
+        return line
     padded = window.grow(steps).take(world.height)
     d_row, d_col = _sun_steps_cells(settings)
-    excess = np.full(z.shape, -np.inf, dtype=np.float32)
     seen: set[tuple[int, int]] = set()
     for k in range(1, steps + 1):
-        dr, dc = int(round(k * d_row)), int(round(k * d_col))
+        dr, dc = round(k * d_row), round(k * d_col)
         if (dr, dc) in seen:
             continue
         seen.add((dr, dc))
         rise = math.hypot(dr, dc) * cs * tan_el
         block = padded[steps + dr : steps + dr + window.rows, steps + dc : steps + dc + window.cols]
-        np.maximum(excess, block - rise, out=excess)
-    return (excess > z + 0.25).astype(np.float32)
+        np.maximum(line, block - rise, out=line)
+    return line
 
 
 class SunShadowMap:
-    """The world's sun-shadow raster for one sun position, computed lazily tile by tile and cached
-    per world, so rendering many locations of one world pays for each tile once."""
+    """The world's shadow lines (see :func:`shadow_line_window`) for one sun position, computed
+    lazily tile by tile and cached per world, so rendering many locations of one world pays for
+    each tile once. Stored as float16 (a few centimetres of precision)."""
 
     TILE = 64
+    BIAS_M = 0.25  # a point must be this far below the shadow line to count as shadowed
 
     def __init__(self, world: World, settings: RenderSettings) -> None:
         self._world = weakref.ref(world)
         self._settings = settings
         h, w = world.shape
         self._shape = (h, w)
-        self.shadow = np.zeros((h, w), dtype=np.uint8)  # calloc: untouched tiles cost no memory
+        self.line = np.zeros((h, w), dtype=np.float16)  # calloc: untouched tiles cost no memory
         self._done = np.zeros((-(-h // self.TILE), -(-w // self.TILE)), dtype=bool)
 
     @classmethod
@@ -163,21 +165,21 @@ class SunShadowMap:
         return cached(world, key, lambda: cls(world, settings))
 
     def _ensure(self, tile_rows: np.ndarray, tile_cols: np.ndarray) -> None:
-        todo = ~self._done[tile_rows, tile_cols]
-        if not todo.any():
-            return
         world = self._world()
         h, w = self._shape
         t = self.TILE
-        for i, j in set(zip(tile_rows[todo].tolist(), tile_cols[todo].tolist())):
+        for i, j in set(zip(tile_rows.tolist(), tile_cols.tolist())):
+            if self._done[i, j]:
+                continue
             window = CellWindow(i * t, j * t, min(t, h - i * t), min(t, w - j * t))
-            self.shadow[i * t : i * t + window.rows, j * t : j * t + window.cols] = shadow_window(
-                world, window, self._settings
+            self.line[i * t : i * t + window.rows, j * t : j * t + window.cols] = (
+                shadow_line_window(world, window, self._settings)
             )
             self._done[i, j] = True
 
-    def at(self, flat_index: np.ndarray) -> np.ndarray:
-        """Shadow (0/1 float32) of the cells with these flat indices (``row * W + col``)."""
+    def at(self, flat_index: np.ndarray, z: np.ndarray | None = None) -> np.ndarray:
+        """Shadow (0/1 float32) at height ``z`` above the cells with these flat indices
+        (``row * W + col``); by default at each cell's own surface (roof, crown or ground)."""
         w = self._shape[1]
         n_tc = self._done.shape[1]
         tiles = (flat_index // (w * self.TILE)) * n_tc + (flat_index % w) // self.TILE
@@ -186,47 +188,20 @@ class SunShadowMap:
         missing = np.flatnonzero(needed & ~self._done.ravel())
         if missing.size:
             self._ensure(missing // n_tc, missing % n_tc)
-        return self.shadow.ravel()[flat_index].astype(np.float32)
+        if z is None:
+            z = np.take(self._world().height.ravel(), flat_index)
+        return (z + self.BIAS_M < np.take(self.line.ravel(), flat_index)).astype(np.float32)
 
     def take(self, window: CellWindow) -> np.ndarray:
-        """Shadow (0/1 float32) over a window (edge cells repeated where it overhangs the grid)."""
+        """Shadow (0/1 float32) of each window cell's surface (edge cells repeated outside)."""
         h, w = self._shape
         t = self.TILE
         r0, r1 = np.clip([window.row0, window.row0 + window.rows - 1], 0, h - 1) // t
         c0, c1 = np.clip([window.col0, window.col0 + window.cols - 1], 0, w - 1) // t
         tr, tc = np.meshgrid(np.arange(r0, r1 + 1), np.arange(c0, c1 + 1), indexing="ij")
         self._ensure(tr.ravel(), tc.ravel())
-        return window.take(self.shadow).astype(np.float32)
-
-
-def shadow_points(
-    world: World,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    z: np.ndarray,
-    settings: RenderSettings,
-    max_h: float,
-    step_m: float = 1.0,
-    max_steps: int = 48,
-) -> np.ndarray:
-    """Shadow test for 3-D points (1-D arrays): 1.0 where a ray towards the sun hits the heights."""
-    cs = world.georef.cell_size_m
-    tan_el = math.tan(math.radians(settings.sun_elevation_deg))
-    out = np.zeros(rows.shape, dtype=np.float32)
-    need = z < max_h - 0.25
-    if not need.any():
-        return out
-    reach = (max_h - float(z[need].min())) / tan_el
-    steps = int(min(max_steps, math.ceil(reach / step_m)))
-    step_m = max(step_m, reach / max_steps)
-    d_row, d_col = _sun_steps_cells(settings)
-    r, c, zz = rows[need], cols[need], z[need]
-    d = (np.arange(1, steps + 1, dtype=np.float64) * step_m)[None, :]
-    idx, inside = nearest_index(world, r[:, None] + d * (d_row / cs), c[:, None] + d * (d_col / cs))
-    h = world.height.ravel()[idx]
-    hit = (h > zz[:, None] + d * tan_el + 0.25) & inside
-    out[need] = hit.any(axis=1)
-    return out
+        z = window.take(self._world().height)
+        return (z + self.BIAS_M < window.take(self.line)).astype(np.float32)
 
 
 def wall_colour(building_id: np.ndarray, roof_colour: np.ndarray) -> np.ndarray:

@@ -1,11 +1,12 @@
-"""Street view: a 360-degree equirectangular panorama from 2 m above a road point.
+"""Street view: a 360-degree equirectangular panorama from 2 m above a road point (above the deck
+when the point is on a bridge).
 
 Column ``j`` looks along azimuth ``heading + j * 360 / W`` (clockwise from north), row ``i`` at
 elevation ``90 - (i + 0.5) * 180 / H`` degrees. Each column is a ray marched outwards over the
 height field (vectorised over all columns and distances); the angular top of every sample and its
 running maximum (a "y-buffer", as in voxel-space terrain renderers) decide which sample each pixel
 sees: a facade, a tree, the ground, or the sky when nothing is high enough. Facades get a colour
-per building id, windows and Lambert light; the ground keeps its sun shadows; water
+per building id, windows and Lambert light; ground and facades keep their sun shadows; water
 mirrors some sky; distance fog makes depth readable.
 """
 
@@ -105,7 +106,8 @@ def render_street(
 
     image = np.zeros((n_rows, n_cols, 3), dtype=np.float32)
     ground = ~facade & ~sky
-    shadow = SunShadowMap.of(world, settings).at(cell[ground])
+    shadow_map = SunShadowMap.of(world, settings)
+    shadow = shadow_map.at(cell[ground])
     ground_colour = albedo[ground] * flat_light(shadow, settings)[:, None]
     az_grid = np.broadcast_to(azimuth[None, :], k.shape)
     el_grid = np.broadcast_to(elevation[:, None], k.shape)
@@ -122,7 +124,8 @@ def render_street(
         n_east = np.where(crossed_col, -np.sign(sa), 0.0)
         n_north = np.where(crossed_col, 0.0, -np.sign(ca))
         along = np.where(crossed_col, d_pix[f] * ca, d_pix[f] * sa)
-        light = wall_light(n_east, n_north, np.zeros(n_east.shape, dtype=np.float32), settings)
+        shadow = shadow_map.at(cell_before[f], z_pix[f])  # the shadow line of the cell in front
+        light = wall_light(n_east, n_north, shadow, settings)
         is_building = landcover[f] == LandCover.BUILDING
         bid = world.building_id.ravel()[cell[f]]
         foliage = 0.8 * albedo[f] * foliage_texture(cell[f], z_pix[f])[:, None]

@@ -1,0 +1,70 @@
+"""TrainConfig: YAML + dotted overrides; every wrong key is an error that names it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from geobridge.train.config import ConfigError, TrainConfig
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_yaml_and_overrides_are_typed(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("optim: {lr: 0.01, epochs: 3}\ndata: {views: [D, satellite]}\n")
+    config = TrainConfig.load(path, ["optim.lr=1e-4", "data.batch_size=16", "model.overrides.embed_dim=64"])
+    assert config.optim.lr == pytest.approx(1e-4)  # override wins over the file; "1e-4" is a float
+    assert config.optim.epochs == 3
+    assert config.data.batch_size == 16
+    assert config.data.views == ["drone", "satellite"]  # letters parsed to view names
+    assert config.model.overrides == {"embed_dim": 64}  # free-form dict accepts any key
+
+
+@pytest.mark.parametrize(
+    "override, named",
+    [("optim.lrr=1e-4", "optim.lrr"), ("optimiser.lr=1", "optimiser.lr"), ("bacth_size=3", "bacth_size"),
+     ("optim.lr.x=1", "optim.lr")],
+)
+def test_unknown_override_key_is_named(override, named):
+    with pytest.raises(ConfigError, match=f"'{named}'"):
+        TrainConfig.load(None, [override])
+
+
+def test_unknown_yaml_key_is_named(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("data:\n  batch_size: 8\n  shuffel: true\n")
+    with pytest.raises(ConfigError, match="data.shuffel"):
+        TrainConfig.load(path)
+
+
+def test_bad_value_names_key_and_value():
+    with pytest.raises(ConfigError, match="optim.lr.*abc"):
+        TrainConfig.load(None, ["optim.lr=abc"])
+    with pytest.raises(ConfigError, match="data.views"):
+        TrainConfig.load(None, ["data.views=[drone, helicopter]"])
+    with pytest.raises(ConfigError, match="expected key=value"):
+        TrainConfig.load(None, ["optim.lr"])
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        TrainConfig.load(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("name", ["demo", "geobridge-clip-l14", "sample4geo-convnext", "gleam-c"])
+def test_shipped_presets_load(name):
+    config = TrainConfig.load(CONFIGS / f"{name}.yaml")
+    assert config.model.preset
+    assert config.optim.lr > 0
+
+
+def test_paper_hyper_parameters():
+    geobridge = TrainConfig.load(CONFIGS / "geobridge-clip-l14.yaml")
+    assert (geobridge.optim.name, geobridge.optim.lr, geobridge.optim.epochs, geobridge.data.batch_size) == ("adam", 1e-5, 200, 32)
+    assert geobridge.loss.edge_set == "geobridge"
+    s4g = TrainConfig.load(CONFIGS / "sample4geo-convnext.yaml")
+    assert (s4g.optim.name, s4g.optim.lr, s4g.data.batch_size, s4g.optim.grad_clip_value) == ("adamw", 1e-3, 128, 100)
+    assert s4g.loss.options["label_smoothing"] == pytest.approx(0.1)
+    assert s4g.optim.warmup_steps > 0 and s4g.optim.amp == "auto"
