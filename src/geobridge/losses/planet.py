@@ -18,9 +18,9 @@ Physical signature mining (pure, batched, no parameters) on satellite images in 
   Hann-windowed luminance, averaged in `texture_rings` (16) rings with log-spaced radii from
   one cycle per image to the corner of the spectrum (sqrt(0.5) cycles/pixel). Log spacing
   because natural-image spectra fall as a power law: equal log steps give each octave the same
-  number of values. Log-normalised: log(mean ring power + eps) minus its mean over rings, i.e.
-  the shape of the spectrum, independent of overall contrast. Empty rings (tiny images) hold 0
-  before the log (eps).
+  number of values. Log-normalised: log(share of the summed ring power + 1e-5) minus its mean
+  over rings, i.e. the shape of the spectrum, independent of overall contrast; the relative
+  eps bounds the range for near-empty rings (and rings with no sample on tiny images).
 
 Consistency contrastive learning: L_phy = L_color + L_struc + L_tex, each an InfoNCE (positives
 on the diagonal, `geobridge.losses.info_nce`) between the text descriptor t_k and the projected
@@ -154,11 +154,15 @@ def ring_power(images: torch.Tensor, rings: int = 16) -> torch.Tensor:
     return (sums / counts.clamp_min(1)).to(images.dtype if images.is_floating_point() else torch.float32)
 
 
-def texture_spectrum(images: torch.Tensor, rings: int = 16, eps: float = 1e-8) -> torch.Tensor:
-    """Log-normalised 1-D texture spectrum -> (B, rings): log(ring power + eps) minus its mean
-    over rings (spectral shape, contrast-invariant)."""
-    log_power = torch.log(ring_power(images, rings).double() + eps)
-    return (log_power - log_power.mean(dim=1, keepdim=True)).float()
+def texture_spectrum(images: torch.Tensor, rings: int = 16, eps: float = 1e-5) -> torch.Tensor:
+    """Log-normalised 1-D texture spectrum -> (B, rings): each ring's share of the summed ring
+    power, log(share + eps), minus its mean over rings. Dividing by the sum first makes it
+    contrast-invariant (eps is relative); eps bounds the range for near-empty rings. A flat
+    image gives all zeros."""
+    power = ring_power(images, rings).double()
+    share = power / power.sum(dim=1, keepdim=True).clamp_min(1e-30)
+    log_share = torch.log(share + eps)
+    return (log_share - log_share.mean(dim=1, keepdim=True)).float()
 
 
 def physical_signatures(images: torch.Tensor, config: SignatureConfig = SignatureConfig()) -> dict[str, torch.Tensor]:

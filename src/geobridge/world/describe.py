@@ -106,10 +106,10 @@ def _window(world: World, row: float, col: float, radius_cells: int):
     return (slice(r0, r1), slice(c0, c1)), disk, yy, xx
 
 
-def _is_street(world: World, sl=None):
-    lc = world.landcover if sl is None else world.landcover[sl]
-    rc = world.road_class if sl is None else world.road_class[sl]
-    return ((lc == LandCover.ROAD) | (lc == LandCover.BRIDGE)) & (rc >= RoadClass.MAJOR) & (rc <= RoadClass.RESIDENTIAL)
+def _street_mask(landcover: np.ndarray, road_class: np.ndarray) -> np.ndarray:
+    """Cells of drivable streets (major, secondary, residential; bridges included)."""
+    on_road = (landcover == LandCover.ROAD) | (landcover == LandCover.BRIDGE)
+    return on_road & (road_class >= RoadClass.MAJOR) & (road_class <= RoadClass.RESIDENTIAL)
 
 
 def _branches(world: World, row: float, col: float, ring_m: float) -> list[str]:
@@ -119,8 +119,7 @@ def _branches(world: World, row: float, col: float, ring_m: float) -> list[str]:
     angles = np.arange(n) * 2 * math.pi / n
     rr = np.clip((row - np.cos(angles) * ring_m / cs).astype(int), 0, world.shape[0] - 1)
     cc = np.clip((col + np.sin(angles) * ring_m / cs).astype(int), 0, world.shape[1] - 1)
-    lc, rc = world.landcover[rr, cc], world.road_class[rr, cc]
-    on = ((lc == LandCover.ROAD) | (lc == LandCover.BRIDGE)) & (rc >= RoadClass.MAJOR) & (rc <= RoadClass.RESIDENTIAL)
+    on = _street_mask(world.landcover[rr, cc], world.road_class[rr, cc])
     if on.all() or not on.any():
         return []
     start = int(np.argmin(on))  # rotate so the sequence starts off-road
@@ -162,7 +161,7 @@ def _layout(street: np.ndarray) -> str:
     hist, _ = np.histogram(theta, bins=18, range=(0, 90), weights=mag[mask])
     hist = hist.astype(np.float64)
     peak = int(np.argmax(hist))
-    mass = hist[[(peak - 1) % 18, peak, (peak + 1) % 18]].sum() / max(hist.sum(), 1)
+    mass = hist[[(peak - 1) % 18, peak, (peak + 1) % 18]].sum() / max(hist.sum(), 1e-9)
     return "grid" if mass > GRID_CONCENTRATION else "irregular"
 
 
@@ -182,7 +181,7 @@ def scene_facts(world: World, row: float, col: float, radius_m: float = 60.0) ->
     r, c = int(np.clip(row, 0, world.shape[0] - 1)), int(np.clip(col, 0, world.shape[1] - 1))
     here_class = int(world.road_class[r, c]) if world.landcover[r, c] in (LandCover.ROAD, LandCover.BRIDGE) else 0
     on_bridge = bool(world.landcover[r, c] == LandCover.BRIDGE)
-    street = _is_street(world, sl)
+    street = _street_mask(lc, world.road_class[sl])
     layout = _layout(street & disk)
     branches = _branches(world, row, col, ring_m=min(16.0, radius_m * 0.4))
 
@@ -229,7 +228,7 @@ def scene_facts(world: World, row: float, col: float, radius_m: float = 60.0) ->
 
     mentions = _mentions(world, row, col, radius_m)
     street_name = next((m.name for m in mentions if m.kind == "street" and m.distance_m <= 30.0), None)
-    water_mention = next((m for m in mentions if m.kind in ("river", "lake", "sea", "canal", "pond", "bay")), None)
+    water_mention = next((m for m in mentions if m.kind in WATER_KINDS), None)
     return SceneFacts(
         road_class=here_class,
         on_bridge=on_bridge,
@@ -344,6 +343,9 @@ def _layout_sentence(f: SceneFacts, rng) -> str | None:
     return None
 
 
+#: Feature kinds that name a body of water.
+WATER_KINDS = ("river", "lake", "sea", "canal", "pond", "bay", "water")
+
 #: Water covering less than this share of the disk (a fountain, a ditch) is not mentioned.
 WATER_MIN_FRACTION = 0.005
 
@@ -354,8 +356,9 @@ def _water_sentence(f: SceneFacts, rng) -> str | None:
     share = "a wide stretch of" if f.water_fraction > 0.25 else ("some" if f.water_fraction > 0.08 else "a little")
     if f.water_name:
         kind = f.water_kind or "water"
-        base = _pick(rng, [f"The {kind} {f.water_name} lies to the {f.water_direction}." if kind not in f.water_name.lower() else f"{f.water_name} lies to the {f.water_direction}.",
-                           f"Water: {f.water_name} is close by to the {f.water_direction}.",
+        titled = f"The {kind} {f.water_name}" if kind in ("river", "lake", "bay", "canal") and kind not in f.water_name.lower() else f.water_name
+        base = _pick(rng, [f"{titled} lies to the {f.water_direction}.",
+                           f"Open water, {f.water_name}, lies close by to the {f.water_direction}.",
                            f"{f.water_name} borders the area on its {f.water_direction} side."])
     else:
         base = _pick(rng, [f"There is {share} open water to the {f.water_direction}.", f"Water lies to the {f.water_direction}."])

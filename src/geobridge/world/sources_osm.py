@@ -29,13 +29,11 @@ from geobridge.geo import metres_per_degree
 from geobridge.world.model import GeoReference, LandCover, NamedFeature, RoadClass, World
 from geobridge.world.surface import paint_surface
 
-#: The largest area (m, per side) loaded without an explicit bbox.
+#: The largest area loaded: MAX_SIDE_M a side at 1 m cells (memory stays well under 2 GB).
 MAX_SIDE_M = 5000.0
+MAX_CELLS = MAX_SIDE_M * MAX_SIDE_M
 STOREY_M = 3.2
 BRIDGE_DECK_M = 6.0
-
-#: Default central-Helsinki box (west, south, east, north) used for the bundled extract's demo.
-HELSINKI_CENTRE_BBOX = (24.9380, 60.1660, 24.9520, 60.1760)
 
 #: highway tag -> (road class, default width in metres)
 HIGHWAY_CLASSES: dict[str, tuple[int, float]] = {
@@ -204,7 +202,8 @@ def _extent(layers: dict) -> tuple[float, float, float, float] | None:
 def load_osm_world(path: str | Path, bbox: tuple[float, float, float, float] | None = None, cell_size_m: float = 1.0) -> World:
     """Build a world from an OSM extract, cropped to ``bbox`` (west, south, east, north, degrees).
 
-    Without ``bbox`` the whole extract is used if it is at most :data:`MAX_SIDE_M` a side.
+    Without ``bbox`` the whole extract is used; either way the grid may hold at most
+    :data:`MAX_CELLS` cells (5 km a side at 1 m).
     Raises :class:`OsmSourceError` for a missing or corrupt file or an empty area.
     """
     path = Path(path)
@@ -224,9 +223,10 @@ def load_osm_world(path: str | Path, bbox: tuple[float, float, float, float] | N
     west, south, east, north = bbox
     per_lat, per_lon = metres_per_degree(north)
     height_m, width_m = (north - south) * per_lat, (east - west) * per_lon
-    if max(height_m, width_m) > MAX_SIDE_M and cell_size_m <= 1.0:
+    if (height_m / cell_size_m) * (width_m / cell_size_m) > MAX_CELLS:
         raise OsmSourceError(
-            f"the area is {width_m:.0f} m x {height_m:.0f} m; pass a bbox of at most {MAX_SIDE_M:.0f} m a side"
+            f"the area is {width_m:.0f} m x {height_m:.0f} m, too large at {cell_size_m:g} m cells; pass a bbox "
+            f"of at most {MAX_SIDE_M:.0f} m a side (or a larger cell size)"
         )
     rows, cols = int(math.ceil(height_m / cell_size_m)), int(math.ceil(width_m / cell_size_m))
     georef = GeoReference(origin_lat=north, origin_lon=west, cell_size_m=cell_size_m)
