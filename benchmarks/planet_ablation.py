@@ -4,8 +4,11 @@
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 python benchmarks/planet_ablation.py [--steps 120] [--seeds 0]
 
 Recipe (configs/planet.yaml, shortened): `demo` preset (tiny CNN satellite tower from random
-weights + offline pretrained MiniLM text tower, frozen, its token states cached once), Adam at
-1e-3 on the satellite tower, both projections, the logit scale and the physical head. lambda=0
+weights + offline pretrained MiniLM text tower with only its last layer trainable, the states
+entering that layer cached once), Adam at 1e-3 on the satellite tower, the last MiniLM layer,
+both projections, the logit scale and the physical head. A fully frozen text tower would make
+every lambda give the same retrieval model: L_phy reaches the embedding only through trainable
+text layers (the image signatures carry no gradient). lambda=0
 is the plain text-satellite InfoNCE baseline (the named reference of the ratio column).
 Evaluation: exact cosine ranking of the held-out test split (a region never trained on),
 `geobridge.evaluation.protocols.evaluate(..., "geobridge")`. Writes benchmarks/planet_ablation.md.
@@ -56,41 +59,75 @@ class Split:
 
     locations: list[Location]
     pixels: torch.Tensor
-    text: TokenOutput
+    hidden: torch.Tensor  # text states entering MiniLM's last layer (N, L, 384)
+    mask: torch.Tensor  # (N, L) bool, True on real tokens
 
-    def text_rows(self, index: torch.Tensor) -> TokenOutput:
-        mask = self.text.attention_mask[index]
+    def text_rows(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = self.mask[index]
         length = int(mask.sum(1).max())  # trim to the longest text in this batch
-        return TokenOutput(self.text.pooled[index], self.text.tokens[index, :length], mask[:, :length])
+        return self.hidden[index, :length], mask[:, :length]
 
 
-def encode_texts_frozen(model, texts: list[str], batch_size: int = 64) -> TokenOutput:
-    """The frozen text tower's outputs for every text, padded to one common length."""
-    tower = model.tower(View.TEXT)
-    parts: list[TokenOutput] = []
-    with torch.no_grad():
-        for start in tqdm(range(0, len(texts), batch_size), desc="text tokens", leave=False):
-            parts.append(tower.forward_tokens(texts[start : start + batch_size]))
-    length = max(p.tokens.shape[1] for p in parts)
-    pad = lambda x, value: torch.nn.functional.pad(x, (0, 0, 0, length - x.shape[1]) if x.ndim == 3 else (0, length - x.shape[1]), value=value)  # noqa: E731
-    return TokenOutput(
-        pooled=torch.cat([p.pooled for p in parts]),
-        tokens=torch.cat([pad(p.tokens, 0.0) for p in parts]),
-        attention_mask=torch.cat([pad(p.attention_mask, False) for p in parts]),
-    )
+class TextBelowLastLayer:
+    """MiniLM with only its last transformer layer trainable: the hidden states entering that
+    layer are cached once; each step runs the last layer, mean pooling and normalisation (the
+    sentence-transformers pipeline of all-MiniLM-L6-v2). L_phy can only reach the retrieval
+    embedding through trainable text layers, so the text tower cannot be frozen entirely."""
+
+    def __init__(self, model) -> None:
+        self.st = model.tower(View.TEXT).st
+
+    @property
+    def encoder(self):
+        return self.st[0].auto_model
+
+    def cache(self, texts: list[str], batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden, masks = [], []
+        with torch.no_grad():
+            for start in tqdm(range(0, len(texts), batch_size), desc="text states", leave=False):
+                features = self.st.preprocess(texts[start : start + batch_size])
+                inputs = {k: v for k, v in features.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+                out = self.encoder(**inputs, output_hidden_states=True)
+                hidden.append(out.hidden_states[-2])
+                masks.append(features["attention_mask"].bool())
+        length = max(h.shape[1] for h in hidden)
+        hidden = torch.cat([torch.nn.functional.pad(h, (0, 0, 0, length - h.shape[1])) for h in hidden])
+        masks = torch.cat([torch.nn.functional.pad(m, (0, length - m.shape[1]), value=False) for m in masks])
+        return hidden, masks
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> TokenOutput:
+        extended, _ = self.encoder._create_attention_masks(
+            attention_mask=mask.long(), encoder_attention_mask=None, embedding_output=hidden,
+            encoder_hidden_states=None, past_key_values=None,
+        )
+        tokens = self.encoder.encoder.layer[-1](hidden, attention_mask=extended)
+        tokens = tokens[0] if isinstance(tokens, tuple) else tokens
+        keep = mask.unsqueeze(-1).to(tokens.dtype)
+        pooled = torch.nn.functional.normalize((tokens * keep).sum(1) / keep.sum(1).clamp_min(1.0), dim=-1)
+        return TokenOutput(pooled=pooled, tokens=tokens, attention_mask=mask)
 
 
 def load_split(model, manifest: Path, split: str) -> Split:
     locations = [loc for loc in read_manifest(manifest, split=split) if loc.paths.get("satellite") is not None]
     transform = model.image_transform(View.SATELLITE)
     pixels = torch.stack([transform(Image.open(loc.paths["satellite"])) for loc in locations])
-    return Split(locations, pixels, encode_texts_frozen(model, [loc.text for loc in locations]))
+    texts = [loc.text for loc in locations]
+    text = TextBelowLastLayer(model)
+    hidden, mask = text.cache(texts)
+    with torch.no_grad():  # the cached path must reproduce the tower exactly
+        check = text.forward(*Split(locations, pixels, hidden, mask).text_rows(torch.arange(min(4, len(texts)))))
+        direct = model.tower(View.TEXT).forward_tokens(texts[:4])
+    if not torch.allclose(check.pooled, direct.pooled, atol=1e-4):
+        raise RuntimeError("cached last-layer text path does not reproduce the MiniLM tower; check the transformers version")
+    return Split(locations, pixels, hidden, mask)
 
 
 def train_variant(base_model, train: Split, variant: Variant, steps: int, batch_size: int, seed: int) -> dict:
     torch.manual_seed(seed)
     model = copy.deepcopy(base_model)
     model.tower(View.TEXT).requires_grad_(False)
+    text = TextBelowLastLayer(model)
+    text.encoder.encoder.layer[-1].requires_grad_(True)  # the last MiniLM layer trains
     objective = build_planet_objective(model, variant.physical)
     parameters = [p for p in objective.parameters() if p.requires_grad]
     optimiser = torch.optim.Adam(parameters, lr=1e-3)
@@ -103,7 +140,7 @@ def train_variant(base_model, train: Split, variant: Variant, steps: int, batch_
             order, cursor = torch.randperm(len(train.locations), generator=generator), 0
         index = order[cursor : cursor + batch_size]
         cursor += batch_size
-        out = objective({View.SATELLITE: train.pixels[index], View.TEXT: []}, text_features=train.text_rows(index))
+        out = objective({View.SATELLITE: train.pixels[index], View.TEXT: []}, text_features=text.forward(*train.text_rows(index)))
         optimiser.zero_grad(set_to_none=True)
         out.total.backward()
         optimiser.step()
@@ -114,7 +151,7 @@ def train_variant(base_model, train: Split, variant: Variant, steps: int, batch_
 def evaluate_t2s(model, test: Split) -> dict[str, float]:
     model.eval()
     with torch.no_grad():
-        text = model.text_tokens_from_tower_output(test.text).embedding.numpy()
+        text = model.text_tokens_from_tower_output(TextBelowLastLayer(model).forward(test.hidden, test.mask)).embedding.numpy()
         images = torch.cat([model.encode(View.SATELLITE, test.pixels[i : i + 64]) for i in range(0, len(test.pixels), 64)]).numpy()
     ids = np.array([loc.id for loc in test.locations])
     lat = np.array([loc.lat for loc in test.locations])
@@ -182,8 +219,8 @@ def write_table(args, rows, n_train, n_test, setup_s, load_start, load_end, tota
         f"- Data: procedural world, seed 0, {args.locations} locations at {args.size} px; train split {n_train} "
         f"locations, held-out test split {n_test} (a region never trained on). Queries = test texts, gallery = test "
         "satellite tiles (one positive each, exact cosine ranking, protocol `geobridge`).",
-        f"- Training: `demo` preset (tiny CNN satellite tower from random init, offline MiniLM text tower frozen, "
-        f"tokens cached), Adam lr 1e-3, batch {args.batch_size}, {args.steps} steps, seeds {args.seeds}; every variant "
+        f"- Training: `demo` preset (tiny CNN satellite tower from random init, offline MiniLM text tower with only its last "
+        f"layer trainable, states below it cached), Adam lr 1e-3, batch {args.batch_size}, {args.steps} steps, seeds {args.seeds}; every variant "
         "starts from the same weights and sees the same batches. lambda=0 is the plain text-satellite InfoNCE "
         "baseline (the reference of the ratio column). Physical head: configs/planet.yaml.",
         f"- Wall time: setup (world + caching) {setup_s:.0f} s, whole run {total_s:.0f} s.",

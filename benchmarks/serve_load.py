@@ -149,7 +149,7 @@ def main() -> None:
                     raise RuntimeError(f"server did not start: {server.stderr.read().decode()[-2000:] if server.poll() is not None else 'timeout'}")
                 time.sleep(0.3)
             size = httpx.get(url + "/gallery").json()["size"]
-            warm = asyncio.run(run_load(url, images, 4, 5.0, 400))  # warm-up: imports, allocator, caches
+            warm = asyncio.run(run_load(url, images, 4, 20.0, 300))  # warm-up: lazy init, allocator, caches
             rss_warm = rss_mb(server.pid)
             reference = asyncio.run(run_load(url, images, 1, 10.0, 10_000))
             load = asyncio.run(run_load(url, images, args.clients, args.seconds, args.max_requests))

@@ -137,10 +137,11 @@ def test_add_appends_without_rebuilding(model, model_dir, locations, tmp_path):
         reopened.add(rest[:1], progress=False)
 
 
-def test_faiss_gallery_agrees_with_exact(model, model_dir, locations, built, tmp_path):
+def test_faiss_gallery_agrees_with_exact_and_grows(model, model_dir, locations, built, tmp_path):
     folder = tmp_path / "flat"
-    Gallery.build(model, locations, "satellite", out=folder, index="Flat", model_path=model_dir, progress=False)
-    assert (folder / "index.faiss").is_file()
+    Gallery.build(model, locations[:20], "satellite", out=folder, index="Flat", model_path=model_dir, progress=False)
+    assert (folder / "index.faiss").is_file() and not (folder / "index.npy").exists()
+    assert Gallery.load(folder, model=model).add(locations[20:], progress=False) == len(locations) - 20
     faiss_gallery, exact_gallery = Gallery.load(folder, model=model), Gallery.load(built, model=model)
     images = [loc.path("drone") for loc in locations[:6]]
     got = faiss_gallery.search(images=images, view="drone", k=5)

@@ -209,3 +209,17 @@ def test_streaming_limit_stops_reading_at_the_limit():
         asyncio.run(read_limited(body(), UploadLimits()))
     assert caught.value.status == 413
     assert consumed["chunks"] == 21  # stopped at the first chunk past 20 MB
+
+
+def test_serve_command_refuses_a_bad_gallery_before_binding(gallery_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from geobridge.cli import app
+
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(gallery_dir, corrupt)
+    (corrupt / "metadata.parquet").write_bytes(b"garbage")
+    for folder, message in ((corrupt, "does not match its checksum"), (tmp_path / "none", "is not a gallery")):
+        result = CliRunner().invoke(app, ["serve", "--gallery", str(folder), "--port", "1"])
+        assert result.exit_code != 0
+        assert result.stderr.startswith("error:") and message in result.stderr

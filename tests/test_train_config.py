@@ -68,3 +68,16 @@ def test_paper_hyper_parameters():
     assert (s4g.optim.name, s4g.optim.lr, s4g.data.batch_size, s4g.optim.grad_clip_value) == ("adamw", 1e-3, 128, 100)
     assert s4g.loss.options["label_smoothing"] == pytest.approx(0.1)
     assert s4g.optim.warmup_steps > 0 and s4g.optim.amp == "auto"
+
+
+def test_cli_reports_wrong_key_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from geobridge.cli import app
+
+    result = CliRunner().invoke(app, ["train", "optim.lrr=1e-4"])
+    assert result.exit_code == 2
+    assert "error: unknown config key 'optim.lrr'" in result.output
+    assert "Traceback" not in result.output
+    result = CliRunner().invoke(app, ["train", f"data.manifest={tmp_path / 'none.parquet'}"])
+    assert result.exit_code == 2 and "manifest not found" in result.output

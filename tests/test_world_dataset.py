@@ -71,6 +71,7 @@ def test_cross_region_split_and_distinct_locations(tiny_world_dir: Path):
     assert d[~np.eye(len(d), dtype=bool)].min() >= 24.0
 
 
+@pytest.mark.timeout(300)  # two rendering processes: a hang must fail the test, not block the run
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path):
     a = generate_world_dataset(tmp_path / "a", seed=11, **SMALL).parent
     b = generate_world_dataset(tmp_path / "b", seed=11, workers=2, **SMALL).parent

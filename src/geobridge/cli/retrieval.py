@@ -175,10 +175,12 @@ def _print_result(result) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    console = Console(width=120)
     title = f"{result.query} ({result.view})"
     if result.true_lat is not None:
-        title += f"  true position {result.true_lat:.6f}, {result.true_lon:.6f}"
-    table = Table(title=title, title_justify="left")
+        title += f", true position {result.true_lat:.6f}, {result.true_lon:.6f}"
+    console.print(title, highlight=False, soft_wrap=True)
+    table = Table()
     for column in ("rank", "id", "score", "lat", "lon") + (("error_m",) if result.true_lat is not None else ()):
         table.add_column(column, justify="right" if column != "id" else "left")
     for match in result.matches:
@@ -186,4 +188,4 @@ def _print_result(result) -> None:
         if match.error_m is not None:
             row.append(f"{match.error_m:.1f}")
         table.add_row(*row)
-    Console(width=120).print(table)
+    console.print(table)

@@ -1,9 +1,131 @@
-"""Commands of the `train` job (filled in by its room)."""
+"""Commands of the `train` job: ``geobridge train`` and ``geobridge embed``.
+
+    geobridge train --config configs/demo.yaml data.manifest=demo/world/manifest.parquet optim.epochs=5
+    geobridge embed --model demo/model --manifest demo/world/manifest.parquet --view drone --split test --out drone.npz
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any, Callable, Optional
+
 import typer
+
+from geobridge.cli.errors import fail
+
+
+def build_validate_fn(manifest: str | Path, split: str, progress: bool = False) -> Callable[[Any], dict[str, float]] | None:
+    """A ``validate_fn`` for the trainer: every GeoBridge direction the model supports among the
+    ``split`` locations (protocol ``geobridge``); returns ``{"D2S/R@1": ..., "mean_R@1": ...}``.
+    None when the split is empty. Lives here because train must not import retrieval/evaluation."""
+    from geobridge.records import read_manifest
+
+    locations = read_manifest(manifest, split=split)
+    if len(locations) < 2:
+        return None
+
+    def validate(model: Any) -> dict[str, float]:
+        from geobridge.evaluation.protocols import evaluate
+        from geobridge.retrieval.embed import embed_locations
+        from geobridge.views import GEOBRIDGE_DIRECTIONS, View
+
+        views = set(model.views) | ({View.TEXT} if model.has_text else set())
+        needed = {v for d in GEOBRIDGE_DIRECTIONS for v in (d.query, d.gallery)} & views
+        embeddings = {v: embed_locations(model, locations, v, progress=progress) for v in needed}
+        metrics: dict[str, float] = {}
+        for direction in GEOBRIDGE_DIRECTIONS:
+            if direction.query in embeddings and direction.gallery in embeddings:
+                result = evaluate(embeddings[direction.query], embeddings[direction.gallery], "geobridge")
+                for key in ("R@1", "R@5", "AP"):
+                    metrics[f"{direction.name}/{key}"] = float(result.metrics[key])
+        r1 = [v for k, v in metrics.items() if k.endswith("/R@1")]
+        metrics["mean_R@1"] = sum(r1) / len(r1) if r1 else 0.0
+        return metrics
+
+    return validate
 
 
 def register(app: typer.Typer) -> None:
     """Add this job's commands to the `geobridge` app."""
+
+    @app.command("train")
+    def train_command(
+        overrides: Optional[list[str]] = typer.Argument(None, help="key=value overrides with dotted keys, e.g. optim.lr=1e-4"),
+        config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML training config (see configs/)."),
+        validate: bool = typer.Option(True, "--validate/--no-validate", help="Retrieval metrics on data.val_split every val_every steps and each epoch."),
+        show_config: bool = typer.Option(False, "--show-config", help="Print the resolved config and exit."),
+    ) -> None:
+        """Train a model from a YAML config plus key=value overrides (resumes from OUT/checkpoints/last)."""
+        from geobridge.train.config import ConfigError, TrainConfig
+
+        try:
+            cfg = TrainConfig.load(config, list(overrides or []))
+        except ConfigError as err:
+            raise fail(f"{err}") from None
+        if show_config:
+            typer.echo(cfg.to_yaml())
+            return
+        if not cfg.data.manifest:
+            raise fail("no training data: set data.manifest=PATH/manifest.parquet (render one with `geobridge world OUT`)")
+        if not Path(cfg.data.manifest).exists():
+            raise fail(f"manifest not found: {cfg.data.manifest}; render a world with `geobridge world OUT` or fix data.manifest")
+        from geobridge.records import ManifestError
+        from geobridge.train import train
+        from geobridge.train.engine import TrainingDiverged
+
+        try:
+            validate_fn = build_validate_fn(cfg.data.manifest, cfg.data.val_split) if validate else None
+            result = train(cfg, validate_fn=validate_fn)
+        except (ConfigError, ManifestError, TrainingDiverged, FileNotFoundError) as err:
+            raise fail(str(err)) from None
+        final = f"{result.final_loss:.4f}" if result.final_loss is not None else "n/a"
+        typer.echo(f"trained {result.step} steps ({result.epoch} epochs) in {result.seconds:.0f} s; last loss {final}"
+                   + (f"; best {cfg.best_metric} {result.best:.2f}" if result.best is not None else ""))
+        if result.skipped_steps:
+            typer.echo(f"skipped {len(result.skipped_steps)} step(s) with a non-finite loss: {result.skipped_steps[:10]}")
+        if result.unreadable_images:
+            typer.echo(f"{len(result.unreadable_images)} unreadable image(s) were skipped (names in the log)")
+        typer.echo(f"checkpoints: {Path(cfg.output_dir) / 'checkpoints'} (model: checkpoints/last/model)")
+
+    @app.command("embed")
+    def embed_command(
+        model: Path = typer.Option(..., "--model", help="Saved model directory (e.g. demo/model)."),
+        manifest: Path = typer.Option(..., "--manifest", help="Manifest (.parquet) of the locations to embed."),
+        view: str = typer.Option(..., "--view", help="drone, street, satellite, map, ground or text."),
+        out: Path = typer.Option(..., "--out", help="Output .npz (emb, ids, lat, lon, paths)."),
+        split: Optional[str] = typer.Option(None, "--split", help="Only this split (train, val, test)."),
+        batch_size: int = typer.Option(32, "--batch-size", min=1),
+        tta: Optional[str] = typer.Option(None, "--tta", help="Test-time augmentation: flip."),
+    ) -> None:
+        """Embed one view of a manifest's locations into an embeddings file."""
+        from geobridge.records import ManifestError, read_manifest
+        from geobridge.views import View
+
+        try:
+            parsed = View.parse(view)
+        except ValueError as err:
+            raise fail(str(err)) from None
+        if out.suffix != ".npz":
+            raise fail(f"--out must end in .npz, got {out}")
+        try:
+            locations = read_manifest(manifest, split=split)
+        except ManifestError as err:
+            raise fail(str(err)) from None
+        if not locations:
+            raise fail(f"no locations{f' in split {split!r}' if split else ''} in {manifest}")
+        from geobridge.models import load_model
+        from geobridge.retrieval.embed import embed_locations
+
+        try:
+            loaded = load_model(model)
+        except (FileNotFoundError, ValueError) as err:
+            raise fail(f"cannot load model {model}: {err}") from None
+        if parsed.is_image and parsed not in loaded.views:
+            raise fail(f"model {model} has no {parsed.value} tower (it has: {', '.join(v.value for v in loaded.views)})")
+        if parsed is View.TEXT and not loaded.has_text:
+            raise fail(f"model {model} has no text tower")
+        embeddings = embed_locations(loaded, locations, parsed, batch_size=batch_size, progress=True, tta=tta)
+        if len(embeddings) == 0:
+            raise fail(f"none of the {len(locations)} locations has a readable {parsed.value} view")
+        embeddings.save(out)
+        typer.echo(f"wrote {len(embeddings)} {parsed.value} embeddings ({embeddings.dim}-d) to {out}")

@@ -91,7 +91,6 @@ class ManifestDataset(Dataset):
         self.seed = int(seed)
         self.epoch = 0
         self.unreadable: set[str] = set()
-        self._shapes: dict[View, tuple[int, ...]] = {}
 
     def __len__(self) -> int:
         return len(self.locations)
@@ -131,14 +130,13 @@ class ManifestDataset(Dataset):
                 LOGGER.warning("skipping unreadable %s image %s (%s); %d unreadable so far",
                                view.value, path, type(err).__name__, len(self.unreadable))
             return None
-        tensor = self.transforms[view](rgb)
-        self._shapes.setdefault(view, tuple(tensor.shape))
-        return tensor
+        return self.transforms[view](rgb)
 
 
 def collate(items: list[dict[Any, Any]]) -> dict[Any, Any]:
     """Batch dataset items: ``{"index", "ids", "lat", "lon", View: (B,3,H,W), "mask": {View: (B,)},
-    View.TEXT: list[str]}``. Missing or unreadable views are zeros with mask False."""
+    View.TEXT: list[str]}``. Missing or unreadable views are zeros with mask False; a view that
+    no item of the batch has is ``None`` (its size is unknown) with an all-False mask."""
     if not items:
         raise ValueError("cannot collate an empty batch")
     batch: dict[Any, Any] = {

@@ -227,6 +227,10 @@ class PlanetObjective:
 
     Returns a `LossOutput` whose terms are "itc", "color", "struc", "tex", "phy" (sum of the
     three) and "total". Signatures are mined from the de-normalised pixels without gradient.
+
+    L_phy shapes the retrieval embedding only through the text tower's trainable layers (the
+    image side of L_phy is a fixed signature): with an entirely frozen text tower, lambda only
+    trains the physical head and leaves retrieval unchanged. Train at least the last text block.
     """
 
     def __init__(

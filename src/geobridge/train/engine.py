@@ -439,6 +439,7 @@ class Trainer:
 
     def _train_on(self, batch: dict[Any, Any], epoch: int, result: TrainResult, bar: Any) -> None:
         cfg = self.config
+        lr = self.scheduler.get_last_lr()[0]  # the rate this step uses
         outcome = self._step(batch)
         self.position.batch_in_epoch += 1
         self.position.step += 1
@@ -451,7 +452,6 @@ class Trainer:
                 self._snapshot_good_state()
         else:
             self._on_bad_step(step, outcome, result)
-        lr = self.scheduler.get_last_lr()[0]
         if self.logger is not None and (step % cfg.log_every == 0 or step == 1):
             self.logger.log_train(step, {"epoch": epoch, "lr": lr, "loss": outcome.loss, **outcome.terms,
                                          "logit_scale": float(self.model.logit_scale_value().detach())})

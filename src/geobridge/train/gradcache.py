@@ -12,7 +12,9 @@ kept at once. Gradient caching (Gao et al., 2021) splits the step in three:
 The loss and the parameter gradients equal those of the big batch (up to float rounding) for
 towers without batch-dependent layers; the random state before each micro-batch's first
 forward is replayed in step 3 so dropout masks match. Peak memory is one micro-batch's graph
-plus the B x D embeddings.
+plus the B x D embeddings. Towers with BatchNorm see micro-batch statistics (as under plain
+accumulation) and update their running statistics in both passes: use LayerNorm towers (ViT,
+ConvNeXt) where exact big-batch equivalence matters.
 """
 
 from __future__ import annotations

@@ -177,14 +177,6 @@ def _worker_init(state: dict) -> None:
     _STATE.update(state)
 
 
-def _pool_worker_init(state: dict) -> None:
-    """Initialise a forked rendering process: one thread each (the processes are the parallelism)."""
-    import cv2
-
-    cv2.setNumThreads(1)
-    _worker_init(state)
-
-
 def generate_world_dataset(
     out_dir: str | os.PathLike,
     locations: int = 100,
@@ -293,7 +285,7 @@ def generate_world_dataset(
 
             ctx = mp.get_context("fork")
             _STATE.clear()
-            with ctx.Pool(workers, initializer=_pool_worker_init, initargs=(state,)) as pool:
+            with ctx.Pool(workers, initializer=_worker_init, initargs=(state,)) as pool:
                 for index, text in pool.imap_unordered(_render_one, jobs, chunksize=max(1, len(jobs) // (workers * 16))):
                     texts[index] = text
                     bar.update(1)
