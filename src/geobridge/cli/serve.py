@@ -38,4 +38,4 @@ def serve(
         typer.secho(f"warning: binding {host}: the service is reachable from other machines", err=True, fg="yellow")
     app = create_app(gallery, model=opened.model, limits=UploadLimits(max_bytes=max_upload_mb * 1024 * 1024))
     typer.echo(f"serving {len(opened)} {opened.info.view} places from {gallery} on http://{host}:{port}/")
-    uvicorn.run(app, host=host, port=port, log_level="info", limit_concurrency=256, timeout_keep_alive=5)
+    uvicorn.run(app, host=host, port=port, log_level="info", limit_concurrency=256, timeout_keep_alive=30)

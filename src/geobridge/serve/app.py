@@ -8,6 +8,7 @@ images are served by gallery id (never by a path from the request).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from pathlib import Path
@@ -17,7 +18,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.concurrency import run_in_threadpool
+import anyio
+import anyio.to_thread
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geobridge.retrieval.gallery import QueryError
@@ -28,6 +30,9 @@ STATIC_DIR = Path(__file__).parent / "static"
 MAX_K = 100
 THUMBNAIL_PX = 160
 MAP_POINTS_LIMIT = 20_000
+#: Searches run at once. The model already uses every core for one batch; running more at once
+#: only makes the threads fight over the cores (measured in benchmarks/serve_load.md).
+DEFAULT_CONCURRENT_SEARCHES = 1
 
 LOCATE_OPENAPI: dict[str, Any] = {
     "requestBody": {
@@ -69,10 +74,20 @@ def error_response(status: int, code: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail}, status_code=status)
 
 
-def create_app(gallery_dir: str | Path, model: Any = None, limits: UploadLimits | None = None) -> FastAPI:
-    """A FastAPI app serving ``gallery_dir`` (with ``model`` if given, else the gallery's own)."""
+def create_app(gallery_dir: str | Path, model: Any = None, limits: UploadLimits | None = None,
+               concurrent_searches: int = DEFAULT_CONCURRENT_SEARCHES) -> FastAPI:
+    """A FastAPI app serving ``gallery_dir`` (with ``model`` if given, else the gallery's own).
+
+    Requests are accepted concurrently; at most ``concurrent_searches`` model + index searches run
+    at once (in worker threads), the others wait their turn.
+    """
     holder = GalleryHolder(gallery_dir, model=model)
     limits = limits or UploadLimits()
+    search_slots = anyio.CapacityLimiter(concurrent_searches)
+
+    async def run_search(gallery, **kwargs: Any):
+        return await anyio.to_thread.run_sync(functools.partial(gallery.search, **kwargs), limiter=search_slots)
+
     app = FastAPI(
         title="geobridge locate",
         description="Where was this taken? Drone, street, satellite or map images, or a text description, "
@@ -150,13 +165,13 @@ def create_app(gallery_dir: str | Path, model: Any = None, limits: UploadLimits 
         gallery = holder.get()
         if content_type == "application/json":
             text, k = _parse_json_query(body)
-            results = await run_in_threadpool(gallery.search, text=text, k=k)
+            results = await run_search(gallery, text=text, k=k)
             return JSONResponse(_response(results[0], gallery))
         if content_type == "multipart/form-data":
             image, view, k, name = await _parse_multipart(request, body, limits)
             query_view = gallery.parse_query_view(view)
-            pil = decode_image(image, limits, name=name)
-            results = await run_in_threadpool(gallery.search, images=[pil], view=query_view, k=k)
+            pil = await anyio.to_thread.run_sync(functools.partial(decode_image, image, limits, name=name))
+            results = await run_search(gallery, images=[pil], view=query_view, k=k)
             return JSONResponse(_response(results[0], gallery, query_name=name))
         raise UploadError(415, "unsupported_content_type",
                           "send multipart/form-data (image, view, k) or application/json ({\"text\": ..., \"k\": ...})")
