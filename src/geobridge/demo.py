@@ -44,7 +44,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 class DemoWorld:
     """The world the demo renders (small enough to render, train and test in minutes)."""
 
-    locations: int = 400
+    locations: int = 1000
     size: int = 64
     seed: int = 0
     world_size_m: float = 1600.0
@@ -79,15 +79,15 @@ def run_demo(
     from geobridge.train import TrainConfig, train
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or "geobridge" not in variants:
+        raise ValueError(f"variants must include 'geobridge' and be among {', '.join(VARIANTS)}; got {', '.join(variants)}")
     config_path = Path(config_path) if config_path is not None else DEFAULT_CONFIG
     if not config_path.exists():
         raise FileNotFoundError(
             f"demo training config not found: {config_path}; run from the repository root or pass --config"
         )
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown or "geobridge" not in variants:
-        raise ValueError(f"variants must include 'geobridge' and be among {', '.join(VARIANTS)}; got {', '.join(variants)}")
+    out.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
 
@@ -103,11 +103,13 @@ def run_demo(
         )
         seconds["world"] = time.perf_counter() - tick
     test_locations = read_manifest(manifest, split="test")
+    val_locations = read_manifest(manifest, split="val")
     train_locations = read_manifest(manifest, split="train")
     echo(f"      {len(train_locations)} training locations; {len(test_locations)} test locations from unseen "
          f"region(s) {', '.join(sorted({loc.region for loc in test_locations}))}")
 
     results: dict[str, dict[str, DirectionEvaluation]] = {}
+    seen_region: dict[str, dict[str, DirectionEvaluation]] = {}  # val: unseen locations of training regions
     for number, variant in enumerate(variants, start=1):
         run_dir = out / "runs" / variant
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -124,6 +126,8 @@ def run_demo(
         tick = time.perf_counter()
         with torch.no_grad():
             results[variant] = evaluate_directions(run.model, test_locations, progress=False)
+            if len(val_locations) > 1:
+                seen_region[variant] = evaluate_directions(run.model, val_locations, progress=False)
         seconds[f"evaluate {variant}"] = time.perf_counter() - tick
         if variant == "geobridge":
             run.model.save_pretrained(out / "model")
@@ -132,6 +136,10 @@ def run_demo(
     metrics = {name: _metric_row(ev.result) for name, ev in results["geobridge"].items()}
     ablation = {variant: {name: _metric_row(ev.result) for name, ev in results[variant].items()} for variant in results}
     findings = compare_to_paper(ablation)
+    ablation_val = {variant: {name: _metric_row(ev.result) for name, ev in by.items()} for variant, by in seen_region.items()}
+    if ablation_val:
+        findings += ["on the val split (new locations of the training regions):"] + compare_to_paper(ablation_val)
+        atomic_write_text(out / "ablation_val.json", json.dumps({v: {"directions": d} for v, d in ablation_val.items()}, indent=2) + "\n")
     atomic_write_text(out / "metrics.json", json.dumps({"directions": metrics}, indent=2) + "\n")
     atomic_write_text(out / "ablation.json", json.dumps({v: {"directions": d} for v, d in ablation.items()}, indent=2) + "\n")
     seconds["total"] = time.perf_counter() - started
@@ -141,6 +149,10 @@ def run_demo(
     echo("")
     echo(ablation_table(ablation))
     echo("")
+    if ablation_val:
+        echo("same ablation on the val split (unseen locations of the training regions):")
+        echo(ablation_table(ablation_val))
+        echo("")
     for line in findings:
         echo(line)
     echo("")

@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
         overrides: Optional[list[str]] = typer.Argument(None, help="key=value overrides of the training config, e.g. optim.epochs=2"),
         out: Path = typer.Option(Path("demo"), "--out", help="Folder for everything the demo makes."),
         config: Optional[Path] = typer.Option(None, "--config", help="Training recipe (default: configs/demo.yaml)."),
-        locations: int = typer.Option(400, "--locations", min=20, help="Locations to render (train/val/test together)."),
+        locations: int = typer.Option(1000, "--locations", min=20, help="Locations to render (train/val/test together)."),
         size: int = typer.Option(64, "--size", min=16, help="Rendered image size in pixels."),
         seed: int = typer.Option(0, "--seed"),
         variants: str = typer.Option("image-only,text-only,geobridge", "--variants",

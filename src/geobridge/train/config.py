@@ -113,7 +113,8 @@ class TrainConfig(_Section):
     val_every: int | None = Field(None, ge=1)  # steps between validations (also at each epoch end)
     best_metric: str = "mean_R@1"
     best_mode: Literal["max", "min"] = "max"
-    checkpoint_every: int | None = Field(None, ge=1)  # steps between 'last' checkpoints (and at epoch end)
+    checkpoint_every: int | None = Field(None, ge=1)  # steps between 'last' checkpoints
+    checkpoint_each_epoch: bool = True  # also save 'last' at every epoch end (always at the run's end)
     resume: bool = True  # continue from output_dir/checkpoints/last when it exists
     stop_at_step: int | None = Field(None, ge=1)  # halt after this step, as if killed (tests, time budgets)
 

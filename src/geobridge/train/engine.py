@@ -433,7 +433,8 @@ class Trainer:
             self.position.batch_in_epoch = 0
             if self.validate_fn is not None:
                 self._validate()
-            self.save("last")
+            if cfg.checkpoint_each_epoch or halted:
+                self.save("last")
             if halted:
                 return
 
