@@ -180,3 +180,29 @@ def test_presets_build_offline_and_hub_ids_fail_clearly() -> None:
         create_model("someone/clip-that-is-not-here")
     with pytest.raises(ValueError, match="unknown model 'nonsense'"):
         create_model("nonsense")
+
+
+def test_circular_width_makes_the_cnn_invariant_to_a_panorama_roll() -> None:
+    """With ``circular_width`` a horizontal roll by a multiple of the total stride (here 2**2 = 4 px)
+    gives the same feature, and a roll by any amount of a smooth panorama nearly so; with zero
+    padding the seam moves with the roll and the feature changes."""
+    from geobridge.models.config import TowerConfig
+    from geobridge.models.towers.tiny import TinyCNN
+
+    torch.manual_seed(0)
+    coarse = torch.randn(2, 3, 4, 16)  # smooth, seamless panorama: coarse noise upsampled around the circle
+    pano = torch.nn.functional.interpolate(torch.cat([coarse, coarse[..., :1]], dim=3), size=(16, 65), mode="bilinear",
+                                           align_corners=True)[..., :64]
+    features = {}
+    for circular in (True, False):
+        torch.manual_seed(1)
+        tower = TinyCNN(TowerConfig(backend="tiny-cnn", image_size=[16, 64],
+                                    options={"widths": [8, 16, 24], "circular_width": circular})).eval()
+        with torch.no_grad():
+            features[circular] = [tower(torch.roll(pano, shift, dims=3)) for shift in (0, 12, 7)]
+    base, by_stride, by_any = features[True]
+    torch.testing.assert_close(by_stride, base, atol=1e-5, rtol=1e-5)
+    cosine = torch.nn.functional.cosine_similarity
+    assert cosine(by_any, base).min() > 0.98
+    plain_base, plain_by_stride, _ = features[False]
+    assert (plain_by_stride - plain_base).abs().max() > 1e-3

@@ -54,3 +54,30 @@ def test_too_many_locations_is_a_clear_error(small_city):
         sample_locations(small_city, 3000, np.random.default_rng(0))
     with pytest.raises(NotEnoughRoadPoints, match="no road"):
         sample_locations(small_city, 5, np.random.default_rng(0), margin_m=400)
+
+
+def test_shared_style_policy_holds_out_a_new_area_of_a_style_seen_in_training(small_city):
+    from geobridge.world.sampling import style_family
+
+    assert style_family("suburb-2") == "suburb" and style_family("old-town") == "old-town"
+    city = generate_procedural_world(3, size_m=600, regions=7)  # 5 styles: two of them repeat
+    families = [style_family(n) for n in city.region_names]
+    assert len(set(families)) < len(families)
+    for seed in range(6):
+        locs = sample_locations(city, 30, np.random.default_rng(seed), margin_m=60, min_spacing_m=15,
+                                test_region_policy="shared-style")
+        test_regions = {s.region for s in locs if s.split == "test"}
+        train_families = {style_family(s.region) for s in locs if s.split == "train"}
+        assert len(test_regions) == 1
+        (test_region,) = test_regions
+        assert families.count(style_family(test_region)) > 1
+        assert style_family(test_region) in train_families and test_region not in {s.region for s in locs if s.split != "test"}
+    held_random = {s.region for seed in range(30) for s in sample_locations(
+        city, 30, np.random.default_rng(seed), margin_m=60, min_spacing_m=15) if s.split == "test"}
+    assert any(families.count(style_family(r)) == 1 for r in held_random)  # "random" may hold out a unique style
+    # no style repeats: the policy falls back to the same draw as "random"
+    a = sample_locations(small_city, 20, np.random.default_rng(5), margin_m=80, min_spacing_m=20, test_region_policy="shared-style")
+    b = sample_locations(small_city, 20, np.random.default_rng(5), margin_m=80, min_spacing_m=20)
+    assert a == b
+    with pytest.raises(ValueError, match="test region policy"):
+        sample_locations(small_city, 20, np.random.default_rng(5), test_region_policy="nearest")

@@ -1,7 +1,9 @@
 """``geobridge demo``: GeoBridge end to end on the embedded world, on a CPU, in minutes.
 
 1. renders a procedural world (drone, street panorama, satellite + one text per location) into
-   ``OUT/world/``; its test split comes from a region never seen in training;
+   ``OUT/world/``; its test split is a region never seen in training whose style family (old town,
+   suburb, ...) does occur in another, training region: a new area of a kind of place seen in
+   training, like VIGOR's cross-area split (new cities, same kind of city);
 2. trains three small models with the same recipe (``configs/demo.yaml``) and different edge
    sets, GeoBridge's ablation: ``image-only`` (d-s, s-p, p-d), ``text-only`` (t-d, t-p, t-s) and
    ``geobridge`` (both, summed);
@@ -9,7 +11,9 @@
    held-out locations (protocol ``geobridge``), prints the tables beside the paper's numbers and
    writes ``OUT/metrics.json``, ``OUT/ablation.json``, ``OUT/report.html`` (recall curves and
    example queries with their top-5) and ``OUT/model/`` (the GeoBridge model, loadable by
-   ``geobridge.models.load_model`` and every command taking ``--model``).
+   ``geobridge.models.load_model`` and every command taking ``--model``) and ``OUT/gallery/`` (the
+   satellite views of the held-out locations embedded by that model, for ``geobridge locate``
+   and ``geobridge serve``).
 """
 
 from __future__ import annotations
@@ -48,7 +52,9 @@ class DemoWorld:
     size: int = 64
     seed: int = 0
     world_size_m: float = 1600.0
-    regions: int = 4
+    # 8 regions from 5 styles: three styles occur twice, and the held-out region is one of those
+    regions: int = 8
+    test_region_policy: str = "shared-style"
 
 
 @dataclass
@@ -100,13 +106,15 @@ def run_demo(
         manifest = generate_world_dataset(
             out / "world", locations=world.locations, seed=world.seed, size=world.size, views=("drone", "street", "satellite"),
             world_size_m=world.world_size_m, regions=world.regions, workers=2, progress=progress, overwrite=True,
+            test_region_policy=world.test_region_policy,
         )
         seconds["world"] = time.perf_counter() - tick
     test_locations = read_manifest(manifest, split="test")
     val_locations = read_manifest(manifest, split="val")
     train_locations = read_manifest(manifest, split="train")
-    echo(f"      {len(train_locations)} training locations; {len(test_locations)} test locations from unseen "
-         f"region(s) {', '.join(sorted({loc.region for loc in test_locations}))}")
+    train_regions = sorted({loc.region for loc in train_locations})
+    echo(f"      {len(train_locations)} training locations from regions {', '.join(train_regions)}; "
+         f"{len(test_locations)} test locations from unseen region(s) {', '.join(sorted({loc.region for loc in test_locations}))}")
 
     results: dict[str, dict[str, DirectionEvaluation]] = {}
     seen_region: dict[str, dict[str, DirectionEvaluation]] = {}  # val: unseen locations of training regions
@@ -131,6 +139,10 @@ def run_demo(
         seconds[f"evaluate {variant}"] = time.perf_counter() - tick
         if variant == "geobridge":
             run.model.save_pretrained(out / "model")
+            tick = time.perf_counter()
+            gallery_size = build_demo_gallery(out, manifest, progress=progress)
+            seconds["gallery"] = time.perf_counter() - tick
+            echo(f"      gallery of {gallery_size} held-out satellite views in {out / 'gallery'}")
 
     echo("[3/3] results on the held-out region (protocol geobridge, percentages)")
     metrics = {name: _metric_row(ev.result) for name, ev in results["geobridge"].items()}
@@ -157,8 +169,21 @@ def run_demo(
         echo(line)
     echo("")
     echo("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
-    echo(f"wrote {out / 'metrics.json'}, {out / 'ablation.json'}, {out / 'report.html'}, {out / 'model'}/")
+    echo(f"wrote {out / 'metrics.json'}, {out / 'ablation.json'}, {out / 'report.html'}, {out / 'model'}/, {out / 'gallery'}/")
     return DemoResult(out=out, metrics=metrics, ablation=ablation, seconds=seconds, findings=findings)
+
+
+def build_demo_gallery(out: Path, manifest: Path, progress: bool = False) -> int:
+    """``OUT/gallery/``: the held-out locations' satellite views embedded by the saved ``OUT/model/``
+    (loaded back from disk, so the gallery records the model folder it must be queried with)."""
+    from geobridge.models import load_model
+    from geobridge.records import read_manifest
+    from geobridge.retrieval.gallery import Gallery
+
+    model = load_model(out / "model").eval()
+    gallery = Gallery.build(model, read_manifest(manifest, split="test"), "satellite", out=out / "gallery",
+                            model_path=out / "model", progress=progress)
+    return int(gallery.info.size)
 
 
 @dataclass

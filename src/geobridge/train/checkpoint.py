@@ -9,6 +9,8 @@ Layout of one checkpoint directory (``OUT/checkpoints/last`` or ``OUT/checkpoint
                       torch CPU, CUDA). Plain tensors and containers only: it loads with
                       ``torch.load(weights_only=True)``, never unpickling code.
     config.yaml       the run's configuration, for people
+    <name>/           each extra trained module beside the model, as its own ``save_pretrained``
+                      writes it; PLANET runs have ``physical_head/`` (``PhysicalHead.from_pretrained``)
 
 The whole directory is written beside the target and renamed into place, so a kill during
 saving leaves the previous checkpoint intact.
@@ -19,7 +21,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -84,11 +86,19 @@ def save_checkpoint(
     best: float | None,
     config_yaml: str,
     extra: dict[str, Any] | None = None,
+    modules: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write a checkpoint directory atomically (replacing an older one only once complete)."""
+    """Write a checkpoint directory atomically (replacing an older one only once complete).
+
+    ``modules``: extra trained modules (folder name -> object with ``save_pretrained``) saved
+    beside ``model/``, e.g. ``{"physical_head": head}``."""
     target = Path(target)
     with atomic_directory(target) as tmp:
         model.save_pretrained(tmp / MODEL_DIR)
+        for name, module in (modules or {}).items():
+            if name in (MODEL_DIR, STATE_FILE, "config.yaml"):
+                raise ValueError(f"module folder name {name!r} clashes with the checkpoint layout")
+            module.save_pretrained(tmp / name)
         state = {
             "position": {"step": position.step, "epoch": position.epoch, "batch_in_epoch": position.batch_in_epoch},
             "optimizer": optimizer.state_dict(),
@@ -152,6 +162,20 @@ def load_model_weights(model: Any, model_dir: Path) -> None:
         if lost:
             raise ValueError(f"checkpoint {model_dir} lacks trainable tensors: {', '.join(lost[:5])}")
     model.load_state_dict(weights, strict=False)
+
+
+def load_module_weights(module: torch.nn.Module, directory: Path) -> None:
+    """Copy every tensor saved in ``directory/*.safetensors`` into ``module`` in place (strict:
+    an extra module such as the physical head is always saved whole)."""
+    from safetensors.torch import load_file
+
+    files = sorted(Path(directory).glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"no .safetensors weights in {directory}; the checkpoint was written without this module")
+    weights: dict[str, torch.Tensor] = {}
+    for file in files:
+        weights.update(load_file(str(file)))
+    module.load_state_dict(weights, strict=True)
 
 
 def _to_lists(value: Any) -> Any:

