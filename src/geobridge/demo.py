@@ -287,7 +287,8 @@ def write_report(out: Path, results: dict[str, dict[str, DirectionEvaluation]], 
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} img{{max-width:48%}}</style></head><body>
 <h1>GeoBridge on the embedded world</h1>
-<p>Test locations come from a region not seen in training. Protocol <code>geobridge</code>
+<p>Test locations come from a region not seen in training (a new area whose style family
+occurs in a training region, like VIGOR's cross-area split). Protocol <code>geobridge</code>
 (one positive per query; AP = mean reciprocal rank; R@1% = hit within the top max(1, int(0.01 N))).</p>
 <h2>GeoBridge model, every direction</h2>{_html_table(metrics_table(metrics))}
 <h2>Ablation (R@1) beside the paper</h2>{_html_table(ablation_table(ablation))}
