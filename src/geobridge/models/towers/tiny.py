@@ -26,6 +26,14 @@ def _resolved(config: TowerConfig, defaults: dict, **fields) -> TowerConfig:
     return config.model_copy(update={"options": options, **fields})
 
 
+def _encoder_layers(dim: int, heads: int, depth: int) -> nn.ModuleList:
+    """The pre-norm transformer blocks shared by the tiny ViT and the tiny text tower."""
+    return nn.ModuleList(
+        nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout=0.0, activation="gelu", batch_first=True, norm_first=True)
+        for _ in range(depth)
+    )
+
+
 class _AzimuthPad(nn.Module):
     """Pad by one pixel: wrapping around along the width (a panorama's azimuth), zeros along the height."""
 
@@ -118,10 +126,7 @@ class TinyViT(Tower):
         self.patch_embed = nn.Conv2d(3, dim, patch, stride=patch)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.randn(1, 1 + (height // patch) * (width // patch), dim) * 0.02)
-        self.layers = nn.ModuleList(
-            nn.TransformerEncoderLayer(dim, int(opts["heads"]), 4 * dim, dropout=0.0, activation="gelu", batch_first=True, norm_first=True)
-            for _ in range(int(opts["depth"]))
-        )
+        self.layers = _encoder_layers(dim, int(opts["heads"]), int(opts["depth"]))
         self.norm = nn.LayerNorm(dim)
         self._width = dim
 
@@ -187,10 +192,7 @@ class TinyText(Tower):
         self.tokenizer = HashingTokenizer(int(opts["vocab_size"]), int(self.config.max_length))
         self.token_embed = nn.Embedding(int(opts["vocab_size"]), dim, padding_idx=HashingTokenizer.PAD)
         self.pos_embed = nn.Parameter(torch.randn(1, int(self.config.max_length), dim) * 0.02)
-        self.layers = nn.ModuleList(
-            nn.TransformerEncoderLayer(dim, int(opts["heads"]), 4 * dim, dropout=0.0, activation="gelu", batch_first=True, norm_first=True)
-            for _ in range(int(opts["depth"]))
-        )
+        self.layers = _encoder_layers(dim, int(opts["heads"]), int(opts["depth"]))
         self.norm = nn.LayerNorm(dim)
         self._width = dim
 
