@@ -119,3 +119,54 @@ def test_bad_arguments_fail_early(model, roots):
         evaluate_model_on_dataset(model, "world", roots["world"], directions="D2G", progress=False)
     with pytest.raises(ValueError, match="unknown protocol 'cmc'"):
         evaluate_model_on_dataset(model, "world", roots["world"], protocol="cmc", progress=False)
+
+
+def test_results_carry_the_scored_items_in_index_order(model, roots):
+    results = evaluate_model_on_dataset(model, "world", roots["world"], directions="D2S", progress=False)
+    result = results["D2S"]
+    bench = load_benchmark("world", roots["world"])
+    assert result.query_items.paths == bench.query_set("D2S").paths
+    assert result.gallery_items.ids == bench.gallery_set("D2S").ids
+    # per-query indices point into the carried gallery: the positive carries the query's id
+    for q, g in enumerate(result.per_query["positive_index"]):
+        assert result.gallery_items.ids[int(g)] == result.query_items.ids[q]
+    assert result.to_dict().keys() == {"protocol", "description", "n_query", "n_gallery", "metrics", "notes"}
+
+
+def test_text_queries_carry_texts_not_paths(model, roots):
+    result = evaluate_model_on_dataset(model, "geotext1652", roots["geotext1652"], directions="T2S", progress=False)["T2S"]
+    assert result.query_items.paths is None
+    assert len(result.query_items.texts) == result.n_query and all(result.query_items.texts)
+    assert all(p.is_file() for p in result.gallery_items.paths)
+
+
+def test_loader_options_mapping_reaches_the_loader(model, roots):
+    cross = evaluate_model_on_dataset(model, "vigor", roots["vigor"], progress=False)["P2S"]
+    same = evaluate_model_on_dataset(model, "vigor", roots["vigor"], progress=False, loader_options={"mode": "same"})["P2S"]
+    # same-area searches the satellites of all four cities, cross-area those of the two test cities
+    assert same.n_gallery == 2 * cross.n_gallery
+    assert {p.parent.parent.name for p in same.gallery_items.paths} == {"Chicago", "NewYork", "SanFrancisco", "Seattle"}
+    assert {p.parent.parent.name for p in cross.gallery_items.paths} == {"Chicago", "SanFrancisco"}
+    # a loader option named like a parameter of evaluate_model_on_dataset (University-1652's protocol)
+    s4g = evaluate_model_on_dataset(model, "university1652", roots["university1652"], directions="D2S",
+                                    progress=False, loader_options={"protocol": "u1652-s4g"})["D2S"]
+    assert s4g.protocol == "u1652-s4g"
+
+
+def test_sues200_altitude_selects_its_files(model, tmp_path):
+    root = write_fixture("sues200", tmp_path / "sues200", n_locations=N)
+    at = {
+        altitude: evaluate_model_on_dataset(model, "sues200", root, directions="D2S", progress=False,
+                                            loader_options={"altitude": altitude})["D2S"]
+        for altitude in (150, 250)
+    }
+    for altitude, result in at.items():
+        assert {p.relative_to(root).parts[:2] for p in result.query_items.paths} == {("Testing", str(altitude))}
+    assert at[150].query_items.ids == at[250].query_items.ids
+
+
+def test_loader_option_errors(model, roots):
+    with pytest.raises(ValueError, match=r"vigor does not take option\(s\) foo; its options are: mode, split, splits_dir"):
+        evaluate_model_on_dataset(model, "vigor", roots["vigor"], progress=False, loader_options={"foo": 1})
+    with pytest.raises(ValueError, match="mode given both in loader_options and as keywords"):
+        evaluate_model_on_dataset(model, "vigor", roots["vigor"], progress=False, loader_options={"mode": "same"}, mode="cross")

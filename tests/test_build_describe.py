@@ -57,18 +57,30 @@ def test_chat_describer_sends_three_views_retries_and_caches(tmp_path, monkeypat
     assert b"sk-very-secret" not in cached
 
 
-def test_chat_describer_reports_malformed_answers(tmp_path, monkeypatch):
+def test_chat_describer_reports_malformed_answers_and_never_caches_them(tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_LLM_KEY", "k")
+    good = json_reply({"choices": [{"message": {"content": [{"type": "text", "text": "A square "},
+                                                            {"type": "text", "text": "with a fountain."}]}}]})
+    replies = [json_reply({"choices": []}), json_reply({"choices": [{"message": {"content": "  "}}]}), good]
     with FakeServer() as server:
-        server.routes["/chat/completions"] = lambda *a: json_reply({"choices": []})
+        server.routes["/chat/completions"] = lambda *a: replies[min(len(server.log), len(replies)) - 1]
         describer = ChatDescriber(ChatEndpoint(base_url=server.url, model="m", key_env="FAKE_LLM_KEY"),
-                                  HttpClient(FAST, cache_dir=None))
-        with pytest.raises(ProviderError, match="without choices"):
+                                  HttpClient(FAST, cache_dir=tmp_path / "cache"))
+        with pytest.raises(ProviderError, match=r"/chat/completions answered without choices\[0\]\.message\.content"):
             describer.describe(0.0, 0.0, images())
+        with pytest.raises(ProviderError, match="answered with an empty message"):
+            describer.describe(0.0, 0.0, images())
+        assert len(server.log) == 2, "the malformed first reply was not served from the cache"
+        assert describer.describe(0.0, 0.0, images()).text == "A square with a fountain."  # content parts joined
+        assert describer.describe(0.0, 0.0, images()).text == "A square with a fountain."
+        assert len(server.log) == 3, "only the good reply is cached"
 
 
 def test_describer_choice_and_the_no_describer_note(tmp_path):
     assert isinstance(make_describer(TextSettings(), FAST, tmp_path), NoDescriber)
+    chat = make_describer(TextSettings(endpoint=ChatEndpoint(base_url="http://h/v1", model="m", key_env=None)), FAST, tmp_path)
+    assert isinstance(chat, ChatDescriber) and {408, 429, 503} <= chat.client.retry_statuses  # the chat retry set
+    chat.client.close()
     note = NoDescriber().describe(1.0, 2.0, images())
     assert note.text == "" and "no text endpoint" in note.note
 

@@ -64,6 +64,29 @@ def test_http_client_refuses_html_instead_of_an_image_and_hides_keys(tmp_path):
     assert redact("http://h/x?key=abc&z=1") == "http://h/x?key=***&z=1"
 
 
+def test_http_client_injected_sleep_retry_statuses_cap_and_refusal_reason(tmp_path):
+    sleeps: list[float] = []
+    with FakeServer() as server:
+        server.routes["/slow"] = lambda *a: (408, "text/plain", b"request timeout")
+        server.routes["/denied"] = lambda *a: (401, "application/json", b'{"error": "token SECRETTOKEN123 is revoked"}')
+        default = HttpClient(FAST, cache_dir=None, sleep=sleeps.append)
+        with pytest.raises(ProviderError, match=r"HTTP 408 from .*/slow: request timeout"):
+            default.get(f"{server.url}/slow")
+        assert len(server.requests_to("/slow")) == 1 and sleeps == []  # 408 is not a default retry status
+        custom = HttpClient(FAST, cache_dir=None, sleep=sleeps.append, retry_statuses={408}, max_backoff_s=0.015)
+        with pytest.raises(ProviderError, match=r"HTTP 408 from .*/slow \(gave up after 3 attempts\)"):
+            custom.get(f"{server.url}/slow")
+        assert len(server.requests_to("/slow")) == 4
+        assert sleeps == [0.01, 0.015]  # back-off 0.01 s then 0.02 s capped at 0.015 s, through the injected sleep
+        with pytest.raises(ProviderError) as err:
+            default.get(f"{server.url}/denied", headers={"Authorization": "Bearer SECRETTOKEN123"})
+        assert "HTTP 401" in str(err.value) and "is revoked" in str(err.value)
+        assert "SECRETTOKEN123" not in str(err.value) and "token *** is revoked" in str(err.value)
+        with pytest.raises(ProviderError, match="HTTP 401") as err:
+            default.get(f"{server.url}/denied?access_token=SECRETTOKEN123")
+        assert "SECRETTOKEN123" not in str(err.value) and "token *** is revoked" in str(err.value)
+
+
 def test_openaerialmap_catalogue_search_and_broken_results(tmp_path):
     results = [
         {"_id": "a1", "uuid": "http://example/a1.tif", "title": "flight A", "bbox": [8.50, 47.37, 8.51, 47.38],

@@ -13,6 +13,7 @@ from geobridge.cli import app
 from geobridge.embeddings import Embeddings
 from geobridge.evaluation.protocols import evaluate
 from geobridge.evaluation.report import (
+    html_examples_section,
     markdown_table,
     plot_recall_curves,
     recall_curve,
@@ -141,3 +142,104 @@ def test_cli_model_mode_evaluates_a_benchmark_fixture(tmp_path, monkeypatch):
     assert out.exit_code != 0 and "model folder" in out.output
     out = run(["evaluate", "--model", str(tmp_path / "model"), "--dataset", "cvusa", "--root", str(tmp_path / "empty")])
     assert out.exit_code != 0 and "Traceback" not in out.output
+
+
+def test_html_section_shows_texts_or_ids_where_there_is_no_image(tmp_path):
+    image = tmp_path / "g.png"
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(image)
+    top = np.array([[0, 1], [1, 0]])
+    section = html_examples_section(
+        None, [image, None], top, np.array([0, 0]), query_ids=["q-a", "q-b"], gallery_ids=["g-0", "g-1"],
+        query_texts=["a <red> roof", "x" * 1000], top=2,
+    )
+    assert "a &lt;red&gt; roof" in section and "x" * 1000 not in section  # escaped, long text cut
+    assert section.count("data:image/jpeg;base64,") == 2  # only g-0 has an image
+    assert section.count("no image<br>g-1") == 2  # g-1 shows its id, in both rows
+    with pytest.raises(ValueError, match="query_texts and top_indices must have one entry per query"):
+        html_examples_section(None, [image], top, np.array([0, 0]), query_texts=["only one"])
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    """A saved tiny model and VIGOR / GeoText-1652 fixtures, shared by the model-mode tests."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from geobridge.data.fixtures import write_fixture
+    from geobridge.models import create_model
+
+    base = tmp_path_factory.mktemp("eval-cli")
+    create_model("tiny").save_pretrained(base / "model")
+    for name in ("vigor", "geotext1652"):
+        write_fixture(name, base / name, n_locations=4)
+    return base
+
+
+def model_run(bench, dataset, *extra):
+    return run(["evaluate", "--model", str(bench / "model"), "--dataset", dataset, "--root", str(bench / dataset), "--quiet", *extra])
+
+
+def test_cli_option_reaches_the_loader_and_html_shows_the_queries(bench, tmp_path):
+    from geobridge.data.benchmarks import load_benchmark
+
+    out = model_run(bench, "vigor", "--json", str(tmp_path / "cross.json"))
+    assert out.exit_code == 0, out.output
+    out = model_run(bench, "vigor", "--option", "mode=same", "--option", "split=test",
+                    "--json", str(tmp_path / "same.json"), "--html", str(tmp_path / "same.html"))
+    assert out.exit_code == 0, out.output
+    cross = json.loads((tmp_path / "cross.json").read_text())["results"]["P2S"]
+    same = json.loads((tmp_path / "same.json").read_text())["results"]["P2S"]
+    expected = load_benchmark("vigor", bench / "vigor", mode="same")
+    assert same["n_gallery"] == len(expected.gallery_set("P2S")) == 2 * cross["n_gallery"]
+    assert same["n_query"] == len(expected.query_set("P2S"))
+    page = (tmp_path / "same.html").read_text()
+    assert "<h2>P2S (vigor)</h2>" in page and "vigor: example queries" in page
+    shown = [qid for qid in expected.query_set("P2S").ids if f"query {qid}<br>" in page]
+    assert len(shown) == same["n_query"]  # 8 queries, all shown (up to 16 are)
+    assert page.count("data:image/jpeg;base64,") >= 2 * same["n_query"]  # each query and its gallery items
+
+
+def test_cli_html_of_text_queries_shows_the_text(bench, tmp_path):
+    from geobridge.data.benchmarks import load_benchmark
+
+    out = model_run(bench, "geotext1652", "--directions", "T2S", "--html", str(tmp_path / "t.html"))
+    assert out.exit_code == 0, out.output
+    page = (tmp_path / "t.html").read_text()
+    texts = load_benchmark("geotext1652", bench / "geotext1652").query_set("T2S").texts
+    assert page.count('<div class="text">') == len(texts)  # 12 text queries, each shown as text
+    assert any(f'<div class="text">{text}</div>' in page for text in texts)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--option", "foo=1"], "error: dataset vigor has no option 'foo'; its options are: mode, split, splits_dir"),
+        (["--option", "foo"], "error: --option 'foo' is not KEY=VALUE"),
+        (["--option", "=same"], "is not KEY=VALUE"),
+        (["--option", "mode=same", "--option", "mode=cross"], "--option mode is given twice"),
+        (["--option", "mode=diagonal"], "VIGOR mode must be 'same' (same-area) or 'cross' (cross-area)"),
+    ],
+)
+def test_cli_bad_options_are_one_line_errors_and_write_nothing(bench, tmp_path, options, message):
+    out = model_run(bench, "vigor", *options, "--json", str(tmp_path / "r.json"), "--html", str(tmp_path / "r.html"))
+    assert out.exit_code == 2
+    assert message in out.output and "Traceback" not in out.output
+    assert len([line for line in out.output.splitlines() if line.strip()]) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_option_values_are_parsed_by_the_loader_signature(files):
+    from geobridge.cli.evaluate import parse_loader_options
+
+    assert parse_loader_options("sues200", ["altitude=200"]) == {"altitude": 200}
+    assert parse_loader_options("cvact", ["utm_epsg=null", "split=test"]) == {"utm_epsg": None, "split": "test"}
+    assert parse_loader_options("cvact", ["utm_epsg= 32633"]) == {"utm_epsg": 32633}
+    # text-typed options keep the text as written: a regex is not read as a YAML list, 2019 not as a number
+    assert parse_loader_options("geoloc", ["id_pattern=[0-9]+_(\\w+)", "split=2019"]) == {
+        "id_pattern": "[0-9]+_(\\w+)", "split": "2019"}
+    assert parse_loader_options("geoloc", ["coordinate_pattern=null"]) == {"coordinate_pattern": None}
+    out = run(["evaluate", "--model", "m", "--dataset", "sues200", "--root", "r", "--option", "altitude=high"])
+    assert out.exit_code == 2 and "error: --option altitude=high: sues200's altitude takes int" in out.output
+    out = run(["evaluate", "--query", str(files / "q.npz"), "--gallery", str(files / "g.npz"), "--protocol", "pairs",
+               "--option", "mode=same"])
+    assert out.exit_code == 2 and "use it with --model/--dataset" in out.output

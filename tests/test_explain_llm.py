@@ -18,9 +18,12 @@ SECRET = "sk-test-5f3a9c0e7d1b42aa"
 
 
 class FakeChatServer:
-    """Answers POST /v1/chat/completions; the first ``fail_first`` requests get HTTP 500."""
+    """Answers POST /v1/chat/completions; the first ``fail_first`` requests get ``failure``
+    (status, headers, body; HTTP 500 by default), then ``reply`` (a chat completion of ``answer``
+    unless given)."""
 
-    def __init__(self, answer: str, fail_first: int = 0) -> None:
+    def __init__(self, answer: str, fail_first: int = 0, failure: tuple[int, dict, bytes] = (500, {}, b"overloaded"),
+                 reply: dict | None = None) -> None:
         self.requests: list[dict] = []
         self.fail_first = fail_first
         server = self
@@ -30,11 +33,15 @@ class FakeChatServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
                 if len(server.requests) <= server.fail_first:
-                    self.send_response(500)
+                    status, headers, text = failure
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(text)))
                     self.end_headers()
-                    self.wfile.write(b"overloaded")
+                    self.wfile.write(text)
                     return
-                payload = json.dumps({
+                payload = json.dumps(reply if reply is not None else {
                     "id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],
                     "choices": [{"index": 0, "finish_reason": "stop",
                                  "message": {"role": "assistant", "content": answer}}],
@@ -89,22 +96,61 @@ def test_client_retries_after_a_500_caches_the_answer_and_never_logs_the_key(tmp
         second = client.explain(sat, drone, "drone", lang="en")
         assert second.cached and second.text == answer
         assert len(server.requests) == 2, "the second call is served from the cache"
-        assert len(list((tmp_path / "cache").glob("*.json"))) == 1
+        # the shared HTTP client's cache: one answer body (+ its content type), named by a hash
+        cache_files = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+        assert len([p for p in cache_files if p.suffix == ".body"]) == 1
+        assert json.loads(next(p for p in cache_files if p.suffix == ".body").read_text())["choices"][0]["message"]["content"] == answer
     assert "llm POST" in caplog.text and "retry" in caplog.text
     assert SECRET not in caplog.text
-    assert all(SECRET not in p.read_text() for p in (tmp_path / "cache").glob("*.json"))
+    assert cache_files and all(SECRET.encode() not in p.read_bytes() for p in cache_files)
 
 
 def test_client_gives_up_with_an_error_that_does_not_hold_the_key(monkeypatch, caplog):
     monkeypatch.setenv("GEOBRIDGE_LLM_API_KEY", SECRET)
     caplog.set_level(logging.DEBUG)
     sat, drone = _images()
+    sleeps: list[float] = []
     with FakeChatServer("unused", fail_first=10) as server:
-        client = LLMClient(LLMConfig(base_url=server.url, model="m", max_retries=2), sleep=lambda s: None)
-        with pytest.raises(LLMError, match="3 attempts: HTTP 500") as err:
+        client = LLMClient(LLMConfig(base_url=server.url, model="m", max_retries=2, backoff_s=1.0, max_backoff_s=1.5),
+                           sleep=sleeps.append)
+        with pytest.raises(LLMError, match=r"HTTP 500 from http://127\.0\.0\.1:\d+/v1/chat/completions "
+                                           r"\(gave up after 3 attempts\)") as err:
             client.explain(sat, drone, "street", lang="zh")
         assert len(server.requests) == 3
-    assert SECRET not in str(err.value) and SECRET not in caplog.text
+    assert sleeps == [1.0, 1.5]  # exponential back-off 1 s, 2 s, capped at max_backoff_s
+    message = str(err.value)
+    assert "check that an OpenAI-compatible server answers at" in message and "$GEOBRIDGE_LLM_API_KEY" in message
+    assert SECRET not in message and SECRET not in caplog.text
+
+
+def test_client_honours_retry_after_and_refuses_a_malformed_reply_without_caching_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("GEOBRIDGE_LLM_API_KEY", SECRET)
+    sat, drone = _images()
+    sleeps: list[float] = []
+    with FakeChatServer("unused", fail_first=1, failure=(429, {"Retry-After": "3"}, b"slow down"),
+                        reply={"choices": []}) as server:
+        config = LLMConfig(base_url=server.url, model="m", backoff_s=0.25, max_backoff_s=5.0, cache_dir=tmp_path / "cache")
+        client = LLMClient(config, sleep=sleeps.append)
+        with pytest.raises(LLMError, match="answered without choices") as err:
+            client.explain(sat, drone, "drone")
+        assert sleeps == [3.0], "the server's Retry-After outweighs the 0.25 s back-off"
+        assert len(server.requests) == 2 and SECRET not in str(err.value)
+        with pytest.raises(LLMError, match="answered without choices"):
+            client.explain(sat, drone, "drone")
+        assert len(server.requests) == 3, "a malformed reply is not served from the cache"
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+
+
+def test_client_does_not_retry_a_refusal_and_quotes_the_servers_reason(monkeypatch):
+    monkeypatch.setenv("GEOBRIDGE_LLM_API_KEY", SECRET)
+    sat, drone = _images()
+    refusal = json.dumps({"error": f"model 'nope' not found (key {SECRET})"}).encode()
+    with FakeChatServer("unused", fail_first=10, failure=(404, {"Content-Type": "application/json"}, refusal)) as server:
+        client = LLMClient(LLMConfig(base_url=server.url, model="nope"), sleep=lambda s: None)
+        with pytest.raises(LLMError, match=r"HTTP 404 from .*/v1/chat/completions: .*model 'nope' not found") as err:
+            client.explain(sat, drone, "drone")
+        assert len(server.requests) == 1, "a 404 is not retried"
+    assert SECRET not in str(err.value)
 
 
 def test_explainer_takes_the_language_models_verdict_and_chinese_text(tmp_path):

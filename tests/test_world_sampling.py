@@ -81,3 +81,19 @@ def test_shared_style_policy_holds_out_a_new_area_of_a_style_seen_in_training(sm
     assert a == b
     with pytest.raises(ValueError, match="test region policy"):
         sample_locations(small_city, 20, np.random.default_rng(5), test_region_policy="nearest")
+
+
+def test_several_held_out_regions_mix_styles_that_all_remain_in_training():
+    from geobridge.world.sampling import style_family
+
+    city = generate_procedural_world(4, size_m=700, regions=10)  # 5 styles, each twice
+    for seed in range(4):
+        locs = sample_locations(city, 60, np.random.default_rng(seed), margin_m=60, min_spacing_m=15,
+                                test_region_policy="shared-style", test_regions=3)
+        held = {s.region for s in locs if s.split == "test"}
+        training = {s.region for s in locs if s.split != "test"}
+        assert len(held) == 3 and not held & training
+        assert len({style_family(r) for r in held}) == 3  # three different styles held out
+        assert {style_family(r) for r in held} <= {style_family(r) for r in training}
+    with pytest.raises(ValueError, match="cannot hold out 10 regions"):
+        sample_locations(city, 60, np.random.default_rng(0), margin_m=60, min_spacing_m=15, test_regions=10)

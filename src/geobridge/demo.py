@@ -83,6 +83,7 @@ def run_demo(
 
     from geobridge.records import read_manifest
     from geobridge.train import TrainConfig, train
+    from geobridge.train.frozen_cache import cached_frozen_text_tower
 
     out = Path(out)
     unknown = [v for v in variants if v not in VARIANTS]
@@ -116,6 +117,8 @@ def run_demo(
     echo(f"      {len(train_locations)} training locations from regions {', '.join(train_regions)}; "
          f"{len(test_locations)} test locations from unseen region(s) {', '.join(sorted({loc.region for loc in test_locations}))}")
 
+    # the variants share one frozen pretrained text tower: each text is encoded once for all of them
+    text_features: dict[str, torch.Tensor] = {}
     results: dict[str, dict[str, DirectionEvaluation]] = {}
     seen_region: dict[str, dict[str, DirectionEvaluation]] = {}  # val: unseen locations of training regions
     for number, variant in enumerate(variants, start=1):
@@ -128,11 +131,11 @@ def run_demo(
         echo(f"[2/3] training {number}/{len(variants)}: {variant} ({config.model.preset} preset, "
              f"{config.optim.epochs} epochs, batch {config.data.batch_size})")
         tick = time.perf_counter()
-        run = train(config)
+        run = train(config, text_features=text_features)
         seconds[f"train {variant}"] = time.perf_counter() - tick
         echo(f"      {run.step} steps in {seconds[f'train {variant}']:.0f} s, last loss {run.final_loss:.3f}")
         tick = time.perf_counter()
-        with torch.no_grad():
+        with torch.no_grad(), cached_frozen_text_tower(run.model, text_features):
             results[variant] = evaluate_directions(run.model, test_locations, progress=False)
             if len(val_locations) > 1:
                 seen_region[variant] = evaluate_directions(run.model, val_locations, progress=False)

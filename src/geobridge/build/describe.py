@@ -5,8 +5,9 @@
   the prompt (GeoLoc's recipe) asks to merge the views, summarise the place with cues every view
   shares, and ignore transient things. The key comes from an environment variable and is only
   ever sent in the ``Authorization`` header; answers are cached on disk by a hash of the request
-  (model, prompt, image bytes), so a resumed build never pays twice. Retries with back-off come
-  from the shared HTTP client.
+  (model, prompt, image bytes), so a resumed build never pays twice. The request, the call (retries
+  with back-off, cache) and the reply's parsing are the shared chat helper's
+  (`geobridge.build.providers.chat`), the same one GLEAM-X's explainer uses.
 - `WorldDescriber`: offline, for locations inside a known embedded world (the products'
   ``world.json``): the world's own describer (`geobridge.world.describe.describe_location`).
 - `NoDescriber`: neither is available; the text stays empty and the report says why.
@@ -14,7 +15,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,7 @@ from typing import Protocol
 
 from geobridge.build.config import ChatEndpoint, HttpSettings, TextSettings
 from geobridge.build.providers.base import ProviderError
+from geobridge.build.providers.chat import CHAT_RETRY_STATUSES, ask_chat, request_body, user_message
 from geobridge.build.providers.http import HttpClient
 from geobridge.build.providers.keys import key_from_env
 
@@ -49,11 +50,6 @@ class Describer(Protocol):
         """Text of the location at (lat, lon) given its encoded images by view name."""
 
 
-def _data_url(data: bytes) -> str:
-    mime = "image/jpeg" if data[:3] == b"\xff\xd8\xff" else "image/png"
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
 class ChatDescriber:
     """Describe a location with an OpenAI-compatible vision chat endpoint."""
 
@@ -63,30 +59,18 @@ class ChatDescriber:
         self._key = key_from_env(endpoint.key_env, "the text endpoint") if endpoint.key_env else None
 
     def request_body(self, images: dict[str, bytes]) -> dict:
-        content = [{"type": "text", "text": PROMPT}]
+        """The prompt, then each available view as a label and its image."""
+        parts: list[str | bytes] = [PROMPT]
         for view in ("drone", "street", "satellite"):
             if view in images:
-                content.append({"type": "text", "text": f"{view} image:"})
-                content.append({"type": "image_url", "image_url": {"url": _data_url(images[view])}})
-        return {
-            "model": self.endpoint.model,
-            "messages": [{"role": "user", "content": content}],
-            "max_tokens": self.endpoint.max_tokens,
-            "temperature": self.endpoint.temperature,
-        }
+                parts += [f"{view} image:", images[view]]
+        return request_body(self.endpoint.model, [user_message(*parts)],
+                            temperature=self.endpoint.temperature, max_tokens=self.endpoint.max_tokens)
 
     def describe(self, lat: float, lon: float, images: dict[str, bytes]) -> Description:
-        headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
-        # the cache key is the request body (model + prompt + images), never the key
-        answer = self.client.post_json(f"{self.endpoint.base_url.rstrip('/')}/chat/completions",
-                                       self.request_body(images), headers=headers, use_cache=True)
-        try:
-            text = str(answer["choices"][0]["message"]["content"]).strip()
-        except (KeyError, IndexError, TypeError):
-            raise ProviderError("text endpoint answered without choices[0].message.content") from None
-        if not text:
-            raise ProviderError("text endpoint returned an empty text")
-        return Description(text=" ".join(text.split()), source=f"llm:{self.endpoint.model}")
+        # cached by the request body (model + prompt + images), never by the key
+        reply = ask_chat(self.client, self.endpoint.base_url, self.request_body(images), api_key=self._key)
+        return Description(text=" ".join(reply.text.split()), source=f"llm:{self.endpoint.model}")
 
 
 class WorldDescriber:
@@ -123,7 +107,7 @@ class NoDescriber:
 def make_describer(settings: TextSettings, http: HttpSettings, cache_dir: Path, seed: int = 0) -> Describer:
     """The endpoint when configured, else the embedded world's describer, else none."""
     if settings.endpoint is not None:
-        return ChatDescriber(settings.endpoint, HttpClient(http, cache_dir=cache_dir))
+        return ChatDescriber(settings.endpoint, HttpClient(http, cache_dir=cache_dir, retry_statuses=CHAT_RETRY_STATUSES))
     if settings.world is not None:
         try:
             return WorldDescriber(settings.world, seed=seed)

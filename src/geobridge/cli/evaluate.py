@@ -3,12 +3,15 @@ named protocol, print a table and write JSON / Markdown / PNG / HTML reports.
 
     geobridge evaluate --query q.npz --gallery g.npz --protocol u1652 --json report.json
     geobridge evaluate --model demo/model --dataset world --root demo/data --directions all
+    geobridge evaluate --model demo/model --dataset vigor --root /data/VIGOR --option mode=same --html ex.html
 """
 
 from __future__ import annotations
 
+import inspect
 import json
-from pathlib import Path
+import typing
+from pathlib import Path, PurePath
 from typing import Any, Optional
 
 import typer
@@ -31,6 +34,12 @@ def evaluate_command(
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Benchmark name: world, geoloc, university1652, cvusa, cvact, vigor, sues200, geotext1652."),
     root: Optional[Path] = typer.Option(None, "--root", help="The benchmark's root folder."),
     directions: str = typer.Option("all", "--directions", help="Directions to evaluate, e.g. 'D2S,S2D', or 'all'."),
+    loader_option: Optional[list[str]] = typer.Option(
+        None, "--option", metavar="KEY=VALUE",
+        help="A dataset loader option (--model mode), repeatable, e.g. --option mode=same (vigor: same-area) "
+        "--option altitude=200 (sues200) --option split=train. Values are read like YAML (200, 0.5, true, null); "
+        "an unknown key is an error that lists the loader's options.",
+    ),
     tta: Optional[str] = typer.Option(None, "--tta", help="Test-time augmentation: 'flip'."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per embedding batch (--model mode)."),
     semi_positives: Optional[Path] = typer.Option(
@@ -41,11 +50,17 @@ def evaluate_command(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
     markdown_out: Optional[Path] = typer.Option(None, "--markdown", help="Write the results as a Markdown table."),
     plot_out: Optional[Path] = typer.Option(None, "--plot", help="Write recall@K curves as a PNG."),
-    html_out: Optional[Path] = typer.Option(None, "--html", help="Write an HTML page of example queries with their top-5 (needs image paths)."),
+    html_out: Optional[Path] = typer.Option(
+        None, "--html", help="Write a self-contained HTML page of example queries with their top-5 (npz mode needs 'paths'; "
+        "--model mode shows each direction, texts where there is no image)."
+    ),
     per_query: bool = typer.Option(False, "--per-query", help="Include per-query ranks and top-10 lists in the JSON."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
-    """Evaluate retrieval under a benchmark's exact protocol; every metric in percent."""
+    """Evaluate retrieval under a benchmark's exact protocol; every metric in percent.
+
+    With --model/--dataset, give the dataset loader's own options with --option KEY=VALUE, e.g. --dataset vigor --option mode=same, or --dataset sues200 --option altitude=200.
+    """
     from geobridge.embeddings import EmbeddingsFileError
     from geobridge.evaluation.protocols import EvaluationError
 
@@ -53,14 +68,17 @@ def evaluate_command(
     model_mode = model is not None or dataset is not None
     if npz_mode == model_mode:
         raise fail("give either --query Q.npz --gallery G.npz --protocol NAME, or --model DIR --dataset NAME --root PATH")
+    if npz_mode and loader_option:
+        raise fail("--option sets a dataset loader's options: use it with --model/--dataset, not --query/--gallery")
     user_errors: tuple[type[BaseException], ...] = (EvaluationError, EmbeddingsFileError, ValueError, OSError)
     try:
         if npz_mode:
             results, embeddings = _evaluate_files(query, gallery, protocol, semi_positives, match_by, chunk_size, quiet)
         else:
-            results, embeddings = _evaluate_model(model, dataset, root, directions, protocol, tta, batch_size, quiet), None
+            results = _evaluate_model(model, dataset, root, directions, protocol, tta, batch_size, quiet, loader_option or [])
+            embeddings = None
         _print_table(results)
-        _write_reports(results, embeddings, json_out, markdown_out, plot_out, html_out, per_query)
+        _write_reports(results, embeddings, json_out, markdown_out, plot_out, html_out, per_query, dataset)
     except user_errors as err:
         raise fail(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
 
@@ -99,9 +117,10 @@ def _read_semi_positives(path: Path) -> dict[str, list[str]]:
     return {str(k): [str(x) for x in v] for k, v in data.items()}
 
 
-def _evaluate_model(model, dataset, root, directions, protocol, tta, batch_size, quiet):
+def _evaluate_model(model, dataset, root, directions, protocol, tta, batch_size, quiet, option_texts):
     if model is None or dataset is None or root is None:
         raise fail("--model, --dataset and --root are all needed to evaluate a model on a benchmark")
+    loader_options = parse_loader_options(dataset, option_texts)
     if not model.is_dir():
         raise fail(f"model folder {model} not found: pass a saved model (config.json + model.safetensors)")
     if tta not in (None, "flip"):
@@ -113,8 +132,85 @@ def _evaluate_model(model, dataset, root, directions, protocol, tta, batch_size,
         raise fail(f"model evaluation is unavailable in this installation ({err})") from None
     loaded = load_model(model)
     return evaluate_model_on_dataset(
-        loaded, dataset, root, directions=directions, protocol=protocol, tta=tta, batch_size=batch_size, progress=not quiet
+        loaded, dataset, root, directions=directions, protocol=protocol, tta=tta, batch_size=batch_size,
+        progress=not quiet, loader_options=loader_options,
     )
+
+
+def parse_loader_options(dataset: str, option_texts: list[str]) -> dict[str, Any]:
+    """``["mode=same", "altitude=200"]`` -> the loader's keyword options, checked against the
+    signature of the loader registered as ``dataset`` (before any model is loaded).
+
+    Values are read like YAML scalars (``200``, ``0.5``, ``true``, ``null``); a parameter typed
+    as text (``str``/``Path``) keeps the text as written, so a regex or ``split=2019`` is not
+    turned into a list or a number. Unknown keys, malformed items and repeats are user errors.
+    """
+    from geobridge.data.benchmarks import benchmark_class, benchmark_options
+
+    try:
+        loader = benchmark_class(dataset)
+    except ValueError as err:
+        raise fail(str(err)) from None
+    accepted = benchmark_options(dataset)
+    hints = _loader_type_hints(loader)
+    options: dict[str, Any] = {}
+    for text in option_texts:
+        key, sep, raw = text.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise fail(f"--option {text!r} is not KEY=VALUE: write e.g. --option mode=same")
+        if key not in accepted:
+            raise fail(
+                f"dataset {loader.name} has no option {key!r}; its options are: {', '.join(accepted) or 'none'}"
+            )
+        if key in options:
+            raise fail(f"--option {key} is given twice: give each loader option once")
+        options[key] = _option_value(loader.name, key, raw.strip(), hints.get(key))
+    return options
+
+
+def _loader_type_hints(loader: type) -> dict[str, Any]:
+    """The loader's ``__init__`` annotations, resolved (only the non-string ones if some cannot be)."""
+    try:
+        return typing.get_type_hints(loader.__init__)
+    except (NameError, TypeError):  # unresolvable annotations only lose the type check
+        return {name: p.annotation for name, p in inspect.signature(loader.__init__).parameters.items()
+                if not isinstance(p.annotation, str) and p.annotation is not inspect.Parameter.empty}
+
+
+def _option_value(loader_name: str, key: str, raw: str, hint: Any) -> Any:
+    """One option value: YAML-like scalar, kept as text for text-typed parameters, type-checked."""
+    import yaml
+
+    try:
+        parsed = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        parsed = raw
+    if not isinstance(parsed, (str, int, float, bool)) and parsed is not None:
+        parsed = raw  # a list, mapping or date: the user meant the text
+    if hint is None:
+        return parsed
+    allowed = [t for t in (typing.get_args(hint) or (hint,)) if isinstance(t, type)]
+    may_be_none = type(None) in allowed
+    kinds = [t for t in allowed if t is not type(None)]
+    if parsed is None:
+        if may_be_none:
+            return None
+        parsed = raw
+    if kinds and all(issubclass(t, (str, PurePath)) for t in kinds):
+        return raw
+    if kinds and not any(_fits(parsed, t) for t in kinds):
+        names = " or ".join(t.__name__ for t in kinds) + (" or null" if may_be_none else "")
+        raise fail(f"--option {key}={raw}: {loader_name}'s {key} takes {names}")
+    return float(parsed) if float in kinds and int not in kinds and isinstance(parsed, int) else parsed
+
+
+def _fits(value: Any, kind: type) -> bool:
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
 
 
 def _print_table(results) -> None:
@@ -150,7 +246,7 @@ def _print_table(results) -> None:
             console.print(f"[dim]note ({name}): {note}[/dim]")
 
 
-def _write_reports(results, embeddings, json_out, markdown_out, plot_out, html_out, per_query) -> None:
+def _write_reports(results, embeddings, json_out, markdown_out, plot_out, html_out, per_query, dataset=None) -> None:
     from geobridge.atomic import atomic_write_text
     from geobridge.evaluation.report import markdown_table, plot_recall_curves, write_html_examples, write_report_json
 
@@ -163,24 +259,42 @@ def _write_reports(results, embeddings, json_out, markdown_out, plot_out, html_o
         plot_recall_curves(results, plot_out)
     if html_out is not None:
         if embeddings is None:
-            raise fail("--html needs image paths: use it with --query/--gallery files that hold 'paths'")
+            _write_dataset_html(results, html_out, title=f"{dataset}: example queries")
+            return
         for name, (q, g) in embeddings.items():
             if q.paths is None or g.paths is None:
                 raise fail("--html needs 'paths' in both the query and the gallery .npz")
             result = results[name]
             write_html_examples(
-                q.paths, g.paths, result.per_query["top_indices"], _truth_for_page(result, q, g), html_out,
+                q.paths, g.paths, result.per_query["top_indices"], _truth_for_page(result, q.ids, g.ids), html_out,
                 ranks=result.per_query["rank"], query_ids=q.ids, gallery_ids=g.ids,
                 title=f"{name}: example queries ({result.protocol})",
                 subtitle=f"R@1 {result.metrics.get('R@1', float('nan')):.2f}%, {result.n_query} queries, {result.n_gallery} gallery items.",
             )
 
 
-def _truth_for_page(result, query, gallery):
+def _write_dataset_html(results, html_out: Path, title: str) -> None:
+    """One page, a section per direction, from the items each :class:`DatasetResult` carries;
+    text items (e.g. GeoText-1652 queries) show their text instead of an image."""
+    from geobridge.evaluation.report import html_examples_section, write_html_sections
+
+    sections: dict[str, str] = {}
+    for name, result in results.items():
+        q, g = result.query_items, result.gallery_items
+        sections[f"{name} ({result.protocol})"] = html_examples_section(
+            q.paths, g.paths, result.per_query["top_indices"], _truth_for_page(result, q.ids, g.ids),
+            page_dir=html_out.parent, ranks=result.per_query["rank"], query_ids=q.ids, gallery_ids=g.ids,
+            query_texts=q.texts, gallery_texts=g.texts,
+            subtitle=f"R@1 {result.metrics.get('R@1', float('nan')):.2f}%, {result.n_query} queries, {result.n_gallery} gallery items.",
+        )
+    write_html_sections(sections, html_out, title=title)
+
+
+def _truth_for_page(result, query_ids, gallery_ids):
     """Good gallery items per query: every same-label item for u1652, else the positive."""
     if not result.protocol.startswith("u1652"):
         return result.per_query["positive_index"]
     by_label: dict[str, list[int]] = {}
-    for index, label in enumerate(gallery.ids.tolist()):
-        by_label.setdefault(label, []).append(index)
-    return [set(by_label.get(label, ())) if label != "-1" else set() for label in query.ids.tolist()]
+    for index, label in enumerate(list(gallery_ids)):
+        by_label.setdefault(str(label), []).append(index)
+    return [set(by_label.get(str(label), ())) if str(label) != "-1" else set() for label in list(query_ids)]

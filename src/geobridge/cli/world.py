@@ -32,7 +32,10 @@ def world_command(
     size: int = typer.Option(128, "--size", help="Image size in pixels (street panoramas are size/2 x size)."),
     views: str = typer.Option("drone,street,satellite,map", "--views", help="Comma-separated views to render."),
     world_size: float = typer.Option(1600.0, "--world-size", help="Procedural world side length in metres."),
-    regions: int = typer.Option(4, "--regions", help="Procedural regions (one is held out as the test split)."),
+    regions: int = typer.Option(4, "--regions", help="Procedural regions (--test-regions of them are held out as the test split)."),
+    test_regions: int = typer.Option(1, "--test-regions", help="Regions held out together as the test split (a new area of several districts)."),
+    test_region_policy: str = typer.Option("random", "--test-region-policy", help="random | shared-style (hold out only regions whose style also occurs in training)."),
+    min_spacing: float = typer.Option(25.0, "--min-spacing", help="Least distance between two locations in metres (60 keeps 120 m satellite footprints under GeoLoc's 50 percent overlap limit)."),
     imagery_age: float = typer.Option(0.0, "--imagery-age", help="Fraction of buildings changed in the satellite view (outdated imagery)."),
     season: str = typer.Option("summer", "--season", help="spring | summer | autumn | winter"),
     noise: float = typer.Option(0.0, "--noise", help="Sensor noise standard deviation (0..255 units)."),
@@ -66,6 +69,9 @@ def world_command(
             workers=workers,
             overwrite=overwrite,
             contact_sheet=contact_sheet,
+            test_regions=test_regions,
+            test_region_policy=test_region_policy,
+            min_spacing_m=min_spacing,
         )
     except (WorldDatasetError, ValueError) as err:
         raise fail(str(err)) from None

@@ -140,6 +140,25 @@ def _thumbnail(path: str | Path | None, size: int, embed: bool, page_dir: Path) 
     return f'<img src="data:image/jpeg;base64,{data}" alt="{html.escape(path.name)}">'
 
 
+#: Longest text shown on a text item's card (e.g. a GeoText-1652 description); the rest is cut.
+MAX_CARD_TEXT = 400
+
+
+def _item_card(
+    paths: Sequence[str | Path | None] | None, texts: Sequence[str] | None, index: int, label: str,
+    size: int, embed: bool, page_dir: Path,
+) -> str:
+    """What one item looks like on the page: its image, else its text (text queries), else its id."""
+    path = None if paths is None else paths[index]
+    if path is not None and str(path) != "":
+        return _thumbnail(path, size, embed, page_dir)
+    if texts is not None and texts[index] is not None:
+        text = str(texts[index])
+        text = text if len(text) <= MAX_CARD_TEXT else text[: MAX_CARD_TEXT - 1] + "…"
+        return f'<div class="text">{html.escape(text)}</div>'
+    return f'<div class="missing">no image<br>{label}</div>'
+
+
 def _good_sets(truth: Sequence[int] | Sequence[Collection[int]] | np.ndarray) -> list[set[int]]:
     out = []
     for item in truth:
@@ -152,20 +171,109 @@ def _good_sets(truth: Sequence[int] | Sequence[Collection[int]] | np.ndarray) ->
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;background:#fafafa;color:#222}
-h1{font-size:1.3em} .meta{color:#555;margin-bottom:1em}
+h1{font-size:1.3em} h2{font-size:1.1em;margin-top:1.5em} .meta{color:#555;margin-bottom:1em}
 table{border-collapse:collapse} td{padding:6px;vertical-align:top;text-align:center;font-size:12px}
 tr{border-bottom:1px solid #ddd} img{display:block;max-height:%(px)dpx;max-width:%(w)dpx;margin:auto}
 .cell{border:4px solid #ccc;border-radius:4px;padding:2px;background:#fff}
 .hit{border-color:#1a9e3a} .miss{border-color:#d33} .query{border-color:#3366cc}
 .truth{border-style:dashed;border-color:#1a9e3a}
 .missing{width:%(px)dpx;height:%(px)dpx;display:flex;align-items:center;justify-content:center;background:#eee;color:#888}
+.text{width:%(w)dpx;max-height:%(px)dpx;overflow:auto;text-align:left;font-size:11px;padding:4px;background:#f3f5ff}
 .tag{font-weight:bold} .ok{color:#1a9e3a} .bad{color:#d33}
 """
 
 
+def html_examples_section(
+    query_paths: Sequence[str | Path | None] | None,
+    gallery_paths: Sequence[str | Path | None] | None,
+    top_indices: np.ndarray,
+    truth: Sequence[int] | Sequence[Collection[int]] | np.ndarray,
+    *,
+    page_dir: str | Path = ".",
+    ranks: np.ndarray | None = None,
+    query_ids: Sequence[str] | None = None,
+    gallery_ids: Sequence[str] | None = None,
+    query_texts: Sequence[str] | None = None,
+    gallery_texts: Sequence[str] | None = None,
+    subtitle: str = "",
+    n_examples: int = 16,
+    top: int = 5,
+    thumb_px: int = 112,
+    embed: bool = True,
+) -> str:
+    """The HTML (a summary line and a table) of one direction's example queries, for a page
+    written by :func:`write_html_examples` or :func:`write_html_sections`.
+
+    Each item is shown as its image (``*_paths``), else its text (``*_texts``, e.g. text
+    queries), else its id. ``page_dir`` is where the page will be, for linked thumbnails.
+    """
+    page_dir = Path(page_dir)
+    goods = _good_sets(truth)
+    top_indices = np.asarray(top_indices)
+    n_query = top_indices.shape[0]
+    per_query = {"query_paths": query_paths, "query_ids": query_ids, "query_texts": query_texts, "truth": goods}
+    wrong = [name for name, values in per_query.items() if values is not None and len(values) != n_query]
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)} and top_indices must have one entry per query ({n_query})")
+    hit = np.array([bool(top_indices.shape[1]) and int(top_indices[q, 0]) in goods[q] for q in range(n_query)], dtype=bool)
+    misses, hits = np.flatnonzero(~hit), np.flatnonzero(hit)
+    n_miss = min(len(misses), (n_examples + 1) // 2)
+    n_hit = min(len(hits), n_examples - n_miss)
+    n_miss = min(len(misses), n_examples - n_hit)  # fill up with misses when hits are few
+    picked = [*_spread(misses, n_miss), *_spread(hits, n_hit)]
+
+    def gallery_card(g: int) -> str:
+        return _item_card(gallery_paths, gallery_texts, g, gallery_label(g), thumb_px, embed, page_dir)
+
+    def gallery_label(g: int) -> str:
+        return html.escape(str(gallery_ids[g])) if gallery_ids is not None else str(g)
+
+    rows = []
+    for q in picked:
+        qid = html.escape(str(query_ids[q])) if query_ids is not None else str(q)
+        query_card = _item_card(query_paths, query_texts, q, qid, thumb_px, embed, page_dir)
+        cells = [
+            f'<td><div class="cell query">{query_card}</div>'
+            f'query {qid}<br><span class="tag {"ok" if hit[q] else "bad"}">{"top-1 correct" if hit[q] else "top-1 wrong"}</span></td>'
+        ]
+        shown = [int(i) for i in top_indices[q, :top] if int(i) >= 0]
+        for position, g in enumerate(shown, start=1):
+            good = g in goods[q]
+            mark = '<span class="tag ok">✓ true match</span>' if good else ""
+            cells.append(
+                f'<td><div class="cell {"hit" if good else "miss"}">{gallery_card(g)}'
+                f"</div>#{position} {gallery_label(g)}<br>{mark}</td>"
+            )
+        missing_truth = sorted(goods[q] - set(shown))
+        if missing_truth and not (goods[q] & set(shown)):
+            g = missing_truth[0]
+            rank_text = f"rank {int(ranks[q]) + 1}" if ranks is not None and int(ranks[q]) >= 0 else "not retrieved"
+            cells.append(
+                f'<td><div class="cell truth">{gallery_card(g)}</div>'
+                f'true match {gallery_label(g)}<br><span class="tag ok">{rank_text}</span></td>'
+            )
+        elif not goods[q]:
+            cells.append('<td><div class="missing">no true match in gallery</div></td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+
+    return (
+        f'<div class="meta">{html.escape(subtitle)} {len(picked)} of {n_query} queries shown '
+        f"({int(hit.sum())} top-1 correct overall); green = true match, red = wrong, dashed = true match "
+        f"outside the top-{top}.</div><table>{''.join(rows)}</table>"
+    )
+
+
+def _page(title: str, body: str, thumb_px: int) -> str:
+    style = _STYLE % {"px": thumb_px, "w": thumb_px * 2}
+    return (
+        f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n"
+    )
+
+
 def write_html_examples(
-    query_paths: Sequence[str | Path | None],
-    gallery_paths: Sequence[str | Path | None],
+    query_paths: Sequence[str | Path | None] | None,
+    gallery_paths: Sequence[str | Path | None] | None,
     top_indices: np.ndarray,
     truth: Sequence[int] | Sequence[Collection[int]] | np.ndarray,
     path: str | Path,
@@ -173,6 +281,8 @@ def write_html_examples(
     ranks: np.ndarray | None = None,
     query_ids: Sequence[str] | None = None,
     gallery_ids: Sequence[str] | None = None,
+    query_texts: Sequence[str] | None = None,
+    gallery_texts: Sequence[str] | None = None,
     title: str = "Example queries",
     subtitle: str = "",
     n_examples: int = 16,
@@ -185,60 +295,23 @@ def write_html_examples(
 
     ``truth`` gives per query its positive gallery index (-1: none) or a set of good indices.
     Examples are spread evenly over the queries, misses first so failures are easy to study.
-    Thumbnails are embedded as base64 JPEG (``embed=True``) or linked by relative path.
+    Thumbnails are embedded as base64 JPEG (``embed=True``) or linked by relative path; items
+    without an image show their text (``query_texts`` / ``gallery_texts``) or their id.
     """
     path = Path(path)
-    goods = _good_sets(truth)
-    top_indices = np.asarray(top_indices)
-    n_query = len(query_paths)
-    if top_indices.shape[0] != n_query or len(goods) != n_query:
-        raise ValueError("query_paths, top_indices and truth must have one entry per query")
-    hit = np.array([bool(top_indices.shape[1]) and int(top_indices[q, 0]) in goods[q] for q in range(n_query)])
-    misses, hits = np.flatnonzero(~hit), np.flatnonzero(hit)
-    n_miss = min(len(misses), (n_examples + 1) // 2)
-    n_hit = min(len(hits), n_examples - n_miss)
-    n_miss = min(len(misses), n_examples - n_hit)  # fill up with misses when hits are few
-    picked = [*_spread(misses, n_miss), *_spread(hits, n_hit)]
-
-    page_dir = path.parent
-    rows = []
-    for q in picked:
-        qid = html.escape(str(query_ids[q])) if query_ids is not None else str(q)
-        cells = [
-            f'<td><div class="cell query">{_thumbnail(query_paths[q], thumb_px, embed, page_dir)}</div>'
-            f'query {qid}<br><span class="tag {"ok" if hit[q] else "bad"}">{"top-1 correct" if hit[q] else "top-1 wrong"}</span></td>'
-        ]
-        shown = [int(i) for i in top_indices[q, :top] if int(i) >= 0]
-        for position, g in enumerate(shown, start=1):
-            good = g in goods[q]
-            gid = html.escape(str(gallery_ids[g])) if gallery_ids is not None else str(g)
-            mark = '<span class="tag ok">✓ true match</span>' if good else ""
-            cells.append(
-                f'<td><div class="cell {"hit" if good else "miss"}">{_thumbnail(gallery_paths[g], thumb_px, embed, page_dir)}'
-                f"</div>#{position} {gid}<br>{mark}</td>"
-            )
-        missing_truth = sorted(goods[q] - set(shown))
-        if missing_truth and not (goods[q] & set(shown)):
-            g = missing_truth[0]
-            gid = html.escape(str(gallery_ids[g])) if gallery_ids is not None else str(g)
-            rank_text = f"rank {int(ranks[q]) + 1}" if ranks is not None and int(ranks[q]) >= 0 else "not retrieved"
-            cells.append(
-                f'<td><div class="cell truth">{_thumbnail(gallery_paths[g], thumb_px, embed, page_dir)}</div>'
-                f'true match {gid}<br><span class="tag ok">{rank_text}</span></td>'
-            )
-        elif not goods[q]:
-            cells.append('<td><div class="missing">no true match in gallery</div></td>')
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-
-    style = _STYLE % {"px": thumb_px, "w": thumb_px * 2}
-    body = (
-        f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-        f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
-        f'<div class="meta">{html.escape(subtitle)} {len(picked)} of {n_query} queries shown '
-        f"({int(hit.sum())} top-1 correct overall); green = true match, red = wrong, dashed = true match "
-        f"outside the top-{top}.</div><table>{''.join(rows)}</table></body></html>\n"
+    section = html_examples_section(
+        query_paths, gallery_paths, top_indices, truth, page_dir=path.parent, ranks=ranks,
+        query_ids=query_ids, gallery_ids=gallery_ids, query_texts=query_texts, gallery_texts=gallery_texts,
+        subtitle=subtitle, n_examples=n_examples, top=top, thumb_px=thumb_px, embed=embed,
     )
-    return atomic_write_text(path, body)
+    return atomic_write_text(path, _page(title, section, thumb_px))
+
+
+def write_html_sections(sections: Mapping[str, str], path: str | Path, title: str = "Example queries", thumb_px: int = 112) -> Path:
+    """One self-contained HTML page holding several :func:`html_examples_section` outputs, each
+    under its heading (e.g. one per retrieval direction); written atomically."""
+    body = "".join(f"<h2>{html.escape(heading)}</h2>{section}" for heading, section in sections.items())
+    return atomic_write_text(path, _page(title, body, thumb_px))
 
 
 def _spread(indices: np.ndarray, count: int) -> list[int]:

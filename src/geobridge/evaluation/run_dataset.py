@@ -8,11 +8,13 @@ gallery, and score them with the benchmark's protocol.
 
 This is the glue behind ``geobridge evaluate --model DIR --dataset NAME --root PATH``. Image
 sets shared by several directions (e.g. the satellite gallery of D2S and P2S) are embedded once.
+Each result is a :class:`DatasetResult`: the protocol's result plus the query and gallery items
+it scored (ids, image paths or texts), so reports can show them (the HTML examples page).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,22 @@ from geobridge.views import Direction, View
 
 class ModelViewError(ValueError):
     """The model has no tower for a view a requested direction needs."""
+
+
+@dataclass
+class DatasetResult(EvaluationResult):
+    """An :class:`EvaluationResult` that also holds the items it scored, in the result's index
+    order: ``query_items`` / ``gallery_items`` are the image sets (ids, image paths, or texts
+    for text queries) minus any unreadable image, so ``per_query["top_indices"]`` index them."""
+
+    query_items: ImageSet | None = None
+    gallery_items: ImageSet | None = None
+
+    @classmethod
+    def of(cls, result: EvaluationResult, query_items: ImageSet, gallery_items: ImageSet) -> "DatasetResult":
+        """``result`` with its items attached (the arrays are shared, not copied)."""
+        base = {f.name: getattr(result, f.name) for f in fields(EvaluationResult)}
+        return cls(**base, query_items=query_items, gallery_items=gallery_items)
 
 
 @dataclass
@@ -138,15 +156,22 @@ def evaluate_model_on_dataset(
     tta: str | None = None,
     batch_size: int = 32,
     progress: bool = True,
+    loader_options: Mapping[str, Any] | None = None,
     **options: Any,
-) -> dict[str, EvaluationResult]:
+) -> dict[str, DatasetResult]:
     """Evaluate ``model`` on every requested direction of a benchmark; keys are direction names.
 
     ``name`` is a registered benchmark (loaded from ``root`` with the loader's ``options``, e.g.
     ``mode="same"`` for VIGOR, ``altitude=200`` for SUES-200) or an opened :class:`Benchmark`.
+    ``loader_options`` is the same as a mapping, for loader options whose name is also a
+    parameter here (University-1652's ``protocol``) or options built at run time (the CLI).
     ``protocol`` overrides the benchmark's default; ``tta="flip"`` averages each image with its
     mirror. A model lacking a tower for a needed view is an error naming it, before any work.
     """
+    twice = sorted(set(loader_options or {}) & set(options))
+    if twice:
+        raise ValueError(f"loader option(s) {', '.join(twice)} given both in loader_options and as keywords")
+    options = {**(loader_options or {}), **options}
     if isinstance(name, Benchmark):
         if options:
             raise ValueError("loader options go with a benchmark name, not an opened Benchmark")
@@ -168,7 +193,7 @@ def evaluate_model_on_dataset(
             cache[key] = embed_set(model, images, batch_size=batch_size, progress=progress, tta=tta)
         return cache[key]
 
-    results: dict[str, EvaluationResult] = {}
+    results: dict[str, DatasetResult] = {}
     for direction in chosen:
         query = embedded(benchmark.query_set(direction))
         gallery = embedded(benchmark.gallery_set(direction))
@@ -179,5 +204,5 @@ def evaluate_model_on_dataset(
         for role, part in (("query", query), ("gallery", gallery)):
             if part.skipped:
                 result.notes.append(f"{part.skipped} unreadable {role} image(s) were left out")
-        results[direction.name] = result
+        results[direction.name] = DatasetResult.of(result, query.images, gallery.images)
     return results

@@ -6,28 +6,38 @@ served by vLLM, Doubao, ...), asking for a GLEAM-X explanation of a satellite/qu
     answer = client.explain(satellite_rgb, drone_rgb, "drone", lang="en")
     answer.text, answer.verdict   # "... Verdict: yes", True
 
-Both images travel as base64 PNG data URLs in one user message. The API key is read from the
-environment variable named by ``api_key_env`` at call time, sent only in the Authorization
-header, and never logged or put in an error message. Rate limits (429), server errors (5xx)
-and connection failures are retried with exponential back-off (``Retry-After`` honoured, capped).
-Answers are cached on disk, keyed by a SHA-256 of the model, prompt and image bytes, so a
-repeated call costs nothing.
+Both images travel as base64 PNG data URLs in one user message. The request, the POST and the
+reply's parsing are the shared chat helper's (`geobridge.build.providers.chat`) over the shared
+`HttpClient`, the same ones the dataset builder's describer uses: rate limits (429), server errors
+(5xx) and connection failures are retried with exponential back-off (``Retry-After`` honoured,
+capped at ``max_backoff_s``), and answers are cached on disk under ``cache_dir`` (files named by a
+SHA-256 of the URL and request body: model, prompt, image bytes), so a repeated call costs nothing.
+The API key is read from the environment variable named by ``api_key_env`` at call time, sent
+only in the Authorization header, and never logged, cached or put in an error message.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import io
-import json
 import logging
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from geobridge.atomic import atomic_write_text
+from geobridge.build.config import HttpSettings
+from geobridge.build.providers.base import ProviderError
+from geobridge.build.providers.chat import (
+    CHAT_RETRY_STATUSES,
+    ChatReply,
+    ask_chat,
+    completions_url,
+    image_data_url,
+    request_body,
+    user_message,
+)
+from geobridge.build.providers.http import HttpClient, redact
 from geobridge.explain.cues import as_rgb_array
 from geobridge.explain.verdict_text import parse_verdict
 
@@ -51,7 +61,7 @@ VIEW_WORDS = {
     "en": {"drone": "drone (UAV) image", "street": "street-view panorama", "map": "street map tile", "ground": "ground photo"},
     "zh": {"drone": "无人机影像", "street": "街景全景图", "map": "街道地图瓦片", "ground": "地面照片"},
 }
-RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+RETRY_STATUS = CHAT_RETRY_STATUSES  # the statuses retried (rate limits, timeouts, server errors)
 
 
 class LLMError(RuntimeError):
@@ -81,110 +91,66 @@ class LLMAnswer:
     cached: bool
 
 
-def png_data_url(image: Any) -> str:
-    """``data:image/png;base64,...`` of an image (path, PIL image or uint8 array)."""
+def png_bytes(image: Any) -> bytes:
+    """PNG bytes of an image (path, PIL image or uint8 array)."""
     from PIL import Image
 
     buffer = io.BytesIO()
     Image.fromarray(as_rgb_array(image)).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
+
+
+def png_data_url(image: Any) -> str:
+    """``data:image/png;base64,...`` of an image (path, PIL image or uint8 array)."""
+    return image_data_url(png_bytes(image))
 
 
 class LLMClient:
-    """Ask a multimodal chat model for a GLEAM-X explanation; see the module docstring."""
+    """Ask a multimodal chat model for a GLEAM-X explanation; see the module docstring.
 
-    def __init__(self, config: LLMConfig, sleep=time.sleep) -> None:
+    ``sleep`` waits between retries (tests pass a recorder so they do not wait).
+    """
+
+    def __init__(self, config: LLMConfig, sleep: Callable[[float], None] = time.sleep) -> None:
         self.config = config
-        self._sleep = sleep
+        settings = HttpSettings(retries=config.max_retries, backoff_s=config.backoff_s, timeout_s=config.timeout_s,
+                                user_agent="geobridge-explain/0.1")
+        self.http = HttpClient(settings, cache_dir=config.cache_dir, sleep=sleep,
+                               retry_statuses=RETRY_STATUS, max_backoff_s=config.max_backoff_s)
+
+    def close(self) -> None:
+        self.http.close()
 
     # -------------------------------------------------------------- request pieces
     def messages(self, satellite: Any, query: Any, query_view: str, lang: str) -> list[dict]:
         if lang not in PROMPTS:
             raise ValueError(f"lang must be one of {', '.join(PROMPTS)}, got {lang!r}")
         prompt = PROMPTS[lang].format(view=VIEW_WORDS[lang].get(query_view, query_view))
-        return [
-            {
-                "role": "user",
-                "content": [
-                    {"type": "text", "text": prompt},
-                    {"type": "image_url", "image_url": {"url": png_data_url(satellite)}},
-                    {"type": "image_url", "image_url": {"url": png_data_url(query)}},
-                ],
-            }
-        ]
-
-    def cache_key(self, messages: list[dict]) -> str:
-        payload = json.dumps({"model": self.config.model, "temperature": self.config.temperature,
-                              "messages": messages}, sort_keys=True)
-        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-    def _cache_path(self, key: str) -> Path | None:
-        return None if self.config.cache_dir is None else Path(self.config.cache_dir) / f"{key}.json"
+        return [user_message(prompt, png_bytes(satellite), png_bytes(query))]
 
     # -------------------------------------------------------------- calls
     def explain(self, satellite: Any, query: Any, query_view: str, lang: str = "en") -> LLMAnswer:
         """The model's paragraph and the verdict parsed from it (None if it gave none)."""
-        messages = self.messages(satellite, query, query_view, lang)
-        key = self.cache_key(messages)
-        cache_path = self._cache_path(key)
-        if cache_path is not None and cache_path.is_file():
-            try:
-                text = json.loads(cache_path.read_text(encoding="utf-8"))["text"]
-                log.info("llm cache hit %s", key[:12])
-                return LLMAnswer(text=text, verdict=parse_verdict(text), cached=True)
-            except (json.JSONDecodeError, KeyError):
-                log.warning("ignoring unreadable llm cache entry %s", cache_path)
-        text = self.complete(messages)
-        if cache_path is not None:
-            atomic_write_text(cache_path, json.dumps({"model": self.config.model, "text": text}, ensure_ascii=False))
-        return LLMAnswer(text=text, verdict=parse_verdict(text), cached=False)
+        reply = self._ask(self.messages(satellite, query, query_view, lang))
+        return LLMAnswer(text=reply.text, verdict=parse_verdict(reply.text), cached=reply.from_cache)
 
     def complete(self, messages: list[dict]) -> str:
-        """POST the chat request with retries; the assistant message's text."""
-        import httpx
+        """The assistant message's text for a chat request (retried, cached); `LLMError` otherwise."""
+        return self._ask(messages).text
 
-        url = self.config.base_url.rstrip("/") + "/chat/completions"
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.config.api_key_env)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        body = {"model": self.config.model, "messages": messages, "temperature": self.config.temperature,
-                "max_tokens": self.config.max_tokens}
-        last_problem = "no attempt made"
-        for attempt in range(self.config.max_retries + 1):
-            if attempt:
-                delay = min(self.config.backoff_s * 2 ** (attempt - 1), self.config.max_backoff_s)
-                log.info("llm retry %d/%d in %.1fs after: %s", attempt, self.config.max_retries, delay, last_problem)
-                self._sleep(delay)
-            log.info("llm POST %s (model %s, attempt %d)", url, self.config.model, attempt + 1)
-            try:
-                response = httpx.post(url, json=body, headers=headers, timeout=self.config.timeout_s)
-            except httpx.HTTPError as err:
-                last_problem = _scrub(f"{type(err).__name__}: {err}", key)
-                continue
-            if response.status_code in RETRY_STATUS:
-                last_problem = f"HTTP {response.status_code}"
-                retry_after = response.headers.get("retry-after", "")
-                if retry_after.replace(".", "", 1).isdigit() and attempt < self.config.max_retries:
-                    self._sleep(min(float(retry_after), self.config.max_backoff_s))
-                continue
-            if response.status_code >= 400:
-                raise LLMError(_scrub(f"{url} answered HTTP {response.status_code}: {response.text[:200]}", key))
-            return _message_text(response, url)
-        raise LLMError(_scrub(f"{url} failed after {self.config.max_retries + 1} attempts: {last_problem}", key))
-
-
-def _message_text(response: Any, url: str) -> str:
-    try:
-        data = response.json()
-        content = data["choices"][0]["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError) as err:
-        raise LLMError(f"{url} did not answer in the chat-completions shape ({type(err).__name__})") from err
-    if isinstance(content, list):  # content parts
-        content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    if not isinstance(content, str) or not content.strip():
-        raise LLMError(f"{url} answered with an empty message")
-    return content
+    def _ask(self, messages: list[dict]) -> ChatReply:
+        config = self.config
+        body = request_body(config.model, messages, temperature=config.temperature, max_tokens=config.max_tokens)
+        key = os.environ.get(config.api_key_env) or None
+        shown = redact(completions_url(config.base_url))
+        try:
+            reply = ask_chat(self.http, config.base_url, body, api_key=key)
+        except ProviderError as err:
+            raise LLMError(_scrub(
+                f"{err}; check that an OpenAI-compatible server answers at {redact(config.base_url)} and serves "
+                f"model {config.model!r}, and that ${config.api_key_env} holds its API key if it needs one", key)) from err
+        log.info("llm POST %s (model %s): %s", shown, config.model, "answer from the cache" if reply.from_cache else "answered")
+        return reply
 
 
 def _scrub(message: str, key: str | None) -> str:

@@ -184,8 +184,11 @@ class Trainer:
         validate_fn: ValidateFn | None = None,
         loss_fn: Callable[..., Any] | None = None,
         dataset: ManifestDataset | None = None,
+        text_features: dict[str, torch.Tensor] | None = None,
     ) -> None:
         self.config = config
+        # frozen text features shared with other runs of the same frozen text tower (see frozen_cache)
+        self.text_features = text_features if text_features is not None else {}
         self.device = resolve_device(config.device)
         if config.threads:
             torch.set_num_threads(config.threads)
@@ -445,9 +448,11 @@ class Trainer:
                    disable=not (cfg.progress and self.dist.is_main), dynamic_ncols=True)
         # PLANET reads the text tower's token states, which the frozen-text cache does not keep
         use_cache = cfg.model.cache_frozen_text and self.objective is None
-        cache = cached_frozen_text_tower(self.model) if use_cache else nullcontext(False)
+        cache = cached_frozen_text_tower(self.model, self.text_features) if use_cache else nullcontext(False)
         try:
-            with cache:
+            with cache as caching:
+                if caching and View.TEXT in self.views:  # encode every training text up front, by length
+                    self.model.tower(View.TEXT)([loc.text for loc in self.dataset.locations if loc.text])
                 self._run_epochs(result, bar)
             if self._saved_at != self.position.step:
                 self.save("last")
@@ -545,6 +550,11 @@ def train(
     validate_fn: ValidateFn | None = None,
     loss_fn: Callable[..., Any] | None = None,
     dataset: ManifestDataset | None = None,
+    text_features: dict[str, torch.Tensor] | None = None,
 ) -> TrainResult:
-    """Train as ``config`` says (resuming from ``output_dir/checkpoints/last`` when present)."""
-    return Trainer(config, model=model, validate_fn=validate_fn, loss_fn=loss_fn, dataset=dataset).fit()
+    """Train as ``config`` says (resuming from ``output_dir/checkpoints/last`` when present).
+
+    ``text_features`` (text -> feature), filled in place, lets runs of the same frozen text tower
+    encode each text once between them (the demo's ablation variants share one)."""
+    return Trainer(config, model=model, validate_fn=validate_fn, loss_fn=loss_fn, dataset=dataset,
+                   text_features=text_features).fit()

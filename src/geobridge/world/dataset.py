@@ -57,11 +57,15 @@ class WorldDatasetSpec:
     world_size_m: float = 1600.0
     regions: int = 4
     test_region_policy: str = "random"  # geobridge.world.sampling.TEST_REGION_POLICIES
+    test_regions: int = 1  # how many regions the test split holds out together
     osm_file: str | None = None  # file name and size, not the full path: moving the file is fine
     osm_bytes: int | None = None
     bbox: tuple[float, float, float, float] | None = None  # west, south, east, north
     ground_m: float = 120.0
     radius_m: float = 60.0
+    # closest two locations may stand (m); ground_m / 2 keeps any two satellite footprints under
+    # 50% overlap, GeoLoc's de-duplication rule (REFERENCE.md, construction stage 3)
+    min_spacing_m: float = 25.0
     imagery_age: float = 0.0
     settings: dict = field(default_factory=dict)
 
@@ -197,6 +201,8 @@ def generate_world_dataset(
     contact_sheet: bool = False,
     world: World | None = None,
     test_region_policy: str = "random",
+    min_spacing_m: float = 25.0,
+    test_regions: int = 1,
 ) -> Path:
     """Sample ``locations`` road locations of a world, render ``views`` at ``size`` px, describe
     each, and write the layout documented in this module to ``out_dir``; returns the manifest path.
@@ -206,13 +212,16 @@ def generate_world_dataset(
     view from a copy of the world where that fraction of buildings changed (outdated imagery).
     ``test_region_policy`` chooses the held-out region (``"random"`` or ``"shared-style"``: a
     region whose style also occurs in training, see :mod:`geobridge.world.sampling`).
+    ``test_regions`` regions are held out together for the test split (a new area of several
+    districts). ``min_spacing_m`` is the least distance between two locations (``ground_m / 2`` = 60 m keeps
+    satellite footprints under GeoLoc's 50% de-duplication overlap).
     ``workers > 1`` renders in that many processes (same bytes as one). ``world`` lets a caller
     pass an already built world (its parameters must still match the spec).
     """
     from tqdm.auto import tqdm
 
     from geobridge.world.render import RenderSettings
-    from geobridge.world.sampling import TEST_REGION_POLICIES, NotEnoughRoadPoints, sample_locations
+    from geobridge.world.sampling import TEST_REGION_POLICIES, sample_locations
 
     out_dir = Path(out_dir)
     if source not in SOURCES:
@@ -222,6 +231,8 @@ def generate_world_dataset(
         raise WorldDatasetError(f"--locations must be at least 1, got {locations}")
     if size < 16:
         raise WorldDatasetError(f"--size must be at least 16 px, got {size}")
+    if min_spacing_m < 0:
+        raise WorldDatasetError(f"the minimum spacing between locations must be >= 0 m, got {min_spacing_m}")
     if not 0.0 <= imagery_age <= 1.0:
         raise WorldDatasetError(f"imagery age must be a fraction in [0, 1], got {imagery_age}")
     if test_region_policy not in TEST_REGION_POLICIES:
@@ -248,10 +259,12 @@ def generate_world_dataset(
         world_size_m=float(world_size_m) if source == "procedural" else 0.0,
         regions=int(regions) if source == "procedural" else 0,
         test_region_policy=test_region_policy,
+        test_regions=int(test_regions),
         osm_file=osm_file,
         osm_bytes=osm_bytes,
         bbox=None if bbox is None else tuple(float(v) for v in bbox),
         imagery_age=float(imagery_age),
+        min_spacing_m=float(min_spacing_m),
         settings=asdict(settings),
     )
     check_output_dir(out_dir, spec, overwrite=overwrite)
@@ -268,8 +281,9 @@ def generate_world_dataset(
             world = build_world(spec)
     try:
         sampled = sample_locations(world, locations, np.random.default_rng([spec.seed, 1]), margin_m=spec.ground_m * 0.75,
-                                   test_region_policy=spec.test_region_policy)
-    except NotEnoughRoadPoints as err:
+                                   min_spacing_m=spec.min_spacing_m,
+                                   test_region_policy=spec.test_region_policy, test_regions=spec.test_regions)
+    except ValueError as err:  # NotEnoughRoadPoints, or more held-out regions than the world has
         raise WorldDatasetError(str(err)) from None
     satellite_world = world
     if imagery_age > 0:

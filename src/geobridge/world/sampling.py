@@ -127,6 +127,42 @@ def pick_test_region(world: World, candidates: np.ndarray, rng: np.random.Genera
     return int(regions[rng.integers(len(regions))])
 
 
+def pick_test_regions(
+    world: World, candidates: np.ndarray, rng: np.random.Generator, policy: str = "random", count: int = 1
+) -> list[int]:
+    """``count`` held-out regions (sorted ids; empty when the world has a single region).
+
+    One region is :func:`pick_test_region`'s draw. Several are drawn one after another; under
+    ``"shared-style"`` a region qualifies only while its style family keeps another region in
+    training, and families not yet held out are preferred, so the held-out area mixes styles that
+    all occur in training.
+    """
+    if count < 1:
+        raise ValueError(f"the number of test regions must be at least 1, got {count}")
+    if count == 1:
+        region = pick_test_region(world, candidates, rng, policy)
+        return [] if region < 0 else [region]
+    if policy not in TEST_REGION_POLICIES:
+        raise ValueError(f"unknown test region policy {policy!r}: use one of {', '.join(TEST_REGION_POLICIES)}")
+    regions = [int(r) for r in np.unique(world.region[candidates[:, 0], candidates[:, 1]])] if len(candidates) else []
+    if len(regions) <= count:
+        raise ValueError(
+            f"cannot hold out {count} regions: the world has {len(regions)} regions with roads; "
+            "hold out fewer or generate more regions"
+        )
+    family = {r: style_family(world.region_names[r]) for r in regions}
+    held: list[int] = []
+    for _ in range(count):
+        pool = [r for r in regions if r not in held]
+        if policy == "shared-style":
+            kept = [r for r in regions if r not in held]
+            shared = [r for r in pool if sum(family[q] == family[r] for q in kept) > 1]
+            fresh = [r for r in shared if family[r] not in {family[h] for h in held}]
+            pool = fresh or shared or pool
+        held.append(pool[int(rng.integers(len(pool)))])
+    return sorted(held)
+
+
 def sample_locations(
     world: World,
     count: int,
@@ -135,6 +171,7 @@ def sample_locations(
     min_spacing_m: float = 25.0,
     fractions: SplitFractions = SplitFractions(),
     test_region_policy: str = "random",
+    test_regions: int = 1,
 ) -> list[SampledLocation]:
     """Sample ``count`` spread-out road locations and give each a split.
 
@@ -154,7 +191,8 @@ def sample_locations(
             "use a larger area"
         )
     spacing = min_spacing_m / cs
-    test_region = pick_test_region(world, candidates, rng, test_region_policy)
+    held_regions = pick_test_regions(world, candidates, rng, test_region_policy, test_regions)
+    test_region = held_regions[0] if held_regions else -1
     n_test = int(round(count * fractions.test)) if test_region >= 0 else 0
     n_val = int(round(count * fractions.val))
     if count >= 3 and test_region >= 0:
@@ -162,8 +200,9 @@ def sample_locations(
         n_val = max(n_val, 1)
     n_train_val = count - n_test
     cand_region = world.region[candidates[:, 0], candidates[:, 1]]
-    held = candidates[cand_region == test_region]
-    rest = candidates[cand_region != test_region]
+    is_held = np.isin(cand_region, held_regions)
+    held = candidates[is_held]
+    rest = candidates[~is_held]
     picked_test = _spread(held, rng, n_test, spacing) if n_test else np.zeros((0, 2), np.int64)
     picked_rest = _spread(rest, rng, n_train_val, spacing)
     if len(picked_test) < n_test or len(picked_rest) < n_train_val:

@@ -1,25 +1,33 @@
 """The HTTP client every web provider shares.
 
 - politeness: at most ``requests_per_second`` requests, across threads;
-- retries with exponential back-off on connection errors, timeouts, 429 and 5xx (a server's
-  ``Retry-After`` is honoured up to a limit); other 4xx fail at once;
+- retries with exponential back-off on connection errors, timeouts and the retry statuses
+  (429 and 5xx unless the caller names others; a server's ``Retry-After`` is honoured), every wait
+  capped at ``max_backoff_s``; other 4xx fail at once, with the start of the server's reason;
 - an on-disk cache keyed by a hash of the request, so a resumed or repeated build never asks twice;
+  a caller's ``validate`` can refuse a JSON answer, which is then neither cached nor served from cache;
 - content checks: an image request that gets an HTML page (a login wall, a quota message, an
   error page served with status 200) fails with that reason instead of poisoning the dataset.
 
 Secrets (API keys in query parameters or headers) never appear in messages or logs: URLs are
-redacted before they are shown, and cache files are named by a hash.
+redacted before they are shown, secret header and parameter values are cut out of the server
+text quoted in errors, and cache files are named by a hash (headers are not part of the key).
+
+The waits between retries go through an injectable ``sleep`` so tests can record them instead of
+waiting.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Callable, Collection, Literal, Mapping
 from urllib.parse import urlencode
 
 from geobridge.atomic import atomic_write_bytes
@@ -28,8 +36,12 @@ from geobridge.build.providers.base import ProviderError
 from geobridge.build.providers.images import describe_non_image, image_kind, looks_like_html
 
 SECRET_PARAMS = frozenset({"key", "access_token", "api_key", "apikey", "token", "signature", "client_secret"})
+SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key"})
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-MAX_RETRY_AFTER_S = 30.0
+MAX_BACKOFF_S = 30.0
+REASON_CHARS = 200  # how much of a refusing server's text an error quotes
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,14 @@ class HttpResponse:
 
     body: bytes
     content_type: str
+    from_cache: bool
+
+
+@dataclass(frozen=True)
+class JsonReply:
+    """A parsed JSON answer and whether it came from the on-disk cache."""
+
+    data: Any
     from_cache: bool
 
 
@@ -52,12 +72,27 @@ def redact(url: str, params: Mapping[str, Any] | None = None) -> str:
 
 
 class HttpClient:
-    """Rate-limited, retrying, caching HTTP GET/POST (see the module docstring)."""
+    """Rate-limited, retrying, caching HTTP GET/POST (see the module docstring).
 
-    def __init__(self, settings: HttpSettings | None = None, cache_dir: str | Path | None = None):
+    ``sleep`` waits between retries (tests pass a recorder); ``retry_statuses`` are the HTTP
+    statuses worth asking again; ``max_backoff_s`` caps every back-off and ``Retry-After`` wait.
+    """
+
+    def __init__(
+        self,
+        settings: HttpSettings | None = None,
+        cache_dir: str | Path | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        retry_statuses: Collection[int] = RETRY_STATUSES,
+        max_backoff_s: float = MAX_BACKOFF_S,
+    ):
         import httpx
 
         self.settings = settings or HttpSettings()
+        self.retry_statuses = frozenset(retry_statuses)
+        self.max_backoff_s = max_backoff_s
+        self._sleep = sleep
         self.cache_dir = Path(cache_dir) if cache_dir else (Path(self.settings.cache_dir) if self.settings.cache_dir else None)
         self._client = httpx.Client(
             timeout=self.settings.timeout_s,
@@ -100,16 +135,42 @@ class HttpClient:
 
     def post_json(self, url: str, payload: Any, headers: Mapping[str, str] | None = None, use_cache: bool = True) -> Any:
         """POST a JSON body and parse the JSON answer (cached by the body's hash)."""
+        return self.post_json_reply(url, payload, headers=headers, use_cache=use_cache).data
+
+    def post_json_reply(
+        self,
+        url: str,
+        payload: Any,
+        headers: Mapping[str, str] | None = None,
+        use_cache: bool = True,
+        validate: Callable[[Any], object] | None = None,
+    ) -> JsonReply:
+        """POST a JSON body; the parsed answer and whether the cache served it.
+
+        The cache key is the URL and the body, never the headers (they may hold a key).
+        ``validate(data)`` (its return value is ignored) raises `ProviderError` for an answer that
+        is JSON but unusable: a fresh one is refused and not cached; a cached one is ignored and
+        asked again.
+        """
         body = json.dumps(payload, sort_keys=True).encode()
         key = self._cache_key("POST", url, None, None, body)
         cached = self._cache_read(key) if use_cache else None
         if cached is not None:
-            return json.loads(cached.body)
+            try:
+                data = json.loads(cached.body)
+                if validate is not None:
+                    validate(data)
+                return JsonReply(data, from_cache=True)
+            except (ValueError, ProviderError) as err:
+                log.warning("ignoring unusable cache entry %s for %s (%s)", key[:12], redact(url), err)
         response = self._send("POST", url, content=body, headers={**(headers or {}), "Content-Type": "application/json"})
         self._check(response, "json", redact(url))
+        data = json.loads(response.body)
+        if validate is not None:
+            validate(data)
         if use_cache:
             self._cache_write(key, response)
-        return json.loads(response.body)
+        return JsonReply(data, from_cache=False)
 
     # --- internals ------------------------------------------------------------------------------
 
@@ -121,42 +182,51 @@ class HttpClient:
             self._next_slot = slot + interval
         delay = slot - now
         if delay > 0:
-            time.sleep(delay)
+            time.sleep(delay)  # politeness, not back-off: always a real wait
 
     def _send(self, method: str, url: str, **kwargs) -> HttpResponse:
         import httpx
 
         shown = redact(url, kwargs.get("params"))
+        attempts = self.settings.retries + 1
         last_problem = "no attempt made"
         last_retry_after: str | None = None
-        for attempt in range(self.settings.retries + 1):
+        for attempt in range(attempts):
             if attempt:
-                time.sleep(self._backoff(attempt, last_retry_after))
+                delay = self._backoff(attempt, last_retry_after)
+                log.info("retry %d/%d of %s %s in %.2fs after %s", attempt, self.settings.retries, method, shown,
+                         delay, last_problem)
+                self._sleep(delay)
             last_retry_after = None
             self._wait_for_slot()
+            log.debug("%s %s (attempt %d/%d)", method, shown, attempt + 1, attempts)
             try:
                 self.requests_sent += 1
                 reply = self._client.request(method, url, **kwargs)
             except httpx.HTTPError as err:
                 last_problem = f"{type(err).__name__} contacting {shown}"
                 continue
-            if reply.status_code in RETRY_STATUSES:
+            if reply.status_code in self.retry_statuses:
                 last_problem = f"HTTP {reply.status_code} from {shown}"
                 last_retry_after = reply.headers.get("Retry-After")
                 continue
             if reply.status_code >= 400:
-                raise ProviderError(f"HTTP {reply.status_code} from {shown}")
+                reason = _reason(reply.content, _secret_values(url, kwargs.get("params"), kwargs.get("headers")))
+                raise ProviderError(f"HTTP {reply.status_code} from {shown}" + (f": {reason}" if reason else ""))
             return HttpResponse(reply.content, reply.headers.get("content-type", ""), from_cache=False)
-        raise ProviderError(f"{last_problem} (gave up after {self.settings.retries + 1} attempts)")
+        raise ProviderError(f"{last_problem} (gave up after {attempts} attempts)")
 
     def _backoff(self, attempt: int, retry_after: str | None) -> float:
+        """Exponential back-off, at least a server's numeric ``Retry-After``, at most ``max_backoff_s``."""
         delay = self.settings.backoff_s * (2 ** (attempt - 1))
         if retry_after:
             try:
-                delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER_S))
-            except ValueError:
-                pass
-        return delay
+                asked = float(retry_after)
+            except ValueError:  # an HTTP date: keep the exponential delay
+                asked = 0.0
+            if math.isfinite(asked) and asked > 0:
+                delay = max(delay, asked)
+        return min(delay, self.max_backoff_s)
 
     @staticmethod
     def _check(response: HttpResponse, expect: str, shown_url: str) -> None:
@@ -193,3 +263,26 @@ class HttpClient:
         body_path = self.cache_dir / key[:2] / f"{key}.body"
         atomic_write_bytes(body_path, response.body)
         atomic_write_bytes(body_path.with_suffix(".type"), response.content_type.encode())
+
+
+def _secret_values(url: str, params: Mapping[str, Any] | None, headers: Mapping[str, str] | None) -> list[str]:
+    """The values of secret query parameters (in the URL or ``params``) and of credential headers
+    (whole and their token part)."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    query = [*parse_qsl(urlsplit(url).query), *(params or {}).items()]
+    secrets = [str(v) for k, v in query if k.lower() in SECRET_PARAMS]
+    for name, value in (headers or {}).items():
+        if name.lower() in SECRET_HEADERS:
+            secrets += [value, *(token for token in value.split() if len(token) >= 8)]
+    return [s for s in secrets if s]
+
+
+def _reason(body: bytes, secrets: list[str]) -> str:
+    """The start of a refusing server's text for an error message, secrets cut out."""
+    if looks_like_html(body):
+        return "an HTML page"
+    text = body.decode("utf-8", errors="replace")
+    for secret in sorted(secrets, key=len, reverse=True):  # before cutting, so no half secret is left
+        text = text.replace(secret, "***")
+    return " ".join(text.split())[:REASON_CHARS]
