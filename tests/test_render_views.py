@@ -363,3 +363,27 @@ def test_panorama_from_a_bridge_sees_the_deck_below_and_water_beyond_it(world):
     assert np.all(np.abs(deck - np.array(ROAD)).max(axis=-1) <= 3)
     # Looking north along the river, past the deck's edge (4.5 m away), the water shows.
     assert blue(pano[h // 2 + 1 : h // 2 + 3, 0]).all()
+
+
+def test_drone_orthophoto_is_a_north_up_crop_at_geoloc_scales_under_another_sun(world):
+    from geobridge.world.render.orthophoto import (
+        GEOLOC_CROP_SCALES_M,
+        flight_settings,
+        render_drone_orthophoto,
+    )
+    from geobridge.world.render.settings import RenderSettings
+
+    lat, lon = latlon(world, 80.0, 80.0)
+    settings = RenderSettings()
+    image = render_drone_orthophoto(world, lat, lon, size_px=64, rng=np.random.default_rng(4), settings=settings)
+    # the 16 m magenta roof covers (16 / scale * 64)^2 px: the scale is one of GeoLoc's five
+    roof_px = magenta(image).sum()
+    scale = GEOLOC_CROP_SCALES_M[int(np.argmin([abs(roof_px - (16 / s * 64) ** 2) for s in GEOLOC_CROP_SCALES_M]))]
+    assert roof_px == pytest.approx((16 / scale * 64) ** 2, rel=0.25)
+    # it is the satellite renderer at that scale, lit by the flight's sun, not the satellite pass's
+    flight = render_satellite(world, lat, lon, size_px=64, ground_m=scale, settings=flight_settings(settings))
+    np.testing.assert_array_equal(image, flight)
+    assert not np.array_equal(image, render_satellite(world, lat, lon, size_px=64, ground_m=scale, settings=settings))
+    # different draws crop at different scales
+    areas = {int(magenta(render_drone_orthophoto(world, lat, lon, size_px=64, rng=np.random.default_rng(k))).sum()) for k in range(12)}
+    assert len(areas) >= 3

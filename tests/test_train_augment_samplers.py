@@ -113,3 +113,15 @@ def test_gps_hard_negatives_fill_batches_with_neighbours():
     for epoch in range(3):
         for batch in sampler.global_batches(epoch):
             assert sorted(batch) in ([0, 1, 2, 3], [4, 5, 6, 7])
+
+
+def test_an_orthophoto_drone_listed_as_north_up_turns_with_the_satellite():
+    satellite = torch.rand(3, 8, 8)
+    drone = satellite.clone()
+    augment = JointAugment(flip_p=0.0, rotate_p=1.0, north_up=frozenset({View.SATELLITE, View.DRONE}))
+    for seed in range(4):
+        out = augment({View.SATELLITE: satellite, View.DRONE: drone}, np.random.default_rng(seed))
+        assert not torch.equal(out[View.DRONE], drone)  # turned (k is 1, 2 or 3)
+        assert torch.equal(out[View.DRONE], out[View.SATELLITE])
+    oblique = JointAugment(flip_p=0.0, rotate_p=1.0)({View.SATELLITE: satellite, View.DRONE: drone}, np.random.default_rng(0))
+    assert torch.equal(oblique[View.DRONE], drone)  # by default the drone is oblique: never turned

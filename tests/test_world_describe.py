@@ -125,3 +125,23 @@ def test_texts_identify_their_location_whatever_the_wording(city: World):
     sims = mat[: len(a)] @ mat[len(a) :].T
     top1 = (sims.argmax(1) == np.arange(len(a))).mean()
     assert top1 >= 0.8, top1  # measured 0.9+ on this world
+
+
+def test_compass_free_texts_drop_only_the_bearings(city: World):
+    import re
+
+    compass = re.compile(r"\b(north|south|east|west)(-(east|west))?\b")
+    locs = sample_locations(city, 60, np.random.default_rng(3), margin_m=60)
+    with_bearings = 0
+    for s in locs:
+        full = describe_location(city, s.lat, s.lon, np.random.default_rng(s.index))
+        plain = describe_location(city, s.lat, s.lon, np.random.default_rng(s.index), compass=False)
+        with_bearings += bool(compass.search(full))
+        assert not compass.search(plain), plain
+        assert banned_words_in(plain) == []
+        # the same sentences in the same order: the building sentence is word for word the same
+        assert len(re.findall(r"\.(?:\s|$)", plain)) == len(re.findall(r"\.(?:\s|$)", full))
+        building = next((part for part in full.split(". ") if "building" in part), None)
+        if building is not None:
+            assert building in plain
+    assert with_bearings > len(locs) // 2  # the default text does carry bearings

@@ -13,8 +13,9 @@ augmentation. Two geometric facts make that possible (Sample4Geo's trick, REFERE
   what was at column ``c + W/4``: ``roll(pano, -W/4)`` along the width, i.e. exactly the
   panorama rendered with heading 90. ``k`` quarter turns roll by ``-k*W/4``.
 
-Drone images are oblique with an unknown heading, so they are only flipped (a rotation of
-the drone image would not be a rotation of the scene). Maps are rotated like the satellite.
+Oblique drone images have an unknown heading, so they are only flipped (a rotation of the
+drone image would not be a rotation of the scene). Maps are rotated like the satellite, and so
+are drone orthophotos (GeoLoc's drone view, north-up) when the drone is listed as north-up.
 Everything works on tensors (3, H, W) after the per-view transform.
 """
 
@@ -37,15 +38,17 @@ def flip_views(images: Mapping[View, torch.Tensor]) -> dict[View, torch.Tensor]:
     return {view: torch.flip(image, dims=(-1,)) for view, image in images.items()}
 
 
-def rotate_views(images: Mapping[View, torch.Tensor], quarter_turns: int) -> dict[View, torch.Tensor]:
-    """Turn north-up views counter-clockwise by ``quarter_turns`` * 90 degrees and roll the
+def rotate_views(
+    images: Mapping[View, torch.Tensor], quarter_turns: int, north_up: frozenset[View] = NORTH_UP_VIEWS
+) -> dict[View, torch.Tensor]:
+    """Turn the ``north_up`` views counter-clockwise by ``quarter_turns`` * 90 degrees and roll the
     panorama so it matches (column c shows what column c + k*W/4 showed). Other views are kept."""
     k = int(quarter_turns) % 4
     out: dict[View, torch.Tensor] = {}
     for view, image in images.items():
         if k == 0:
             out[view] = image
-        elif view in NORTH_UP_VIEWS:
+        elif view in north_up:
             out[view] = torch.rot90(image, k, dims=(-2, -1))
         elif view is View.STREET:
             width = image.shape[-1]
@@ -62,16 +65,18 @@ class JointAugment:
     """Random consistent flip and quarter-turn of a location's views.
 
     ``flip_p``: probability of the joint left-right flip; ``rotate_p``: probability of a joint
-    rotation by k in {1, 2, 3} quarter turns (needs a panorama width divisible by 4).
+    rotation by k in {1, 2, 3} quarter turns (needs a panorama width divisible by 4) of the
+    ``north_up`` views (add the drone for orthophoto drone views).
     """
 
     flip_p: float = 0.5
     rotate_p: float = 0.0
+    north_up: frozenset[View] = NORTH_UP_VIEWS
 
     def __call__(self, images: Mapping[View, torch.Tensor], rng: np.random.Generator) -> dict[View, torch.Tensor]:
         out = dict(images)
         if self.flip_p > 0 and rng.random() < self.flip_p:
             out = flip_views(out)
         if self.rotate_p > 0 and rng.random() < self.rotate_p:
-            out = rotate_views(out, int(rng.integers(1, 4)))
+            out = rotate_views(out, int(rng.integers(1, 4)), self.north_up)
         return out

@@ -65,6 +65,8 @@ class DataSection(_Section):
     max_locations: int | None = None  # use only the first N training locations (quick runs)
     flip_p: float = Field(0.5, ge=0.0, le=1.0)  # joint left-right flip of all views
     rotate_p: float = Field(0.0, ge=0.0, le=1.0)  # joint satellite quarter-turn + panorama roll
+    # views turned with the satellite by rotate_p: north-up images (add drone for orthophoto drones)
+    north_up_views: list[str] = Field(default_factory=lambda: ["satellite", "map"])
     gps_neighbours: int = Field(0, ge=0)  # GPS hard negatives packed after each anchor (0 = off)
     gps_near: int = Field(8, ge=1)
     gps_ring: int = Field(0, ge=0)
@@ -73,6 +75,16 @@ class DataSection(_Section):
     @classmethod
     def _known_views(cls, value: list[str]) -> list[str]:
         return [View.parse(v).value for v in value]
+
+    @field_validator("north_up_views")
+    @classmethod
+    def _image_views_only(cls, value: list[str]) -> list[str]:
+        views = [View.parse(v) for v in value]
+        wrong = [v.value for v in views if v in (View.STREET, View.TEXT)]
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)} cannot be north-up (the panorama is rolled, not turned); "
+                             "list satellite, map or drone (for orthophoto drone views)")
+        return [v.value for v in views]
 
 
 class OptimSection(_Section):

@@ -249,7 +249,8 @@ class Trainer:
         transforms = {v: self.model.image_transform(v, train=True) for v in self.views if v.is_image}
         augment = None
         if cfg.data.flip_p > 0 or cfg.data.rotate_p > 0:
-            augment = JointAugment(flip_p=cfg.data.flip_p, rotate_p=cfg.data.rotate_p)
+            augment = JointAugment(flip_p=cfg.data.flip_p, rotate_p=cfg.data.rotate_p,
+                                   north_up=frozenset(View.parse(v) for v in cfg.data.north_up_views))
         return ManifestDataset(locations, cfg.data.train_split, self.views, transforms, joint_augment=augment, seed=cfg.seed)
 
     def _build_sampler(self) -> UniqueLocationBatchSampler:

@@ -38,6 +38,7 @@ WORLD_VIEWS: tuple[str, ...] = ("drone", "street", "satellite", "map")
 SIGNATURE_FILE = "world.json"
 SIGNATURE_FORMAT = "geobridge-world/1"
 SOURCES = ("procedural", "osm")
+DRONE_VIEWS = ("oblique", "orthophoto")
 PNG_LEVEL = 1
 
 
@@ -66,6 +67,12 @@ class WorldDatasetSpec:
     # closest two locations may stand (m); ground_m / 2 keeps any two satellite footprints under
     # 50% overlap, GeoLoc's de-duplication rule (REFERENCE.md, construction stage 3)
     min_spacing_m: float = 25.0
+    # compass bearings in the texts; False keeps only cues every view shares (drone and street
+    # views look along a random heading), as GeoBridge's LLM prompt asks
+    text_compass: bool = True
+    # "oblique": a tilted drone photo (University-1652's kind); "orthophoto": a north-up crop of a
+    # UAV orthomosaic at GeoLoc's crop scales (GeoLoc's kind, geobridge.world.render.orthophoto)
+    drone_view: str = "oblique"
     imagery_age: float = 0.0
     settings: dict = field(default_factory=dict)
 
@@ -152,6 +159,7 @@ def _render_one(job: tuple[int, float, float, str, str]) -> tuple[int, str]:
 
     from geobridge.world.describe import describe_location
     from geobridge.world.render import render_drone, render_map, render_satellite, render_street
+    from geobridge.world.render.orthophoto import render_drone_orthophoto
 
     index, lat, lon, split, loc_id = job
     world: World = _STATE["world"]
@@ -165,7 +173,10 @@ def _render_one(job: tuple[int, float, float, str, str]) -> tuple[int, str]:
             pixels = render_satellite(satellite_world, lat, lon, size_px=size, ground_m=ground, settings=settings)
         elif view == "drone":
             rng = np.random.default_rng([spec.seed, 101, index])
-            pixels = render_drone(world, lat, lon, size_px=size, rng=rng, settings=settings)
+            if spec.drone_view == "orthophoto":
+                pixels = render_drone_orthophoto(world, lat, lon, size_px=size, rng=rng, settings=settings)
+            else:
+                pixels = render_drone(world, lat, lon, size_px=size, rng=rng, settings=settings)
         elif view == "street":
             rng = np.random.default_rng([spec.seed, 102, index])
             pixels = render_street(world, lat, lon, height_px=max(8, size // 2), rng=rng, settings=settings)
@@ -174,7 +185,8 @@ def _render_one(job: tuple[int, float, float, str, str]) -> tuple[int, str]:
         path = root / split / view / f"{loc_id}.png"
         # PNG level 1: lossless like any level, a third of level 6's time, ~10 % larger files
         Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).save(path, format="PNG", compress_level=PNG_LEVEL)
-    text = describe_location(world, lat, lon, np.random.default_rng([spec.seed, 2, index]), radius_m=spec.radius_m)
+    text = describe_location(world, lat, lon, np.random.default_rng([spec.seed, 2, index]), radius_m=spec.radius_m,
+                              compass=spec.text_compass)
     return index, text
 
 
@@ -203,6 +215,8 @@ def generate_world_dataset(
     test_region_policy: str = "random",
     min_spacing_m: float = 25.0,
     test_regions: int = 1,
+    text_compass: bool = True,
+    drone_view: str = "oblique",
 ) -> Path:
     """Sample ``locations`` road locations of a world, render ``views`` at ``size`` px, describe
     each, and write the layout documented in this module to ``out_dir``; returns the manifest path.
@@ -215,6 +229,9 @@ def generate_world_dataset(
     ``test_regions`` regions are held out together for the test split (a new area of several
     districts). ``min_spacing_m`` is the least distance between two locations (``ground_m / 2`` = 60 m keeps
     satellite footprints under GeoLoc's 50% de-duplication overlap).
+    ``drone_view="orthophoto"`` renders GeoLoc's drone view (a north-up orthomosaic crop at
+    80-180 m) instead of an oblique photo. ``text_compass=False`` writes texts without compass bearings (see
+    :func:`geobridge.world.describe.phrase_facts`).
     ``workers > 1`` renders in that many processes (same bytes as one). ``world`` lets a caller
     pass an already built world (its parameters must still match the spec).
     """
@@ -231,6 +248,8 @@ def generate_world_dataset(
         raise WorldDatasetError(f"--locations must be at least 1, got {locations}")
     if size < 16:
         raise WorldDatasetError(f"--size must be at least 16 px, got {size}")
+    if drone_view not in DRONE_VIEWS:
+        raise WorldDatasetError(f"unknown drone view {drone_view!r}: use one of {', '.join(DRONE_VIEWS)}")
     if min_spacing_m < 0:
         raise WorldDatasetError(f"the minimum spacing between locations must be >= 0 m, got {min_spacing_m}")
     if not 0.0 <= imagery_age <= 1.0:
@@ -265,6 +284,8 @@ def generate_world_dataset(
         bbox=None if bbox is None else tuple(float(v) for v in bbox),
         imagery_age=float(imagery_age),
         min_spacing_m=float(min_spacing_m),
+        text_compass=bool(text_compass),
+        drone_view=drone_view,
         settings=asdict(settings),
     )
     check_output_dir(out_dir, spec, overwrite=overwrite)

@@ -303,7 +303,7 @@ def _storeys(h: float) -> int:
     return max(1, int(round(h / 3.2)))
 
 
-def _junction_sentence(f: SceneFacts, rng) -> str:
+def _junction_sentence(f: SceneFacts, rng, compass: bool = True) -> str:
     kind = ROAD_WORDS.get(RoadClass(f.road_class), "street") if f.road_class else "street"
     named = f"{f.street_name}, a {kind}," if f.street_name else f"a {kind}"
     named_end = f"{f.street_name}, a {kind}" if f.street_name else f"a {kind}"  # at the end of a sentence
@@ -316,19 +316,26 @@ def _junction_sentence(f: SceneFacts, rng) -> str:
     if nb >= 5:
         return _pick(rng, [f"A busy junction where {nb} streets meet on {named_end}.", f"A complex intersection of {nb} streets on {named_end}."])
     if nb == 4:
-        dirs = " and ".join(sorted(set(f.branches))[:2])
-        return _pick(rng, [f"A crossroads on {named_end}, with streets running {dirs}.", f"A four-way intersection on {named_end}.",
+        dirs = f", with streets running {' and '.join(sorted(set(f.branches))[:2])}" if compass else ""
+        return _pick(rng, [f"A crossroads on {named_end}{dirs}.", f"A four-way intersection on {named_end}.",
                            f"Four streets meet at a crossing on {named_end}."])
     if nb == 3:
-        return _pick(rng, [f"A T-junction on {named_end}; streets lead {', '.join(f.branches)}.",
-                           f"A three-way junction on {named_end}, branching {', '.join(f.branches)}."])
+        lead = f"; streets lead {', '.join(f.branches)}" if compass else ""
+        branching = f", branching {', '.join(f.branches)}" if compass else ""
+        return _pick(rng, [f"A T-junction on {named_end}{lead}.", f"A three-way junction on {named_end}{branching}."])
     if nb == 2:
         a, b = f.branches
         straight = COMPASS.index(a) == (COMPASS.index(b) + 4) % 8
         if straight:
+            if not compass:
+                return _pick(rng, [f"A straight stretch of {named_end}.", f"On {named_end}, which runs straight."])
             return _pick(rng, [f"A straight stretch of {named} running {a} to {b}.", f"On {named_end}, which runs straight from {a} to {b}."])
+        if not compass:
+            return _pick(rng, [f"A bend in {named_end}.", f"{named_end[0].upper() + named_end[1:]} curves here."])
         return _pick(rng, [f"A bend in {named_end}, turning from {a} to {b}.", f"{named_end[0].upper() + named_end[1:]} curves here, from {a} towards {b}."])
     if nb == 1:
+        if not compass:
+            return _pick(rng, [f"The end of {named_end}.", f"A dead end of {named_end}."])
         return _pick(rng, [f"The end of {named_end}, open to the {f.branches[0]}.", f"A dead end of {named} reached from the {f.branches[0]}."])
     return _pick(rng, [f"A wide paved stretch of {named_end}.", f"An open stretch of {named_end}."])
 
@@ -350,18 +357,19 @@ WATER_KINDS = ("river", "lake", "sea", "canal", "pond", "bay", "water")
 WATER_MIN_FRACTION = 0.005
 
 
-def _water_sentence(f: SceneFacts, rng) -> str | None:
+def _water_sentence(f: SceneFacts, rng, compass: bool = True) -> str | None:
     if f.water_fraction < WATER_MIN_FRACTION:
         return None
+    side = f"to the {f.water_direction}" if compass else "close by"
     share = "a wide stretch of" if f.water_fraction > 0.25 else ("some" if f.water_fraction > 0.08 else "a little")
     if f.water_name:
         kind = f.water_kind or "water"
         titled = f"The {kind} {f.water_name}" if kind in ("river", "lake", "bay", "canal") and kind not in f.water_name.lower() else f.water_name
-        base = _pick(rng, [f"{titled} lies to the {f.water_direction}.",
-                           f"Open water, {f.water_name}, lies close by to the {f.water_direction}.",
-                           f"{f.water_name} borders the area on its {f.water_direction} side."])
+        base = _pick(rng, [f"{titled} lies {side}.",
+                           f"Open water, {f.water_name}, lies {'close by to the ' + f.water_direction if compass else 'close by'}.",
+                           f"{f.water_name} borders the area{' on its ' + f.water_direction + ' side' if compass else ''}."])
     else:
-        base = _pick(rng, [f"There is {share} open water to the {f.water_direction}.", f"Water lies to the {f.water_direction}."])
+        base = _pick(rng, [f"There is {share} open water {side}.", f"Water lies {side}."])
     if f.bridge_count:
         base += " " + _pick(rng, [f"{_count_word(f.bridge_count).capitalize()} bridge{'s' if f.bridge_count > 1 else ''} cross{'es' if f.bridge_count == 1 else ''} it nearby.",
                                   "A road bridge spans it." if f.bridge_count == 1 else f"{_count_word(f.bridge_count).capitalize()} road bridges span it."])
@@ -423,7 +431,7 @@ def _green_sentence(f: SceneFacts, rng) -> str | None:
     return _pick(rng, [f"Around it: {joined}.", f"Nearby: {joined}.", f"The surroundings include {joined}."])
 
 
-def _mention_sentence(f: SceneFacts, rng, already_named: str = "") -> str | None:
+def _mention_sentence(f: SceneFacts, rng, already_named: str = "", compass: bool = True) -> str | None:
     items = []
     for m in f.mentions:
         if m.name in already_named:
@@ -432,7 +440,7 @@ def _mention_sentence(f: SceneFacts, rng, already_named: str = "") -> str | None
             continue
         if m.kind == "bridge" and m.distance_m > 80:
             continue
-        where = "right here" if m.direction == "here" else f"{_metres(m.distance_m)} to the {m.direction}"
+        where = "right here" if m.direction == "here" else f"{_metres(m.distance_m)}" + (f" to the {m.direction}" if compass else " away")
         items.append(f"{m.name} ({where})")
         if len(items) == 3:
             break
@@ -442,21 +450,30 @@ def _mention_sentence(f: SceneFacts, rng, already_named: str = "") -> str | None
     return _pick(rng, [f"Close by: {joined}.", f"Also nearby: {joined}.", f"Nearby places: {joined}."])
 
 
-def phrase_facts(facts: SceneFacts, rng: np.random.Generator) -> str:
-    """Turn facts into a few sentences; the street sentence first, the rest in a seeded order."""
-    first = _junction_sentence(facts, rng)
-    rest = [s for s in (_layout_sentence(facts, rng), _water_sentence(facts, rng), _building_sentence(facts, rng),
-                        _green_sentence(facts, rng), _mention_sentence(facts, rng, already_named=first)) if s]
+def phrase_facts(facts: SceneFacts, rng: np.random.Generator, compass: bool = True) -> str:
+    """Turn facts into a few sentences; the street sentence first, the rest in a seeded order.
+
+    ``compass=False`` leaves out compass bearings (which way a street runs, on which side a park
+    lies): only a north-up satellite tile shows them, while drone and street views look along a
+    random heading. GeoBridge asks its LLM for cues every view shares; this is that text. The
+    random draws are the same either way, so both texts of a location say the same things.
+    """
+    first = _junction_sentence(facts, rng, compass)
+    rest = [s for s in (_layout_sentence(facts, rng), _water_sentence(facts, rng, compass), _building_sentence(facts, rng),
+                        _green_sentence(facts, rng), _mention_sentence(facts, rng, already_named=first, compass=compass)) if s]
     order = rng.permutation(len(rest))
     text = " ".join([first] + [rest[i] for i in order])
     text = re.sub(r"\s+", " ", text).strip()
     return text
 
 
-def describe_location(world: World, lat: float, lon: float, rng: np.random.Generator, radius_m: float = 60.0) -> str:
-    """The location's text: facts within ``radius_m`` of (lat, lon), phrased with ``rng``."""
+def describe_location(
+    world: World, lat: float, lon: float, rng: np.random.Generator, radius_m: float = 60.0, compass: bool = True
+) -> str:
+    """The location's text: facts within ``radius_m`` of (lat, lon), phrased with ``rng``
+    (``compass=False``: without compass bearings, see :func:`phrase_facts`)."""
     row, col = world.georef.latlon_to_cell(lat, lon)
-    return phrase_facts(scene_facts(world, float(row), float(col), radius_m), rng)
+    return phrase_facts(scene_facts(world, float(row), float(col), radius_m), rng, compass)
 
 
 def banned_words_in(text: str) -> list[str]:
