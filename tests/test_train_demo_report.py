@@ -28,3 +28,24 @@ def test_tables_show_this_world_beside_the_paper():
     assert "35-43" in table  # text-only published as a range
     text = metrics_table({"P2D": row(12.5)})
     assert "| P2D | 12.50 | 22.50 | 32.50 | 12.50 | 17.50 | 80 | 1.25 |" in text
+
+
+def test_a_win_counts_only_when_the_paired_interval_excludes_zero():
+    import numpy as np
+
+    from geobridge.demo import STREET_DIRECTIONS
+
+    image = {name: row(10.0) for name in STREET_DIRECTIONS}
+    fused = {name: row(12.0) for name in STREET_DIRECTIONS}
+    base = np.zeros(200, int)
+    base[:20] = 1  # image-only: 10% hits
+    noisy = np.roll(base, 7)
+    noisy[100:104] = 1  # fused: 12% hits, on mostly other queries -> within noise
+    clear = base.copy()
+    clear[20:60] = 1  # fused: 30%, a superset of image-only's hits -> significant
+    hits = {"image-only": {n: base for n in STREET_DIRECTIONS}, "geobridge": {n: noisy for n in STREET_DIRECTIONS}}
+    lines = compare_to_paper({"image-only": image, "geobridge": fused}, hits)
+    assert "NOT reproduced" in lines[0] and all("within noise" in line for line in lines[1:])
+    hits["geobridge"] = {n: clear for n in STREET_DIRECTIONS}
+    lines = compare_to_paper({"image-only": image, "geobridge": {n: row(30.0) for n in STREET_DIRECTIONS}}, hits)
+    assert lines[0].endswith(": reproduced") and all("significant" in line for line in lines[1:])

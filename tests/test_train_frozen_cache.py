@@ -65,3 +65,44 @@ def test_a_trainable_text_tower_is_not_cached():
     with cached_frozen_text_tower(model, store) as active:
         model.tower(View.TEXT)(TEXTS[:3])
     assert not active and store == {}
+
+
+def test_a_tower_frozen_below_its_last_block_caches_the_states_entering_it():
+    """MiniLM with only its last layer trainable (the paper fine-tunes the last layers): the
+    cached path gives the tower's own embeddings, trains that layer, and encodes each text's
+    frozen part once."""
+    from geobridge.train.frozen_cache import first_trainable_block
+
+    model = create_model("demo", views=["satellite", "text"])
+    tower = model.tower(View.TEXT)
+    tower.requires_grad_(False)
+    last = tower.blocks()[-1]
+    last.requires_grad_(True)
+    assert first_trainable_block(tower) == len(tower.blocks()) - 1
+    tower.eval()  # no dropout: the two paths must agree exactly
+    with torch.no_grad():
+        expected = tower(TEXTS)
+    encoded: list[int] = []
+    plain = tower.states_entering
+
+    def counting(texts, block):
+        encoded.append(len(texts))
+        return plain(texts, block)
+
+    tower.states_entering = counting
+    store: dict = {}
+    with cached_frozen_text_tower(model, store) as active:
+        assert active
+        got = tower(TEXTS)
+        again = tower(TEXTS[:4])
+    assert encoded == [len(TEXTS)]  # the frozen part ran once per text
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(again, expected[:4], atol=1e-5, rtol=1e-5)
+    got.sum().backward()
+    assert all(p.grad is not None for p in last.parameters())
+    assert all(p.grad is None for p in tower.blocks()[0].parameters())
+    # trainable word embeddings below the blocks: nothing can be cached
+    tower._encoder().embeddings.requires_grad_(True)
+    assert first_trainable_block(tower) is None
+    with cached_frozen_text_tower(model, {}) as active:
+        assert not active

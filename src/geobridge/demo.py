@@ -1,14 +1,16 @@
 """``geobridge demo``: GeoBridge end to end on the embedded world, on a CPU, in minutes.
 
-1. renders a procedural world (drone, street panorama, satellite + one text per location) into
-   ``OUT/world/``; its test split is a region never seen in training whose style family (old town,
-   suburb, ...) does occur in another, training region: a new area of a kind of place seen in
-   training, like VIGOR's cross-area split (new cities, same kind of city);
+1. renders a procedural world (drone orthophoto, street panorama, satellite + one text per
+   location) into ``OUT/world/``; its test split is three districts never seen in training whose
+   styles (old town, suburb, ...) do occur in training districts: a new town made of kinds of
+   place seen in training, like VIGOR's cross-area split (new cities, same kind of city);
 2. trains three small models with the same recipe (``configs/demo.yaml``) and different edge
    sets, GeoBridge's ablation: ``image-only`` (d-s, s-p, p-d), ``text-only`` (t-d, t-p, t-s) and
-   ``geobridge`` (both, summed);
+   ``geobridge`` (both, summed); the variants share one frozen pretrained text tower, so each
+   text is encoded once for all of them;
 3. evaluates every direction among drone, street and satellite plus text -> each view on the
-   held-out locations (protocol ``geobridge``), prints the tables beside the paper's numbers and
+   held-out locations (protocol ``geobridge``), prints the tables beside the paper's numbers,
+   checks the paper's finding with a paired bootstrap interval per street direction, and
    writes ``OUT/metrics.json``, ``OUT/ablation.json``, ``OUT/report.html`` (recall curves and
    example queries with their top-5) and ``OUT/model/`` (the GeoBridge model, loadable by
    ``geobridge.models.load_model`` and every command taking ``--model``) and ``OUT/gallery/`` (the
@@ -31,6 +33,8 @@ from geobridge.views import GEOBRIDGE_DIRECTIONS, GEOLOC_VIEWS, View
 
 #: The ablation rows, in the paper's order, and the loss preset each one trains with.
 VARIANTS: tuple[str, ...] = ("image-only", "text-only", "geobridge")
+#: The directions of the paper's finding (image-only collapses street <-> aerial, fused does not).
+STREET_DIRECTIONS: tuple[str, ...] = ("P2D", "D2P", "P2S", "S2P")
 #: Metrics written per direction (percentages), in the issue's order.
 METRIC_KEYS: tuple[str, ...] = ("R@1", "R@5", "R@10", "R@1%", "AP")
 #: GeoBridge on GeoLoc, R@1 (REFERENCE.md section 1): Table 5 for the fused model (D2S from the
@@ -41,20 +45,30 @@ PAPER_R1: dict[str, dict[str, float]] = {
     "image-only": {"P2D": 4.90, "P2S": 6.43},
 }
 PAPER_TEXT_ONLY_RANGE = "35-43"
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"  # shipped inside the package
 
 
 @dataclass(frozen=True)
 class DemoWorld:
-    """The world the demo renders (small enough to render, train and test in minutes)."""
+    """The world the demo renders (small enough to render, train and test in minutes).
 
-    locations: int = 1000
+    GeoLoc-like choices, each measured in ``docs/anchor_study.md``: the drone view is a north-up
+    orthomosaic crop (GeoLoc's kind, not an oblique photo); texts keep only cues every view shares
+    (no compass bearings: drone and street views face a random heading); the held-out area is
+    three districts of different styles, each style also present in training (a new town, like
+    VIGOR's cross-area split), which gives 300 test queries.
+    """
+
+    locations: int = 1500
     size: int = 64
     seed: int = 0
-    world_size_m: float = 1600.0
-    # 8 regions from 5 styles: three styles occur twice, and the held-out region is one of those
-    regions: int = 8
+    world_size_m: float = 2000.0
+    # 10 regions from 5 styles (each twice); three regions of three styles are held out together
+    regions: int = 10
+    test_regions: int = 3
     test_region_policy: str = "shared-style"
+    drone_view: str = "orthophoto"
+    text_compass: bool = False
 
 
 @dataclass
@@ -89,11 +103,9 @@ def run_demo(
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown or "geobridge" not in variants:
         raise ValueError(f"variants must include 'geobridge' and be among {', '.join(VARIANTS)}; got {', '.join(variants)}")
-    config_path = Path(config_path) if config_path is not None else DEFAULT_CONFIG
-    if not config_path.exists():
-        raise FileNotFoundError(
-            f"demo training config not found: {config_path}; run from the repository root or pass --config"
-        )
+    from geobridge.configs import resolve_config
+
+    config_path = resolve_config(config_path) if config_path is not None else DEFAULT_CONFIG
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
@@ -107,7 +119,8 @@ def run_demo(
         manifest = generate_world_dataset(
             out / "world", locations=world.locations, seed=world.seed, size=world.size, views=("drone", "street", "satellite"),
             world_size_m=world.world_size_m, regions=world.regions, workers=2, progress=progress, overwrite=True,
-            test_region_policy=world.test_region_policy,
+            test_region_policy=world.test_region_policy, test_regions=world.test_regions,
+            drone_view=world.drone_view, text_compass=world.text_compass,
         )
         seconds["world"] = time.perf_counter() - tick
     test_locations = read_manifest(manifest, split="test")
@@ -150,10 +163,10 @@ def run_demo(
     echo("[3/3] results on the held-out region (protocol geobridge, percentages)")
     metrics = {name: _metric_row(ev.result) for name, ev in results["geobridge"].items()}
     ablation = {variant: {name: _metric_row(ev.result) for name, ev in results[variant].items()} for variant in results}
-    findings = compare_to_paper(ablation)
+    findings = compare_to_paper(ablation, hits_at_one(results))
     ablation_val = {variant: {name: _metric_row(ev.result) for name, ev in by.items()} for variant, by in seen_region.items()}
     if ablation_val:
-        findings += ["on the val split (new locations of the training regions):"] + compare_to_paper(ablation_val)
+        findings += ["on the val split (new locations of the training regions):"] + compare_to_paper(ablation_val, hits_at_one(seen_region))
         atomic_write_text(out / "ablation_val.json", json.dumps({v: {"directions": d} for v, d in ablation_val.items()}, indent=2) + "\n")
     atomic_write_text(out / "metrics.json", json.dumps({"directions": metrics}, indent=2) + "\n")
     atomic_write_text(out / "ablation.json", json.dumps({v: {"directions": d} for v, d in ablation.items()}, indent=2) + "\n")
@@ -220,21 +233,43 @@ def _metric_row(result: Any) -> dict[str, float]:
     return row
 
 
-def compare_to_paper(ablation: dict[str, dict[str, dict[str, float]]]) -> list[str]:
-    """The paper's finding, checked on this run: fused beats image-only street<->aerial."""
+def compare_to_paper(
+    ablation: dict[str, dict[str, dict[str, float]]],
+    hits: dict[str, dict[str, Any]] | None = None,
+) -> list[str]:
+    """The paper's finding, checked on this run: fused beats image-only street<->aerial.
+
+    ``hits`` (variant -> direction -> per-query 0/1 hits at rank 1, same queries in the same
+    order for every variant) adds a paired bootstrap interval of each difference; a direction
+    then counts as a win only when fused is better *and* the interval excludes zero.
+    """
+    from geobridge.evaluation.significance import paired_bootstrap
+
     lines = []
     fused, image = ablation.get("geobridge", {}), ablation.get("image-only", {})
     if not image:
         return ["image-only was not trained: no ablation comparison"]
     wins = []
-    for name in ("P2D", "D2P", "P2S", "S2P"):
+    for name in STREET_DIRECTIONS:
         if name in fused and name in image:
             a, b = fused[name]["R@1"], image[name]["R@1"]
-            wins.append(a > b)
-            lines.append(f"{name}: geobridge R@1 {a:.2f} vs image-only {b:.2f} -> "
-                         f"{'fused better' if a > b else 'fused NOT better'}")
+            line = f"{name}: geobridge R@1 {a:.2f} vs image-only {b:.2f} -> {'fused better' if a > b else 'fused NOT better'}"
+            won = a > b
+            if hits and name in hits.get("geobridge", {}) and name in hits.get("image-only", {}):
+                diff = paired_bootstrap(hits["geobridge"][name], hits["image-only"][name])
+                line += (f" (difference {diff.difference:+.2f}, {diff.confidence:.0%} interval {diff.low:+.2f} to "
+                         f"{diff.high:+.2f} over {diff.n_queries} queries: {'significant' if diff.significant else 'within noise'})")
+                won = won and diff.significant and diff.difference > 0
+            wins.append(won)
+            lines.append(line)
     verdict = "reproduced" if wins and all(wins) else "NOT reproduced on every street direction"
     return [f"paper's finding (fused beats image-only on street<->drone and street<->satellite): {verdict}"] + lines
+
+
+def hits_at_one(results: dict[str, dict[str, "DirectionEvaluation"]]) -> dict[str, dict[str, Any]]:
+    """Per-query 0/1 hits at rank 1 of every variant and direction (ranks are 0-based)."""
+    return {variant: {name: (ev.result.per_query["rank"] == 0).astype(int) for name, ev in by.items()}
+            for variant, by in results.items()}
 
 
 def metrics_table(metrics: dict[str, dict[str, float]]) -> str:

@@ -51,16 +51,17 @@ def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_command(
         overrides: Optional[list[str]] = typer.Argument(None, help="key=value overrides with dotted keys, e.g. optim.lr=1e-4"),
-        config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML training config (see configs/)."),
+        config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML training config: a path, or a shipped recipe by name (demo, geobridge-clip-l14, sample4geo-convnext, gleam-c, planet)."),
         validate: bool = typer.Option(True, "--validate/--no-validate", help="Retrieval metrics on data.val_split every val_every steps and each epoch."),
         show_config: bool = typer.Option(False, "--show-config", help="Print the resolved config and exit."),
     ) -> None:
         """Train a model from a YAML config plus key=value overrides (resumes from OUT/checkpoints/last)."""
+        from geobridge.configs import resolve_config
         from geobridge.train.config import ConfigError, TrainConfig
 
         try:
-            cfg = TrainConfig.load(config, list(overrides or []))
-        except ConfigError as err:
+            cfg = TrainConfig.load(resolve_config(config) if config else None, list(overrides or []))
+        except (ConfigError, FileNotFoundError) as err:
             raise fail(f"{err}") from None
         if show_config:
             typer.echo(cfg.to_yaml())

@@ -68,6 +68,36 @@ class SentenceTransformerTower(Tower):
         out = self.st(features)
         return TokenOutput(pooled=out["sentence_embedding"], tokens=out["token_embeddings"], attention_mask=out["attention_mask"].bool())
 
+    def states_entering(self, texts: list[str], block: int) -> list[torch.Tensor]:
+        """Per text, the token states entering ``blocks()[block]`` (``(length, width)``, padding
+        trimmed). With every layer below ``block`` frozen they never change, so a caller can
+        keep them and run only the trainable top with :meth:`forward_from`."""
+        features = self.st.preprocess(check_texts(texts))
+        inputs = {k: v.to(self.device) for k, v in features.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        hidden = self._encoder()(**inputs, output_hidden_states=True).hidden_states[block]
+        lengths = features["attention_mask"].sum(1).tolist()
+        return [hidden[i, : int(n)] for i, n in enumerate(lengths)]
+
+    def forward_from(self, states: list[torch.Tensor], block: int) -> torch.Tensor:
+        """The sentence embedding from states entering ``blocks()[block]`` (as
+        :meth:`states_entering` returns them): the remaining layers, then the model's own pooling
+        and normalisation modules, exactly as :meth:`forward` computes it end to end."""
+        length = max(int(h.shape[0]) for h in states)
+        hidden = torch.stack([nn.functional.pad(h, (0, 0, 0, length - h.shape[0])) for h in states])
+        mask = torch.tensor([[1] * int(h.shape[0]) + [0] * (length - int(h.shape[0])) for h in states], device=hidden.device)
+        encoder = self._encoder()
+        extended, _ = encoder._create_attention_masks(
+            attention_mask=mask, encoder_attention_mask=None, embedding_output=hidden,
+            encoder_hidden_states=None, past_key_values=None,
+        )
+        for layer in self.blocks()[block:]:
+            hidden = layer(hidden, attention_mask=extended)
+            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        features = {"token_embeddings": hidden, "attention_mask": mask}
+        for module in list(self.st)[1:]:  # pooling, normalisation: whatever this model uses
+            features = module(features)
+        return features["sentence_embedding"]
+
     def _encoder(self) -> nn.Module:
         return self.st[0].auto_model
 
