@@ -81,3 +81,18 @@ def test_cli_reports_wrong_key_in_one_line(tmp_path):
     assert "Traceback" not in result.output
     result = CliRunner().invoke(app, ["train", f"data.manifest={tmp_path / 'none.parquet'}"])
     assert result.exit_code == 2 and "manifest not found" in result.output
+
+
+def test_similarity_mining_options_are_checked():
+    config = TrainConfig.load(None, ["data.views=[street, satellite, text]", "data.sim_neighbours=4"])
+    assert config.data.similarity_views == ["street", "satellite"]  # the first two image views
+    with pytest.raises(ConfigError, match="sim_pool"):
+        TrainConfig.load(None, ["data.sim_neighbours=8", "data.sim_pool=4"])
+    with pytest.raises(ConfigError, match="sim_views map not in data.views"):
+        TrainConfig.load(None, ["data.sim_neighbours=2", "data.sim_views=[drone, map]"])
+    with pytest.raises(ConfigError, match="two different views"):
+        TrainConfig.load(None, ["data.sim_views=[drone, drone]"])
+    with pytest.raises(ConfigError, match="data.sim_neighbors"):
+        TrainConfig.load(None, ["data.sim_neighbors=2"])
+    s4g = TrainConfig.load(CONFIGS / "sample4geo-convnext.yaml")
+    assert s4g.data.sim_neighbours > 0 and s4g.data.similarity_views == ["drone", "satellite"]

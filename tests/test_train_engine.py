@@ -105,6 +105,62 @@ def test_resume_after_kill_is_bit_identical(tmp_path, synthetic_manifest):
     assert all(torch.equal(saved.state_dict()[k], b[k]) for k in b)
 
 
+def test_similarity_mining_run_resumes_exactly(tmp_path, synthetic_manifest):
+    """Mining from epoch 1 (24 locations, 3 steps per epoch): kill at an epoch boundary (the
+    resumed run mines again from the restored weights) and inside the mined epoch (it reuses the
+    table saved in the checkpoint); the final weights equal those of an uninterrupted run."""
+    extra = ("optim.epochs=3", "data.sim_neighbours=3", "data.sim_pool=6", "data.sim_from_epoch=1",
+             "data.views=[drone, street, satellite, text]", "data.sim_views=[drone, satellite]")
+    whole = train(config_for(tmp_path, synthetic_manifest, "whole", *extra))
+    assert whole.step == 9
+    saved = torch.load(tmp_path / "whole" / "checkpoints" / "last" / "train_state.pt", weights_only=True)
+    mined = saved["extra"]["similarity_neighbours"]
+    assert mined["epoch"] == 2 and tuple(mined["table"].shape) == (24, 6)
+    table = mined["table"].numpy()
+    assert ((table >= 0) & (table != np.arange(24)[:, None])).all()
+
+    first = train(config_for(tmp_path, synthetic_manifest, "killed", *extra, "stop_at_step=3"))
+    assert first.step == 3  # killed at the end of epoch 0, before epoch 1 mined anything
+    second = train(config_for(tmp_path, synthetic_manifest, "killed", *extra, "stop_at_step=5"))
+    assert second.resumed_from_step == 3 and second.step == 5  # killed inside epoch 1
+    at_five = torch.load(tmp_path / "killed" / "checkpoints" / "last" / "train_state.pt", weights_only=True)
+    assert at_five["extra"]["similarity_neighbours"]["epoch"] == 1
+    # resuming inside epoch 1 hands the sampler the table epoch 1's start mined, not a fresh one
+    trainer = Trainer(config_for(tmp_path, synthetic_manifest, "killed", *extra))
+    trainer.resume_if_possible()
+    trainer._prepare_neighbours(trainer.position.epoch)
+    np.testing.assert_array_equal(trainer.sampler.similarity_table, at_five["extra"]["similarity_neighbours"]["table"].numpy())
+
+    resumed = train(config_for(tmp_path, synthetic_manifest, "killed", *extra))
+    assert resumed.resumed_from_step == 5 and resumed.step == 9
+    a, b = weights(whole.model), weights(resumed.model)
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the uninterrupted run"
+    assert first.losses + second.losses + resumed.losses == whole.losses
+
+
+def test_similarity_mining_packs_the_mined_neighbours(tmp_path, synthetic_manifest):
+    """The batches of a mined epoch follow the table mined from the current weights."""
+    from geobridge.train.mining import mine_similarity_neighbours
+
+    config = config_for(tmp_path, synthetic_manifest, "packs", "data.sim_neighbours=3", "data.sim_pool=3",
+                        "data.sim_from_epoch=0", "data.sim_views=[street, satellite]")
+    trainer = Trainer(config)
+    before = weights(trainer.model)
+    trainer.model.train()
+    trainer._prepare_neighbours(0)
+    assert trainer.model.training  # back in train mode after mining in eval mode
+    assert all(torch.equal(before[k], v) for k, v in weights(trainer.model).items())  # BatchNorm untouched
+    expected = mine_similarity_neighbours(trainer.model, trainer.dataset.locations, View.STREET, View.SATELLITE,
+                                          pool=3, device=torch.device("cpu"), progress=False)
+    np.testing.assert_array_equal(trainer.sampler.similarity_table, expected)
+    batches = trainer.sampler.global_batches(0)
+    anchor = batches[0][0]  # nothing is used before the first batch: its anchor's whole pool follows it
+    assert batches[0][:4] == [anchor, *expected[anchor].tolist()]
+    for number, batch in enumerate(batches):  # later anchors: their neighbours unless used already
+        seen = {i for b in batches[:number] for i in b}
+        assert batch[1] in set(expected[batch[0]].tolist()) or set(expected[batch[0]].tolist()) <= seen
+
+
 def test_grad_cache_equals_big_batch(tmp_path, synthetic_manifest):
     """Same loss and same parameter gradients as one big-batch backward (tiny-vit: no BatchNorm)."""
     config = config_for(tmp_path, synthetic_manifest, "gc", "data.batch_size=12", backend="tiny-vit")

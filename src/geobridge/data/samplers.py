@@ -7,6 +7,9 @@
 * The sampler is *resumable*: its order depends only on (seed, epoch), and ``state_dict`` holds
   the epoch and how many batches were already handed out, so a resumed run continues with the
   very next batch.
+* :class:`SimilarityNeighbourBatchSampler`: the same, packing *similarity* neighbours mined
+  with the current model (Sample4Geo) once a table from :func:`similarity_neighbours` is set;
+  until then it packs GPS neighbours (if configured), as Sample4Geo does in its first epoch.
 * Distributed: each of ``world_size`` ranks takes its contiguous share of every global batch, so
   the gathered loss sees exactly the global batch a single process would.
 """
@@ -37,6 +40,65 @@ def gps_neighbours(lat: np.ndarray, lon: np.ndarray, k: int, chunk: int = 1024) 
         part = np.argpartition(dist, k - 1, axis=1)[:, :k]
         order = np.take_along_axis(dist, part, axis=1).argsort(axis=1, kind="stable")
         out[start:stop] = np.take_along_axis(part, order, axis=1)
+    return out
+
+
+def similarity_neighbours(
+    query: np.ndarray,
+    reference: np.ndarray,
+    k: int,
+    groups: Sequence[object] | None = None,
+    query_valid: np.ndarray | None = None,
+    reference_valid: np.ndarray | None = None,
+    chunk: int = 1024,
+) -> np.ndarray:
+    """Indices (N, k) of each location's k most similar *other* locations, most similar first.
+
+    Row ``i`` ranks locations ``j != i`` by the query -> reference similarity ``query[i] .
+    reference[j]`` (rows are L2-normalised, so this is the cosine): the references a query is
+    most easily confused with, i.e. Sample4Geo's similarity neighbours. Queries are processed
+    ``chunk`` rows at a time, so memory is ``chunk x N`` and never ``N x N``.
+
+    Args:
+        query, reference: (N, D) embeddings of the same N locations in two views.
+        groups: optional per-location key; locations sharing ``i``'s key are excluded from row
+            ``i`` too (several items showing one place are positives, not negatives).
+        query_valid, reference_valid: optional (N,) masks of locations that have the view; an
+            invalid query gets an all ``-1`` row and an invalid reference is never a neighbour.
+
+    Rows with fewer than ``k`` candidates are padded with ``-1``.
+    """
+    query = np.asarray(query, dtype=np.float32)
+    reference = np.asarray(reference, dtype=np.float32)
+    if query.ndim != 2 or query.shape != reference.shape:
+        raise ValueError(f"query and reference must both be (N, D); got {query.shape} and {reference.shape}")
+    n = query.shape[0]
+    k = int(k)
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    codes = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)[1] if groups is not None else None
+    if codes is not None and codes.shape[0] != n:
+        raise ValueError(f"groups has {codes.shape[0]} entries for {n} locations")
+    q_ok = np.ones(n, dtype=bool) if query_valid is None else np.asarray(query_valid, dtype=bool)
+    r_ok = np.ones(n, dtype=bool) if reference_valid is None else np.asarray(reference_valid, dtype=bool)
+    out = np.full((n, k), -1, dtype=np.int64)
+    take = min(k, n)
+    for start in range(0, n, int(chunk)):
+        stop = min(start + int(chunk), n)
+        sim = query[start:stop] @ reference.T  # (chunk, N)
+        sim[:, ~r_ok] = -np.inf
+        rows = np.arange(stop - start)
+        sim[rows, np.arange(start, stop)] = -np.inf  # never itself
+        if codes is not None:
+            sim[codes[start:stop, None] == codes[None, :]] = -np.inf
+        part = np.argpartition(-sim, take - 1, axis=1)[:, :take]
+        part_sim = np.take_along_axis(sim, part, axis=1)
+        order = np.argsort(-part_sim, axis=1, kind="stable")
+        best = np.take_along_axis(part, order, axis=1)
+        best_sim = np.take_along_axis(part_sim, order, axis=1)
+        best[~np.isfinite(best_sim)] = -1
+        best[~q_ok[start:stop]] = -1
+        out[start:stop, :take] = best
     return out
 
 
@@ -87,7 +149,8 @@ class UniqueLocationBatchSampler:
         self.epoch = 0
         self.position = 0  # batches of the current epoch already handed out
         self._knn: np.ndarray | None = None
-        self._cache: tuple[tuple[int, int], list[list[int]]] | None = None
+        self._cache: tuple[tuple[int, int, int], list[list[int]]] | None = None
+        self._version = 0  # bumped whenever the neighbour table changes (invalidates the cache)
         if self.neighbours > 0:
             if lat is None or lon is None:
                 raise ValueError("GPS hard negatives need lat and lon for every item")
@@ -110,7 +173,7 @@ class UniqueLocationBatchSampler:
 
     def global_batches(self, epoch: int) -> list[list[int]]:
         """All global batches of ``epoch`` (deterministic in seed and epoch; cached)."""
-        if self._cache is not None and self._cache[0] == (self.seed, int(epoch)):
+        if self._cache is not None and self._cache[0] == (self.seed, int(epoch), self._version):
             return self._cache[1]
         rng = np.random.default_rng([self.seed, int(epoch)])
         pending = deque(int(i) for i in rng.permutation(len(self.keys)))
@@ -139,13 +202,16 @@ class UniqueLocationBatchSampler:
                 blocked.append(anchor)
                 continue
             add(anchor)
-            if self._knn is None or not batch:
+            if not batch:
                 continue
-            for candidate in self._neighbour_candidates(anchor, rng):
-                if not batch:
+            candidates, limit = self._neighbour_candidates(anchor, rng)
+            added = 0
+            for candidate in candidates:
+                if not batch or added >= limit:
                     break
                 if not used[candidate] and self.keys[candidate] not in batch_keys:
                     add(candidate)
+                    added += 1
         while blocked:  # the tail: open a new batch for items that could not join the last one
             if batch:
                 batches.append(batch)
@@ -161,18 +227,21 @@ class UniqueLocationBatchSampler:
             batches.append(batch)
         if self.drop_last:
             batches = [b for b in batches if len(b) == self.batch_size]
-        self._cache = ((self.seed, int(epoch)), batches)
+        self._cache = ((self.seed, int(epoch), self._version), batches)
         return batches
 
-    def _neighbour_candidates(self, anchor: int, rng: np.random.Generator) -> list[int]:
-        assert self._knn is not None
+    def _neighbour_candidates(self, anchor: int, rng: np.random.Generator) -> tuple[list[int], int]:
+        """The items to try packing after ``anchor`` (in order) and how many of them may join."""
+        if self._knn is None:
+            return [], 0
         row = self._knn[anchor]
         near = list(row[: self._near])[: self.neighbours]
         extra: list[int] = []
         if self.ring and row.shape[0] > self._near:
             wider = row[self._near:]
             extra = list(rng.choice(wider, size=min(self.ring, wider.shape[0]), replace=False))
-        return [int(i) for i in near + extra]
+        candidates = [int(i) for i in near + extra]
+        return candidates, len(candidates)
 
     def __len__(self) -> int:
         """Batches per epoch (the current epoch's count)."""
@@ -186,3 +255,108 @@ class UniqueLocationBatchSampler:
             self.position += 1
             start = self.rank * share
             yield batch[start:start + share] if self.world_size > 1 else batch
+
+
+class SimilarityNeighbourBatchSampler(UniqueLocationBatchSampler):
+    """:class:`UniqueLocationBatchSampler` that packs similarity neighbours as hard negatives.
+
+    After each randomly drawn anchor it adds up to ``sim_neighbours`` of the anchor's mined
+    neighbours (a row of :func:`similarity_neighbours`, most similar first) that are not used
+    yet this epoch and whose location is not in the batch, so the model meets the references
+    it currently confuses in the same InfoNCE batch. Until :meth:`set_similarity_neighbours`
+    gives it a table (and after it is cleared with ``None``) it behaves like its parent: GPS
+    neighbours if ``neighbours`` > 0, else plain unique-location batches; that is Sample4Geo's
+    order (GPS neighbours first, similarity neighbours once the model has been evaluated).
+
+    The batches of an epoch depend only on (seed, epoch, table): the caller must set the same
+    table again on resume (the engine keeps it in its checkpoint). Other arguments as the parent.
+    """
+
+    def __init__(self, keys: Sequence[str], batch_size: int, sim_neighbours: int, **kwargs: object) -> None:
+        super().__init__(keys, batch_size, **kwargs)  # type: ignore[arg-type]
+        if sim_neighbours < 1:
+            raise ValueError("sim_neighbours must be >= 1 (use UniqueLocationBatchSampler for none)")
+        self.sim_neighbours = int(sim_neighbours)
+        self._table: np.ndarray | None = None
+
+    @property
+    def similarity_table(self) -> np.ndarray | None:
+        return self._table
+
+    def set_similarity_neighbours(self, table: np.ndarray | None) -> None:
+        """Use ``table`` (N, pool) of neighbour indices (``-1`` = none) from now on; ``None``
+        falls back to GPS neighbours. Batches already handed out this epoch are not redrawn, so
+        set it before the epoch's first batch."""
+        if table is not None:
+            table = np.asarray(table, dtype=np.int64)
+            if table.ndim != 2 or table.shape[0] != len(self.keys):
+                raise ValueError(f"similarity table must be ({len(self.keys)}, pool); got {table.shape}")
+            if table.size and (table.max() >= len(self.keys) or table.min() < -1):
+                raise ValueError("similarity table holds indices outside the dataset")
+        self._table = table
+        self._version += 1
+
+    def _neighbour_candidates(self, anchor: int, rng: np.random.Generator) -> tuple[list[int], int]:
+        if self._table is None:
+            return super()._neighbour_candidates(anchor, rng)
+        row = self._table[anchor]
+        return [int(i) for i in row if i >= 0], self.sim_neighbours
+
+
+class ModalityBalancedBatchSampler(UniqueLocationBatchSampler):
+    """Batches in which every modality group has an equal share (GLEAM-C's fused phase).
+
+    ``groups`` names each item's modality (e.g. which query views it has: ``drone+satellite``,
+    ``street+satellite``). Every global batch takes ``batch_size // G`` items from each of the
+    G groups (the remainder slots rotate over the groups from batch to batch), so a small
+    source is seen as often per batch as a large one. An epoch has as many batches as an
+    ordinary one (``len(keys) // batch_size``): each group is read through reshuffled
+    permutations, so small groups repeat within an epoch and large ones continue where they
+    stopped only within the epoch (every epoch starts afresh from (seed, epoch)). Locations stay
+    unique per batch. Distributed and resume behaviour as :class:`UniqueLocationBatchSampler`.
+    """
+
+    def __init__(self, keys: Sequence[str], batch_size: int, groups: Sequence[str], **kwargs: object) -> None:
+        super().__init__(keys, batch_size, **kwargs)  # type: ignore[arg-type]
+        if len(groups) != len(self.keys):
+            raise ValueError(f"groups has {len(groups)} entries for {len(self.keys)} items")
+        if self.neighbours:
+            raise ValueError("modality-balanced batches do not pack GPS neighbours; set neighbours=0")
+        self.groups = [str(g) for g in groups]
+        self.group_names = sorted(set(self.groups))
+        self._members = {name: np.array([i for i, g in enumerate(self.groups) if g == name]) for name in self.group_names}
+        share = -(-self.batch_size // len(self.group_names))  # the most one group gives to a batch
+        for name, members in self._members.items():
+            distinct = len({self.keys[i] for i in members})
+            if distinct < share:
+                raise ValueError(f"modality group {name!r} has {distinct} distinct locations, fewer than its "
+                                 f"share {share} of a batch of {self.batch_size}; lower the batch size")
+
+    def global_batches(self, epoch: int) -> list[list[int]]:
+        if self._cache is not None and self._cache[0] == (self.seed, int(epoch), self._version):
+            return self._cache[1]
+        rng = np.random.default_rng([self.seed, int(epoch)])
+        streams = {name: deque[int]() for name in self.group_names}
+        n_groups = len(self.group_names)
+        base, extra = divmod(self.batch_size, n_groups)
+        batches: list[list[int]] = []
+        for number in range(len(self.keys) // self.batch_size):
+            batch: list[int] = []
+            batch_keys: set[str] = set()
+            for slot, name in enumerate(self.group_names):
+                want = base + (1 if (slot - number) % n_groups < extra else 0)
+                stream, deferred = streams[name], []
+                while want:
+                    if not stream:
+                        stream.extend(int(i) for i in rng.permutation(self._members[name]))
+                    index = stream.popleft()
+                    if self.keys[index] in batch_keys:
+                        deferred.append(index)  # this place is in the batch already: keep it for later
+                        continue
+                    batch.append(index)
+                    batch_keys.add(self.keys[index])
+                    want -= 1
+                stream.extendleft(reversed(deferred))
+            batches.append(batch)
+        self._cache = ((self.seed, int(epoch), self._version), batches)
+        return batches

@@ -24,7 +24,7 @@ from types import NoneType, UnionType
 from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from geobridge.losses.planet import PlanetConfig
 from geobridge.views import View
@@ -70,6 +70,17 @@ class DataSection(_Section):
     gps_neighbours: int = Field(0, ge=0)  # GPS hard negatives packed after each anchor (0 = off)
     gps_near: int = Field(8, ge=1)
     gps_ring: int = Field(0, ge=0)
+    # Sample4Geo's similarity hard negatives: at the start of each epoch from sim_from_epoch on,
+    # embed the training locations with the current model, keep each one's sim_pool most similar
+    # other locations (query -> reference) and pack up to sim_neighbours of them after each anchor.
+    # They replace the GPS neighbours from then on (GPS ones, if set, serve the epochs before).
+    sim_neighbours: int = Field(0, ge=0)  # similarity hard negatives per anchor (0 = off)
+    sim_pool: int = Field(64, ge=1)  # mined neighbours kept per location (the pool they come from)
+    sim_views: list[str] | None = None  # [query, reference]; default: the first two image views
+    sim_from_epoch: int = Field(1, ge=0)  # first epoch (0-based) whose start mines with the model
+    # equal share of every batch for each modality group (locations grouped by the data.views they
+    # have, e.g. drone+satellite vs street+satellite): GLEAM-C's balanced fusion of sources
+    balance_modalities: bool = False
 
     @field_validator("views")
     @classmethod
@@ -85,6 +96,41 @@ class DataSection(_Section):
             raise ValueError(f"{', '.join(wrong)} cannot be north-up (the panorama is rolled, not turned); "
                              "list satellite, map or drone (for orthophoto drone views)")
         return [v.value for v in views]
+
+    @field_validator("sim_views")
+    @classmethod
+    def _two_distinct_views(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        views = [View.parse(v).value for v in value]
+        if len(views) != 2 or views[0] == views[1]:
+            raise ValueError("sim_views needs two different views: [query, reference], e.g. [drone, satellite]")
+        return views
+
+    @model_validator(mode="after")
+    def _similarity_mining_fits(self) -> "DataSection":
+        if self.balance_modalities and (self.gps_neighbours or self.sim_neighbours):
+            raise ValueError("balance_modalities does not pack hard negatives: set gps_neighbours=0 and "
+                             "sim_neighbours=0, or balance_modalities=false")
+        if self.sim_neighbours == 0:
+            return self
+        if self.sim_neighbours > self.sim_pool:
+            raise ValueError(f"sim_neighbours={self.sim_neighbours} is larger than sim_pool={self.sim_pool}, "
+                             "the mined neighbours it is drawn from; raise data.sim_pool")
+        missing = [v for v in self.similarity_views if v not in self.views]
+        if missing:
+            raise ValueError(f"sim_views {', '.join(missing)} not in data.views ({', '.join(self.views)})")
+        return self
+
+    @property
+    def similarity_views(self) -> list[str]:
+        """[query, reference] views of similarity mining: ``sim_views`` or the first two image views."""
+        if self.sim_views is not None:
+            return list(self.sim_views)
+        images = [v for v in self.views if View.parse(v).is_image]
+        if len(images) < 2:
+            raise ValueError("similarity mining needs two views; set data.sim_views=[query, reference]")
+        return images[:2]
 
 
 class OptimSection(_Section):
@@ -114,6 +160,45 @@ class LossSection(_Section):
     options: dict[str, Any] = Field(default_factory=dict)  # extra keyword options of edge_set()
 
 
+class PhaseData(_Section):
+    """What a phase may change in ``data``."""
+
+    manifest: str | None = None
+    views: list[str] | None = None
+    balance_modalities: bool | None = None
+
+    @field_validator("views")
+    @classmethod
+    def _known_views(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [View.parse(v).value for v in value]
+
+
+class PhaseLoss(_Section):
+    """What a phase may change in ``loss``."""
+
+    edge_set: str | None = None
+    options: dict[str, Any] | None = None
+
+
+class PhaseOptim(_Section):
+    """What a phase may change in ``optim``: its peak learning rate."""
+
+    lr: float | None = Field(None, gt=0)
+
+
+class PhaseSection(_Section):
+    """One phase of a multi-phase run: its length and the few settings it changes.
+
+    Anything else (model, batch size, optimiser kind, warm-up, precision) is shared by every
+    phase; an unset field keeps the top-level value."""
+
+    name: str = ""
+    epochs: int = Field(ge=1)
+    data: PhaseData = Field(default_factory=PhaseData)
+    loss: PhaseLoss = Field(default_factory=PhaseLoss)
+    optim: PhaseOptim = Field(default_factory=PhaseOptim)
+
+
 class TrainConfig(_Section):
     """Everything a training run needs; see the module docstring for the YAML shape."""
 
@@ -122,6 +207,9 @@ class TrainConfig(_Section):
     optim: OptimSection = Field(default_factory=OptimSection)
     loss: LossSection = Field(default_factory=LossSection)
     physical: PlanetConfig | None = None  # PLANET's physical-consistency terms (replace loss.edge_set)
+    # phases run in order in one run (GLEAM-C: pre-train on one source, then fuse all); the run's
+    # length is the sum of their epochs, so optim.epochs must stay unset. See phase_configs().
+    phases: list[PhaseSection] = Field(default_factory=list)
     output_dir: str = "runs/train"
     seed: int = 0
     device: str = "auto"  # auto: cuda when available, else cpu
@@ -136,6 +224,34 @@ class TrainConfig(_Section):
     checkpoint_each_epoch: bool = True  # also save 'last' at every epoch end (always at the run's end)
     resume: bool = True  # continue from output_dir/checkpoints/last when it exists
     stop_at_step: int | None = Field(None, ge=1)  # halt after this step, as if killed (tests, time budgets)
+
+    @model_validator(mode="after")
+    def _phases_fit(self) -> "TrainConfig":
+        if not self.phases:
+            return self
+        if "epochs" in self.optim.model_fields_set:
+            raise ValueError("with phases the run lasts the sum of the phases' epochs: remove optim.epochs "
+                             "and set phases[i].epochs")
+        if self.physical is not None:
+            raise ValueError("phases are not supported with a physical (PLANET) section")
+        return self
+
+    def phase_configs(self) -> list["TrainConfig"]:
+        """The effective configuration of each phase (its overrides applied, ``optim.epochs`` set
+        to its length, no ``phases``); a run without phases is one phase: ``[self]``."""
+        if not self.phases:
+            return [self]
+        out = []
+        for number, phase in enumerate(self.phases):
+            merged = self.model_dump(mode="json", exclude={"phases"})
+            for section, values in (("data", phase.data), ("loss", phase.loss), ("optim", phase.optim)):
+                merged[section].update(values.model_dump(mode="json", exclude_none=True))
+            merged["optim"]["epochs"] = phase.epochs
+            try:
+                out.append(TrainConfig.model_validate(merged))
+            except ValidationError as err:
+                raise ConfigError(f"phases[{number}] ({phase.name or 'unnamed'}): {_describe(err)}") from None
+        return out
 
     # --- loading ---------------------------------------------------------------------------
     @classmethod
@@ -179,14 +295,15 @@ def apply_override(data: dict[str, Any], item: str) -> None:
     """Set ``a.b.c=value`` in a nested dict; the value is parsed as YAML (``1e-4``, ``[a, b]``).
 
     The key must exist in :class:`TrainConfig` (except below free-form dicts such as
-    ``model.overrides``), so a typo fails here, naming the key.
+    ``model.overrides``), so a typo fails here, naming the key. A list of sections takes an
+    index: ``phases.1.data.manifest=all/manifest.parquet`` (the phase must be listed already).
     """
     key, sep, raw = item.partition("=")
     key = key.strip()
     if not sep or not key:
         raise ConfigError(f"bad override {item!r}: expected key=value, e.g. optim.lr=1e-4")
     parts = key.split(".")
-    _check_key(parts)
+    indices = _check_key(parts)
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
@@ -197,21 +314,49 @@ def apply_override(data: dict[str, Any], item: str) -> None:
             value = float(value) if any(c in value.lower() for c in ".e") else value
         except ValueError:
             pass
-    node = data
-    for part in parts[:-1]:
+    if len(parts) - 1 in indices:
+        raise ConfigError(f"config key '{key}' names a list entry; set a field inside it, e.g. '{key}.epochs=2'")
+    node: Any = data
+    for depth, part in enumerate(parts[:-1]):
+        if depth in indices:
+            node = _list_item(node, part, parts[:depth])
+            continue
         child = node.get(part)
-        if not isinstance(child, dict):
+        if depth + 1 in indices:
+            child = child if isinstance(child, list) else []
+        elif not isinstance(child, dict):
             child = {}
-            node[part] = child
+        node[part] = child
         node = child
     node[parts[-1]] = value
 
 
-def _check_key(parts: list[str]) -> None:
+def _list_item(items: list[Any], part: str, path: list[str]) -> dict[str, Any]:
+    name = ".".join(path)
+    if int(part) >= len(items):
+        have = f"entries 0..{len(items) - 1}" if items else "no entries"
+        raise ConfigError(f"'{name}' has {have}; '{name}.{part}' does not exist (list the entry in the config file first)")
+    item = items[int(part)]
+    if not isinstance(item, dict):
+        raise ConfigError(f"'{name}.{part}' is not a section")
+    return item
+
+
+def _check_key(parts: list[str]) -> set[int]:
+    """Check a dotted key against :class:`TrainConfig`; returns the positions that index a list."""
+    indices: set[int] = set()
     model: type[BaseModel] | None = TrainConfig
+    indexed = False  # the previous key was a list of sections: this part is an index into it
     for depth, part in enumerate(parts):
+        if indexed:
+            if not part.isdigit():
+                raise ConfigError(f"config key '{'.'.join(parts[:depth])}' is a list: index it, "
+                                  f"e.g. '{'.'.join(parts[:depth])}.0.{part}'")
+            indexed = False
+            indices.add(depth)
+            continue
         if model is None:
-            return  # inside a free-form dict
+            return indices  # inside a free-form dict
         fields = model.model_fields
         if part not in fields:
             prefix = ".".join(parts[:depth])
@@ -220,9 +365,12 @@ def _check_key(parts: list[str]) -> None:
                 f"unknown config key '{'.'.join(parts)}'{where}; valid keys: {', '.join(sorted(fields))}"
             )
         annotation = _without_none(fields[part].annotation)
-        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        if get_origin(annotation) is list and _is_section(get_args(annotation)[0]):
+            annotation, indexed = get_args(annotation)[0], depth < len(parts) - 1
+        model = annotation if _is_section(annotation) else None
         if model is None and depth < len(parts) - 1 and not _is_dict(annotation):
             raise ConfigError(f"config key '{'.'.join(parts[:depth + 1])}' is a value, not a section")
+    return indices
 
 
 def _without_none(annotation: Any) -> Any:
@@ -232,6 +380,10 @@ def _without_none(annotation: Any) -> Any:
         if len(rest) == 1:
             return rest[0]
     return annotation
+
+
+def _is_section(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 def _is_dict(annotation: Any) -> bool:
@@ -244,6 +396,8 @@ def _describe(err: ValidationError) -> str:
         key = ".".join(str(p) for p in issue["loc"])
         if issue["type"] == "extra_forbidden":
             lines.append(f"unknown config key '{key}'")
+        elif not key:  # a check across several keys; its message names them
+            lines.append(f"config: {issue['msg']}")
         else:
             lines.append(f"config key '{key}': {issue['msg']} (got {issue.get('input')!r})")
     return "; ".join(lines)

@@ -20,6 +20,20 @@ computes the edge-set loss and updates the trainable parameters. Options, all fr
   kept in the in-memory good state and saved in every checkpoint as ``physical_head/`` beside
   ``model/`` (so resume stays exact). The frozen-text cache is off for these runs: the head
   needs the text tower's token states, which the cache does not keep.
+* Sample4Geo's similarity hard negatives (``data.sim_neighbours`` > 0): at the start of every
+  epoch from ``data.sim_from_epoch`` on, the training locations are embedded with the current
+  model (eval mode, no grad, see :mod:`.mining`) and each one's most similar other locations are
+  packed into its batch. Sample4Geo mines after each evaluation; the epoch start is that point
+  here (validation runs at each epoch end). The table is saved in ``last`` checkpoints: a run
+  resumed inside an epoch reuses it, one resumed at an epoch start mines it again from the
+  restored weights, so resume stays exact.
+* Phases (``phases:``, GLEAM-C's pre-train-then-fuse): one run goes through the phases in order,
+  each with its own dataset, views, edge set and peak learning rate (see
+  :meth:`~geobridge.train.config.TrainConfig.phase_configs`). Epochs and steps are counted over
+  the whole run, so the phase is a function of the epoch and a run resumes across a phase
+  boundary like anywhere else. The optimizer (and its moments) carries over; the learning rate
+  follows one warm-up + cosine *per phase* (a new source deserves its own warm-up), all in one
+  ``LambdaLR`` over the global step.
 
 Train sits below retrieval and evaluation: validation metrics come in through the callback.
 """
@@ -42,7 +56,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from geobridge.data.manifest import ManifestDataset, collate
-from geobridge.data.samplers import UniqueLocationBatchSampler
+from geobridge.data.samplers import ModalityBalancedBatchSampler, SimilarityNeighbourBatchSampler, UniqueLocationBatchSampler
 from geobridge.data.transforms import JointAugment
 from geobridge.losses.planet import PlanetObjective, build_planet_objective
 from geobridge.train.batches import batch_size_of, encode_views, masks_on, present_views, slice_batch
@@ -59,6 +73,7 @@ from geobridge.train.frozen_cache import cached_frozen_text_tower
 from geobridge.train.distributed import DistributedContext, average_gradients, broadcast_flag, init_distributed
 from geobridge.train.gradcache import grad_cache_step
 from geobridge.train.logging import TrainLogger
+from geobridge.train.mining import mine_similarity_neighbours
 from geobridge.train.schedule import warmup_cosine
 from geobridge.views import View
 
@@ -92,6 +107,41 @@ class TrainResult:
     def final_loss(self) -> float | None:
         finite = [x for x in self.losses if math.isfinite(x)]
         return finite[-1] if finite else None
+
+
+@dataclass
+class _Phase:
+    """One phase of a run as built: its effective config, data, sampler, views and loss, and
+    where it sits in the run (global epochs and steps)."""
+
+    index: int
+    name: str  # "phase 2 (fuse-all-sources)"
+    config: TrainConfig
+    first_epoch: int
+    epochs: int
+    first_step: int
+    steps_per_epoch: int
+    dataset: ManifestDataset
+    sampler: UniqueLocationBatchSampler
+    views: list[View]
+    loss_fn: Callable[..., Any] | None
+
+    @property
+    def steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+
+def phased_warmup_cosine(optimizer: torch.optim.Optimizer, phases: list[tuple[int, int, float]], warmup_steps: int,
+                         min_ratio: float) -> torch.optim.lr_scheduler.LambdaLR:
+    """One warm-up + cosine per phase; ``phases`` holds (first step, steps, lr / base lr) each.
+    A ``LambdaLR`` over the global step, so its state dict resumes exactly across phases."""
+    from geobridge.train.schedule import warmup_cosine_factor
+
+    def factor(step: int) -> float:
+        first, length, ratio = next((p for p in reversed(phases) if step >= p[0]), phases[0])
+        return ratio * warmup_cosine_factor(step - first, length, warmup_steps, min_ratio)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 @dataclass
@@ -131,6 +181,7 @@ def build_loss(config: TrainConfig, distributed: bool) -> Callable[..., Any]:
 
 
 PHYSICAL_HEAD_DIR = "physical_head"  # folder of the PLANET head inside a checkpoint, beside model/
+SIMILARITY_STATE = "similarity_neighbours"  # key of the mined table in a checkpoint's extra state
 
 
 def build_physical_objective(config: TrainConfig, model: Any, views: list[View], distributed: bool) -> PlanetObjective:
@@ -144,6 +195,12 @@ def build_physical_objective(config: TrainConfig, model: Any, views: list[View],
         raise ConfigError("optim.grad_cache_micro_batch is not supported with physical (PLANET); unset it "
                           "or use optim.accumulation_steps")
     return build_planet_objective(model, config.physical, gather=distributed)
+
+
+def modality_group(location: Any, views: list[View]) -> str:
+    """The modality of a location for balanced sampling: which of ``views`` it has, e.g.
+    ``street+satellite`` (a VIGOR pair) or ``drone+satellite`` (a University-1652 one)."""
+    return "+".join(v.value for v in views if location.has(v)) or "none"
 
 
 def training_views(config: TrainConfig, model: Any) -> list[View]:
@@ -206,24 +263,32 @@ class Trainer:
         self.physical_head = self.objective.physical_head if self.objective is not None else None
         self.loss_fn = loss_fn if loss_fn is not None or self.objective is not None else build_loss(config, self.dist.enabled)
         self.validate_fn = validate_fn
-        self.dataset = dataset if dataset is not None else self._build_dataset()
-        self.sampler = self._build_sampler()
-        self.steps_per_epoch = len(self.sampler)
-        if self.steps_per_epoch == 0:
-            raise ConfigError(
-                f"data.batch_size={config.data.batch_size} is larger than the {len(self.dataset)} training "
-                "locations; lower data.batch_size"
-            )
-        self.total_steps = config.optim.epochs * self.steps_per_epoch
+        phase_configs = config.phase_configs()
+        if len(phase_configs) > 1 and (dataset is not None or loss_fn is not None):
+            raise ConfigError("a config with phases builds each phase's dataset and loss; do not pass dataset or loss_fn")
+        self.phases: list[_Phase] = []
+        first_epoch = first_step = 0
+        for index, phase_config in enumerate(phase_configs):
+            phase = self._build_phase(index, phase_config, first_epoch, first_step, dataset)
+            self.phases.append(phase)
+            first_epoch += phase.epochs
+            first_step += phase.steps
+        self.total_epochs = first_epoch
+        self.total_steps = first_step
         if config.optim.max_steps is not None:
             self.total_steps = min(self.total_steps, config.optim.max_steps)
+        self._enter_phase(self.phases[0])
         self.parameters = [p for p in self.model.parameters() if p.requires_grad]
         if self.physical_head is not None:
             self.parameters += list(self.physical_head.parameters())
         if not self.parameters:
             raise ConfigError("the model has no trainable parameters (check model.freeze_all_but_last)")
         self.optimizer = self._build_optimizer()
-        self.scheduler = warmup_cosine(self.optimizer, self.total_steps, config.optim.warmup_steps, config.optim.min_lr_ratio)
+        if len(self.phases) == 1:
+            self.scheduler = warmup_cosine(self.optimizer, self.total_steps, config.optim.warmup_steps, config.optim.min_lr_ratio)
+        else:
+            spans = [(p.first_step, p.steps, p.config.optim.lr / config.optim.lr) for p in self.phases]
+            self.scheduler = phased_warmup_cosine(self.optimizer, spans, config.optim.warmup_steps, config.optim.min_lr_ratio)
         self.autocast, self.scaler = self._build_amp()
         self.output_dir = Path(config.output_dir)
         self.checkpoint_dir = self.output_dir / "checkpoints"
@@ -235,10 +300,48 @@ class Trainer:
         self._good_step = 0
         self._bad_in_row = 0
         self._saved_at: int | None = None
+        self._sim_epoch: int | None = None  # epoch whose start mined the sampler's similarity table
+        self._restored_sim: tuple[int, np.ndarray] | None = None  # (epoch, table) read from a checkpoint
 
     # --- set-up ------------------------------------------------------------------------------
-    def _build_dataset(self) -> ManifestDataset:
-        cfg = self.config
+    def _build_phase(self, index: int, config: TrainConfig, first_epoch: int, first_step: int,
+                     dataset: ManifestDataset | None) -> _Phase:
+        single = config is self.config
+        views = self.views if single else training_views(config, self.model)
+        data = dataset if dataset is not None else self._build_dataset(config, views)
+        sampler = self._build_sampler(config, data, views)
+        label = self.config.phases[index].name if self.config.phases else ""
+        phase = _Phase(index=index, name=f"phase {index + 1}" + (f" ({label})" if label else ""), config=config, first_epoch=first_epoch, epochs=config.optim.epochs,
+                       first_step=first_step, steps_per_epoch=len(sampler), dataset=data, sampler=sampler,
+                       views=views, loss_fn=self.loss_fn if single else build_loss(config, self.dist.enabled))
+        if phase.steps_per_epoch == 0:
+            where = "" if single else f" of {phase.name}"
+            raise ConfigError(
+                f"data.batch_size={config.data.batch_size} is larger than the {len(data)} training "
+                f"locations{where}; lower data.batch_size"
+            )
+        return phase
+
+    def _enter_phase(self, phase: _Phase) -> None:
+        """Train on ``phase``'s data, views and loss from now on."""
+        current = getattr(self, "phase", None)
+        if current is phase:
+            return
+        if current is not None:
+            LOGGER.info("step %d: entering %s of %d", self.position.step, phase.name, len(self.phases))
+        self.phase = phase
+        self.dataset = phase.dataset
+        self.sampler = phase.sampler
+        self.views = phase.views
+        self.loss_fn = phase.loss_fn
+        self.steps_per_epoch = phase.steps_per_epoch
+        self.frozen_views = set()
+
+    def _phase_of(self, epoch: int) -> _Phase:
+        return next((p for p in reversed(self.phases) if epoch >= p.first_epoch), self.phases[0])
+
+    def _build_dataset(self, config: TrainConfig, views: list[View]) -> ManifestDataset:
+        cfg = config
         if not cfg.data.manifest:
             raise ConfigError("data.manifest is empty: pass data.manifest=PATH/manifest.parquet")
         from geobridge.records import read_manifest
@@ -246,20 +349,25 @@ class Trainer:
         locations = read_manifest(cfg.data.manifest, split=cfg.data.train_split)
         if cfg.data.max_locations is not None:
             locations = locations[: cfg.data.max_locations]
-        transforms = {v: self.model.image_transform(v, train=True) for v in self.views if v.is_image}
+        transforms = {v: self.model.image_transform(v, train=True) for v in views if v.is_image}
         augment = None
         if cfg.data.flip_p > 0 or cfg.data.rotate_p > 0:
             augment = JointAugment(flip_p=cfg.data.flip_p, rotate_p=cfg.data.rotate_p,
                                    north_up=frozenset(View.parse(v) for v in cfg.data.north_up_views))
-        return ManifestDataset(locations, cfg.data.train_split, self.views, transforms, joint_augment=augment, seed=cfg.seed)
+        return ManifestDataset(locations, cfg.data.train_split, views, transforms, joint_augment=augment, seed=cfg.seed)
 
-    def _build_sampler(self) -> UniqueLocationBatchSampler:
-        cfg = self.config.data
-        locs = self.dataset.locations
-        return UniqueLocationBatchSampler(
+    def _build_sampler(self, config: TrainConfig, dataset: ManifestDataset, views: list[View]) -> UniqueLocationBatchSampler:
+        cfg = config.data
+        locs = dataset.locations
+        kind: Any = UniqueLocationBatchSampler
+        if cfg.sim_neighbours > 0:
+            kind = partial(SimilarityNeighbourBatchSampler, sim_neighbours=cfg.sim_neighbours)
+        elif cfg.balance_modalities:
+            kind = partial(ModalityBalancedBatchSampler, groups=[modality_group(loc, views) for loc in locs])
+        return kind(
             keys=[loc.id for loc in locs],
             batch_size=cfg.batch_size,
-            seed=self.config.seed,
+            seed=config.seed,
             lat=[loc.lat for loc in locs],
             lon=[loc.lon for loc in locs],
             neighbours=cfg.gps_neighbours,
@@ -307,6 +415,9 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         self.position = checkpoint.position
         self.best = checkpoint.best
+        mined = (state.get("extra") or {}).get(SIMILARITY_STATE)
+        if mined is not None:
+            self._restored_sim = (int(mined["epoch"]), mined["table"].numpy())
         restore_rng_state(state["rng"])
         if self.logger is not None:
             self.logger.resume_at(self.position.step)
@@ -338,9 +449,41 @@ class Trainer:
             return None
         return save_checkpoint(
             self.checkpoint_dir / name, self.model, self.optimizer, self.scheduler, self.scaler,
-            self.position, self.best, self.config.to_yaml(),
+            self.position, self.best, self.config.to_yaml(), extra=self._checkpoint_extra(),
             modules={PHYSICAL_HEAD_DIR: self.physical_head} if self.physical_head is not None else None,
         )
+
+    def _checkpoint_extra(self) -> dict[str, Any]:
+        """The similarity table in use (and the epoch that mined it), so resume reuses it."""
+        table = self.sampler.similarity_table if isinstance(self.sampler, SimilarityNeighbourBatchSampler) else None
+        if table is None or self._sim_epoch is None:
+            return {}
+        return {SIMILARITY_STATE: {"epoch": self._sim_epoch, "table": torch.from_numpy(table.copy())}}
+
+    def _prepare_neighbours(self, epoch: int) -> None:
+        """At an epoch start from ``data.sim_from_epoch`` on: give the sampler this epoch's
+        similarity table, mined now with the current weights (or, when resuming inside the
+        epoch, the one its start mined, read from the checkpoint)."""
+        cfg = self.phase.config.data
+        if not isinstance(self.sampler, SimilarityNeighbourBatchSampler) or epoch < cfg.sim_from_epoch:
+            return
+        if self._sim_epoch == epoch and self.sampler.similarity_table is not None:
+            return
+        restored, self._restored_sim = self._restored_sim, None
+        if self.position.batch_in_epoch > 0 and restored is not None and restored[0] == epoch:
+            table = restored[1]
+        else:
+            if self.position.batch_in_epoch > 0:
+                LOGGER.warning("resuming inside epoch %d without its mined neighbours in the checkpoint; mining "
+                               "them again from the restored weights (the rest of the epoch may differ)", epoch)
+            query, reference = (View.parse(v) for v in cfg.similarity_views)
+            table = mine_similarity_neighbours(
+                self.model, self.dataset.locations, query, reference, pool=cfg.sim_pool, device=self.device,
+                batch_size=cfg.batch_size, autocast=self.autocast,
+                progress=self.config.progress and self.dist.is_main,
+            )
+        self.sampler.set_similarity_neighbours(table)
+        self._sim_epoch = epoch
 
     # --- one step ---------------------------------------------------------------------------------
     def _step(self, batch: dict[Any, Any]) -> _StepOutcome:
@@ -452,8 +595,9 @@ class Trainer:
         cache = cached_frozen_text_tower(self.model, self.text_features) if use_cache else nullcontext(False)
         try:
             with cache as caching:
-                if caching and View.TEXT in self.views:  # encode every training text up front, by length
-                    self.model.tower(View.TEXT)([loc.text for loc in self.dataset.locations if loc.text])
+                if caching and any(View.TEXT in p.views for p in self.phases):  # every training text up front
+                    self.model.tower(View.TEXT)([loc.text for p in self.phases if View.TEXT in p.views
+                                                 for loc in p.dataset.locations if loc.text])
                 self._run_epochs(result, bar)
             if self._saved_at != self.position.step:
                 self.save("last")
@@ -465,18 +609,20 @@ class Trainer:
         result.epoch = self.position.epoch
         result.best = self.best
         result.stopped_early = self.position.step < self.total_steps
-        result.unreadable_images = sorted(self.dataset.unreadable)
+        unreadable = set().union(*(p.dataset.unreadable for p in self.phases))
+        result.unreadable_images = sorted(unreadable)
         result.seconds = time.perf_counter() - started
         result.physical_head = self.physical_head
-        if self.dataset.unreadable:
-            LOGGER.warning("%d unreadable images were skipped: %s", len(self.dataset.unreadable),
-                           ", ".join(sorted(self.dataset.unreadable)[:20]))
+        if unreadable:
+            LOGGER.warning("%d unreadable images were skipped: %s", len(unreadable), ", ".join(sorted(unreadable)[:20]))
         return result
 
     def _run_epochs(self, result: TrainResult, bar: Any) -> None:
         cfg = self.config
-        while self.position.epoch < cfg.optim.epochs and self.position.step < self.total_steps:
+        while self.position.epoch < self.total_epochs and self.position.step < self.total_steps:
             epoch = self.position.epoch
+            self._enter_phase(self._phase_of(epoch))
+            self._prepare_neighbours(epoch)
             self.sampler.set_epoch(epoch)
             self.sampler.position = self.position.batch_in_epoch
             self.dataset.set_epoch(epoch)
