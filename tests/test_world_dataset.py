@@ -144,3 +144,23 @@ def test_cli_world_and_contact_sheet(tmp_path: Path):
         assert "Traceback" not in result.output
     assert not (tmp_path / "fresh").exists()
     assert len(read_manifest(out / "manifest.parquet")) == 6  # the existing world is intact
+
+
+def test_cli_geoloc_like_world_options_reach_the_dataset(tmp_path: Path):
+    runner = CliRunner()
+    out = tmp_path / "geoloc-like"
+    result = runner.invoke(app, ["world", str(out), "--locations", "30", "--size", "32", "--world-size", "700", "--regions", "6",
+                                 "--test-regions", "2", "--test-region-policy", "shared-style", "--drone-view", "orthophoto",
+                                 "--no-text-compass", "--min-spacing", "20", "--views", "drone,satellite"])
+    assert result.exit_code == 0, result.output
+    signature = json.loads((out / "world.json").read_text())
+    assert (signature["drone_view"], signature["text_compass"], signature["test_regions"], signature["min_spacing_m"]) == (
+        "orthophoto", False, 2, 20.0)
+    locations = read_manifest(out / "manifest.parquet")
+    assert len({loc.region for loc in locations if loc.split == "test"}) == 2
+    assert not any(word in loc.text for loc in locations for word in (" to the north", " to the south", " to the east", " to the west"))
+    for argv, message in ((["--drone-view", "tilted"], "unknown drone view 'tilted'"), (["--test-regions", "6"], "cannot hold out 6 regions")):
+        bad = runner.invoke(app, ["world", str(tmp_path / "bad"), "--locations", "12", "--size", "32", "--world-size", "700",
+                                  "--regions", "6"] + argv)
+        assert bad.exit_code == 2 and message in bad.output
+        assert not (tmp_path / "bad").exists()
