@@ -46,6 +46,11 @@ class ModelSection(_Section):
     freeze_all_but_last: int | None = None  # train only the last N blocks of each tower (+ projections)
     freeze_views: dict[str, int] = Field(default_factory=dict)  # per view: train only its tower's last N blocks
     cache_frozen_text: bool = True  # encode each text once when the text tower is entirely frozen
+    # BatchNorm statistics over the global batch under torchrun (torch.nn.SyncBatchNorm). "auto":
+    # on when distributed on CUDA, off otherwise (SyncBatchNorm has no CPU kernel: on CPU each
+    # rank normalises with its own share's statistics). true: required, so a distributed CPU run
+    # is a ConfigError; a single-process run has nothing to sync and is left as is. false: never.
+    sync_batchnorm: Literal["auto"] | bool = "auto"
 
     @field_validator("freeze_views")
     @classmethod

@@ -9,6 +9,8 @@ computes the edge-set loss and updates the trainable parameters. Options, all fr
 * gradient accumulation (the batch is split into ``accumulation_steps`` contrastive sub-batches)
   and gradient caching (the batch keeps all its negatives; see :mod:`.gradcache`);
 * freezing all but the last N blocks of each tower (``model.freeze_all_but_last``);
+* under torchrun, BatchNorm over the global batch on CUDA (``model.sync_batchnorm``; on CPU each
+  rank uses its own share's statistics, see :mod:`.distributed`);
 * a non-finite loss or gradient skips the step, restores the last good in-memory state
   (weights, buffers, optimizer) and logs it; too many in a row stop the run with an error;
 * atomic ``last`` / ``best`` checkpoints and exact resume (weights, optimizer, scheduler,
@@ -70,7 +72,13 @@ from geobridge.train.checkpoint import (
 )
 from geobridge.train.config import ConfigError, TrainConfig
 from geobridge.train.frozen_cache import cached_frozen_text_tower
-from geobridge.train.distributed import DistributedContext, average_gradients, broadcast_flag, init_distributed
+from geobridge.train.distributed import (
+    DistributedContext,
+    apply_sync_batchnorm,
+    average_gradients,
+    broadcast_flag,
+    init_distributed,
+)
 from geobridge.train.gradcache import grad_cache_step
 from geobridge.train.logging import TrainLogger
 from geobridge.train.mining import mine_similarity_neighbours
@@ -253,6 +261,9 @@ class Trainer:
         self.dist: DistributedContext = init_distributed(self.device)
         self.model = model if model is not None else build_model(config)
         apply_freezing(self.model, config)
+        synced = apply_sync_batchnorm(self.model, config.model.sync_batchnorm, self.device, self.dist)
+        if synced:
+            LOGGER.info("model.sync_batchnorm: %d BatchNorm layers normalise over the global batch", synced)
         self.model.to(self.device)
         self.views = training_views(config, self.model)
         self.objective: PlanetObjective | None = None
