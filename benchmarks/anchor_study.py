@@ -153,7 +153,7 @@ def main() -> None:
 def write_report(out: Path, results: dict[str, dict], minutes: float) -> None:
     body = f"""# The semantic anchor on the embedded world (issue #3)
 
-Machine: {platform.node()}, {platform.processor() or platform.machine()}, 2 cores; date {dt.date.today()}; {minutes:.0f} min so far.
+Machine: {platform.node()}, {platform.processor() or platform.machine()}, 2 cores; date {dt.date.today()}; wall time {minutes:.0f} min for the setups listed (worlds and frozen text features cached between setups).
 R@1 (%) on the held-out test districts, protocol `geobridge`. Reference (the paper, GeoLoc):
 image-only P2D 4.90 / P2S 6.43, fused P2D 41.15 / P2S 38.87. The last column is fused minus
 image-only on the same queries with a 95% paired bootstrap interval (an interval holding 0: noise).
@@ -163,7 +163,19 @@ image-only on the same queries with a 95% paired bootstrap interval (an interval
 Setups:
 
 """ + "\n".join(f"- `{s.name}`: {s.what}." for s in SETUPS if s.name in results) + "\n"
-    atomic_write_text(out, body)
+    atomic_write_text(out, body + hand_written_reading(out))
+
+
+READING_MARK = "## Reading"
+
+
+def hand_written_reading(out: Path) -> str:
+    """The hand-written interpretation below ``## Reading`` survives a re-run of the tables."""
+    if not out.exists():
+        return ""
+    text = out.read_text(encoding="utf-8")
+    at = text.find(READING_MARK)
+    return "" if at < 0 else "\n" + text[at:]
 
 
 if __name__ == "__main__":
