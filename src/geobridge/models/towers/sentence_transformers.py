@@ -85,11 +85,7 @@ class SentenceTransformerTower(Tower):
         length = max(int(h.shape[0]) for h in states)
         hidden = torch.stack([nn.functional.pad(h, (0, 0, 0, length - h.shape[0])) for h in states])
         mask = torch.tensor([[1] * int(h.shape[0]) + [0] * (length - int(h.shape[0])) for h in states], device=hidden.device)
-        encoder = self._encoder()
-        extended, _ = encoder._create_attention_masks(
-            attention_mask=mask, encoder_attention_mask=None, embedding_output=hidden,
-            encoder_hidden_states=None, past_key_values=None,
-        )
+        extended = additive_attention_mask(mask, hidden.dtype)
         for layer in self.blocks()[block:]:
             hidden = layer(hidden, attention_mask=extended)
             hidden = hidden[0] if isinstance(hidden, tuple) else hidden
@@ -124,3 +120,13 @@ class SentenceTransformerTower(Tower):
 @register_backend("sentence-transformers")
 def build_sentence_transformer(config: TowerConfig, *, load_weights: bool = True, assets: Path | None = None) -> Tower:
     return SentenceTransformerTower(config, load_weights, assets)
+
+
+def additive_attention_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A ``(batch, 1, length, length)`` additive mask (0 to attend, the dtype's minimum for
+    padding): the prepared 4-D form every attention implementation of ``transformers`` (eager
+    and SDPA) accepts as it is, so calling single layers does not depend on the library's
+    private mask builders, which change between releases."""
+    batch, length = mask.shape
+    blocked = ~mask.bool()[:, None, None, :].expand(batch, 1, length, length)
+    return torch.zeros(blocked.shape, dtype=dtype, device=mask.device).masked_fill(blocked, torch.finfo(dtype).min)
