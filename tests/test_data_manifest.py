@@ -91,6 +91,32 @@ def test_joint_augment_is_deterministic_per_epoch_and_index(manifest):
     assert any(not torch.equal(draws[0], d) for d in draws[1:])  # ... but it changes across epochs
 
 
+def test_random_per_view_transforms_are_seeded_per_item_not_by_the_global_rng(manifest):
+    """ColorJitter draws from torch's global RNG; the dataset seeds it per (seed, epoch, index),
+    so an item is the same whatever ran before it (another worker, process, or a resumed run)
+    and the caller's RNG stream is left as it was."""
+    from torchvision import transforms as T
+
+    def jittered(image):
+        return T.ToTensor()(T.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4)(image.convert("RGB").resize((16, 16))))
+
+    dataset = ManifestDataset(manifest, "test", VIEWS, {View.DRONE: jittered, View.SATELLITE: jittered}, seed=3)
+    torch.manual_seed(0)
+    first = dataset[0][View.SATELLITE]
+    after_first = torch.rand(1)
+    torch.manual_seed(12345)
+    torch.rand(17)
+    again = dataset[0][View.SATELLITE]
+    assert torch.equal(first, again)
+    torch.manual_seed(0)
+    dataset[0]
+    assert torch.equal(torch.rand(1), after_first)  # the global stream is untouched
+    dataset.set_epoch(1)
+    assert not torch.equal(dataset[0][View.SATELLITE], first)  # a new epoch, new draws
+    other_seed = ManifestDataset(manifest, "test", VIEWS, {View.DRONE: jittered, View.SATELLITE: jittered}, seed=4)
+    assert not torch.equal(other_seed[0][View.SATELLITE], first)
+
+
 def test_empty_split_and_missing_transform_are_explained(manifest):
     with pytest.raises(ValueError, match="no locations in split 'val'"):
         make_dataset(manifest, split="val")

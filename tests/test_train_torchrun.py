@@ -3,11 +3,12 @@
 What the engine guarantees under torchrun (see ``geobridge.train.distributed``): each rank takes a
 contiguous share of every global batch, the loss all-gathers embeddings so negatives come from
 the whole global batch, gradients are averaged, and only rank 0 writes checkpoints and logs.
-It does not promise weights equal to a single-process run: the photometric jitter draws from
-each process's own RNG stream, and on CPU BatchNorm uses each rank's share's statistics
+Every item's random draws (joint flips and turns, colour jitter) are seeded by (seed, epoch,
+index), so the ranks see exactly the items a single process would. It does not promise weights
+equal to a single-process run: on CPU BatchNorm uses each rank's share's statistics
 (SyncBatchNorm has no CPU kernel). So the end-to-end test rebuilds step 1 exactly as the two
-ranks saw it (each share's jitter from the seeded RNG, each share through BatchNorm on its own)
-and checks that the logged step-1 loss is the loss over the *global* batch of those embeddings.
+ranks saw it (each share through BatchNorm on its own) and checks that the logged step-1 loss is
+the loss over the *global* batch of those embeddings.
 """
 
 from __future__ import annotations
@@ -83,23 +84,18 @@ def free_port() -> int:
 
 def step_one_loss_as_ranks_saw_it(config: TrainConfig) -> dict[str, float]:
     """The step-1 loss rebuilt in this process: the global batch's embeddings, each rank's share
-    jittered from the RNG state a rank has when its loader starts and encoded on its own (so
-    BatchNorm sees that share only), then the loss over all of them together ("gathered"); and,
+    encoded on its own (so BatchNorm sees that share only), then the loss over all of them together ("gathered"); and,
     for contrast, rank 0's share alone (the loss without the gather) and the global batch through
     BatchNorm at once (what SyncBatchNorm would give)."""
     trainer = Trainer(config)  # single process: same seed, same model, the global batch unsplit
-    rng_at_loader_start = torch.get_rng_state()
     trainer.model.train()
     trainer.sampler.set_epoch(0)
     trainer.dataset.set_epoch(0)
     indices = next(iter(trainer.sampler))
     assert len(indices) == GLOBAL_BATCH
     share = GLOBAL_BATCH // WORLD
-    items = []
-    for rank in range(WORLD):  # every rank starts from the same seeded RNG state
-        torch.set_rng_state(rng_at_loader_start)
-        items += [trainer.dataset[i] for i in indices[rank * share:(rank + 1) * share]]
-    batch = collate(items)
+    torch.manual_seed(999)  # whatever the global RNG holds, the items' draws are seeded per item
+    batch = collate([trainer.dataset[i] for i in indices])
     views = trainer.views
     with torch.no_grad():
         parts = [encode_views(trainer.model, slice_batch(batch, r * share, (r + 1) * share), views, trainer.device)

@@ -59,7 +59,8 @@ class ManifestDataset(Dataset):
         joint_augment: optional callable ``(images: dict[View, Tensor], rng) -> dict`` applied
             after the transforms (see :mod:`geobridge.data.transforms`); its randomness comes
             from ``rng``, seeded by (seed, epoch, index), so it replays exactly on resume.
-        seed: base seed of the joint augmentation.
+            Random ``transforms`` (colour jitter) are seeded by the same triple.
+        seed: base seed of the item's random draws.
     """
 
     def __init__(
@@ -101,12 +102,17 @@ class ManifestDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[Any, Any]:
         loc = self.locations[index]
+        draws = np.random.SeedSequence([self.seed, self.epoch, int(index)])
         images: dict[View, torch.Tensor | None] = {}
-        for view in self.image_views:
-            images[view] = self._load(loc.path(view), view)
+        # Random per-view transforms (torchvision's ColorJitter draws from torch's global RNG)
+        # are seeded per item too: an item is the same in any worker, process or resumed run.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(draws.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)))
+            for view in self.image_views:
+                images[view] = self._load(loc.path(view), view)
         if self.joint_augment is not None:
             present = {v: t for v, t in images.items() if t is not None}
-            rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+            rng = np.random.default_rng(draws)
             present = self.joint_augment(present, rng)
             images.update(present)
         item: dict[Any, Any] = {"index": int(index), "id": loc.id, "lat": loc.lat, "lon": loc.lon}
