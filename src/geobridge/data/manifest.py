@@ -106,10 +106,14 @@ class ManifestDataset(Dataset):
         images: dict[View, torch.Tensor | None] = {}
         # Random per-view transforms (torchvision's ColorJitter draws from torch's global RNG)
         # are seeded per item too: an item is the same in any worker, process or resumed run.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(draws.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)))
+        generator = torch.default_generator
+        caller_state = generator.get_state()
+        generator.manual_seed(int(draws.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)))
+        try:
             for view in self.image_views:
                 images[view] = self._load(loc.path(view), view)
+        finally:
+            generator.set_state(caller_state)
         if self.joint_augment is not None:
             present = {v: t for v, t in images.items() if t is not None}
             rng = np.random.default_rng(draws)
