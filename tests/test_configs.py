@@ -32,6 +32,12 @@ def test_an_existing_path_wins_and_an_unknown_name_lists_the_recipes(tmp_path: P
         resolve_config("somewhere/demo.yaml")  # a path that does not exist is not a name
 
 
+def test_a_folder_of_the_same_name_does_not_hide_the_recipe(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()  # what `make demo` leaves in the checkout
+    assert resolve_config("demo").name == "demo.yaml" and resolve_config("demo").is_file()
+
+
 def test_train_command_takes_a_recipe_name():
     from geobridge.cli import app
 

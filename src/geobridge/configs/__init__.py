@@ -18,9 +18,10 @@ def available() -> list[str]:
 
 def resolve_config(name_or_path: str | Path) -> Path:
     """An existing file path as given, else the shipped recipe of that name (``demo`` or
-    ``demo.yaml``); raises ``FileNotFoundError`` naming the shipped recipes otherwise."""
+    ``demo.yaml``); raises ``FileNotFoundError`` naming the shipped recipes otherwise. A folder
+    is never a config: ``demo`` names the recipe even where ``make demo`` left a ``demo/`` folder."""
     path = Path(name_or_path)
-    if path.exists():
+    if path.is_file():
         return path
     shipped = HERE / (path.name if path.suffix == ".yaml" else f"{path.name}.yaml")
     if path.parent == Path(".") and shipped.exists():
