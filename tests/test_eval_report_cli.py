@@ -137,7 +137,10 @@ def test_cli_model_mode_evaluates_a_benchmark_fixture(tmp_path, monkeypatch):
     results = json.loads((tmp_path / "r.json").read_text())["results"]
     assert results and all(r["protocol"] == "pairs" for r in results.values())
     assert all(r["n_query"] == r["n_gallery"] > 0 for r in results.values())
-    assert "protocol: pairs" in out.output
+    assert "dataset: cvusa, protocol: pairs" in out.output
+    # the provenance stays in the JSON report, but the console does not repeat it per direction
+    assert all(r["notes"][0] == f"dataset cvusa, direction {name}" for name, r in results.items())
+    assert "note (" not in out.output
     out = run(["evaluate", "--model", str(tmp_path / "nope"), "--dataset", "cvusa", "--root", str(root)])
     assert out.exit_code != 0 and "model folder" in out.output
     out = run(["evaluate", "--model", str(tmp_path / "model"), "--dataset", "cvusa", "--root", str(tmp_path / "empty")])

@@ -77,7 +77,7 @@ def evaluate_command(
         else:
             results = _evaluate_model(model, dataset, root, directions, protocol, tta, batch_size, quiet, loader_option or [])
             embeddings = None
-        _print_table(results)
+        _print_table(results, dataset)
         _write_reports(results, embeddings, json_out, markdown_out, plot_out, html_out, per_query, dataset)
     except user_errors as err:
         raise fail(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
@@ -213,7 +213,9 @@ def _fits(value: Any, kind: type) -> bool:
     return isinstance(value, kind)
 
 
-def _print_table(results) -> None:
+def _print_table(results, dataset: str | None = None) -> None:
+    """The metrics as a console table; the dataset names the table once, so the per-direction
+    provenance notes (kept in the JSON report) are not repeated under it."""
     from rich.console import Console
     from rich.table import Table
 
@@ -223,7 +225,7 @@ def _print_table(results) -> None:
     for result in results.values():
         keys.extend(k for k in result.metrics if k not in keys)
     protocols = sorted({r.protocol for r in results.values()})
-    table = Table(title=f"protocol: {', '.join(protocols)}")
+    table = Table(title=(f"dataset: {dataset}, " if dataset else "") + f"protocol: {', '.join(protocols)}")
     for column in ("direction", "protocol", "queries", "gallery"):
         table.add_column(column)
     for key in keys:
@@ -243,6 +245,8 @@ def _print_table(results) -> None:
     console.print(table)
     for name, result in results.items():
         for note in result.notes:
+            if dataset and note == f"dataset {dataset}, direction {name}":
+                continue
             console.print(f"[dim]note ({name}): {note}[/dim]")
 
 
