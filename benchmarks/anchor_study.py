@@ -72,6 +72,8 @@ SETUPS = [
           FINAL_WORLD, [], ("image-only", "text-only", "geobridge")),
     Setup("text-last-block", "final, MiniLM's last layer trained too (the paper fine-tunes the last layers)",
           FINAL_WORLD, ["model.freeze_views.text=1"], ("image-only", "text-only", "geobridge")),
+    Setup("captures-apart", "final, each view of a place under its own sun, exposure and season (capture_variation 1)",
+          dict(FINAL_WORLD, capture_variation=1.0), [], ("image-only", "text-only", "geobridge")),
 ]
 
 

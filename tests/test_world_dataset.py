@@ -92,6 +92,38 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path):
     assert pd.read_parquet(a / "manifest.parquet")["text"].tolist() == pd.read_parquet(tmp_path / "aged" / "manifest.parquet")["text"].tolist()
 
 
+def test_capture_variation_changes_each_views_conditions_not_the_places(tmp_path: Path):
+    together = generate_world_dataset(tmp_path / "together", seed=11, **SMALL).parent
+    apart = generate_world_dataset(tmp_path / "apart", seed=11, capture_variation=1.0, **SMALL).parent
+    again = generate_world_dataset(tmp_path / "again", seed=11, capture_variation=1.0, workers=2, **SMALL).parent
+    ht, ha = _hashes(together), _hashes(apart)
+    assert ha == {k: v for k, v in _hashes(again).items()}  # still the same bytes for the same seed
+    images = [k for k in ht if k.count("/") == 2 and k.endswith(".png")]
+    for view in ("drone", "street", "satellite"):
+        assert sum(ha[k] != ht[k] for k in images if f"/{view}/" in k) >= 6, view  # new sun, exposure, season
+    assert all(ha[k] == ht[k] for k in images if "/map/" in k)  # a map has no light
+    texts = lambda root: pd.read_parquet(root / "manifest.parquet")[["id", "lat", "lon", "text"]]  # noqa: E731
+    assert texts(apart).equals(texts(together))
+    assert json.loads((apart / "world.json").read_text())["capture_variation"] == 1.0
+    assert "capture_variation" not in json.loads((together / "world.json").read_text())  # old signatures still match
+    with pytest.raises(WorldDatasetError, match="capture variation must be in"):
+        generate_world_dataset(tmp_path / "bad", seed=11, capture_variation=1.5, **SMALL)
+
+
+def test_capture_conditions_spread_with_the_variation():
+    from geobridge.world.render.settings import RenderSettings, capture_conditions
+
+    base = RenderSettings()
+    assert capture_conditions(base, 0.0, np.random.default_rng(0)) == base
+    small = [capture_conditions(base, 0.1, np.random.default_rng(i)) for i in range(200)]
+    large = [capture_conditions(base, 1.0, np.random.default_rng(i)) for i in range(200)]
+    turn = lambda s: abs((s.sun_azimuth_deg - base.sun_azimuth_deg + 180.0) % 360.0 - 180.0)  # noqa: E731
+    assert max(turn(s) for s in small) <= 18.0 + 1e-9 and max(turn(s) for s in large) > 150.0
+    assert all(10.0 <= s.sun_elevation_deg <= 80.0 for s in large)
+    assert sum(s.season != base.season for s in small) < sum(s.season != base.season for s in large)
+    assert 60 < sum(s.season != base.season for s in large) < 140  # probability 1/2 at full variation
+
+
 def test_bad_input_is_refused_without_touching_existing_output(tmp_path: Path):
     out = generate_world_dataset(tmp_path / "w", seed=1, **SMALL).parent
     before = _hashes(out)
@@ -151,11 +183,11 @@ def test_cli_geoloc_like_world_options_reach_the_dataset(tmp_path: Path):
     out = tmp_path / "geoloc-like"
     result = runner.invoke(app, ["world", str(out), "--locations", "30", "--size", "32", "--world-size", "700", "--regions", "6",
                                  "--test-regions", "2", "--test-region-policy", "shared-style", "--drone-view", "orthophoto",
-                                 "--no-text-compass", "--min-spacing", "20", "--views", "drone,satellite"])
+                                 "--no-text-compass", "--min-spacing", "20", "--views", "drone,satellite", "--capture-variation", "0.5"])
     assert result.exit_code == 0, result.output
     signature = json.loads((out / "world.json").read_text())
-    assert (signature["drone_view"], signature["text_compass"], signature["test_regions"], signature["min_spacing_m"]) == (
-        "orthophoto", False, 2, 20.0)
+    assert (signature["drone_view"], signature["text_compass"], signature["test_regions"], signature["min_spacing_m"],
+            signature["capture_variation"]) == ("orthophoto", False, 2, 20.0, 0.5)
     locations = read_manifest(out / "manifest.parquet")
     assert len({loc.region for loc in locations if loc.split == "test"}) == 2
     assert not any(word in loc.text for loc in locations for word in (" to the north", " to the south", " to the east", " to the west"))

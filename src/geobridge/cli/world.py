@@ -36,6 +36,7 @@ def world_command(
     test_regions: int = typer.Option(1, "--test-regions", help="Regions held out together as the test split (a new area of several districts)."),
     test_region_policy: str = typer.Option("random", "--test-region-policy", help="random | shared-style (hold out only regions whose style also occurs in training)."),
     min_spacing: float = typer.Option(25.0, "--min-spacing", help="Least distance between two locations in metres (60 keeps 120 m satellite footprints under GeoLoc's 50 percent overlap limit)."),
+    capture_variation: float = typer.Option(0.0, "--capture-variation", help="0..1: each view of a place under its own sun, exposure and season, as when street, drone and satellite images come from different captures (0: all under one sun)."),
     drone_view: str = typer.Option("oblique", "--drone-view", help="oblique (a tilted drone photo, University-1652's kind) | orthophoto (a north-up UAV orthomosaic crop at 80-180 m, GeoLoc's kind)."),
     text_compass: bool = typer.Option(True, "--text-compass/--no-text-compass", help="Compass bearings in the texts (--no-text-compass: only cues every view shares, since drone and street views face a random heading)."),
     imagery_age: float = typer.Option(0.0, "--imagery-age", help="Fraction of buildings changed in the satellite view (outdated imagery)."),
@@ -76,6 +77,7 @@ def world_command(
             min_spacing_m=min_spacing,
             text_compass=text_compass,
             drone_view=drone_view,
+            capture_variation=capture_variation,
         )
     except (WorldDatasetError, ValueError) as err:
         raise fail(str(err)) from None

@@ -74,12 +74,17 @@ class WorldDatasetSpec:
     # UAV orthomosaic at GeoLoc's crop scales (GeoLoc's kind, geobridge.world.render.orthophoto)
     drone_view: str = "oblique"
     imagery_age: float = 0.0
+    # each view of a place under its own sun, exposure and season (0 = all captured together);
+    # see geobridge.world.render.settings.capture_conditions
+    capture_variation: float = 0.0
     settings: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         data = asdict(self)
         data["views"] = list(self.views)
         data["bbox"] = None if self.bbox is None else list(self.bbox)
+        if not data["capture_variation"]:
+            del data["capture_variation"]  # worlds written before the knob existed keep their signature
         return {"format": SIGNATURE_FORMAT, **data}
 
 
@@ -160,6 +165,7 @@ def _render_one(job: tuple[int, float, float, str, str]) -> tuple[int, str]:
     from geobridge.world.describe import describe_location
     from geobridge.world.render import render_drone, render_map, render_satellite, render_street
     from geobridge.world.render.orthophoto import render_drone_orthophoto
+    from geobridge.world.render.settings import capture_conditions
 
     index, lat, lon, split, loc_id = job
     world: World = _STATE["world"]
@@ -168,7 +174,9 @@ def _render_one(job: tuple[int, float, float, str, str]) -> tuple[int, str]:
     settings = _STATE["settings"]
     root: Path = _STATE["root"]
     size, ground = spec.size, spec.ground_m
-    for view in spec.views:
+    base_settings = settings
+    for view_number, view in enumerate(spec.views):
+        settings = capture_conditions(base_settings, spec.capture_variation, np.random.default_rng([spec.seed, 103, index, view_number]))
         if view == "satellite":
             pixels = render_satellite(satellite_world, lat, lon, size_px=size, ground_m=ground, settings=settings)
         elif view == "drone":
@@ -217,6 +225,7 @@ def generate_world_dataset(
     test_regions: int = 1,
     text_compass: bool = True,
     drone_view: str = "oblique",
+    capture_variation: float = 0.0,
 ) -> Path:
     """Sample ``locations`` road locations of a world, render ``views`` at ``size`` px, describe
     each, and write the layout documented in this module to ``out_dir``; returns the manifest path.
@@ -230,7 +239,9 @@ def generate_world_dataset(
     districts). ``min_spacing_m`` is the least distance between two locations (``ground_m / 2`` = 60 m keeps
     satellite footprints under GeoLoc's 50% de-duplication overlap).
     ``drone_view="orthophoto"`` renders GeoLoc's drone view (a north-up orthomosaic crop at
-    80-180 m) instead of an oblique photo. ``text_compass=False`` writes texts without compass bearings (see
+    80-180 m) instead of an oblique photo. ``capture_variation`` (0..1) renders each view of a
+    place under its own sun, exposure and season, as when views come from different captures.
+    ``text_compass=False`` writes texts without compass bearings (see
     :func:`geobridge.world.describe.phrase_facts`).
     ``workers > 1`` renders in that many processes (same bytes as one). ``world`` lets a caller
     pass an already built world (its parameters must still match the spec).
@@ -254,6 +265,8 @@ def generate_world_dataset(
         raise WorldDatasetError(f"the minimum spacing between locations must be >= 0 m, got {min_spacing_m}")
     if not 0.0 <= imagery_age <= 1.0:
         raise WorldDatasetError(f"imagery age must be a fraction in [0, 1], got {imagery_age}")
+    if not 0.0 <= capture_variation <= 1.0:
+        raise WorldDatasetError(f"capture variation must be in [0, 1], got {capture_variation}")
     if test_region_policy not in TEST_REGION_POLICIES:
         raise WorldDatasetError(f"unknown test region policy {test_region_policy!r}: use one of {', '.join(TEST_REGION_POLICIES)}")
     settings = settings if settings is not None else RenderSettings()
@@ -286,6 +299,7 @@ def generate_world_dataset(
         min_spacing_m=float(min_spacing_m),
         text_compass=bool(text_compass),
         drone_view=drone_view,
+        capture_variation=float(capture_variation),
         settings=asdict(settings),
     )
     check_output_dir(out_dir, spec, overwrite=overwrite)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
+
+import numpy as np
 
 SEASONS = ("spring", "summer", "autumn", "winter")
 
@@ -70,3 +72,22 @@ class RenderSettings:
         az = math.radians(self.sun_azimuth_deg)
         el = math.radians(self.sun_elevation_deg)
         return (math.sin(az) * math.cos(el), math.cos(az) * math.cos(el), math.sin(el))
+
+
+def capture_conditions(base: RenderSettings, variation: float, rng: np.random.Generator) -> RenderSettings:
+    """The conditions one image of a place was taken under, when the views of a place were not
+    captured together (street imagery, drone flights and satellite passes come from different
+    days, hours and seasons). ``variation`` in [0, 1] scales the spread around ``base``: the sun
+    turns by up to +-180*v degrees and rises or sinks by up to 25*v, exposure changes by a factor
+    exp(N(0, 0.3 v)), and with probability v/2 the season is another one. 0 returns ``base``."""
+    if not 0.0 <= variation <= 1.0:
+        raise ValueError(f"capture variation must be in [0, 1], got {variation}")
+    if variation == 0.0:
+        return base
+    azimuth = (base.sun_azimuth_deg + rng.uniform(-180.0, 180.0) * variation) % 360.0
+    elevation = float(np.clip(base.sun_elevation_deg + rng.uniform(-25.0, 25.0) * variation, 10.0, 80.0))
+    brightness = float(base.brightness * np.exp(rng.normal(0.0, 0.3 * variation)))
+    season = base.season
+    if rng.random() < variation / 2:
+        season = str(rng.choice([s for s in SEASONS if s != base.season]))
+    return replace(base, sun_azimuth_deg=float(azimuth), sun_elevation_deg=elevation, brightness=brightness, season=season)
