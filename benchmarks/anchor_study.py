@@ -74,6 +74,8 @@ SETUPS = [
           FINAL_WORLD, ["model.freeze_views.text=1"], ("image-only", "text-only", "geobridge")),
     Setup("captures-apart", "final, each view of a place under its own sun, exposure and season (capture_variation 1)",
           dict(FINAL_WORLD, capture_variation=1.0), [], ("image-only", "text-only", "geobridge")),
+    Setup("captures-half", "final, capture_variation 0.5", dict(FINAL_WORLD, capture_variation=0.5)),
+    Setup("captures-apart-longer", "captures-apart, 2x the steps", dict(FINAL_WORLD, capture_variation=1.0), ["optim.epochs=12"]),
 ]
 
 
@@ -110,11 +112,14 @@ def run_setup(setup: Setup, cache: Path) -> dict:
     return {"rows": rows, "queries": len(test)}
 
 
-def table(results: dict[str, dict]) -> str:
-    lines = ["| setup | variant | test queries | " + " | ".join(SHOWN) + " | fused - image-only, street directions (95% interval) |",
-             "|" + "---|" * (len(SHOWN) + 4)]
+def table(results: dict[str, dict], kept: dict[str, list[str]]) -> str:
+    """The rows of this run's setups, and ``kept`` rows (earlier runs) of the setups not re-run."""
+    lines = ["| setup | variant | test queries | " + " | ".join(SHOWN) + " | fused - image-only, street directions (95% interval) | measured |",
+             "|" + "---|" * (len(SHOWN) + 5)]
+    today = dt.date.today().isoformat()
     for setup in SETUPS:
         if setup.name not in results:
+            lines += kept.get(setup.name, [])
             continue
         rows = results[setup.name]["rows"]
         hits = hits_at_one(rows) if "image-only" in rows and "geobridge" in rows else None
@@ -127,8 +132,25 @@ def table(results: dict[str, dict]) -> str:
                     d = paired_bootstrap(hits["geobridge"][name], hits["image-only"][name])
                     parts.append(f"{name} {d.difference:+.1f} ({d.low:+.1f}, {d.high:+.1f})")
                 diffs = "; ".join(parts)
-            lines.append(f"| {setup.name} | {variant} | {results[setup.name]['queries']} | " + " | ".join(cells) + f" | {diffs} |")
+            lines.append(f"| {setup.name} | {variant} | {results[setup.name]['queries']} | " + " | ".join(cells) + f" | {diffs} | {today} |")
     return "\n".join(lines)
+
+
+def kept_rows(out: Path, first_date: str = "2026-11-22") -> dict[str, list[str]]:
+    """Table rows of an earlier report by setup name (rows written before the ``measured``
+    column existed get ``first_date``), so re-running some setups keeps the others."""
+    if not out.exists():
+        return {}
+    names = {s.name for s in SETUPS}
+    kept: dict[str, list[str]] = {}
+    for line in out.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 4 or cells[0] not in names:
+            continue
+        if len(cells) == len(SHOWN) + 4:
+            line = line.rstrip() + f" {first_date} |"
+        kept.setdefault(cells[0], []).append(line)
+    return kept
 
 
 def main() -> None:
@@ -145,26 +167,28 @@ def main() -> None:
         cache = args.cache or Path(scratch)
         started = time.perf_counter()
         results: dict[str, dict] = {}
+        kept = kept_rows(args.out)
         for setup in SETUPS:
             if setup.name in args.setups:
                 results[setup.name] = run_setup(setup, cache)
-                write_report(args.out, results, (time.perf_counter() - started) / 60)  # after each setup: a long run keeps what it measured
+                write_report(args.out, results, kept, (time.perf_counter() - started) / 60)  # after each setup: a long run keeps what it measured
     print(args.out.read_text(encoding="utf-8"))
 
 
-def write_report(out: Path, results: dict[str, dict], minutes: float) -> None:
+def write_report(out: Path, results: dict[str, dict], kept: dict[str, list[str]], minutes: float) -> None:
     body = f"""# The semantic anchor on the embedded world (issue #3)
 
-Machine: {platform.node()}, {platform.processor() or platform.machine()}, 2 cores; date {dt.date.today()}; wall time {minutes:.0f} min for the setups listed (worlds and frozen text features cached between setups).
+Machine: {platform.node()}, {platform.processor() or platform.machine()}, 2 cores. Latest run {dt.date.today()}: {", ".join(results)} in {minutes:.0f} min
+(worlds and frozen text features cached between setups); rows of other setups are kept from the runs dated in their last column.
 R@1 (%) on the held-out test districts, protocol `geobridge`. Reference (the paper, GeoLoc):
 image-only P2D 4.90 / P2S 6.43, fused P2D 41.15 / P2S 38.87. The last column is fused minus
 image-only on the same queries with a 95% paired bootstrap interval (an interval holding 0: noise).
 
-{table(results)}
+{table(results, kept)}
 
 Setups:
 
-""" + "\n".join(f"- `{s.name}`: {s.what}." for s in SETUPS if s.name in results) + "\n"
+""" + "\n".join(f"- `{s.name}`: {s.what}." for s in SETUPS if s.name in results or s.name in kept) + "\n"
     atomic_write_text(out, body + hand_written_reading(out))
 
 

@@ -52,7 +52,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"  # sh
 class DemoWorld:
     """The world the demo renders (small enough to render, train and test in minutes).
 
-    GeoLoc-like choices, each measured in ``docs/anchor_study.md``: the drone view is a north-up
+    GeoLoc-like choices, each measured in ``benchmarks/anchor_study.md``: the drone view is a north-up
     orthomosaic crop (GeoLoc's kind, not an oblique photo); texts keep only cues every view shares
     (no compass bearings: drone and street views face a random heading); the held-out area is
     three districts of different styles, each style also present in training (a new town, like
