@@ -220,6 +220,7 @@ def _print_table(results, dataset: str | None = None) -> None:
     from rich.table import Table
 
     from geobridge.evaluation.report import is_distance_metric
+    from geobridge.evaluation.run_dataset import provenance_note
 
     keys: list[str] = []
     for result in results.values():
@@ -245,7 +246,7 @@ def _print_table(results, dataset: str | None = None) -> None:
     console.print(table)
     for name, result in results.items():
         for note in result.notes:
-            if dataset and note == f"dataset {dataset}, direction {name}":
+            if dataset and note == provenance_note(dataset, name):
                 continue
             console.print(f"[dim]note ({name}): {note}[/dim]")
 

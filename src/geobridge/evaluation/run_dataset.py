@@ -56,6 +56,11 @@ class EmbeddedSet:
     skipped: int
 
 
+def provenance_note(dataset: str, direction: str) -> str:
+    """The first note of every result :func:`evaluate_model_on_dataset` returns: where it comes from."""
+    return f"dataset {dataset}, direction {direction}"
+
+
 def resolve_directions(
     benchmark: Benchmark, directions: str | Sequence[str | Direction] | None
 ) -> list[Direction]:
@@ -200,7 +205,7 @@ def evaluate_model_on_dataset(
         offered = benchmark.protocol_options(direction, query.images, gallery.images)
         result = evaluate(query.embeddings, gallery.embeddings, protocol_name,
                           **protocol_options_for(protocol_name, offered, progress))
-        result.notes.insert(0, f"dataset {benchmark.name}, direction {direction.name}")
+        result.notes.insert(0, provenance_note(benchmark.name, direction.name))
         for role, part in (("query", query), ("gallery", gallery)):
             if part.skipped:
                 result.notes.append(f"{part.skipped} unreadable {role} image(s) were left out")

@@ -171,10 +171,9 @@ def _render_one(job: tuple[int, float, float, str, str]) -> tuple[int, str]:
     world: World = _STATE["world"]
     satellite_world: World = _STATE["satellite_world"]
     spec: WorldDatasetSpec = _STATE["spec"]
-    settings = _STATE["settings"]
+    base_settings = _STATE["settings"]
     root: Path = _STATE["root"]
     size, ground = spec.size, spec.ground_m
-    base_settings = settings
     for view_number, view in enumerate(spec.views):
         settings = capture_conditions(base_settings, spec.capture_variation, np.random.default_rng([spec.seed, 103, index, view_number]))
         if view == "satellite":
