@@ -8,6 +8,8 @@ Example YAML::
 
     model: {preset: demo, overrides: {embed_dim: 128}}
     data: {manifest: demo/world/manifest.parquet, views: [drone, street, satellite, text], batch_size: 32}
+    # or a benchmark in its released layout:  data: {dataset: vigor, root: /data/VIGOR, option: {mode: same}}
+    # or a mixture:  data: {sources: [{dataset: university1652, root: U1652}, {dataset: vigor, root: VIGOR, weight: 2}]}
     optim: {name: adam, lr: 1.0e-4, epochs: 5, warmup_steps: 20}
     loss: {edge_set: geobridge}
     output_dir: runs/demo
@@ -26,6 +28,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from geobridge.data.sources import SourceSpec
 from geobridge.losses.planet import PlanetConfig
 from geobridge.views import View
 
@@ -58,10 +61,39 @@ class ModelSection(_Section):
         return {View.parse(k).value: int(v) for k, v in value.items()}
 
 
+class SourceSection(_Section):
+    """One training source of ``data.sources``: a manifest, or a benchmark by name with its root
+    folder and loader options (``option``), and its weight: its share of every batch."""
+
+    name: str = ""  # label in logs and batches; default: the dataset name or the manifest's folder
+    manifest: str = ""
+    dataset: str = ""
+    root: str = ""
+    option: dict[str, Any] = Field(default_factory=dict)
+    weight: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "SourceSection":
+        self.spec()  # raises ValueError naming what is wrong
+        return self
+
+    def spec(self) -> SourceSpec:
+        return SourceSpec(manifest=self.manifest, dataset=self.dataset, root=self.root,
+                          options=dict(self.option), name=self.name)
+
+
 class DataSection(_Section):
-    """What to train on and how it is batched."""
+    """What to train on and how it is batched.
+
+    The training data is one of: ``manifest`` (a Parquet manifest), ``dataset`` + ``root`` (+
+    ``option``: the loader's options, e.g. ``data.option.mode=same`` for VIGOR), or ``sources``
+    (several, mixed by weight). Validation uses the same source's own query/gallery split."""
 
     manifest: str = ""
+    dataset: str = ""  # a benchmark name: university1652, sues200, vigor, cvusa, cvact, geotext1652, geoloc, world
+    root: str = ""  # the dataset's root folder
+    option: dict[str, Any] = Field(default_factory=dict)  # the loader's options
+    sources: list[SourceSection] = Field(default_factory=list)  # a weighted mixture (GLEAM-C)
     train_split: str = "train"
     val_split: str = "val"
     views: list[str] = Field(default_factory=lambda: ["drone", "street", "satellite", "text"])
@@ -111,6 +143,29 @@ class DataSection(_Section):
         if len(views) != 2 or views[0] == views[1]:
             raise ValueError("sim_views needs two different views: [query, reference], e.g. [drone, satellite]")
         return views
+
+    @model_validator(mode="after")
+    def _one_kind_of_source(self) -> "DataSection":
+        given = [name for name, value in (("manifest", self.manifest), ("dataset", self.dataset),
+                                          ("sources", self.sources)) if value]
+        if len(given) > 1:
+            raise ValueError(f"give one kind of training data, not {' and '.join('data.' + g for g in given)}")
+        if (self.root or self.option) and not self.dataset:
+            raise ValueError("data.root and data.option go with data.dataset=NAME")
+        if self.dataset:
+            SourceSpec(dataset=self.dataset, root=self.root, options=dict(self.option))
+        return self
+
+    def source_sections(self) -> list[SourceSection]:
+        """The training sources: ``sources``, or the one ``manifest`` / ``dataset`` names (empty
+        when none is set)."""
+        if self.sources:
+            return list(self.sources)
+        if self.manifest:
+            return [SourceSection(manifest=self.manifest)]
+        if self.dataset:
+            return [SourceSection(dataset=self.dataset, root=self.root, option=dict(self.option))]
+        return []
 
     @model_validator(mode="after")
     def _similarity_mining_fits(self) -> "DataSection":
@@ -166,9 +221,14 @@ class LossSection(_Section):
 
 
 class PhaseData(_Section):
-    """What a phase may change in ``data``."""
+    """What a phase may change in ``data``: its training data (replacing the run's), views and
+    balancing."""
 
     manifest: str | None = None
+    dataset: str | None = None
+    root: str | None = None
+    option: dict[str, Any] | None = None
+    sources: list[SourceSection] | None = None
     views: list[str] | None = None
     balance_modalities: bool | None = None
 
@@ -202,6 +262,9 @@ class PhaseSection(_Section):
     data: PhaseData = Field(default_factory=PhaseData)
     loss: PhaseLoss = Field(default_factory=PhaseLoss)
     optim: PhaseOptim = Field(default_factory=PhaseOptim)
+
+
+_SOURCE_KEYS = ("manifest", "dataset", "sources")
 
 
 class TrainConfig(_Section):
@@ -249,6 +312,8 @@ class TrainConfig(_Section):
         out = []
         for number, phase in enumerate(self.phases):
             merged = self.model_dump(mode="json", exclude={"phases"})
+            if any(getattr(phase.data, key) for key in _SOURCE_KEYS):  # the phase's data replaces the run's
+                merged["data"].update({"manifest": "", "dataset": "", "root": "", "option": {}, "sources": []})
             for section, values in (("data", phase.data), ("loss", phase.loss), ("optim", phase.optim)):
                 merged[section].update(values.model_dump(mode="json", exclude_none=True))
             merged["optim"]["epochs"] = phase.epochs

@@ -12,7 +12,8 @@ module docstring documents the exact layout it reads; a missing or incomplete da
 
 from __future__ import annotations
 
-from geobridge.data.benchmarks.base import Benchmark, DatasetNotFoundError, ImageSet, TrainingPair
+from geobridge.data.benchmarks.base import Benchmark, DatasetNotFoundError, ImageSet
+from geobridge.data.places import TrainingPlace
 from geobridge.data.benchmarks.registry import (
     benchmark_class,
     benchmark_options,
@@ -37,7 +38,7 @@ __all__ = [
     "Benchmark",
     "DatasetNotFoundError",
     "ImageSet",
-    "TrainingPair",
+    "TrainingPlace",
     "benchmark_class",
     "benchmark_options",
     "list_benchmarks",

@@ -6,18 +6,29 @@ A benchmark answers three questions for a retrieval direction (e.g. ``D2S``): wh
 evaluation protocol the field uses on it (:attr:`Benchmark.default_protocol`, plus
 :meth:`Benchmark.protocol_options`). Ids in an :class:`ImageSet` are the location or class
 label: a query is matched with the gallery items that carry its id.
+
+A benchmark with a training split also yields it as training places
+(:meth:`Benchmark.training_places`: per place every image of every view it has) and as the items
+of a training epoch (:meth:`Benchmark.training_locations`, see :mod:`geobridge.data.places`).
+A file that a split lists but that is missing is skipped and counted, as the field's loaders do
+(:meth:`Benchmark.existing`), rather than aborting the split.
 """
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar, Iterable, Sequence
 
 import numpy as np
 
+from geobridge.data.places import TrainingPlace, expand_places
+from geobridge.records import Location
 from geobridge.views import Direction, View
+
+LOGGER = logging.getLogger(__name__)
 
 #: File suffixes treated as images when a loader scans a folder.
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"})
@@ -73,18 +84,6 @@ class ImageSet:
         return self.lat is not None
 
 
-@dataclass(frozen=True)
-class TrainingPair:
-    """One training example of a direction: a query (image or text) and its reference image."""
-
-    id: str
-    query_view: View
-    reference_view: View
-    reference_path: Path
-    query_path: Path | None = None
-    query_text: str | None = None
-
-
 class Benchmark(ABC):
     """A dataset in its released on-disk layout, exposed as retrieval directions.
 
@@ -101,6 +100,8 @@ class Benchmark(ABC):
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser()
+        #: listed files found missing and skipped, per kind (see :meth:`existing`)
+        self.skipped_files: dict[str, int] = {}
         if not self.root.is_dir():
             raise self.missing(self.root, "dataset root folder")
 
@@ -123,9 +124,20 @@ class Benchmark(ABC):
         """Keyword options for ``geobridge.evaluation.protocols.evaluate`` (none by default)."""
         return {}
 
-    def training_pairs(self, direction: Direction | str) -> list[TrainingPair]:
-        """Training examples of ``direction``; loaders whose dataset has a training split override it."""
-        raise ValueError(f"{self.name} defines no training split for {Direction.parse(direction).name}")
+    def training_places(self) -> list[TrainingPlace]:
+        """The training split as places (every image of every view a place has); loaders whose
+        dataset has a training split override it."""
+        raise ValueError(f"{self.name} defines no training split")
+
+    def training_locations(self, views: Sequence[View | str]) -> list[Location]:
+        """The items of one training epoch over ``views`` (see :mod:`geobridge.data.places`);
+        each item's ``region`` is this benchmark's name."""
+        views = [View.parse(v) for v in views]
+        items = expand_places(self.training_places(), views, source=self.name)
+        if not items:
+            raise ValueError(f"{self.name}: no training place under {self.root} has any of the views "
+                             f"{', '.join(v.value for v in views)}")
+        return items
 
     # -- helpers for subclasses ------------------------------------------------------------
     def check_direction(self, direction: Direction | str) -> Direction:
@@ -152,6 +164,17 @@ class Benchmark(ABC):
         if not ok:
             raise self.missing(path, what)
         return path
+
+    def existing(self, paths: Sequence[Path], what: str) -> list[bool]:
+        """Which of the listed ``paths`` exist. Missing ones are skipped by the caller, counted in
+        :attr:`skipped_files` under ``what`` and named in one warning, as the peers' loaders do."""
+        present = [p.is_file() for p in paths]
+        absent = [p for p, ok in zip(paths, present) if not ok]
+        if absent:
+            self.skipped_files[what] = self.skipped_files.get(what, 0) + len(absent)
+            LOGGER.warning("%s: %d listed %s file(s) are missing and skipped (first: %s)",
+                           self.name, len(absent), what, absent[0])
+        return present
 
     def require_all(self, paths: Iterable[Path], what: str) -> None:
         """Check that every listed image exists; the error names the first missing one and the count."""

@@ -38,8 +38,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from geobridge.data.benchmarks.base import Benchmark, ImageSet, TrainingPair
+from geobridge.data.benchmarks.base import Benchmark, ImageSet
 from geobridge.data.benchmarks.registry import register_benchmark
+from geobridge.data.places import TrainingPlace
 from geobridge.views import Direction, View
 
 ANNOTATION_FILES: dict[str, str] = {"train": "train.json", "test": "test_951_version.json"}
@@ -159,13 +160,17 @@ class GeoText1652(Benchmark):
         self.require_all(paths, f"{direction.gallery.value} image listed in {self.annotation_file.name}")
         return ImageSet(view=direction.gallery, ids=[self._label(img) for img in chosen], paths=paths)
 
-    def training_pairs(self, direction: Direction | str) -> list[TrainingPair]:
-        """Each caption of a training image with that image."""
-        direction = self.check_direction(direction)
-        train = self.images(self.root / ANNOTATION_FILES["train"])
+    def training_places(self) -> list[TrainingPlace]:
+        """Each training building as a place: its images per view, each image's caption as the
+        text of that image's items (the first caption when an entry lists several)."""
+        images: dict[str, dict[View, list[Path]]] = {}
+        captions: dict[str, dict[Path, str]] = {}
+        for img in self.images(self.root / ANNOTATION_FILES["train"]):
+            images.setdefault(img.building, {}).setdefault(img.view, []).append(img.path)
+            if img.captions:
+                captions.setdefault(img.building, {})[img.path] = img.captions[0]
         return [
-            TrainingPair(img.image_id, View.TEXT, img.view, img.path, query_text=caption)
-            for img in train
-            if img.view is direction.gallery
-            for caption in img.captions
+            TrainingPlace(id=building, images={v: tuple(p) for v, p in images[building].items()},
+                          image_texts=captions.get(building, {}))
+            for building in sorted(images)
         ]

@@ -1,15 +1,18 @@
 """Datasets stored as ``<folder>/<label>/<image>`` trees (University-1652, SUES-200).
 
-The label is the building or place folder name; queries match gallery items with their label.
+The label is the building or place folder name; queries match gallery items with their label,
+and a label is one training place.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
-from geobridge.data.benchmarks.base import TrainingPair, list_images
-from geobridge.views import Direction
+from geobridge.data.benchmarks.base import list_images
+from geobridge.data.places import TrainingPlace
+from geobridge.views import View
 
 
 @dataclass
@@ -31,15 +34,12 @@ def scan_label_folders(folder: Path) -> LabelledImages:
     return LabelledImages(labels=labels, paths=paths)
 
 
-def pairs_by_label(
-    direction: Direction, queries: LabelledImages, references: LabelledImages
-) -> list[TrainingPair]:
-    """Pair every query image with every reference image of the same label."""
-    by_label: dict[str, list[Path]] = {}
-    for label, path in zip(references.labels, references.paths):
-        by_label.setdefault(label, []).append(path)
-    return [
-        TrainingPair(label, direction.query, direction.gallery, reference_path=ref, query_path=path)
-        for label, path in zip(queries.labels, queries.paths)
-        for ref in by_label.get(label, [])
-    ]
+def places_by_label(folders: Mapping[View, LabelledImages]) -> list[TrainingPlace]:
+    """One training place per label, holding every image of that label in each view's tree
+    (labels sorted; a label present in one view only still makes a place)."""
+    labels = sorted({label for found in folders.values() for label in found.labels})
+    images: dict[str, dict[View, list[Path]]] = {label: {} for label in labels}
+    for view, found in folders.items():
+        for label, path in zip(found.labels, found.paths):
+            images[label].setdefault(view, []).append(path)
+    return [TrainingPlace(id=label, images={v: tuple(p) for v, p in images[label].items()}) for label in labels]

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from geobridge.data.benchmarks.base import Benchmark, ImageSet, TrainingPair
+from geobridge.data.benchmarks.base import Benchmark, ImageSet
+from geobridge.data.places import TrainingPlace
 from geobridge.records import Location
 from geobridge.views import GEOBRIDGE_DIRECTIONS, Direction, View, all_directions
 
@@ -75,15 +76,10 @@ class LocationBenchmark(Benchmark):
     def gallery_set(self, direction: Direction | str) -> ImageSet:
         return self.location_set(self.check_direction(direction).gallery)
 
-    def training_pairs(self, direction: Direction | str) -> list[TrainingPair]:
-        """Training locations holding both views of ``direction``."""
-        direction = Direction.parse(direction)
-        out = []
-        for loc in self.locations("train"):
-            if not (loc.has(direction.query) and loc.has(direction.gallery)):
-                continue
-            query_text = loc.text if direction.query is View.TEXT else None
-            query_path = None if direction.query is View.TEXT else Path(loc.path(direction.query))
-            out.append(TrainingPair(loc.id, direction.query, direction.gallery, Path(loc.path(direction.gallery)),
-                                    query_path=query_path, query_text=query_text))
-        return out
+    def training_places(self) -> list[TrainingPlace]:
+        """The locations of the ``train`` split, one place each."""
+        return [
+            TrainingPlace(id=loc.id, images={View.parse(name): (Path(p),) for name, p in loc.paths.items() if p is not None},
+                          text=loc.text, lat=loc.lat, lon=loc.lon)
+            for loc in self.locations("train")
+        ]

@@ -20,7 +20,9 @@ Labels are the building folder names. Direction ``X2Y`` searches ``test/query_X`
 ``test/gallery_Y``. The galleries keep the 250 distractor buildings; the default protocol
 ``u1652`` (layumi's script) lets them compete, ``protocol="u1652-s4g"`` (Sample4Geo / DAC)
 treats gallery labels absent from the queries as junk. Street directions are offered when the
-street folders are present.
+street folders are present. Training: each of the 701 buildings is a place with all its drone,
+street and satellite images; an epoch runs over the drone images (Sample4Geo), see
+:mod:`geobridge.data.places`.
 
 Get it from https://github.com/layumi/University1652-Baseline (request form in its README).
 """
@@ -29,12 +31,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from geobridge.data.benchmarks.base import Benchmark, ImageSet, TrainingPair
-from geobridge.data.benchmarks.label_folders import pairs_by_label, scan_label_folders
+from geobridge.data.benchmarks.base import Benchmark, ImageSet
+from geobridge.data.benchmarks.label_folders import places_by_label, scan_label_folders
 from geobridge.data.benchmarks.registry import register_benchmark
+from geobridge.data.places import TrainingPlace
 from geobridge.views import Direction, View
 
 PROTOCOLS: tuple[str, ...] = ("u1652", "u1652-s4g")
+TRAIN_VIEWS: tuple[View, ...] = (View.DRONE, View.STREET, View.SATELLITE)
 _CORE = (Direction(View.DRONE, View.SATELLITE), Direction(View.SATELLITE, View.DRONE))
 _STREET = (
     Direction(View.STREET, View.SATELLITE),
@@ -83,12 +87,11 @@ class University1652(Benchmark):
     def gallery_set(self, direction: Direction | str) -> ImageSet:
         return self._test_folder("gallery", self.check_direction(direction).gallery)
 
-    def training_pairs(self, direction: Direction | str) -> list[TrainingPair]:
-        """Every training image of the query view paired with each reference image of its building."""
-        direction = self.check_direction(direction)
-        train = self.root / "train"
-        queries, refs = (
-            scan_label_folders(self.require(train / view.value, f"train folder {view.value}", folder=True))
-            for view in (direction.query, direction.gallery)
-        )
-        return pairs_by_label(direction, queries, refs)
+    def training_places(self) -> list[TrainingPlace]:
+        """Every training building with all its images of each view folder present under
+        ``train/`` (drone, street, satellite; ``google`` is left out, as the field does)."""
+        train = self.require(self.root / "train", "train folder", folder=True)
+        folders = {view: scan_label_folders(train / view.value) for view in TRAIN_VIEWS if (train / view.value).is_dir()}
+        if not folders:
+            raise self.missing(train / "drone", "training view folder (drone, street or satellite)")
+        return places_by_label(folders)
