@@ -1,48 +1,18 @@
 """Commands of the `train` job: ``geobridge train`` and ``geobridge embed``.
 
     geobridge train --config configs/demo.yaml data.manifest=demo/world/manifest.parquet optim.epochs=5
+    geobridge train --config sample4geo-u1652 data.root=/data/University-1652
     geobridge embed --model demo/model --manifest demo/world/manifest.parquet --view drone --split test --out drone.npz
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Optional
 
 import typer
 
 from geobridge.cli.errors import fail
-
-
-def build_validate_fn(manifest: str | Path, split: str, progress: bool = False) -> Callable[[Any], dict[str, float]] | None:
-    """A ``validate_fn`` for the trainer: every GeoBridge direction the model supports among the
-    ``split`` locations (protocol ``geobridge``); returns ``{"D2S/R@1": ..., "mean_R@1": ...}``.
-    None when the split is empty. Lives here because train must not import retrieval/evaluation."""
-    from geobridge.records import read_manifest
-
-    locations = read_manifest(manifest, split=split)
-    if len(locations) < 2:
-        return None
-
-    def validate(model: Any) -> dict[str, float]:
-        from geobridge.evaluation.protocols import evaluate
-        from geobridge.retrieval.embed import embed_locations
-        from geobridge.views import GEOBRIDGE_DIRECTIONS, View
-
-        views = set(model.views) | ({View.TEXT} if model.has_text else set())
-        needed = {v for d in GEOBRIDGE_DIRECTIONS for v in (d.query, d.gallery)} & views
-        embeddings = {v: embed_locations(model, locations, v, progress=progress) for v in needed}
-        metrics: dict[str, float] = {}
-        for direction in GEOBRIDGE_DIRECTIONS:
-            if direction.query in embeddings and direction.gallery in embeddings:
-                result = evaluate(embeddings[direction.query], embeddings[direction.gallery], "geobridge")
-                for key in ("R@1", "R@5", "AP"):
-                    metrics[f"{direction.name}/{key}"] = float(result.metrics[key])
-        r1 = [v for k, v in metrics.items() if k.endswith("/R@1")]
-        metrics["mean_R@1"] = sum(r1) / len(r1) if r1 else 0.0
-        return metrics
-
-    return validate
 
 
 def register(app: typer.Typer) -> None:
@@ -51,8 +21,8 @@ def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_command(
         overrides: Optional[list[str]] = typer.Argument(None, help="key=value overrides with dotted keys, e.g. optim.lr=1e-4"),
-        config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML training config: a path, or a shipped recipe by name (demo, geobridge-clip-l14, sample4geo-convnext, gleam-c, planet)."),
-        validate: bool = typer.Option(True, "--validate/--no-validate", help="Retrieval metrics on data.val_split every val_every steps and each epoch."),
+        config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML training config: a path, or a shipped recipe by name (see docs/recipes.md; e.g. demo, sample4geo-u1652, gleam-c)."),
+        validate: bool = typer.Option(True, "--validate/--no-validate", help="Retrieval metrics on each source's own evaluation split with its protocol, every val_every steps and each epoch."),
         show_config: bool = typer.Option(False, "--show-config", help="Print the resolved config and exit."),
     ) -> None:
         """Train a model from a YAML config plus key=value overrides (resumes from OUT/checkpoints/last)."""
@@ -66,18 +36,22 @@ def register(app: typer.Typer) -> None:
         if show_config:
             typer.echo(cfg.to_yaml())
             return
-        if not cfg.data.manifest:
-            raise fail("no training data: set data.manifest=PATH/manifest.parquet (render one with `geobridge world OUT`)")
-        if not Path(cfg.data.manifest).exists():
-            raise fail(f"manifest not found: {cfg.data.manifest}; render a world with `geobridge world OUT` or fix data.manifest")
-        from geobridge.records import ManifestError
+        if not cfg.data.source_sections():
+            raise fail("no training data: set data.manifest=PATH/manifest.parquet (render one with `geobridge world OUT`), "
+                       "data.dataset=NAME data.root=DIR (a benchmark in its released layout), or data.sources")
         from geobridge.train import train
         from geobridge.train.engine import TrainingDiverged
 
         try:
-            validate_fn = build_validate_fn(cfg.data.manifest, cfg.data.val_split) if validate else None
+            validate_fn = None
+            if validate:
+                from geobridge.evaluation.validation import validation_fn
+
+                validate_fn = validation_fn(cfg)
             result = train(cfg, validate_fn=validate_fn)
-        except (ConfigError, ManifestError, TrainingDiverged, FileNotFoundError) as err:
+        # ValueError: a config, manifest, loader option or file content (ConfigError, ManifestError);
+        # FileNotFoundError: a missing dataset file (DatasetNotFoundError)
+        except (ValueError, TrainingDiverged, FileNotFoundError) as err:
             raise fail(str(err)) from None
         final = f"{result.final_loss:.4f}" if result.final_loss is not None else "n/a"
         typer.echo(f"trained {result.step} steps ({result.epoch} epochs) in {result.seconds:.0f} s; last loss {final}"

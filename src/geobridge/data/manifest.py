@@ -61,6 +61,8 @@ class ManifestDataset(Dataset):
             from ``rng``, seeded by (seed, epoch, index), so it replays exactly on resume.
             Random ``transforms`` (colour jitter) are seeded by the same triple.
         seed: base seed of the item's random draws.
+        sources: per location, the label of the training source it comes from (a mixture's
+            samplers balance by it); default: all ``""``.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class ManifestDataset(Dataset):
         transforms: Mapping[View, ImageTransform],
         joint_augment: Callable[[dict[View, torch.Tensor], np.random.Generator], dict[View, torch.Tensor]] | None = None,
         seed: int = 0,
+        sources: Sequence[str] | None = None,
     ) -> None:
         if isinstance(manifest, (str, Path)):
             locations = read_manifest(manifest, split=split)
@@ -82,6 +85,9 @@ class ManifestDataset(Dataset):
                 "(train, val, test) or render a world with `geobridge world OUT`"
             )
         self.locations: list[Location] = locations
+        self.sources: list[str] = [""] * len(locations) if sources is None else [str(x) for x in sources]
+        if len(self.sources) != len(locations):
+            raise ValueError(f"sources has {len(self.sources)} entries for {len(locations)} locations")
         self.views: list[View] = [View.parse(v) for v in views]
         self.image_views: list[View] = [v for v in self.views if v.is_image]
         missing = [v.value for v in self.image_views if v not in transforms]

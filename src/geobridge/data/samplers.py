@@ -16,8 +16,9 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -304,19 +305,23 @@ class SimilarityNeighbourBatchSampler(UniqueLocationBatchSampler):
 
 
 class ModalityBalancedBatchSampler(UniqueLocationBatchSampler):
-    """Batches in which every modality group has an equal share (GLEAM-C's fused phase).
+    """Batches in which every group (a modality, or a source of a mixture) has its share.
 
-    ``groups`` names each item's modality (e.g. which query views it has: ``drone+satellite``,
-    ``street+satellite``). Every global batch takes ``batch_size // G`` items from each of the
-    G groups (the remainder slots rotate over the groups from batch to batch), so a small
-    source is seen as often per batch as a large one. An epoch has as many batches as an
-    ordinary one (``len(keys) // batch_size``): each group is read through reshuffled
-    permutations, so small groups repeat within an epoch and large ones continue where they
-    stopped only within the epoch (every epoch starts afresh from (seed, epoch)). Locations stay
-    unique per batch. Distributed and resume behaviour as :class:`UniqueLocationBatchSampler`.
+    ``groups`` names each item's group (e.g. which query views it has: ``drone+satellite``,
+    ``street+satellite``, or the dataset it comes from). Every global batch gives each of the
+    G groups its share of the ``batch_size`` slots: equal shares by default (GLEAM-C's balanced
+    fusion), or in proportion to ``weights`` (group -> weight, a user's mixture). Fractions of a
+    slot are carried over from batch to batch (largest credit first, ties by group name), so
+    over many batches every group gets exactly its share, and a small source is seen as often
+    per batch as its weight says whatever its size. An epoch has as many batches as an ordinary
+    one (``len(keys) // batch_size``): each group is read through reshuffled permutations, so
+    small groups repeat within an epoch and large ones continue where they stopped only within
+    the epoch (every epoch starts afresh from (seed, epoch)). Locations stay unique per batch.
+    Distributed and resume behaviour as :class:`UniqueLocationBatchSampler`.
     """
 
-    def __init__(self, keys: Sequence[str], batch_size: int, groups: Sequence[str], **kwargs: object) -> None:
+    def __init__(self, keys: Sequence[str], batch_size: int, groups: Sequence[str],
+                 weights: Mapping[str, float] | None = None, **kwargs: object) -> None:
         super().__init__(keys, batch_size, **kwargs)  # type: ignore[arg-type]
         if len(groups) != len(self.keys):
             raise ValueError(f"groups has {len(groups)} entries for {len(self.keys)} items")
@@ -324,27 +329,54 @@ class ModalityBalancedBatchSampler(UniqueLocationBatchSampler):
             raise ValueError("modality-balanced batches do not pack GPS neighbours; set neighbours=0")
         self.groups = [str(g) for g in groups]
         self.group_names = sorted(set(self.groups))
+        weights = {name: 1.0 for name in self.group_names} if weights is None else dict(weights)
+        unknown = sorted(set(weights) - set(self.group_names))
+        absent = [name for name in self.group_names if name not in weights]
+        if unknown or absent:
+            raise ValueError(f"weights must name exactly the groups {self.group_names}"
+                             + (f"; unknown: {unknown}" if unknown else "") + (f"; missing: {absent}" if absent else ""))
+        if any(not w > 0 for w in weights.values()):
+            raise ValueError(f"group weights must be positive, got {weights}")
+        total = sum(weights.values())
+        self.quotas = {name: self.batch_size * weights[name] / total for name in self.group_names}
         self._members = {name: np.array([i for i, g in enumerate(self.groups) if g == name]) for name in self.group_names}
-        share = -(-self.batch_size // len(self.group_names))  # the most one group gives to a batch
         for name, members in self._members.items():
+            share = math.ceil(self.quotas[name]) + (0 if self.quotas[name].is_integer() else 1)
+            share = min(share, self.batch_size)
             distinct = len({self.keys[i] for i in members})
             if distinct < share:
-                raise ValueError(f"modality group {name!r} has {distinct} distinct locations, fewer than its "
+                raise ValueError(f"group {name!r} has {distinct} distinct locations, fewer than its "
                                  f"share {share} of a batch of {self.batch_size}; lower the batch size")
+
+    def slot_counts(self, n_batches: int) -> list[dict[str, int]]:
+        """How many slots each group gets in each of the first ``n_batches`` batches."""
+        credit = {name: 0.0 for name in self.group_names}
+        out = []
+        for _ in range(n_batches):
+            counts = {}
+            for name in self.group_names:
+                credit[name] += self.quotas[name]
+                counts[name] = int(math.floor(credit[name] + 1e-9))
+            left = self.batch_size - sum(counts.values())
+            ranked = sorted(self.group_names, key=lambda g: (-(credit[g] - counts[g]), g))
+            for name in ranked[:left]:
+                counts[name] += 1
+            for name in self.group_names:
+                credit[name] -= counts[name]
+            out.append(counts)
+        return out
 
     def global_batches(self, epoch: int) -> list[list[int]]:
         if self._cache is not None and self._cache[0] == (self.seed, int(epoch), self._version):
             return self._cache[1]
         rng = np.random.default_rng([self.seed, int(epoch)])
         streams = {name: deque[int]() for name in self.group_names}
-        n_groups = len(self.group_names)
-        base, extra = divmod(self.batch_size, n_groups)
         batches: list[list[int]] = []
-        for number in range(len(self.keys) // self.batch_size):
+        for counts in self.slot_counts(len(self.keys) // self.batch_size):
             batch: list[int] = []
             batch_keys: set[str] = set()
-            for slot, name in enumerate(self.group_names):
-                want = base + (1 if (slot - number) % n_groups < extra else 0)
+            for name in self.group_names:
+                want = counts[name]
                 stream, deferred = streams[name], []
                 while want:
                     if not stream:

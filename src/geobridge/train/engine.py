@@ -48,7 +48,7 @@ import math
 import random
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -58,9 +58,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from geobridge.data.manifest import ManifestDataset, collate
+from geobridge.data.sources import has_coordinates, training_items
 from geobridge.data.samplers import ModalityBalancedBatchSampler, SimilarityNeighbourBatchSampler, UniqueLocationBatchSampler
 from geobridge.data.transforms import JointAugment
 from geobridge.losses.planet import PlanetObjective, build_planet_objective
+from geobridge.records import Location, ManifestError
 from geobridge.train.batches import batch_size_of, encode_views, masks_on, present_views, slice_batch
 from geobridge.train.checkpoint import (
     TrainPosition,
@@ -352,26 +354,56 @@ class Trainer:
         return next((p for p in reversed(self.phases) if epoch >= p.first_epoch), self.phases[0])
 
     def _build_dataset(self, config: TrainConfig, views: list[View]) -> ManifestDataset:
+        """The items of every training source of ``config`` (see :mod:`geobridge.data.sources`),
+        each knowing the label of its source (``dataset.sources``, for mixtures)."""
         cfg = config
-        if not cfg.data.manifest:
-            raise ConfigError("data.manifest is empty: pass data.manifest=PATH/manifest.parquet")
-        from geobridge.records import read_manifest
-
-        locations = read_manifest(cfg.data.manifest, split=cfg.data.train_split)
+        sections = cfg.data.source_sections()
+        if not sections:
+            raise ConfigError("no training data: set data.manifest=PATH/manifest.parquet, "
+                              "data.dataset=NAME data.root=DIR, or data.sources")
+        labels = [section.spec().label for section in sections]
+        if len(set(labels)) < len(labels):
+            raise ConfigError(f"data.sources labels must differ (got {', '.join(labels)}); set a name for each")
+        locations: list[Location] = []
+        sources: list[str] = []
+        for section in sections:
+            spec = section.spec()
+            try:
+                found = training_items(spec, views, split=cfg.data.train_split)
+            except (ValueError, ManifestError) as err:
+                raise ConfigError(f"training source {spec.label}: {err}") from None
+            if len(sections) > 1:  # the same id in two datasets is two places
+                found = [replace(loc, id=f"{spec.label}/{loc.id}") for loc in found]
+            locations += found
+            sources += [spec.label] * len(found)
         if cfg.data.max_locations is not None:
-            locations = locations[: cfg.data.max_locations]
+            locations, sources = locations[: cfg.data.max_locations], sources[: cfg.data.max_locations]
         transforms = {v: self.model.image_transform(v, train=True) for v in views if v.is_image}
         augment = None
         if cfg.data.flip_p > 0 or cfg.data.rotate_p > 0:
             augment = JointAugment(flip_p=cfg.data.flip_p, rotate_p=cfg.data.rotate_p,
                                    north_up=frozenset(View.parse(v) for v in cfg.data.north_up_views))
-        return ManifestDataset(locations, cfg.data.train_split, views, transforms, joint_augment=augment, seed=cfg.seed)
+        return ManifestDataset(locations, None, views, transforms, joint_augment=augment, seed=cfg.seed,
+                               sources=sources)
 
     def _build_sampler(self, config: TrainConfig, dataset: ManifestDataset, views: list[View]) -> UniqueLocationBatchSampler:
         cfg = config.data
         locs = dataset.locations
+        sections = cfg.source_sections()
+        if cfg.gps_neighbours > 0 and not has_coordinates(locs):
+            lacking = sorted({src for src, loc in zip(dataset.sources, locs)
+                              if not (math.isfinite(loc.lat) and math.isfinite(loc.lon))})
+            raise ConfigError(f"data.gps_neighbours={cfg.gps_neighbours} packs GPS neighbours, which need "
+                              f"coordinates; {', '.join(lacking)} has none for some locations. Set "
+                              "data.gps_neighbours=0 (similarity mining, data.sim_neighbours, works without them)")
         kind: Any = UniqueLocationBatchSampler
-        if cfg.sim_neighbours > 0:
+        if len(sections) > 1:
+            if cfg.gps_neighbours or cfg.sim_neighbours:
+                raise ConfigError("a mixture of data.sources gives each source its share of every batch and packs "
+                                  "no hard negatives: set data.gps_neighbours=0 and data.sim_neighbours=0")
+            weights = {s.spec().label: s.weight for s in sections}
+            kind = partial(ModalityBalancedBatchSampler, groups=dataset.sources, weights=weights)
+        elif cfg.sim_neighbours > 0:
             kind = partial(SimilarityNeighbourBatchSampler, sim_neighbours=cfg.sim_neighbours)
         elif cfg.balance_modalities:
             kind = partial(ModalityBalancedBatchSampler, groups=[modality_group(loc, views) for loc in locs])
