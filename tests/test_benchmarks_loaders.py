@@ -84,15 +84,18 @@ def test_university1652_sets_labels_and_distractors(fixtures):
     assert len(s2d) == N and bench.gallery_set("S2D").view is View.DRONE
 
 
-def test_university1652_protocol_option_and_training_pairs(fixtures):
+def test_university1652_protocol_option_and_training_places(fixtures):
     bench = load_benchmark("university1652", fixtures["university1652"], protocol="u1652-s4g")
     assert bench.default_protocol == "u1652-s4g"
     with pytest.raises(ValueError, match="protocol must be one of u1652, u1652-s4g"):
         load_benchmark("university1652", fixtures["university1652"], protocol="pairs")
-    pairs = bench.training_pairs("D2S")
-    assert len(pairs) == 3 * N
-    assert all(p.query_path.parent.name == p.id == p.reference_path.stem for p in pairs)
-    assert all(p.query_path.parts[-3] == "drone" and p.reference_path.parts[-3] == "satellite" for p in pairs)
+    places = bench.training_places()
+    assert len(places) == N and all(p.count(View.DRONE) == 3 and p.count(View.SATELLITE) == 1 for p in places)
+    assert all(p.images[View.SATELLITE][0].stem == p.id for p in places)
+    items = bench.training_locations(["drone", "satellite"])
+    assert len(items) == 3 * N  # an epoch runs over the drone images
+    assert all(Path(i.paths["drone"]).parent.name == i.id == Path(i.paths["satellite"]).stem for i in items)
+    assert all(Path(i.paths["drone"]).parts[-3] == "drone" for i in items)
 
 
 def test_university1652_missing_gallery_is_named(tmp_path):
@@ -120,7 +123,8 @@ def test_sues200_galleries_hold_every_place(fixtures):
     assert sorted(gallery.ids) == [f"{i:04d}" for i in range(1, N + 1)]  # training places are distractors
     assert all("250" in p.parts for p in query.paths + gallery.paths)
     assert len(bench.gallery_set("S2D")) == 2 * N and len(bench.query_set("S2D")) == len(test_places)
-    assert len(bench.training_pairs("D2S")) == 2 * n_train
+    assert len(bench.training_places()) == n_train
+    assert len(bench.training_locations(["drone", "satellite"])) == 2 * n_train
     with pytest.raises(ValueError, match="altitude must be one of"):
         load_benchmark("sues200", fixtures["sues200"], altitude=100)
 
@@ -149,17 +153,20 @@ def test_cvusa_reads_headerless_split_csv(fixtures):
     assert all(p.parent == root / "bingmap" / "19" for p in gallery.paths)
     train = load_benchmark("cvusa", root, split="train").query_set("P2S")
     assert set(train.ids).isdisjoint(query.ids)
-    pairs = bench.training_pairs("P2S")
-    assert [p.id for p in pairs] == train.ids and all(p.query_path.stem == p.reference_path.stem for p in pairs)
+    places = bench.training_places()
+    assert [p.id for p in places] == train.ids
+    assert all(p.images[View.STREET][0].stem == p.images[View.SATELLITE][0].stem for p in places)
+    assert all(np.isnan(p.lat) for p in places) and not train.has_coordinates  # no split_locations/all.csv
 
 
-def test_cvusa_missing_image_is_named(tmp_path):
+def test_cvusa_missing_image_is_skipped_and_missing_split_named(tmp_path):
     root = fresh("cvusa", tmp_path)
     victim = sorted((root / "streetview" / "panos").iterdir())[-1]
     victim.unlink()
     bench = load_benchmark("cvusa", root)
-    with pytest.raises(DatasetNotFoundError, match=rf"street image listed in splits/val-19zl.csv not found: .*{victim.name}"):
-        bench.query_set("P2S")
+    query = bench.query_set("P2S")
+    assert victim not in query.paths and len(query) == len(bench.gallery_set("P2S")) - 1
+    assert bench.skipped_files == {"street image": 1}
     (root / "splits" / "val-19zl.csv").unlink()
     with pytest.raises(DatasetNotFoundError, match=r"val split file not found: .*splits/val-19zl.csv"):
         load_benchmark("cvusa", root)
@@ -182,7 +189,8 @@ def test_cvact_uses_one_based_indices_and_utm(fixtures):
     assert gallery.paths[0].name == f"{gallery.ids[0]}_satView_polish.jpg"
     # UTM zone 55 South -> Canberra
     assert np.all((query.lat > -36.5) & (query.lat < -34.5) & (query.lon > 148) & (query.lon < 150))
-    assert len(bench.training_pairs("P2S")) == N
+    places = bench.training_places()
+    assert len(places) == N and all(-36.5 < p.lat < -34.5 and 148 < p.lon < 150 for p in places)
 
 
 def test_cvact_reads_char_matrix_ids(tmp_path):
@@ -201,12 +209,14 @@ def test_cvact_reads_char_matrix_ids(tmp_path):
         read_act_data(path)
 
 
-def test_cvact_missing_mat_and_image_are_named(tmp_path):
+def test_cvact_missing_image_is_skipped_and_missing_mat_named(tmp_path):
     root = fresh("cvact", tmp_path)
     victim = sorted((root / "ANU_data_small" / "satview_polish").iterdir())[-1]
     victim.unlink()
-    with pytest.raises(DatasetNotFoundError, match=rf"satellite image of the val split not found: .*{victim.name}"):
-        load_benchmark("cvact", root).gallery_set("P2S")
+    bench = load_benchmark("cvact", root)
+    gallery = bench.gallery_set("P2S")
+    assert victim not in gallery.paths and len(gallery) == len(gallery.lat) == len(bench.query_set("P2S")) - 1
+    assert bench.skipped_files == {"satellite image": 1}
     (root / "ACT_data.mat").unlink()
     with pytest.raises(DatasetNotFoundError, match=r"ACT_data.mat not found: .*ACT_data.mat.*OriCNN"):
         load_benchmark("cvact", root)
@@ -236,8 +246,10 @@ def test_vigor_cross_area_sets_and_semi_positives(fixtures):
         # the positive satellite is the one whose centre the panorama lies near
         assert haversine_m(lat, lon, *satellite_latlon(qid + ".png")) < 60
     assert bench.protocol_options("P2S", query, gallery) == {"semi_positives": semis}
-    train = bench.training_pairs("P2S")
-    assert {p.query_path.parts[-3] for p in train} == {"NewYork", "Seattle"} and len(train) == 2 * N
+    places = bench.training_places()
+    assert {p.images[View.STREET][0].parts[-3] for p in places} == {"NewYork", "Seattle"}
+    assert all(p.images[View.SATELLITE][0].stem == p.id for p in places)
+    assert len(bench.training_locations(["street", "satellite"])) == 2 * N  # one item per panorama
 
 
 def test_vigor_same_area_uses_all_cities(fixtures):
@@ -245,16 +257,17 @@ def test_vigor_same_area_uses_all_cities(fixtures):
     query, gallery = bench.query_set("P2S"), bench.gallery_set("P2S")
     assert {p.parts[-3] for p in gallery.paths} == {"Chicago", "NewYork", "SanFrancisco", "Seattle"}
     assert len(query) == 4 * (N // 2)
-    train = {p.query_path for p in bench.training_pairs("P2S")}
+    train = {Path(i.paths["street"]) for i in bench.training_locations(["street", "satellite"])}
     assert train.isdisjoint(query.paths)
 
 
-def test_vigor_missing_satellite_is_named(tmp_path):
+def test_vigor_missing_satellite_is_skipped_and_missing_split_named(tmp_path):
     root = fresh("vigor", tmp_path)
     listed = (root / "splits" / "Chicago" / "satellite_list.txt").read_text().split()
     (root / "Chicago" / "satellite" / listed[0]).unlink()
-    with pytest.raises(DatasetNotFoundError, match=rf"satellite image listed in satellite_list.txt not found: .*{listed[0]}"):
-        load_benchmark("vigor", root).gallery_set("P2S")
+    bench = load_benchmark("vigor", root)
+    assert Path(listed[0]).stem not in bench.gallery_set("P2S").ids
+    assert bench.skipped_files == {"satellite image": 1}
     (root / "splits" / "SanFrancisco" / "pano_label_balanced.txt").unlink()
     with pytest.raises(DatasetNotFoundError, match=r"SanFrancisco split file not found: .*pano_label_balanced.txt"):
         load_benchmark("vigor", root)
@@ -284,15 +297,18 @@ def test_geotext1652_building_level(fixtures):
     query, gallery = bench.query_set("T2S"), bench.gallery_set("T2S")
     assert len(query) == N * 2 * 3  # captions of drone images
     assert sorted(gallery.ids) == sorted(set(query.ids)) and len(gallery) == N
-    assert len(bench.training_pairs("T2D")) == N * 2  # one caption per training image
+    items = bench.training_locations(["text", "drone"])
+    assert len(items) == N * 2 and all(i.text for i in items)  # one item per drone image, with its caption
 
 
-def test_geotext1652_missing_files_are_named(tmp_path):
+def test_geotext1652_missing_image_is_skipped_and_missing_json_named(tmp_path):
     root = fresh("geotext1652", tmp_path)
     victim = next((root / "images" / "test").rglob("image-01.jpeg"))
     victim.unlink()
-    with pytest.raises(DatasetNotFoundError, match=rf"drone image listed in test_951_version.json not found: .*{victim.parent.name}/image-01.jpeg"):
-        load_benchmark("geotext1652", root).gallery_set("T2D")
+    bench = load_benchmark("geotext1652", root)
+    gallery = bench.gallery_set("T2D")
+    assert victim not in gallery.paths and len(gallery) == 2 * N - 1
+    assert bench.skipped_files == {"drone image": 1}
     (root / "test_951_version.json").unlink()
     with pytest.raises(DatasetNotFoundError, match=r"annotation file not found: .*test_951_version.json"):
         load_benchmark("geotext1652", root)
@@ -316,7 +332,7 @@ def test_geoloc_stems_texts_and_footprint_coordinates(fixtures):
     for ident, lat, lon in zip(query.ids, query.lat, query.lon):
         _, lat1, lon1, lat2, lon2 = (float(x) for x in ident.split("_"))
         assert lat == pytest.approx((lat1 + lat2) / 2) and lon == pytest.approx((lon1 + lon2) / 2)
-    assert len(bench.training_pairs("D2S")) == N
+    assert len(bench.training_places()) == N
 
 
 def test_geoloc_id_and_coordinate_patterns(fixtures):
@@ -353,12 +369,14 @@ def test_world_manifest_views_and_coordinates(fixtures):
     assert load_benchmark("world", root / "manifest.parquet", split="val").query_set("D2S").ids[0] not in truth
 
 
-def test_world_missing_image_and_manifest_are_named(tmp_path):
+def test_world_missing_image_is_skipped_and_missing_manifest_named(tmp_path):
     root = fresh("world", tmp_path)
     victim = sorted((root / "test" / "satellite").iterdir())[0]
     victim.unlink()
-    with pytest.raises(DatasetNotFoundError, match=rf"satellite image of split 'test' not found: .*{victim.name}"):
-        load_benchmark("world", root).gallery_set("D2S")
+    bench = load_benchmark("world", root)
+    gallery = bench.gallery_set("D2S")
+    assert victim not in gallery.paths and len(gallery) == len(gallery.lat) == len(bench.query_set("D2S")) - 1
+    assert bench.skipped_files == {"satellite image": 1}
     (root / "manifest.parquet").unlink()
     with pytest.raises(DatasetNotFoundError, match=r"world: manifest not found: .*manifest.parquet.*geobridge world"):
         load_benchmark("world", root)

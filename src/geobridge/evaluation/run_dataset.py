@@ -200,12 +200,17 @@ def evaluate_model_on_dataset(
 
     results: dict[str, DatasetResult] = {}
     for direction in chosen:
-        query = embedded(benchmark.query_set(direction))
-        gallery = embedded(benchmark.gallery_set(direction))
+        skipped_before = dict(benchmark.skipped_files)
+        query_set, gallery_set = benchmark.query_set(direction), benchmark.gallery_set(direction)
+        skipped = {what: n - skipped_before.get(what, 0) for what, n in benchmark.skipped_files.items()}
+        query, gallery = embedded(query_set), embedded(gallery_set)
         offered = benchmark.protocol_options(direction, query.images, gallery.images)
         result = evaluate(query.embeddings, gallery.embeddings, protocol_name,
                           **protocol_options_for(protocol_name, offered, progress))
         result.notes.insert(0, provenance_note(benchmark.name, direction.name))
+        for what, n in skipped.items():
+            if n:
+                result.notes.append(f"{n} listed {what} file(s) missing from the dataset were skipped")
         for role, part in (("query", query), ("gallery", gallery)):
             if part.skipped:
                 result.notes.append(f"{part.skipped} unreadable {role} image(s) were left out")

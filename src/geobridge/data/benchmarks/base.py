@@ -1,4 +1,4 @@
-"""What every benchmark loader returns: image sets per retrieval direction, training pairs,
+"""What every benchmark loader returns: image sets per retrieval direction, training places,
 and the error raised when a dataset is absent or incomplete.
 
 A benchmark answers three questions for a retrieval direction (e.g. ``D2S``): which queries
@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
@@ -176,12 +176,36 @@ class Benchmark(ABC):
                            self.name, len(absent), what, absent[0])
         return present
 
-    def require_all(self, paths: Iterable[Path], what: str) -> None:
-        """Check that every listed image exists; the error names the first missing one and the count."""
-        absent = [p for p in paths if not p.is_file()]
-        if absent:
-            more = f" ({len(absent)} missing in all)" if len(absent) > 1 else ""
-            raise self.missing(absent[0], f"{what}{more}")
+    def keep_existing(self, paths: Sequence[Path], what: str) -> list[int]:
+        """Indices of the listed ``paths`` that exist; missing ones are skipped and counted (see
+        :meth:`existing`). A list of which none exists is a :class:`DatasetNotFoundError`: then the
+        images are not where the layout says, not merely incomplete."""
+        keep = [i for i, ok in enumerate(self.existing(paths, what)) if ok]
+        if paths and not keep:
+            raise self.missing(Path(paths[0]), f"every listed {what} ({len(paths)} files; this one first)")
+        return keep
+
+    def drop_missing(self, places: Sequence[TrainingPlace]) -> list[TrainingPlace]:
+        """``places`` without their listed images that are missing (skipped and counted as
+        "training <view> image"); a place left without any image is dropped."""
+        views = list(dict.fromkeys(v for place in places for v in place.images))
+        missing: set[Path] = set()
+        for view in views:
+            paths = [Path(x) for place in places for x in place.images.get(view, ())]
+            present = self.existing(paths, f"training {view.value} image")
+            missing.update(path for path, ok in zip(paths, present) if not ok)
+        if not missing:
+            return list(places)
+        out = []
+        for place in places:
+            images = {v: tuple(x for x in xs if Path(x) not in missing) for v, xs in place.images.items()}
+            images = {v: xs for v, xs in images.items() if xs}
+            if images:
+                out.append(replace(place, images=images))
+        if not out:
+            first = next(Path(x) for place in places for xs in place.images.values() for x in xs)
+            raise self.missing(first, "every listed training image (this one first)")
+        return out
 
 
 def list_images(folder: Path) -> list[Path]:

@@ -8,12 +8,21 @@ On-disk layout (the CVPR'17 subset used by every cross-view paper; ``root`` hold
       bingmap/19/<id>.jpg        # satellite, 750 x 750
       streetview/panos/<id>.jpg  # panorama, 224 x 1232
       streetview/annotations/<id>.png   # listed in the CSVs, not needed here
+      split_locations/all.csv    # optional: coordinates, one row <lat>,<lon>,<id>
 
-Each CSV has no header and three columns: ``bingmap/19/<id>.jpg``,
+Each split CSV has no header and three columns: ``bingmap/19/<id>.jpg``,
 ``streetview/panos/<id>.jpg``, ``streetview/annotations/<id>.png`` (paths relative to ``root``).
-A panorama's one positive is the satellite image on its row; ids are the satellite file stems.
-Default protocol ``pairs`` (Sample4Geo: rank = number of gallery scores strictly above the
-true match; R@1% cut-off gallery_size // 100). CVUSA has no coordinates in this subset.
+A panorama's one positive is the satellite image on its row; ids are the satellite file stems
+(e.g. ``0000001``). Default protocol ``pairs`` (Sample4Geo: rank = number of gallery scores
+strictly above the true match; R@1% cut-off gallery_size // 100).
+
+Coordinates: the 19zl subset itself has none. When ``split_locations/all.csv`` is present (as in
+the localisation re-packaging of CVUSA) its rows give them; layout assumption: no header, each
+row ``<lat>,<lon>,<id>`` with ``<id>`` the file id (the stem of ``bingmap/19/<id>.jpg``; a path
+is reduced to its stem). Ids it lacks get NaN. Without the file, coordinates stay unset (NaN in
+training places), and distance metrics are left out.
+
+A listed image that is missing is skipped and counted (:meth:`Benchmark.existing`).
 
 Get it from the CVUSA authors (https://mvrl.cse.wustl.edu/datasets/cvusa/, request form).
 """
@@ -21,13 +30,37 @@ Get it from the CVUSA authors (https://mvrl.cse.wustl.edu/datasets/cvusa/, reque
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
-from geobridge.data.benchmarks.base import Benchmark, ImageSet, TrainingPair
+import numpy as np
+
+from geobridge.data.benchmarks.base import Benchmark, ImageSet
 from geobridge.data.benchmarks.registry import register_benchmark
+from geobridge.data.places import TrainingPlace
 from geobridge.views import Direction, View
 
 SPLIT_FILES: dict[str, str] = {"train": "train-19zl.csv", "val": "val-19zl.csv"}
+LOCATIONS_FILE = Path("split_locations") / "all.csv"
+
+
+def read_locations(path: Path) -> dict[str, tuple[float, float]]:
+    """id -> (lat, lon) from rows ``<lat>,<lon>,<id>`` (blank rows and a header row are skipped)."""
+    out: dict[str, tuple[float, float]] = {}
+    with open(path, newline="") as handle:
+        for number, row in enumerate(csv.reader(handle), start=1):
+            if not row or not "".join(row).strip():
+                continue
+            if len(row) < 3:
+                raise ValueError(f"{path}:{number}: expected '<lat>,<lon>,<id>', got {row}")
+            try:
+                lat, lon = float(row[0]), float(row[1])
+            except ValueError:
+                if number == 1:
+                    continue  # a header
+                raise ValueError(f"{path}:{number}: expected '<lat>,<lon>,<id>', got {row}") from None
+            out[Path(row[2].strip()).stem] = (lat, lon)
+    return out
 
 
 @register_benchmark
@@ -38,7 +71,7 @@ class CVUSA(Benchmark):
     homepage = "https://mvrl.cse.wustl.edu/datasets/cvusa/"
     layout = (
         "splits/{train,val}-19zl.csv (no header: bingmap/19/<id>.jpg,streetview/panos/<id>.jpg,annotation), "
-        "bingmap/19/, streetview/panos/."
+        "bingmap/19/, streetview/panos/, optionally split_locations/all.csv (<lat>,<lon>,<id>)."
     )
     default_protocol = "pairs"
 
@@ -48,6 +81,9 @@ class CVUSA(Benchmark):
             raise ValueError(f"CVUSA split must be one of {', '.join(SPLIT_FILES)}, got {split!r}")
         self.split = split
         self.require(self.root / "splits" / SPLIT_FILES[split], f"{split} split file")
+        locations = self.root / LOCATIONS_FILE
+        #: id -> (lat, lon) from split_locations/all.csv; None without that file
+        self.coordinates = read_locations(locations) if locations.is_file() else None
 
     def directions(self) -> list[Direction]:
         return [Direction(View.STREET, View.SATELLITE), Direction(View.SATELLITE, View.STREET)]
@@ -71,11 +107,19 @@ class CVUSA(Benchmark):
             raise ValueError(f"{csv_path} lists no image pairs")
         return out
 
+    def latlon(self, ident: str) -> tuple[float, float]:
+        """Coordinates of ``ident`` from ``split_locations/all.csv``; NaN when unknown."""
+        return (self.coordinates or {}).get(ident, (math.nan, math.nan))
+
     def _images(self, view: View) -> ImageSet:
         rows = self.rows()
         paths = [sat if view is View.SATELLITE else pano for _, sat, pano in rows]
-        self.require_all(paths, f"{view.value} image listed in splits/{SPLIT_FILES[self.split]}")
-        return ImageSet(view=view, ids=[i for i, _, _ in rows], paths=paths)
+        keep = self.keep_existing(paths, f"{view.value} image")
+        ids = [rows[i][0] for i in keep]
+        lat = lon = None
+        if self.coordinates is not None:
+            lat, lon = np.array([self.latlon(i) for i in ids], dtype=np.float64).reshape(-1, 2).T
+        return ImageSet(view=view, ids=ids, paths=[paths[i] for i in keep], lat=lat, lon=lon)
 
     def query_set(self, direction: Direction | str) -> ImageSet:
         return self._images(self.check_direction(direction).query)
@@ -83,11 +127,11 @@ class CVUSA(Benchmark):
     def gallery_set(self, direction: Direction | str) -> ImageSet:
         return self._images(self.check_direction(direction).gallery)
 
-    def training_pairs(self, direction: Direction | str) -> list[TrainingPair]:
-        direction = self.check_direction(direction)
-        out = []
+    def training_places(self) -> list[TrainingPlace]:
+        """One place per row of ``train-19zl.csv``: its satellite image and its panorama."""
+        places = []
         for ident, sat, pano in self.rows("train"):
-            paths = {View.SATELLITE: sat, View.STREET: pano}
-            out.append(TrainingPair(ident, direction.query, direction.gallery,
-                                    reference_path=paths[direction.gallery], query_path=paths[direction.query]))
-        return out
+            lat, lon = self.latlon(ident)
+            places.append(TrainingPlace(id=ident, images={View.SATELLITE: (sat,), View.STREET: (pano,)},
+                                        lat=lat, lon=lon))
+        return self.drop_missing(places)

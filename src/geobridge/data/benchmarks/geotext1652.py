@@ -19,7 +19,8 @@ Each JSON entry describes one image::
 The building id is the first component of ``image_id``. An image's view follows
 University-1652's names: ``image-NN.*`` is a drone image, ``<building>.*`` the satellite image,
 anything else a street image (an assumption: the JSON carries no view field). When ``images/``
-is absent, the JSON paths are resolved against ``root``.
+is absent, the JSON paths are resolved against ``root``. A listed gallery image that is missing
+is skipped and counted (:meth:`Benchmark.existing`).
 
 Directions are text to each view present (``T2D``, ``T2S``, ``T2P``). With ``match="image"``
 (default, as GeoText's own evaluation: a text's positive is the image it was written for) the
@@ -156,8 +157,9 @@ class GeoText1652(Benchmark):
     def gallery_set(self, direction: Direction | str) -> ImageSet:
         direction = self.check_direction(direction)
         chosen = [img for img in self.images() if img.view is direction.gallery]
+        keep = self.keep_existing([img.path for img in chosen], f"{direction.gallery.value} image")
+        chosen = [chosen[i] for i in keep]
         paths = [img.path for img in chosen]
-        self.require_all(paths, f"{direction.gallery.value} image listed in {self.annotation_file.name}")
         return ImageSet(view=direction.gallery, ids=[self._label(img) for img in chosen], paths=paths)
 
     def training_places(self) -> list[TrainingPlace]:

@@ -3,7 +3,7 @@
 Our own datasets (the embedded world, GeoLoc and anything the builder writes) are lists of
 :class:`~geobridge.records.Location`; a query and its positive share the location id, which is
 GeoBridge's "same filename stem" convention. Every direction between two views present, and
-text to each view, is defined.
+text to each view, is defined. A listed image that is missing is skipped and counted.
 """
 
 from __future__ import annotations
@@ -66,9 +66,9 @@ class LocationBenchmark(Benchmark):
             return ImageSet(view=view, ids=ids, texts=[loc.text for loc in chosen],
                             lat=lat if has_coordinates else None, lon=lon if has_coordinates else None)
         paths = [Path(loc.path(view)) for loc in chosen]
-        self.require_all(paths, f"{view.value} image of split {split or self.split!r}")
-        return ImageSet(view=view, ids=ids, paths=paths,
-                        lat=lat if has_coordinates else None, lon=lon if has_coordinates else None)
+        keep = self.keep_existing(paths, f"{view.value} image")
+        lat, lon = (lat[keep], lon[keep]) if has_coordinates else (None, None)
+        return ImageSet(view=view, ids=[ids[i] for i in keep], paths=[paths[i] for i in keep], lat=lat, lon=lon)
 
     def query_set(self, direction: Direction | str) -> ImageSet:
         return self.location_set(self.check_direction(direction).query)

@@ -1,7 +1,9 @@
 """SUES-200 (Zhu et al., 2023): drone images of 200 places at 150, 200, 250 and 300 m, and satellite images.
 
-On-disk layout (the authors' released split, e.g. ``SUES-200-512x512``; ``root`` holds
-``Training/`` and ``Testing/``, or a ``Dataset/`` folder that does)::
+Two on-disk layouts are read (detected from the folders present; ``root`` holds them, or a
+``Dataset/`` folder that does).
+
+The authors' split (``split_datasets.py``, e.g. ``SUES-200-512x512``)::
 
     root/
       Training/<altitude>/drone/<place>/*.jpg          # 120 training places, 50 images each
@@ -11,12 +13,21 @@ On-disk layout (the authors' released split, e.g. ``SUES-200-512x512``; ``root``
       Testing/<altitude>/gallery_drone/<place>/*.jpg   # all 200 places
       Testing/<altitude>/gallery_satellite/<place>/0.png   # all 200 places
 
-``altitude`` is one of 150, 200, 250, 300 (a loader evaluates one altitude, as the paper reports
-them). Places are four-digit folder names and are the labels. The test galleries hold all 200
-places, so the 120 training places act as distractors; the default protocol ``u1652`` lets them
-compete. Layout assumption: this follows the authors' ``split_datasets.py`` (Training/Testing,
-query/gallery folders per altitude); the raw download (``drone-view/``, ``satellite-view/``)
-must be split with that script first.
+The raw download, split here as ``split_datasets.py`` does::
+
+    root/
+      drone-view/<place>/<altitude>/*.jpg
+      satellite-view/<place>/0.png
+
+The places sorted by folder name (``0001`` ... ``0200``) are split into the first
+``train_places`` (120) for training and the rest (80) for testing; the queries are the test
+places, the galleries hold all 200 places (``train_places`` only applies to this layout).
+
+``altitude`` is one of 150, 200, 250, 300 (a loader evaluates and trains on one altitude, as the
+paper reports them). Places are four-digit folder names and are the labels. The test galleries
+hold all 200 places, so the 120 training places act as distractors; the default protocol
+``u1652`` lets them compete. Training places hold a place's drone images of the altitude and its
+satellite image.
 
 Get it from the authors (https://github.com/Reza-Zhu/SUES-200-Benchmark, academic use on request).
 """
@@ -25,12 +36,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from geobridge.data.benchmarks.base import Benchmark, ImageSet, TrainingPair
-from geobridge.data.benchmarks.label_folders import pairs_by_label, scan_label_folders
+from geobridge.data.benchmarks.base import Benchmark, ImageSet, list_images
+from geobridge.data.benchmarks.label_folders import LabelledImages, places_by_label, scan_label_folders
 from geobridge.data.benchmarks.registry import register_benchmark
+from geobridge.data.places import TrainingPlace
 from geobridge.views import Direction, View
 
 ALTITUDES: tuple[int, ...] = (150, 200, 250, 300)
+TRAIN_VIEWS: tuple[View, ...] = (View.DRONE, View.SATELLITE)
+RAW_FOLDERS: dict[View, str] = {View.DRONE: "drone-view", View.SATELLITE: "satellite-view"}
 
 
 @register_benchmark
@@ -41,18 +55,32 @@ class SUES200(Benchmark):
     homepage = "https://github.com/Reza-Zhu/SUES-200-Benchmark"
     layout = (
         "Training/<altitude>/{drone,satellite}/<place>/* and "
-        "Testing/<altitude>/{query_drone,query_satellite,gallery_drone,gallery_satellite}/<place>/*."
+        "Testing/<altitude>/{query_drone,query_satellite,gallery_drone,gallery_satellite}/<place>/* "
+        "(the authors' split), or the raw drone-view/<place>/<altitude>/*.jpg and "
+        "satellite-view/<place>/0.png."
     )
     default_protocol = "u1652"
 
-    def __init__(self, root: str | Path, altitude: int = 150) -> None:
+    def __init__(self, root: str | Path, altitude: int = 150, train_places: int = 120) -> None:
         super().__init__(root)
         if int(altitude) not in ALTITUDES:
             raise ValueError(f"SUES-200 altitude must be one of {ALTITUDES}, got {altitude!r}")
-        self.altitude = int(altitude)
-        if not (self.root / "Testing").is_dir() and (self.root / "Dataset" / "Testing").is_dir():
-            self.root = self.root / "Dataset"
+        self.altitude, self.train_places = int(altitude), int(train_places)
+        for candidate in (self.root, self.root / "Dataset"):
+            split_layout = (candidate / "Testing").is_dir()
+            #: True for the raw download (drone-view/, satellite-view/), split by this loader
+            self.raw = not split_layout and all((candidate / name).is_dir() for name in RAW_FOLDERS.values())
+            if split_layout or self.raw:
+                self.root = candidate
+                break
+        else:
+            raise self.missing(self.root / "Testing",
+                               "Testing folder (or the raw drone-view/ and satellite-view/)")
         self.test_dir = self.root / "Testing" / str(self.altitude)
+        if self.raw:
+            if not self.places():
+                raise self.missing(self.root / "satellite-view" / "<place>", "place folders")
+            return
         self.require(self.test_dir, f"Testing folder for altitude {self.altitude}", folder=True)
         for name in ("query_drone", "gallery_satellite"):
             self.require(self.test_dir / name, f"test folder {name}", folder=True)
@@ -60,26 +88,48 @@ class SUES200(Benchmark):
     def directions(self) -> list[Direction]:
         return [Direction(View.DRONE, View.SATELLITE), Direction(View.SATELLITE, View.DRONE)]
 
-    def _test_folder(self, role: str, view: View) -> ImageSet:
+    def places(self) -> list[str]:
+        """Raw layout: every place folder name, sorted (the order the official split uses)."""
+        folders = [self.root / name for name in RAW_FOLDERS.values()]
+        return sorted({p.name for folder in folders for p in folder.iterdir() if p.is_dir()})
+
+    def _raw_images(self, view: View, places: list[str]) -> LabelledImages:
+        """Raw layout: the ``view`` images of ``places`` (drone ones at this altitude)."""
+        found = LabelledImages(labels=[], paths=[])
+        for place in places:
+            folder = self.root / RAW_FOLDERS[view] / place
+            if view is View.DRONE:
+                folder = folder / str(self.altitude)
+            images = list_images(folder) if folder.is_dir() else []
+            found.labels += [place] * len(images)
+            found.paths += images
+        return found
+
+    def _test_images(self, role: str, view: View) -> ImageSet:
         name = f"{role}_{view.value}"
-        folder = self.require(self.test_dir / name, f"test folder {name}", folder=True)
-        found = scan_label_folders(folder)
+        if self.raw:
+            places = self.places()
+            found = self._raw_images(view, places[self.train_places:] if role == "query" else places)
+            where = self.root / RAW_FOLDERS[view] / "<place>"
+        else:
+            folder = self.require(self.test_dir / name, f"test folder {name}", folder=True)
+            found, where = scan_label_folders(folder), folder / "<place>"
         if not found.paths:
-            raise self.missing(folder / "<place>", f"images in {name}")
+            raise self.missing(where, f"images of {name} at altitude {self.altitude}")
         return ImageSet(view=view, ids=found.labels, paths=found.paths, extra={"altitude": self.altitude})
 
     def query_set(self, direction: Direction | str) -> ImageSet:
-        return self._test_folder("query", self.check_direction(direction).query)
+        return self._test_images("query", self.check_direction(direction).query)
 
     def gallery_set(self, direction: Direction | str) -> ImageSet:
-        return self._test_folder("gallery", self.check_direction(direction).gallery)
+        return self._test_images("gallery", self.check_direction(direction).gallery)
 
-    def training_pairs(self, direction: Direction | str) -> list[TrainingPair]:
-        """Each training image of the query view with each reference image of its place."""
-        direction = self.check_direction(direction)
-        train = self.root / "Training" / str(self.altitude)
-        queries, refs = (
-            scan_label_folders(self.require(train / view.value, f"training folder {view.value}", folder=True))
-            for view in (direction.query, direction.gallery)
-        )
-        return pairs_by_label(direction, queries, refs)
+    def training_places(self) -> list[TrainingPlace]:
+        """Each training place with its drone images at this altitude and its satellite image."""
+        if self.raw:
+            places = self.places()[: self.train_places]
+            return places_by_label({view: self._raw_images(view, places) for view in TRAIN_VIEWS})
+        train = self.require(self.root / "Training" / str(self.altitude),
+                             f"Training folder for altitude {self.altitude}", folder=True)
+        folders = [self.require(train / v.value, f"training folder {v.value}", folder=True) for v in TRAIN_VIEWS]
+        return places_by_label({v: scan_label_folders(f) for v, f in zip(TRAIN_VIEWS, folders)})

@@ -1,6 +1,6 @@
 """VIGOR (Zhu et al., CVPR 2021): street panoramas of four US cities against a dense satellite grid.
 
-On-disk layout (``root`` holds the four city folders and ``splits/``)::
+On-disk layout, as released (``root`` holds the four city folders and ``splits/``)::
 
     root/
       Chicago/ NewYork/ SanFrancisco/ Seattle/
@@ -19,7 +19,20 @@ Seattle and tests on Chicago + SanFrancisco, with ``pano_label_balanced.txt``. T
 every satellite image of the test cities (``satellite_list.txt``). Query ids are the positive
 satellite's id (its file stem); ``ImageSet.extra["semi_positive_ids"]`` holds each query's three
 semi-positives. Default protocol ``vigor`` (recall, hit rate with semi-positives, metre errors).
-``splits_dir`` selects another split folder (e.g. ``splits__corrected``).
+
+Sample4Geo's re-organised copy is read too (detected from the folders present)::
+
+    root/
+      satellite/<City>/satellite_<lat>_<lon>.png
+      ground/<City>/<prefix>,<lat>,<lon>,.jpg
+      splits/<City>/...                           # as above
+
+The split folder is ``splits/`` or, when that is absent, ``splits__corrected/`` (the corrected
+labels); ``splits_dir`` names another one. Training places are satellite images: each training
+panorama's positive satellite is a place holding that satellite image and every training
+panorama whose positive it is (Sample4Geo trains panorama -> positive satellite; several
+panoramas may share one), with the satellite's coordinates. A listed image that is missing is
+skipped and counted (:meth:`Benchmark.existing`).
 
 Get it from https://github.com/Jeff-Zilence/VIGOR (request form in its README).
 """
@@ -32,14 +45,16 @@ from typing import Any
 
 import numpy as np
 
-from geobridge.data.benchmarks.base import Benchmark, ImageSet, TrainingPair
+from geobridge.data.benchmarks.base import Benchmark, ImageSet
 from geobridge.data.benchmarks.registry import register_benchmark
+from geobridge.data.places import TrainingPlace
 from geobridge.views import Direction, View
 
 CITIES: tuple[str, ...] = ("Chicago", "NewYork", "SanFrancisco", "Seattle")
 CROSS_AREA_TRAIN: tuple[str, ...] = ("NewYork", "Seattle")
 CROSS_AREA_TEST: tuple[str, ...] = ("Chicago", "SanFrancisco")
 MODES: tuple[str, ...] = ("same", "cross")
+SPLIT_FOLDERS: tuple[str, ...] = ("splits", "splits__corrected")
 
 
 @dataclass(frozen=True)
@@ -93,26 +108,39 @@ class VIGOR(Benchmark):
     name = "vigor"
     homepage = "https://github.com/Jeff-Zilence/VIGOR"
     layout = (
-        "<City>/{panorama,satellite}/ for Chicago, NewYork, SanFrancisco, Seattle and "
-        "splits/<City>/{satellite_list.txt,same_area_balanced_train.txt,same_area_balanced_test.txt,"
-        "pano_label_balanced.txt}."
+        "<City>/{panorama,satellite}/ for Chicago, NewYork, SanFrancisco, Seattle (as released) or "
+        "{ground,satellite}/<City>/ (Sample4Geo's copy), and splits/<City>/{satellite_list.txt,"
+        "same_area_balanced_train.txt,same_area_balanced_test.txt,pano_label_balanced.txt}."
     )
     default_protocol = "vigor"
 
     def __init__(
-        self, root: str | Path, mode: str = "cross", split: str = "test", splits_dir: str = "splits"
+        self, root: str | Path, mode: str = "cross", split: str = "test", splits_dir: str | None = None
     ) -> None:
         super().__init__(root)
         if mode not in MODES:
             raise ValueError(f"VIGOR mode must be 'same' (same-area) or 'cross' (cross-area), got {mode!r}")
         if split not in ("train", "test"):
             raise ValueError(f"VIGOR split must be 'train' or 'test', got {split!r}")
-        self.mode, self.split, self.splits_dir = mode, split, self.root / splits_dir
-        self.require(self.splits_dir, "split folder", folder=True)
+        self.mode, self.split = mode, split
+        found = [name for name in SPLIT_FOLDERS if (self.root / name).is_dir()]
+        self.splits_dir = self.root / (splits_dir or (found[0] if found else SPLIT_FOLDERS[0]))
+        self.require(self.splits_dir, "split folder (splits/ or splits__corrected/)", folder=True)
+        #: True for Sample4Geo's re-organised copy (ground/<City>, satellite/<City>)
+        self.reorganised = (self.root / "ground").is_dir() and (self.root / "satellite").is_dir()
+        if not self.reorganised and not any((self.root / city).is_dir() for city in CITIES):
+            raise self.missing(self.root / CITIES[0], "city folders (<City>/panorama, or ground/<City>)")
         for city in self.cities(split):
-            self.require(self.root / city, f"city folder {city}", folder=True)
+            for folder in (self.image_folder(city, View.STREET), self.image_folder(city, View.SATELLITE)):
+                self.require(folder, f"{city} image folder", folder=True)
             self.require(self._label_file(city, split), f"{city} split file")
             self.require(self.splits_dir / city / "satellite_list.txt", f"{city} satellite list")
+
+    def image_folder(self, city: str, view: View) -> Path:
+        """The folder of ``city``'s panoramas (``View.STREET``) or satellite images in this layout."""
+        if self.reorganised:
+            return self.root / ("ground" if view is View.STREET else "satellite") / city
+        return self.root / city / ("panorama" if view is View.STREET else "satellite")
 
     def cities(self, split: str) -> tuple[str, ...]:
         """The cities whose images form ``split`` in this mode."""
@@ -141,8 +169,9 @@ class VIGOR(Benchmark):
     def query_set(self, direction: Direction | str) -> ImageSet:
         self.check_direction(direction)
         labels = self.labels()
-        paths = [self.root / lab.city / "panorama" / lab.panorama for lab in labels]
-        self.require_all(paths, f"panorama listed in the {self.mode}-area {self.split} split")
+        paths = [self.image_folder(lab.city, View.STREET) / lab.panorama for lab in labels]
+        keep = self.keep_existing(paths, "panorama")
+        labels, paths = [labels[i] for i in keep], [paths[i] for i in keep]
         coords = np.array([panorama_latlon(lab.panorama) for lab in labels], dtype=np.float64).reshape(-1, 2)
         return ImageSet(
             view=View.STREET,
@@ -162,8 +191,8 @@ class VIGOR(Benchmark):
         for city in self.cities(self.split):
             listing = self.require(self.splits_dir / city / "satellite_list.txt", f"{city} satellite list")
             names = [n.strip() for n in listing.read_text().splitlines() if n.strip()]
-            paths += [self.root / city / "satellite" / n for n in names]
-        self.require_all(paths, "satellite image listed in satellite_list.txt")
+            paths += [self.image_folder(city, View.SATELLITE) / n for n in names]
+        paths = [paths[i] for i in self.keep_existing(paths, "satellite image")]
         coords = np.array([satellite_latlon(p.name) for p in paths], dtype=np.float64).reshape(-1, 2)
         return ImageSet(
             view=View.SATELLITE, ids=[p.stem for p in paths], paths=paths, lat=coords[:, 0], lon=coords[:, 1]
@@ -175,16 +204,17 @@ class VIGOR(Benchmark):
         """VIGOR's hit rate needs each query's semi-positive ids."""
         return {"semi_positives": query.extra["semi_positive_ids"]}
 
-    def training_pairs(self, direction: Direction | str) -> list[TrainingPair]:
-        """Each training panorama with its positive satellite image."""
-        self.check_direction(direction)
-        return [
-            TrainingPair(
-                id=Path(lab.positive).stem,
-                query_view=View.STREET,
-                reference_view=View.SATELLITE,
-                reference_path=self.root / lab.city / "satellite" / lab.positive,
-                query_path=self.root / lab.city / "panorama" / lab.panorama,
-            )
-            for lab in self.labels("train")
-        ]
+    def training_places(self) -> list[TrainingPlace]:
+        """One place per positive satellite of the training split: that satellite image and every
+        training panorama whose positive it is, at the satellite's coordinates."""
+        panoramas: dict[tuple[str, str], list[Path]] = {}
+        for lab in self.labels("train"):
+            panoramas.setdefault((lab.city, lab.positive), []).append(
+                self.image_folder(lab.city, View.STREET) / lab.panorama)
+        places = []
+        for (city, positive), streets in panoramas.items():
+            lat, lon = satellite_latlon(positive)
+            satellite = self.image_folder(city, View.SATELLITE) / positive
+            places.append(TrainingPlace(id=Path(positive).stem, lat=lat, lon=lon,
+                                        images={View.SATELLITE: (satellite,), View.STREET: tuple(streets)}))
+        return self.drop_missing(places)
