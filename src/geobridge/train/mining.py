@@ -46,7 +46,26 @@ def embed_training_views(
     """Embed ``views`` of every location with ``model`` in eval mode, without gradients.
 
     Images go through the model's evaluation transforms (no augmentation); the model's previous
-    mode is restored and the global random states are left as they were."""
+    mode is restored and the global random states are left as they were. An image shared by
+    several items (a University-1652 building's satellite image, in each of its ~54 drone
+    items) is embedded once."""
+    if len(views) > 1:
+        out: dict[View, ViewEmbeddings] = {}
+        for view in views:
+            out.update(embed_training_views(model, locations, [view], device, batch_size, autocast, progress))
+        return out
+    view = views[0]
+    if view.is_image:
+        paths = [loc.path(view) for loc in locations]
+        unique = list(dict.fromkeys(p for p in paths if p is not None))
+        if len(unique) < sum(p is not None for p in paths):
+            row_of = {p: i for i, p in enumerate(unique)}
+            one_each = [Location(id=str(i), lat=0.0, lon=0.0, paths={view.value: p}) for i, p in enumerate(unique)]
+            found = embed_training_views(model, one_each, [view], device, batch_size, autocast, progress)[view]
+            rows = np.array([row_of[p] if p is not None else 0 for p in paths], dtype=np.int64)
+            has = np.array([p is not None for p in paths], dtype=bool)
+            emb = found.emb[rows] * has[:, None]
+            return {view: ViewEmbeddings(emb=emb.astype(np.float32), valid=found.valid[rows] & has)}
     from contextlib import nullcontext
 
     from tqdm.auto import tqdm
