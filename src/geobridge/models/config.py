@@ -76,6 +76,11 @@ class ModelConfig(_Strict):
     e.g. Sample4Geo / GLEAM-C share one image encoder between query and reference views.
     `projection`: "auto" adds a linear map only for towers whose width differs from
     `embed_dim`; "always" adds one to every tower; "none" requires every width to equal it.
+    `view_image_sizes` gives a view its own input size (height, width; an int is square) instead
+    of its tower's `image_size`, so one shared tower takes several sizes: Sample4Geo's ConvNeXt
+    sees 384 x 384 satellite tiles beside 384 x 768 (VIGOR) or 140 x 768 (CVUSA, CVACT)
+    panoramas. The tower must accept that size (a CNN does; a ViT with fixed position
+    embeddings does not).
     """
 
     name: str = "custom"
@@ -86,12 +91,29 @@ class ModelConfig(_Strict):
     projection: Literal["auto", "always", "none"] = "auto"
     logit_scale_init: float = math.log(1 / 0.07)
     logit_scale_max: float = Field(100.0, gt=0)
+    view_image_sizes: dict[View, tuple[int, int]] = Field(default_factory=dict)
 
     @field_validator("image_towers", mode="before")
     @classmethod
     def _parse_views(cls, value: Any) -> Any:
         if isinstance(value, dict):
             return {View.parse(k): v for k, v in value.items()}
+        return value
+
+    @field_validator("view_image_sizes", mode="before")
+    @classmethod
+    def _parse_view_sizes(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {View.parse(k): (v, v) if isinstance(v, int) else v for k, v in value.items()}
+        return value
+
+    @field_validator("view_image_sizes")
+    @classmethod
+    def _positive_sizes(cls, value: dict[View, tuple[int, int]]) -> dict[View, tuple[int, int]]:
+        for view, size in value.items():
+            if min(size) < 1:
+                raise ValueError(f"view_image_sizes[{view.value!r}] must be positive (height, width), "
+                                 f"got {size}")
         return value
 
     @model_validator(mode="after")
@@ -108,11 +130,26 @@ class ModelConfig(_Strict):
                 raise ValueError(f"text_tower {self.text_tower!r} is not in towers ({sorted(self.towers)})")
             if self.towers[self.text_tower].modality != "text":
                 raise ValueError(f"text_tower {self.text_tower!r} is an image tower")
+        unknown = [v.value for v in self.view_image_sizes if v not in self.image_towers]
+        if unknown:
+            have = ", ".join(v.value for v in self.image_towers)
+            raise ValueError(f"view_image_sizes names {', '.join(unknown)}, which no image tower encodes "
+                             f"(image_towers has: {have})")
         used = set(self.image_towers.values()) | ({self.text_tower} if self.text_tower else set())
         unused = sorted(set(self.towers) - used)
         if unused:
             raise ValueError(f"towers {unused} are not used by any view; remove them or map a view to them")
         return self
+
+    def image_size(self, view: View | str) -> tuple[int, int] | None:
+        """The input size (height, width) of `view`: its `view_image_sizes` entry, else its tower's
+        `image_size` (None until the tower is built when the preset leaves it to the backend)."""
+        view = View.parse(view)
+        if view in self.view_image_sizes:
+            return self.view_image_sizes[view]
+        if view not in self.image_towers:
+            raise ValueError(f"model {self.name!r} has no image tower for view {view.value!r}")
+        return self.towers[self.image_towers[view]].image_size
 
     def to_json_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (views as their names)."""

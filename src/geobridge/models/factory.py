@@ -59,7 +59,9 @@ def keep_views(config: ModelConfig, views: Iterable["View | str"]) -> ModelConfi
     text_tower = config.text_tower if View.TEXT in wanted else None
     used = set(image_towers.values()) | ({text_tower} if text_tower else set())
     towers = {name: tower for name, tower in config.towers.items() if name in used}
-    return ModelConfig.model_validate({**config.model_dump(), "towers": towers, "image_towers": image_towers, "text_tower": text_tower})
+    sizes = {v: size for v, size in config.view_image_sizes.items() if v in image_towers}
+    return ModelConfig.model_validate({**config.model_dump(), "towers": towers, "image_towers": image_towers,
+                                       "text_tower": text_tower, "view_image_sizes": sizes})
 
 
 def create_model(

@@ -139,14 +139,17 @@ class MultiViewModel(nn.Module):
 
     def image_transform(self, view: View | str, train: bool = False) -> Callable:
         """PIL image -> normalised (3, H, W) tensor for this view's tower: RGB, bicubic resize to
-        the tower's image size, ToTensor, its mean/std. `train=True` adds a mild colour jitter
-        (photometric only, so co-located views stay geometrically consistent)."""
+        the view's size (`view_image_sizes`, else the tower's image size), ToTensor, its mean/std.
+        Training and evaluation both call this, so their sizes agree. `train=True` adds a mild
+        colour jitter (photometric only, so co-located views stay geometrically consistent)."""
         from torchvision import transforms as T
 
         config = self.towers[self.tower_name(view)].config
         if config.modality != "image":
             raise ValueError("image_transform needs an image view")
-        steps: list[Callable] = [_to_rgb, T.Resize(tuple(config.image_size), interpolation=T.InterpolationMode.BICUBIC, antialias=True)]
+        size = tuple(self.config.image_size(view))
+        resize = T.Resize(size, interpolation=T.InterpolationMode.BICUBIC, antialias=True)
+        steps: list[Callable] = [_to_rgb, resize]
         if train:
             steps.append(T.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2))
         steps += [T.ToTensor(), T.Normalize(mean=list(config.mean), std=list(config.std))]
