@@ -99,7 +99,8 @@ class CVUSA(Benchmark):
                     continue
                 if len(row) < 2:
                     raise ValueError(
-                        f"{csv_path}:{number}: expected 'bingmap/19/<id>.jpg,streetview/panos/<id>.jpg,...', got {row}"
+                        f"{csv_path}:{number}: expected 'bingmap/19/<id>.jpg,streetview/panos/<id>.jpg,...', "
+                        f"got {row}"
                     )
                 satellite, panorama = (self.root / row[0].strip(), self.root / row[1].strip())
                 out.append((satellite.stem, satellite, panorama))

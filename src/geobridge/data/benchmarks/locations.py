@@ -68,7 +68,8 @@ class LocationBenchmark(Benchmark):
         paths = [Path(loc.path(view)) for loc in chosen]
         keep = self.keep_existing(paths, f"{view.value} image")
         lat, lon = (lat[keep], lon[keep]) if has_coordinates else (None, None)
-        return ImageSet(view=view, ids=[ids[i] for i in keep], paths=[paths[i] for i in keep], lat=lat, lon=lon)
+        ids, paths = [ids[i] for i in keep], [paths[i] for i in keep]
+        return ImageSet(view=view, ids=ids, paths=paths, lat=lat, lon=lon)
 
     def query_set(self, direction: Direction | str) -> ImageSet:
         return self.location_set(self.check_direction(direction).query)

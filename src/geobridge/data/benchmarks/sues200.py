@@ -131,5 +131,6 @@ class SUES200(Benchmark):
             return places_by_label({view: self._raw_images(view, places) for view in TRAIN_VIEWS})
         train = self.require(self.root / "Training" / str(self.altitude),
                              f"Training folder for altitude {self.altitude}", folder=True)
-        folders = [self.require(train / v.value, f"training folder {v.value}", folder=True) for v in TRAIN_VIEWS]
+        folders = [self.require(train / v.value, f"training folder {v.value}", folder=True)
+                   for v in TRAIN_VIEWS]
         return places_by_label({v: scan_label_folders(f) for v, f in zip(TRAIN_VIEWS, folders)})
