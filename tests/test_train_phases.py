@@ -121,8 +121,11 @@ def test_bad_phase_keys_are_named(tmp_path):
                                 "phases=[{epochs: 1}, {name: fused, epochs: 1, data: {balance_modalities: true}}]"]).phase_configs()
 
 
+GLEAM_ROOTS = ["data.sources.0.root=VIGOR", "data.sources.1.root=U1652", "phases.0.data.sources.0.root=VIGOR"]
+
+
 def test_gleam_c_preset_has_two_phases():
-    config = TrainConfig.load(CONFIGS / "gleam-c.yaml")
+    config = TrainConfig.load(CONFIGS / "gleam-c.yaml", GLEAM_ROOTS)
     one, two = config.phase_configs()
     assert one.data.views == ["street", "satellite"] and not one.data.balance_modalities
     assert two.data.balance_modalities and set(two.data.views) >= {"drone", "street", "map", "satellite"}
@@ -148,11 +151,11 @@ def test_balanced_batches_give_each_modality_an_equal_share():
 
 
 def test_phase_fields_take_indexed_overrides():
-    config = TrainConfig.load(CONFIGS / "gleam-c.yaml", ["data.manifest=all/manifest.parquet",
-                                                         "phases.0.data.manifest=vigor/manifest.parquet",
-                                                         "phases.1.optim.lr=3e-6"])
+    config = TrainConfig.load(CONFIGS / "gleam-c.yaml",
+                              [*GLEAM_ROOTS, "phases.0.data.sources.0.root=vigor-only", "phases.1.optim.lr=3e-6"])
     one, two = config.phase_configs()
-    assert (one.data.manifest, two.data.manifest) == ("vigor/manifest.parquet", "all/manifest.parquet")
+    assert [s.root for s in one.data.sources] == ["vigor-only"]
+    assert [s.root for s in two.data.sources] == ["VIGOR", "U1652"]
     assert (one.optim.lr, two.optim.lr) == (config.optim.lr, pytest.approx(3e-6))
     with pytest.raises(ConfigError, match="'phases.0.data.shuffle'"):
         TrainConfig.load(CONFIGS / "gleam-c.yaml", ["phases.0.data.shuffle=true"])
