@@ -313,6 +313,7 @@ class Trainer:
         self._good_step = 0
         self._bad_in_row = 0
         self._saved_at: int | None = None
+        self._validated_at: int | None = None
         self._sim_epoch: int | None = None  # epoch whose start mined the sampler's similarity table
         self._restored_sim: tuple[int, np.ndarray] | None = None  # (epoch, table) read from a checkpoint
 
@@ -600,6 +601,7 @@ class Trainer:
     def _validate(self) -> dict[str, float] | None:
         if self.validate_fn is None:
             return None
+        self._validated_at = self.position.step
         was_training = self.model.training
         self.model.eval()
         with torch.random.fork_rng(devices=[]), torch.no_grad():
@@ -686,8 +688,8 @@ class Trainer:
                 return  # halted mid-epoch: the 'last' checkpoint resumes inside this epoch
             self.position.epoch += 1
             self.position.batch_in_epoch = 0
-            if self.validate_fn is not None:
-                self._validate()
+            if self.validate_fn is not None and self._validated_at != self.position.step:
+                self._validate()  # (unless val_every just did at this step)
             if cfg.checkpoint_each_epoch or halted:
                 self.save("last")
             if halted:
