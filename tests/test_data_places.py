@@ -10,7 +10,7 @@ import pytest
 
 from geobridge.data.places import TrainingPlace, epoch_view, expand_places
 from geobridge.data.samplers import ModalityBalancedBatchSampler
-from geobridge.data.sources import SourceSpec
+from geobridge.data.sources import SourceSpec, training_items
 from geobridge.views import View
 
 D, P, S, T = View.DRONE, View.STREET, View.SATELLITE, View.TEXT
@@ -61,8 +61,8 @@ def test_a_caption_goes_with_the_image_it_was_written_for():
 def test_a_source_is_a_manifest_or_a_dataset_with_its_root():
     with pytest.raises(ValueError, match="either a manifest or a dataset"):
         SourceSpec()
-    with pytest.raises(ValueError, match="needs its root folder"):
-        SourceSpec(dataset="vigor")
+    with pytest.raises(ValueError, match="needs its root folder: set data.root=DIR"):
+        training_items(SourceSpec(dataset="vigor"), ["street", "satellite"])
     assert SourceSpec(manifest="out/world/manifest.parquet").label == "world"
     assert SourceSpec(dataset="vigor", root="V", name="pano").label == "pano"
 

@@ -27,7 +27,8 @@ from geobridge.views import View
 @dataclass(frozen=True)
 class SourceSpec:
     """Where one source's training items come from: a ``manifest`` path, or a ``dataset`` name
-    with its ``root`` folder and loader ``options``. ``name`` labels it in logs and batches."""
+    with its ``root`` folder and loader ``options``. ``name`` labels it in logs and batches.
+    A recipe names its dataset and leaves ``root`` to the user: it is checked when read."""
 
     manifest: str = ""
     dataset: str = ""
@@ -39,10 +40,15 @@ class SourceSpec:
         if bool(self.manifest) == bool(self.dataset):
             raise ValueError("a training source is either a manifest or a dataset (with its root), not "
                              f"{'both' if self.manifest else 'neither'}")
-        if self.dataset and not self.root:
-            raise ValueError(f"dataset {self.dataset!r} needs its root folder (data.root=DIR)")
         if self.manifest and self.options:
             raise ValueError("loader options go with a dataset, not a manifest")
+
+    def root_path(self) -> Path:
+        """The dataset's root folder; an error saying how to set it when the recipe left it empty."""
+        if not self.root:
+            raise ValueError(f"dataset {self.dataset!r} needs its root folder: set data.root=DIR "
+                             "(data.sources.N.root=DIR for a source of a mixture)")
+        return Path(self.root)
 
     @property
     def label(self) -> str:
@@ -66,7 +72,7 @@ def training_items(spec: SourceSpec, views: Sequence[View | str], split: str = "
         return items
     from geobridge.data.benchmarks import load_benchmark
 
-    benchmark = load_benchmark(spec.dataset, spec.root, **dict(spec.options))
+    benchmark = load_benchmark(spec.dataset, spec.root_path(), **dict(spec.options))
     return benchmark.training_locations(views)
 
 

@@ -55,7 +55,7 @@ def validation_benchmark(section: SourceSection, val_split: str) -> Benchmark | 
     options = dict(spec.options)
     if issubclass(benchmark_class(spec.dataset), LocationBenchmark):
         options.setdefault("split", val_split)
-    return load_benchmark(spec.dataset, spec.root, **options)
+    return load_benchmark(spec.dataset, spec.root_path(), **options)
 
 
 def validation_sets(config: TrainConfig) -> list[ValidationSet]:

@@ -152,8 +152,6 @@ class DataSection(_Section):
             raise ValueError(f"give one kind of training data, not {' and '.join('data.' + g for g in given)}")
         if (self.root or self.option) and not self.dataset:
             raise ValueError("data.root and data.option go with data.dataset=NAME")
-        if self.dataset:
-            SourceSpec(dataset=self.dataset, root=self.root, options=dict(self.option))
         return self
 
     def source_sections(self) -> list[SourceSection]:
