@@ -123,3 +123,9 @@ def test_sample4geo_recipes_use_the_384px_weights_and_their_panorama_sizes():
         assert model.towers["shared"].source == "convnext_base.fb_in22k_ft_in1k_384"
         assert model.image_size("street") == street and model.image_size("satellite") == (384, 384)
         assert config.optim.epochs == 40
+
+
+@pytest.mark.parametrize("name", sorted(set(available()) - NOT_TRAINING))
+def test_every_recipe_loads_as_shipped_with_its_roots_left_to_the_user(name: str):
+    config = TrainConfig.load(resolve_config(name))
+    assert all(not s.root for s in config.data.source_sections() if s.dataset)
