@@ -1,8 +1,11 @@
 """A set of embeddings and its interoperable ``.npz`` file.
 
 The file holds ``emb`` (float32, N x D), ``ids`` (N strings: the location or class label) and
-optionally ``lat`` / ``lon`` (float64 degrees) and ``paths`` (N strings). Any model's features
-saved this way can be evaluated by ``geobridge evaluate --query Q.npz --gallery G.npz``.
+optionally ``lat`` / ``lon`` (float64 degrees), ``paths`` (N strings) and, in a VIGOR query
+file, ``semi_positives`` (N x K strings, row i the gallery ids of row i's semi-positives, ``""``
+padding a shorter list). Semi-positives belong to rows, not ids: two panoramas with the same
+positive satellite may have different semi-positives. Any model's features saved this way can
+be evaluated by ``geobridge evaluate --query Q.npz --gallery G.npz``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class Embeddings:
     lon: np.ndarray | None = None
     paths: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    semi_positives: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.emb = np.asarray(self.emb)
@@ -50,6 +54,23 @@ class Embeddings:
             self.paths = np.asarray(self.paths).astype(str)
             if self.paths.shape != (n,):
                 raise EmbeddingsFileError(f"paths has shape {self.paths.shape}, expected ({n},)")
+        if self.semi_positives is not None:
+            semi = self.semi_positives
+            if not isinstance(semi, np.ndarray):  # ragged lists: pad with ""
+                rows = [[str(x) for x in row] for row in semi]
+                semi = np.full((len(rows), max((len(r) for r in rows), default=0)), "", dtype=object)
+                for i, row in enumerate(rows):
+                    semi[i, : len(row)] = row
+            semi = np.asarray(semi).astype(str)
+            if semi.ndim != 2 or semi.shape[0] != n:
+                raise EmbeddingsFileError(f"semi_positives has shape {semi.shape}, expected ({n}, K)")
+            self.semi_positives = semi
+
+    def semi_positive_lists(self) -> list[list[str]] | None:
+        """Each row's semi-positive gallery ids (padding dropped), or None when the file has none."""
+        if self.semi_positives is None:
+            return None
+        return [[s for s in row.tolist() if s] for row in self.semi_positives]
 
     def __len__(self) -> int:
         return int(self.emb.shape[0])
@@ -71,6 +92,8 @@ class Embeddings:
             arrays["lon"] = self.lon
         if self.paths is not None:
             arrays["paths"] = self.paths
+        if self.semi_positives is not None:
+            arrays["semi_positives"] = self.semi_positives
         path = Path(path)
         with atomic_path(path, suffix=".npz") as tmp:
             with open(tmp, "wb") as handle:
@@ -103,6 +126,7 @@ class Embeddings:
                 lat=arrays.get("lat"),
                 lon=arrays.get("lon"),
                 paths=arrays.get("paths"),
+                semi_positives=arrays.get("semi_positives"),
             )
         except EmbeddingsFileError as err:
             raise EmbeddingsFileError(f"{path}: {err}") from None

@@ -43,7 +43,9 @@ def evaluate_command(
     tta: Optional[str] = typer.Option(None, "--tta", help="Test-time augmentation: 'flip'."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per embedding batch (--model mode)."),
     semi_positives: Optional[Path] = typer.Option(
-        None, "--semi-positives", help="vigor: JSON file mapping each query id to its semi-positive gallery ids."
+        None, "--semi-positives", help="vigor: JSON list with one list of semi-positive gallery ids per query row "
+        "(or the older mapping query id -> ids, refused when an id repeats with different lists). A query .npz "
+        "with a 'semi_positives' array needs no file."
     ),
     match_by: Optional[str] = typer.Option(None, "--match-by", help="geobridge: match query and gallery by 'id' or file-name 'stem'."),
     chunk_size: Optional[int] = typer.Option(None, "--chunk-size", min=1, help="Queries scored per block (default: ~128 MB blocks)."),
@@ -105,16 +107,34 @@ def _evaluate_files(query, gallery, protocol, semi_positives, match_by, chunk_si
     return {f"{query.stem}->{gallery.stem}": result}, {f"{query.stem}->{gallery.stem}": (q, g)}
 
 
-def _read_semi_positives(path: Path) -> dict[str, list[str]]:
+def _read_semi_positives(path: Path) -> list[list[str]] | dict[str, list[str]]:
+    """A JSON list aligned with the query rows (one list of gallery ids per row), or the older
+    object keyed by query id; an object that repeats a key with different lists is refused
+    (two panoramas with the same positive but different semi-positives cannot share a key)."""
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out and out[key] != value:
+                raise fail(
+                    f"{path}: query id {key!r} appears twice with different semi-positive lists; a mapping keyed "
+                    "by query id cannot tell those queries apart: write a JSON list with one list per query row, "
+                    "or a 'semi_positives' array in the query .npz"
+                )
+            out[key] = value
+        return out
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=pairs)
     except FileNotFoundError:
         raise fail(f"semi-positives file not found: {path}") from None
     except json.JSONDecodeError as err:
         raise fail(f"{path} is not valid JSON ({err.msg}, line {err.lineno})") from None
-    if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
-        raise fail(f"{path} must hold a JSON object mapping each query id to a list of gallery ids")
-    return {str(k): [str(x) for x in v] for k, v in data.items()}
+    if isinstance(data, list) and all(isinstance(v, list) for v in data):
+        return [[str(x) for x in v] for v in data]
+    if isinstance(data, dict) and all(isinstance(v, list) for v in data.values()):
+        return {str(k): [str(x) for x in v] for k, v in data.items()}
+    raise fail(f"{path} must hold a JSON list with one list of gallery ids per query row "
+               "(or an object mapping each query id to a list of gallery ids)")
 
 
 def _evaluate_model(model, dataset, root, directions, protocol, tta, batch_size, quiet, option_texts):

@@ -13,8 +13,10 @@ name           convention (section 6 of REFERENCE.md)
                be unique); rank = number of gallery scores strictly above the true match's;
                R@1% cut-off ``N // 100``. No AP.
 ``vigor``      VIGOR (Sample4Geo): ``pairs`` ranks, plus the hit rate with semi-positives
-               (option ``semi_positives``), VIGOR's own R@1% (``int(0.01 N) + 1``) as
-               ``R@1%_vigor``, and metre-level errors of the top-1 when coordinates exist.
+               (option ``semi_positives``, one list per query *row*, or the query file's own
+               ``semi_positives`` array: panoramas sharing a positive differ in them), VIGOR's
+               own R@1% (``int(0.01 N) + 1``) as ``R@1%_vigor``, and metre-level errors of
+               the top-1 when coordinates exist.
 ``geobridge``  GeoBridge's released code: one positive by id (or file-name stem), "AP" = mean
                reciprocal rank, R@1% = top ``max(1, int(0.01 N))``, and L@50/100/150 plus
                mean error in km when coordinates exist. Ties go to the true match.
@@ -93,8 +95,11 @@ class CommonOptions:
 
 @dataclass(frozen=True)
 class VigorOptions(CommonOptions):
-    """``semi_positives``: per query (a sequence aligned with the queries, or a mapping from
-    query id) the gallery ids of its semi-positives. ``radii_m``: accuracy radii in metres."""
+    """``semi_positives``: per query the gallery ids of its semi-positives, as a sequence aligned
+    with the query rows (exact), or a mapping from query id (only right when queries sharing an
+    id share their semi-positives; a note says how many share one). Without the option, the query
+    embeddings' own per-row ``semi_positives`` are used when they have them. ``radii_m``:
+    accuracy radii in metres."""
 
     semi_positives: Sequence[Sequence[str]] | Mapping[str, Sequence[str]] | None = None
     radii_m: tuple[float, ...] = (25.0, 50.0, 100.0)
@@ -295,13 +300,25 @@ def _pairs(query: Embeddings, gallery: Embeddings, options: CommonOptions) -> Ev
                             PROTOCOLS["pairs"].description)
 
 
-def _semi_positive_indices(query: Embeddings, gallery: Embeddings, semi) -> tuple[np.ndarray, ...]:
-    if isinstance(semi, Mapping):
-        lists = [semi.get(str(qid), ()) for qid in query.ids]
-    else:
+def _semi_positive_lists(query: Embeddings, semi, notes: list[str]) -> list:
+    """One list per query row. A mapping is keyed by query id, so rows sharing an id share a
+    list: said in a note, since VIGOR panoramas with one positive can differ in semi-positives."""
+    if not isinstance(semi, Mapping):
         lists = list(semi)
         if len(lists) != len(query):
             raise EvaluationError(f"{len(lists)} semi-positive lists for {len(query)} queries")
+        return lists
+    _, counts = np.unique(query.ids, return_counts=True)
+    shared = int(counts[counts > 1].sum())
+    if shared:
+        notes.append(
+            f"semi-positives keyed by query id: {shared} queries share an id with another and got the same "
+            "list; give one list per query row (a 'semi_positives' array in the query .npz) if they differ"
+        )
+    return [semi.get(str(qid), ()) for qid in query.ids]
+
+
+def _semi_positive_indices(query: Embeddings, gallery: Embeddings, lists: list) -> tuple[np.ndarray, ...]:
     position = {gid: i for i, gid in enumerate(gallery.ids.tolist())}
     out = []
     for qid, ids in zip(query.ids, lists):
@@ -313,12 +330,19 @@ def _semi_positive_indices(query: Embeddings, gallery: Embeddings, semi) -> tupl
 
 
 def _vigor(query: Embeddings, gallery: Embeddings, options: VigorOptions) -> EvaluationResult:
-    semis = None
-    if options.semi_positives is not None:
+    semis, semi_notes = None, []
+    given = options.semi_positives
+    if given is not None and query.semi_positives is not None:
+        raise EvaluationError("semi-positives are given twice: in the query embeddings (per row) and as the "
+                              "semi_positives option; give one")
+    if given is None and query.semi_positives is not None:
+        given = query.semi_positive_lists()
+    if given is not None:
         _require_unique(gallery.ids, "vigor")
-        semis = _semi_positive_indices(query, gallery, options.semi_positives)
+        semis = _semi_positive_indices(query, gallery, _semi_positive_lists(query, given, semi_notes))
     prepared, ranking = _pairs_ranking(query, gallery, "vigor", options, semi_positives=semis)
     notes, ranks = prepared.notes, ranking.first_rank
+    notes.extend(semi_notes)
     metrics = _recalls(ranks)
     metrics["R@1%"] = 100.0 * M.recall_at_one_percent(ranks, len(gallery), M.OnePercentConvention.SAMPLE4GEO)
     metrics["R@1%_vigor"] = 100.0 * M.recall_at_one_percent(ranks, len(gallery), M.OnePercentConvention.VIGOR)
