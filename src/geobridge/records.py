@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from geobridge.atomic import atomic_path
+from geobridge.atomic import atomic_path, recover_directory
 from geobridge.views import IMAGE_VIEWS, View
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -106,6 +106,8 @@ def read_manifest(path: str | Path, split: str | None = None) -> list[Location]:
     path = Path(path)
     if path.is_dir():
         path = path / "manifest.parquet"
+    if not path.exists():  # a dataset folder whose replacement a kill interrupted comes back first
+        recover_directory(path.parent)
     if not path.exists():
         raise ManifestError(
             f"manifest not found: {path}. Render a world with `geobridge world OUT` or build a "

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from geobridge.atomic import atomic_directory, atomic_write_text
+from geobridge.atomic import atomic_directory, atomic_write_text, recover_directory
 from geobridge.geo import haversine_m
 from geobridge.records import Location
 from geobridge.retrieval.embed import embed_texts, encode_image_files, encode_pixels, inference, load_rgb
@@ -256,6 +256,7 @@ class Gallery:
         import pandas as pd
 
         folder = Path(folder)
+        recover_directory(folder)  # a replacement interrupted by a kill: put the complete copy back
         if not (folder / INFO_FILE).is_file():
             raise GalleryError(
                 f"{folder} is not a gallery (no {INFO_FILE}); build one with "

@@ -12,8 +12,8 @@ Layout of one checkpoint directory (``OUT/checkpoints/last`` or ``OUT/checkpoint
     <name>/           each extra trained module beside the model, as its own ``save_pretrained``
                       writes it; PLANET runs have ``physical_head/`` (``PhysicalHead.from_pretrained``)
 
-The whole directory is written beside the target and renamed into place, so a kill during
-saving leaves the previous checkpoint intact.
+The whole directory is written beside the target and renamed into place; a kill at any instant
+leaves a complete checkpoint that :func:`read_checkpoint` (or :func:`recover_checkpoint`) puts back.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from geobridge.atomic import atomic_directory
+from geobridge.atomic import atomic_directory, recover_directory
 
 STATE_FILE = "train_state.pt"
 MODEL_DIR = "model"
@@ -123,9 +123,15 @@ class LoadedCheckpoint:
     model_dir: Path
 
 
+def recover_checkpoint(path: str | Path) -> Path:
+    """Put back the complete checkpoint a kill during its replacement left aside; sweep leftovers."""
+    recover_directory(path)
+    return Path(path)
+
+
 def read_checkpoint(path: str | Path) -> LoadedCheckpoint:
     """Read ``train_state.pt`` (weights only); errors name the file and what to do."""
-    path = Path(path)
+    path = recover_checkpoint(path)
     state_file = path / STATE_FILE
     if not state_file.exists():
         raise FileNotFoundError(

@@ -46,6 +46,7 @@ import copy
 import logging
 import math
 import random
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -69,6 +70,7 @@ from geobridge.train.checkpoint import (
     load_model_weights,
     load_module_weights,
     read_checkpoint,
+    recover_checkpoint,
     restore_rng_state,
     save_checkpoint,
 )
@@ -443,6 +445,8 @@ class Trainer:
     # --- state ---------------------------------------------------------------------------------
     def resume_if_possible(self) -> int | None:
         last = self.checkpoint_dir / "last"
+        if self.config.resume:
+            recover_checkpoint(last)  # every rank: a rank that finds it done by another goes on
         if not (self.config.resume and (last / "train_state.pt").exists()):
             return None
         checkpoint = read_checkpoint(last)
@@ -465,8 +469,11 @@ class Trainer:
         restore_rng_state(state["rng"])
         if self.logger is not None:
             self.logger.resume_at(self.position.step)
-        LOGGER.info("resumed from %s at step %d (epoch %d, batch %d)", last, self.position.step,
-                    self.position.epoch, self.position.batch_in_epoch)
+        message = (f"resuming from step {self.position.step} (epoch {self.position.epoch}, "
+                   f"batch {self.position.batch_in_epoch}) of {last}")
+        LOGGER.info(message)
+        if self.dist.is_main:
+            print(message, file=sys.stderr)
         return self.position.step
 
     def _snapshot_good_state(self) -> None:

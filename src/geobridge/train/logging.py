@@ -67,8 +67,14 @@ class TrainLogger:
                 self._tb = SummaryWriter(log_dir=str(self.log_dir / "tensorboard"))
 
     def resume_at(self, step: int) -> None:
+        """Forget what was logged after checkpoint ``step``: those steps are about to run again."""
         self.train_csv.truncate_after(step)
         self.val_csv.truncate_after(step)
+        if self._tb is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb.close()
+            self._tb = SummaryWriter(log_dir=str(self.log_dir / "tensorboard"), purge_step=step + 1)
 
     def log_train(self, step: int, scalars: dict[str, float]) -> None:
         self.train_csv.write({"step": step, **scalars})

@@ -329,7 +329,6 @@ def generate_world_dataset(
     texts: dict[int, str] = {}
 
     with atomic_directory(out_dir) as root:
-        root.chmod(0o755)  # mkdtemp makes it private; a dataset is meant to be shared
         for split in ("train", "val", "test"):
             for view in view_names:
                 (root / split / view).mkdir(parents=True, exist_ok=True)
