@@ -111,11 +111,13 @@ class CropSettings(_Section):
 
 
 class GateSettings(_Section):
-    """Stage 3: quality-gate thresholds (a crop passes a gate when its score is >= the minimum)."""
+    """Stage 3: quality-gate thresholds (a crop passes a gate when its score is >= the minimum,
+    and when its cloud fraction is <= ``cloud_max``)."""
 
     blur_min: float = Field(20.0, ge=0)  # variance of the Laplacian of the grey image
     contrast_min: float = Field(12.0, ge=0)  # standard deviation of grey levels (0..255)
     entropy_min: float = Field(4.0, ge=0)  # Shannon entropy of the grey histogram, bits
+    cloud_max: float = Field(0.25, ge=0, le=1)  # fraction of the area bright and flat (cloud)
 
 
 class DedupSettings(_Section):

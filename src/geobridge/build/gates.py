@@ -3,10 +3,13 @@
 - blur: variance of the Laplacian (low = out of focus or motion-blurred);
 - weak edges: contrast, the standard deviation of grey levels (low = haze, flat light);
 - uninformative texture: Shannon entropy of the grey histogram in bits (low = sky, water,
-  blank fields).
+  blank fields);
+- partial cloud: the fraction of the area that is bright and locally flat (cloud, haze banks);
+  a crop can be sharp and contrasted elsewhere yet be mostly under cloud.
 
-A crop passes a gate when its score reaches the gate's minimum from the config; the scores are
-written to the manifest so thresholds can be re-tuned without recomputing anything.
+A crop passes a gate when its score reaches the gate's minimum (for cloud: stays at or under the
+maximum) from the config; the scores are written to the manifest so thresholds can be re-tuned
+without recomputing anything.
 """
 
 from __future__ import annotations
@@ -18,16 +21,20 @@ import numpy as np
 
 from geobridge.build.config import GateSettings
 
-GATE_NAMES: tuple[str, ...] = ("blur", "contrast", "entropy")
+GATE_NAMES: tuple[str, ...] = ("blur", "contrast", "entropy", "cloud")
+CLOUD_GREY_MIN = 190  # grey level (0..255) from which a flat area reads as cloud
+CLOUD_STD_MAX = 6.0  # local standard deviation of grey levels under which an area is flat
+CLOUD_WINDOW_FRACTION = 1 / 24  # local window side, as a fraction of the shorter image side
 
 
 @dataclass(frozen=True)
 class GateScores:
-    """The three gate scores of one image."""
+    """The gate scores of one image."""
 
     blur: float
     contrast: float
     entropy: float
+    cloud: float = 0.0
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -68,10 +75,26 @@ def entropy_score(grey: np.ndarray) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
+def cloud_fraction(grey: np.ndarray) -> float:
+    """Fraction (0..1) of the image that is bright and flat in a local window: cloud cover."""
+    import cv2
+
+    side = max(3, int(min(grey.shape[:2]) * CLOUD_WINDOW_FRACTION) | 1)
+    values = grey.astype(np.float32)
+    mean = cv2.blur(values, (side, side))
+    variance = cv2.blur(values * values, (side, side)) - mean * mean
+    cloudy = (mean >= CLOUD_GREY_MIN) & (variance <= CLOUD_STD_MAX**2)
+    return float(cloudy.mean())
+
+
+def _scores(grey: np.ndarray) -> GateScores:
+    return GateScores(blur=blur_score(grey), contrast=contrast_score(grey), entropy=entropy_score(grey),
+                      cloud=cloud_fraction(grey))
+
+
 def score_image(image: np.ndarray) -> GateScores:
-    """All three scores of an RGB or grey image."""
-    grey = to_grey(image)
-    return GateScores(blur=blur_score(grey), contrast=contrast_score(grey), entropy=entropy_score(grey))
+    """All gate scores of an RGB or grey image."""
+    return _scores(to_grey(image))
 
 
 def score_file(path: str | Path) -> GateScores:
@@ -82,7 +105,7 @@ def score_file(path: str | Path) -> GateScores:
     grey = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
     if grey is None:
         raise ValueError(f"cannot decode image {path}")
-    return GateScores(blur=blur_score(grey), contrast=contrast_score(grey), entropy=entropy_score(grey))
+    return _scores(grey)
 
 
 def score_files(paths: list, workers: int = 2) -> list:
@@ -104,7 +127,7 @@ def score_files(paths: list, workers: int = 2) -> list:
 
 
 def failed_gates(scores: GateScores, settings: GateSettings) -> list[str]:
-    """Names of the gates a crop fails (empty = it passes all three)."""
+    """Names of the gates a crop fails (empty = it passes them all)."""
     failed = []
     if scores.blur < settings.blur_min:
         failed.append("blur")
@@ -112,4 +135,17 @@ def failed_gates(scores: GateScores, settings: GateSettings) -> list[str]:
         failed.append("contrast")
     if scores.entropy < settings.entropy_min:
         failed.append("entropy")
+    if scores.cloud > settings.cloud_max:
+        failed.append("cloud")
     return failed
+
+
+def failure_reason(scores: GateScores, settings: GateSettings) -> str:
+    """Why a crop fails, score against threshold per failed gate (empty when it passes)."""
+    parts = []
+    for gate in failed_gates(scores, settings):
+        if gate == "cloud":
+            parts.append(f"cloud {100 * scores.cloud:.0f}% of the area > {100 * settings.cloud_max:g}%")
+        else:
+            parts.append(f"{gate} {getattr(scores, gate):.2f} < {getattr(settings, gate + '_min'):g}")
+    return ", ".join(parts)

@@ -29,6 +29,7 @@ import numpy as np
 
 from geobridge.atomic import atomic_path, atomic_write_text
 from geobridge.build.config import BuildConfig
+from geobridge.build.gates import GateScores
 from geobridge.build.journal import Journal, StageMarker
 from geobridge.build.providers.base import Panorama, ProviderError
 
@@ -253,7 +254,7 @@ class Build:
 
     def _stage_clean(self, summaries) -> dict:
         from geobridge.build.dedup import deduplicate
-        from geobridge.build.gates import GATE_NAMES, GateScores, failed_gates, score_files
+        from geobridge.build.gates import GATE_NAMES, failed_gates, failure_reason, score_files
         from geobridge.geo import Footprint
 
         crops = [c for c in self.crop_records() if c["status"] == "ok"]
@@ -266,7 +267,7 @@ class Build:
             results = score_files([c["path"] for c in chunk], workers=GATE_WORKERS)
             scores.extend([
                 {"id": c["id"], **r.to_dict(), "error": ""} if isinstance(r, GateScores)
-                else {"id": c["id"], "blur": 0.0, "contrast": 0.0, "entropy": 0.0, "error": str(r)}
+                else {"id": c["id"], "blur": 0.0, "contrast": 0.0, "entropy": 0.0, "cloud": 0.0, "error": str(r)}
                 for c, r in zip(chunk, results)
             ])
             bar.update(len(chunk))
@@ -278,10 +279,11 @@ class Build:
             if rec["error"]:
                 decisions[c["id"]] = {"kept": False, "reason": f"unreadable crop: {rec['error']}"}
                 continue
-            failed = failed_gates(GateScores(rec["blur"], rec["contrast"], rec["entropy"]), self.config.gates)
+            gate_scores = _gate_scores(rec)
+            failed = failed_gates(gate_scores, self.config.gates)
             gate_failures.update(failed)
             if failed:
-                detail = ", ".join(f"{g} {rec[g]:.2f} < {getattr(self.config.gates, g + '_min'):g}" for g in failed)
+                detail = failure_reason(gate_scores, self.config.gates)
                 decisions[c["id"]] = {"kept": False, "reason": f"quality gate(s) failed: {detail}"}
             else:
                 passed.append(c)
@@ -315,7 +317,7 @@ class Build:
         for c in self.crop_records():
             if c["status"] == "ok" and decisions.get(c["id"], {}).get("kept"):
                 s = scores.get(c["id"])
-                out.append({**c, "blur": s["blur"], "contrast": s["contrast"], "entropy": s["entropy"]})
+                out.append({**c, **_gate_scores(s).to_dict()})
         return out
 
     # --- stage 4 --------------------------------------------------------------------------------
@@ -390,7 +392,7 @@ class Build:
                 _copy_if_changed(Path(source), target)
                 wanted.add(target)
                 paths[view] = target
-            extra = {k: c[k] for k in ("scale_m", "pano_id", "heading", "gsd_m", "blur", "contrast", "entropy")}
+            extra = {k: c[k] for k in ("scale_m", "pano_id", "heading", "gsd_m", "blur", "contrast", "entropy", "cloud")}
             extra.update(orthomosaic=Path(c["orthomosaic"]).name, provider=c["provider"], text_source=a["text_source"])
             locations.append(Location(id=c["id"], lat=c["lat"], lon=c["lon"], split=split, region="", text=a["text"],
                                       paths=paths, extra=extra))
@@ -428,6 +430,11 @@ def assign_splits(points: list[tuple[float, float]], settings, seed: int) -> lis
         u = int.from_bytes(digest[:8], "little") / 2**64
         out.append("test" if u < settings.test else "val" if u < settings.test + settings.val else "train")
     return out
+
+
+def _gate_scores(record: dict) -> GateScores:
+    """The gate scores journalled for a crop (journals written before the cloud gate lack it)."""
+    return GateScores(record["blur"], record["contrast"], record["entropy"], record.get("cloud", 0.0))
 
 
 def _copy_if_changed(source: Path, target: Path) -> None:
