@@ -14,6 +14,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from geobridge.data.benchmarks import load_benchmark  # noqa: E402
 from geobridge.data.fixtures import write_fixture  # noqa: E402
 from geobridge.evaluation.run_dataset import ModelViewError, embed_set, evaluate_model_on_dataset  # noqa: E402
+from geobridge.models.embedder import EmbedOptions  # noqa: E402
 from geobridge.views import View  # noqa: E402
 
 N = 4
@@ -49,7 +50,7 @@ def test_embed_set_matches_direct_model_encoding(model, roots):
 
     bench = load_benchmark("world", roots["world"])
     gallery = bench.gallery_set("D2S")
-    embedded = embed_set(model, gallery, batch_size=3, progress=False)
+    embedded = embed_set(model, gallery, EmbedOptions(batch_size=3, progress=False))
     assert embedded.embeddings.ids.tolist() == gallery.ids and embedded.skipped == 0
     np.testing.assert_allclose(embedded.embeddings.lat, gallery.lat)
     import torch

@@ -140,6 +140,7 @@ def test_similarity_mining_run_resumes_exactly(tmp_path, synthetic_manifest):
 
 def test_similarity_mining_packs_the_mined_neighbours(tmp_path, synthetic_manifest):
     """The batches of a mined epoch follow the table mined from the current weights."""
+    from geobridge.models.embedder import EmbedOptions
     from geobridge.train.mining import mine_similarity_neighbours
 
     config = config_for(tmp_path, synthetic_manifest, "packs", "data.sim_neighbours=3", "data.sim_pool=3",
@@ -151,7 +152,7 @@ def test_similarity_mining_packs_the_mined_neighbours(tmp_path, synthetic_manife
     assert trainer.model.training  # back in train mode after mining in eval mode
     assert all(torch.equal(before[k], v) for k, v in weights(trainer.model).items())  # BatchNorm untouched
     expected = mine_similarity_neighbours(trainer.model, trainer.dataset.locations, View.STREET, View.SATELLITE,
-                                          pool=3, device=torch.device("cpu"), progress=False)
+                                          pool=3, options=EmbedOptions(batch_size=64, progress=False))
     np.testing.assert_array_equal(trainer.sampler.similarity_table, expected)
     batches = trainer.sampler.global_batches(0)
     anchor = batches[0][0]  # nothing is used before the first batch: its anchor's whole pool follows it

@@ -24,6 +24,7 @@ import numpy as np
 from geobridge.data.benchmarks import Benchmark, ImageSet, load_benchmark
 from geobridge.embeddings import Embeddings
 from geobridge.evaluation.protocols import EvaluationResult, evaluate, get_protocol
+from geobridge.models.embedder import EmbedOptions, encode_images, encode_texts
 from geobridge.views import Direction, View
 
 
@@ -34,8 +35,9 @@ class ModelViewError(ValueError):
 @dataclass
 class DatasetResult(EvaluationResult):
     """An :class:`EvaluationResult` that also holds the items it scored, in the result's index
-    order: ``query_items`` / ``gallery_items`` are the image sets (ids, image paths, or texts
-    for text queries) minus any unreadable image, so ``per_query["top_indices"]`` index them."""
+    order: ``query_items`` is the query set (every query, an unreadable one included: it counts
+    as a miss), ``gallery_items`` the gallery set minus any unreadable image (ids, image paths, or
+    texts for text items), so ``per_query["top_indices"]`` index them."""
 
     query_items: ImageSet | None = None
     gallery_items: ImageSet | None = None
@@ -49,11 +51,17 @@ class DatasetResult(EvaluationResult):
 
 @dataclass
 class EmbeddedSet:
-    """An image set's embeddings and the set itself, restricted to the items that could be read."""
+    """An image set's embeddings and the set itself, restricted to the items that could be read
+    (``kept``: their positions in the full set)."""
 
     images: ImageSet
     embeddings: Embeddings
     skipped: int
+    kept: list[int]
+
+
+#: Query id given to an unreadable query: no gallery id can equal it (ids never hold NUL).
+UNREADABLE_QUERY_ID = "\0unreadable-query-{}"
 
 
 def provenance_note(dataset: str, direction: str) -> str:
@@ -117,30 +125,45 @@ def subset(images: ImageSet, keep: Sequence[int]) -> ImageSet:
     )
 
 
-def embed_set(
-    model: Any, images: ImageSet, batch_size: int = 32, progress: bool = True, tta: str | None = None
-) -> EmbeddedSet:
+def embed_set(model: Any, images: ImageSet, options: EmbedOptions = EmbedOptions()) -> EmbeddedSet:
     """Embed an image set (or a text set) into :class:`Embeddings` carrying its ids and coordinates."""
-    from geobridge.retrieval.embed import embed_texts, encode_image_files
-
     if images.view is View.TEXT:
-        emb = embed_texts(model, images.texts or [], batch_size=max(batch_size, 1), progress=progress)
-        kept = images
+        emb = encode_texts(model, images.texts or [], options)
+        kept_positions = list(range(len(images)))
     else:
-        encoding = encode_image_files(
-            model, images.paths or [], images.view, batch_size=batch_size, progress=progress, tta=tta
-        )
-        emb = encoding.emb
-        kept = subset(images, encoding.kept)
+        encoding = encode_images(model, images.paths or [], images.view, options,
+                                 desc=f"embed {images.view.value}")
+        emb, kept_positions = encoding.emb, encoding.kept
+    kept = subset(images, kept_positions)
     embeddings = Embeddings(
         emb=emb,
         ids=np.array(kept.ids, dtype=str),
         lat=kept.lat,
         lon=kept.lon,
         paths=None if kept.paths is None else np.array([str(p) for p in kept.paths], dtype=str),
-        meta={"view": images.view.value, "tta": tta},
+        meta={"view": images.view.value, "tta": options.tta},
     )
-    return EmbeddedSet(images=kept, embeddings=embeddings, skipped=len(images) - len(kept))
+    return EmbeddedSet(images=kept, embeddings=embeddings, skipped=len(images) - len(kept), kept=kept_positions)
+
+
+def as_queries(embedded: EmbeddedSet, full: ImageSet) -> EmbeddedSet:
+    """The query side of an embedded set: every item of ``full`` in its order, an unreadable one
+    as a row that can match nothing (a unit vector under :data:`UNREADABLE_QUERY_ID`), so it
+    counts as a miss in every denominator instead of silently shrinking the query set."""
+    if not embedded.skipped:
+        return embedded
+    n, dim = len(full), embedded.embeddings.dim
+    emb = np.zeros((n, dim), np.float32)
+    emb[:, 0] = 1.0
+    emb[embedded.kept] = embedded.embeddings.emb
+    ids = np.array([UNREADABLE_QUERY_ID.format(i) for i in range(n)], dtype=object)
+    ids[embedded.kept] = np.asarray(embedded.embeddings.ids, dtype=object)
+    embeddings = Embeddings(
+        emb=emb, ids=ids.astype(str), lat=full.lat, lon=full.lon,
+        paths=None if full.paths is None else np.array([str(p) for p in full.paths], dtype=str),
+        meta=dict(embedded.embeddings.meta),
+    )
+    return EmbeddedSet(images=full, embeddings=embeddings, skipped=embedded.skipped, kept=list(range(n)))
 
 
 def protocol_options_for(protocol: str, offered: dict[str, Any], progress: bool) -> dict[str, Any]:
@@ -161,6 +184,8 @@ def evaluate_model_on_dataset(
     tta: str | None = None,
     batch_size: int = 32,
     progress: bool = True,
+    precision: str = "auto",
+    num_workers: int | None = None,
     loader_options: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> dict[str, DatasetResult]:
@@ -171,7 +196,10 @@ def evaluate_model_on_dataset(
     ``loader_options`` is the same as a mapping, for loader options whose name is also a
     parameter here (University-1652's ``protocol``) or options built at run time (the CLI).
     ``protocol`` overrides the benchmark's default; ``tta="flip"`` averages each image with its
-    mirror. A model lacking a tower for a needed view is an error naming it, before any work.
+    mirror; ``precision`` and ``num_workers`` go to the embedding engine, which runs on the model's
+    device. A model lacking a tower for a needed view is an error naming it, before any work. An
+    unreadable query image counts as a miss; an unreadable gallery image is left out (its queries
+    then miss); the result's notes say how many of each.
     """
     twice = sorted(set(loader_options or {}) & set(options))
     if twice:
@@ -190,12 +218,14 @@ def evaluate_model_on_dataset(
     protocol_name = protocol or benchmark.default_protocol
     get_protocol(protocol_name)  # an unknown protocol fails before embedding
 
+    embed_options = EmbedOptions(batch_size=batch_size, num_workers=num_workers, precision=precision, tta=tta,
+                                 progress=progress)
     cache: dict[tuple, EmbeddedSet] = {}
 
     def embedded(images: ImageSet) -> EmbeddedSet:
         key = (images.view, tuple(images.paths or images.texts or ()), tuple(images.ids))
         if key not in cache:
-            cache[key] = embed_set(model, images, batch_size=batch_size, progress=progress, tta=tta)
+            cache[key] = embed_set(model, images, embed_options)
         return cache[key]
 
     results: dict[str, DatasetResult] = {}
@@ -203,7 +233,7 @@ def evaluate_model_on_dataset(
         skipped_before = dict(benchmark.skipped_files)
         query_set, gallery_set = benchmark.query_set(direction), benchmark.gallery_set(direction)
         skipped = {what: n - skipped_before.get(what, 0) for what, n in benchmark.skipped_files.items()}
-        query, gallery = embedded(query_set), embedded(gallery_set)
+        query, gallery = as_queries(embedded(query_set), query_set), embedded(gallery_set)
         offered = benchmark.protocol_options(direction, query.images, gallery.images)
         result = evaluate(query.embeddings, gallery.embeddings, protocol_name,
                           **protocol_options_for(protocol_name, offered, progress))
@@ -211,8 +241,9 @@ def evaluate_model_on_dataset(
         for what, n in skipped.items():
             if n:
                 result.notes.append(f"{n} listed {what} file(s) missing from the dataset were skipped")
-        for role, part in (("query", query), ("gallery", gallery)):
-            if part.skipped:
-                result.notes.append(f"{part.skipped} unreadable {role} image(s) were left out")
+        if query.skipped:
+            result.notes.append(f"{query.skipped} unreadable query image(s) count as misses")
+        if gallery.skipped:
+            result.notes.append(f"{gallery.skipped} unreadable gallery image(s) were left out")
         results[direction.name] = DatasetResult.of(result, query.images, gallery.images)
     return results

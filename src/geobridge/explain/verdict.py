@@ -146,17 +146,15 @@ def decide(score: float, calibration: Calibration, similarity: float | None = No
 
 
 def model_similarity(model: Any, satellite: np.ndarray, query: np.ndarray, query_view: View | str) -> float:
-    """Cosine similarity of the model's embeddings of the satellite image and the query."""
-    import torch
+    """Cosine similarity of the model's embeddings of the satellite image and the query (through
+    the embedding engine, so on the model's device)."""
     from PIL import Image
 
-    query_view = View.parse(query_view)
-    with torch.no_grad():
-        sat = model.image_transform(View.SATELLITE)(Image.fromarray(satellite)).unsqueeze(0)
-        qry = model.image_transform(query_view)(Image.fromarray(query)).unsqueeze(0)
-        device = getattr(model, "device", torch.device("cpu"))
-        a = model.encode(View.SATELLITE, sat.to(device))
-        b = model.encode(query_view, qry.to(device))
+    from geobridge.models.embedder import EmbedOptions, encode_images
+
+    options = EmbedOptions(progress=False)
+    a = encode_images(model, [Image.fromarray(satellite)], View.SATELLITE, options, warn=False).emb
+    b = encode_images(model, [Image.fromarray(query)], View.parse(query_view), options, warn=False).emb
     return float((a * b).sum())
 
 

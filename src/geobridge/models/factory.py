@@ -4,17 +4,21 @@ hub ids (open_clip-style config-driven factory)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from geobridge.models.config import ModelConfig, TowerConfig
+from geobridge.models.device import resolve_device
 from geobridge.models.model import CONFIG_NAME, MultiViewModel
 from geobridge.models.registry import list_presets, preset_config
 from geobridge.views import GEOLOC_VIEWS, View
 
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
-def load_model(directory: str | Path, map_location: str = "cpu") -> MultiViewModel:
-    """Load a model saved with `save_pretrained` (== `MultiViewModel.from_pretrained`)."""
-    return MultiViewModel.from_pretrained(directory, map_location=map_location)
+
+def load_model(directory: str | Path, device: "str | torch.device" = "cpu") -> MultiViewModel:
+    """Load a model saved with `save_pretrained` onto ``device`` (``auto|cpu|cuda|cuda:N``)."""
+    return MultiViewModel.from_pretrained(directory, device=resolve_device(device))
 
 
 def hub_clip_config(hub_id: str) -> ModelConfig:

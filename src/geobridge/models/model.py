@@ -198,8 +198,9 @@ class MultiViewModel(nn.Module):
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> "MultiViewModel":
-        """Rebuild from `config.json` (no download) and load `model.safetensors` strictly."""
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "MultiViewModel":
+        """Rebuild from `config.json` (no download) and load `model.safetensors` strictly onto `device`
+        (the meta device, for a shape-only model, keeps the architecture and no weights)."""
         from safetensors.torch import load_file
 
         directory = Path(directory)
@@ -211,9 +212,10 @@ class MultiViewModel(nn.Module):
                 )
         config = ModelConfig.from_file(directory / CONFIG_NAME)
         model = cls(config, load_weights=False, assets_dir=directory / ASSETS_DIR)
-        state = load_file(str(directory / WEIGHTS_NAME), device=str(map_location))
+        device = torch.device(device)
+        state = load_file(str(directory / WEIGHTS_NAME), device="cpu" if device.type == "meta" else str(device))
         model.load_state_dict(state, strict=True)
-        return model.to(map_location)
+        return model.to(device)
 
 
 def _unshare(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -30,7 +30,7 @@ import numpy as np
 from geobridge.atomic import atomic_directory, atomic_write_text, recover_directory
 from geobridge.geo import haversine_m
 from geobridge.records import Location
-from geobridge.retrieval.embed import embed_texts, encode_image_files, encode_pixels, inference, load_rgb
+from geobridge.models.embedder import EmbedOptions, encode_images, encode_texts, input_name
 from geobridge.retrieval.index import Index, create_index, load_index
 from geobridge.views import View
 
@@ -164,12 +164,14 @@ class GalleryInfo:
 class Gallery:
     """Embedded, geo-tagged references of one view, searchable by image or text queries."""
 
-    def __init__(self, info: GalleryInfo, index: Index, metadata, folder: Path | None = None, model: Any = None) -> None:
+    def __init__(self, info: GalleryInfo, index: Index, metadata, folder: Path | None = None, model: Any = None,
+                 device: str = "auto") -> None:
         self.info = info
         self.index = index
         self.metadata = metadata.reset_index(drop=True)
         self.folder = folder
         self._model = model
+        self.device = device
         self._position_of_id = {str(i): n for n, i in enumerate(self.metadata["id"])}
 
     # ----------------------------------------------------------------- building and storage
@@ -182,13 +184,15 @@ class Gallery:
         out: str | Path | None = None,
         index: str = "exact",
         model_path: str | Path | None = None,
-        batch_size: int = 32,
-        progress: bool = True,
-        tta: str | None = None,
         nprobe: int = 16,
         ef_search: int = 64,
+        options: EmbedOptions | None = None,
+        **option_values: Any,
     ) -> "Gallery":
-        """Embed the ``view`` images of ``locations`` and (when ``out`` is given) save the gallery."""
+        """Embed the ``view`` images of ``locations`` and (when ``out`` is given) save the gallery.
+
+        ``options`` (or its fields as keywords: ``batch_size``, ``progress``, ``tta``,
+        ``precision``, ``num_workers``) tell the embedding engine how."""
         view = View.parse(view)
         if not view.is_image:
             raise GalleryError("a gallery holds images of one view (drone, street, satellite, map, ground), not text")
@@ -199,20 +203,21 @@ class Gallery:
         info = GalleryInfo(view=view.value, index=search_index.spec, dim=reference.embed_dim, size=0,
                            model=reference, nprobe=nprobe, ef_search=ef_search)
         gallery = cls(info, search_index, _metadata_frame([], view), model=model)
-        gallery._append(locations, batch_size=batch_size, progress=progress, tta=tta)
+        gallery._append(locations, options or EmbedOptions(**option_values))
         if out is not None:
             gallery.save(out)
         return gallery
 
-    def add(self, locations: Sequence[Location], batch_size: int = 32, progress: bool = True,
-            tta: str | None = None, save: bool = True) -> int:
-        """Embed and append new locations (ids must be new); saves in place by default. Returns how many."""
-        added = self._append(locations, batch_size=batch_size, progress=progress, tta=tta)
+    def add(self, locations: Sequence[Location], save: bool = True, options: EmbedOptions | None = None,
+            **option_values: Any) -> int:
+        """Embed and append new locations (ids must be new); saves in place by default. Returns how many.
+        ``options`` (or its fields as keywords) as for :meth:`build`."""
+        added = self._append(locations, options or EmbedOptions(**option_values))
         if save and self.folder is not None:
             self.save(self.folder)
         return added
 
-    def _append(self, locations: Sequence[Location], batch_size: int, progress: bool, tta: str | None) -> int:
+    def _append(self, locations: Sequence[Location], options: EmbedOptions) -> int:
         import pandas as pd
 
         view = View.parse(self.info.view)
@@ -223,8 +228,7 @@ class Gallery:
         repeated = _repeated(ids, self._position_of_id)
         if repeated:
             raise GalleryError(f"{len(repeated)} id(s) already in the gallery or given twice, e.g. {repeated[0]!r}")
-        encoding = encode_image_files(self.model, [loc.path(view) for loc in locations], view,
-                                      batch_size=batch_size, progress=progress, tta=tta)
+        encoding = encode_images(self.model, [loc.path(view) for loc in locations], view, options)
         if not encoding.kept:
             raise GalleryError(f"none of the {len(locations)} {view.value} images could be read")
         kept = [locations[i] for i in encoding.kept]
@@ -251,8 +255,9 @@ class Gallery:
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path, model: Any = None, verify: bool = True) -> "Gallery":
-        """Open a gallery directory; checksums are verified and a given model must match it."""
+    def load(cls, folder: str | Path, model: Any = None, verify: bool = True, device: str = "auto") -> "Gallery":
+        """Open a gallery directory; checksums are verified and a given model must match it.
+        Without a model, the recorded one is loaded on first use onto ``device``."""
         import pandas as pd
 
         folder = Path(folder)
@@ -275,7 +280,7 @@ class Gallery:
                 f"gallery {folder} is inconsistent: {len(metadata)} metadata rows, {len(index)} indexed vectors, "
                 f"{info.size} recorded; rebuild it"
             )
-        gallery = cls(info, index, metadata, folder=folder)
+        gallery = cls(info, index, metadata, folder=folder, device=device)
         if model is not None:
             gallery.use_model(model)
         return gallery
@@ -302,7 +307,7 @@ class Gallery:
                 )
             from geobridge.models import load_model
 
-            self.use_model(load_model(path))
+            self.use_model(load_model(path, device=self.device))
         return self._model
 
     @property
@@ -342,7 +347,7 @@ class Gallery:
             images = list(images)
             if not images:
                 raise QueryError("no images given")
-            emb, labels = self.embed_images(images, query_view, tta=tta), [_label(i, n) for n, i in enumerate(images)]
+            emb, labels = self.embed_images(images, query_view, tta=tta), [input_name(i, n) for n, i in enumerate(images)]
         return self.search_embeddings(emb, k=k, labels=labels, view=query_view.value, truth=truth)
 
     def parse_query_view(self, view: View | str) -> View:
@@ -363,22 +368,15 @@ class Gallery:
         if any(len(t) > MAX_TEXT_CHARS for t in cleaned):
             raise QueryError(f"the text query is longer than {MAX_TEXT_CHARS} characters")
         self.parse_query_view(View.TEXT)
-        return embed_texts(self.model, cleaned, progress=False)
+        return encode_texts(self.model, cleaned, EmbedOptions(progress=False))
 
     def embed_images(self, images: Sequence[Any], view: View, tta: str | None = None) -> np.ndarray:
-        """Embed PIL images or image files; an unreadable file is a QueryError naming it."""
-        import torch
-
-        transform = self.model.image_transform(view)
-        tensors = []
-        for n, image in enumerate(images):
-            try:
-                pil = image if hasattr(image, "convert") else load_rgb(image)
-                tensors.append(transform(pil.convert("RGB")))
-            except (OSError, ValueError, SyntaxError) as err:
-                raise QueryError(f"cannot read image {_label(image, n)}: {err}") from None
-        with inference(self.model):
-            return encode_pixels(self.model, view, torch.stack(tensors), tta=tta)
+        """Embed PIL images or image files; an unreadable one is a QueryError naming it."""
+        encoding = encode_images(self.model, images, view, EmbedOptions(progress=False, tta=tta), warn=False)
+        if encoding.skipped:
+            name, reason = next(iter(encoding.skipped.items()))
+            raise QueryError(f"cannot read image {name}: {reason}")
+        return encoding.emb
 
     def search_embeddings(
         self,
@@ -522,8 +520,3 @@ def _repeated(ids: list[str], existing: dict[str, int]) -> list[str]:
         seen.add(i)
     return sorted(set(out))
 
-
-def _label(image: Any, n: int) -> str:
-    if isinstance(image, (str, Path)):
-        return str(image)
-    return str(getattr(image, "filename", "") or f"image {n}")

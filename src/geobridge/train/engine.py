@@ -63,6 +63,8 @@ from geobridge.data.sources import has_coordinates, training_items
 from geobridge.data.samplers import ModalityBalancedBatchSampler, SimilarityNeighbourBatchSampler, UniqueLocationBatchSampler
 from geobridge.data.transforms import JointAugment
 from geobridge.losses.planet import PlanetObjective, build_planet_objective
+from geobridge.models.device import resolve_device
+from geobridge.models.embedder import EmbedOptions
 from geobridge.records import Location, ManifestError
 from geobridge.train.batches import batch_size_of, encode_views, masks_on, present_views, slice_batch
 from geobridge.train.checkpoint import (
@@ -163,12 +165,6 @@ class _StepOutcome:
     finite: bool
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
@@ -194,6 +190,7 @@ def build_loss(config: TrainConfig, distributed: bool) -> Callable[..., Any]:
 
 PHYSICAL_HEAD_DIR = "physical_head"  # folder of the PLANET head inside a checkpoint, beside model/
 SIMILARITY_STATE = "similarity_neighbours"  # key of the mined table in a checkpoint's extra state
+AMP_PRECISION = {"auto": "auto", "off": "fp32", "bf16": "bf16", "fp16": "fp16"}  # optim.amp -> engine precision
 
 
 def build_physical_objective(config: TrainConfig, model: Any, views: list[View], distributed: bool) -> PlanetObjective:
@@ -528,11 +525,10 @@ class Trainer:
                 LOGGER.warning("resuming inside epoch %d without its mined neighbours in the checkpoint; mining "
                                "them again from the restored weights (the rest of the epoch may differ)", epoch)
             query, reference = (View.parse(v) for v in cfg.similarity_views)
-            table = mine_similarity_neighbours(
-                self.model, self.dataset.locations, query, reference, pool=cfg.sim_pool, device=self.device,
-                batch_size=cfg.batch_size, autocast=self.autocast,
-                progress=self.config.progress and self.dist.is_main,
-            )
+            options = EmbedOptions(batch_size=cfg.batch_size, precision=AMP_PRECISION[self.config.optim.amp],
+                                   progress=self.config.progress and self.dist.is_main)
+            table = mine_similarity_neighbours(self.model, self.dataset.locations, query, reference,
+                                               pool=cfg.sim_pool, options=options)
         self.sampler.set_similarity_neighbours(table)
         self._sim_epoch = epoch
 

@@ -93,9 +93,10 @@ def cached_frozen_text_tower(
 
     def forward(texts: list[str]) -> torch.Tensor:
         encode_unseen(texts)
+        device = tower.device  # a shared store may hold features computed on another device
         if block is None:
-            return torch.stack([store[text] for text in texts])
-        return tower.forward_from([store[(block, text)] for text in texts], block)
+            return torch.stack([store[text] for text in texts]).to(device)
+        return tower.forward_from([store[(block, text)].to(device) for text in texts], block)
 
     tower.forward = forward
     try:

@@ -14,15 +14,14 @@ run that mines from the same weights gets the same table.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from geobridge.data.manifest import ManifestDataset, collate
 from geobridge.data.samplers import similarity_neighbours
+from geobridge.models.embedder import EmbedOptions, encode_images, encode_texts
 from geobridge.records import Location
-from geobridge.train.batches import encode_views
 from geobridge.views import View
 
 
@@ -38,70 +37,34 @@ def embed_training_views(
     model: Any,
     locations: Sequence[Location],
     views: Sequence[View],
-    device: torch.device,
-    batch_size: int = 64,
-    autocast: Callable[[], Any] | None = None,
-    progress: bool = True,
+    options: EmbedOptions = EmbedOptions(batch_size=64),
 ) -> dict[View, ViewEmbeddings]:
-    """Embed ``views`` of every location with ``model`` in eval mode, without gradients.
+    """Embed ``views`` of every location with the embedding engine (eval mode, no gradients, the
+    model's evaluation transforms, on the model's device).
 
-    Images go through the model's evaluation transforms (no augmentation); the model's previous
-    mode is restored and the global random states are left as they were. An image shared by
-    several items (a University-1652 building's satellite image, in each of its ~54 drone
-    items) is embedded once."""
-    if len(views) > 1:
-        out: dict[View, ViewEmbeddings] = {}
-        for view in views:
-            out.update(embed_training_views(model, locations, [view], device, batch_size, autocast, progress))
-        return out
-    view = views[0]
-    if view.is_image:
-        paths = [loc.path(view) for loc in locations]
-        unique = list(dict.fromkeys(p for p in paths if p is not None))
-        if len(unique) < sum(p is not None for p in paths):
-            row_of = {p: i for i, p in enumerate(unique)}
-            one_each = [Location(id=str(i), lat=0.0, lon=0.0, paths={view.value: p}) for i, p in enumerate(unique)]
-            found = embed_training_views(model, one_each, [view], device, batch_size, autocast, progress)[view]
-            rows = np.array([row_of[p] if p is not None else 0 for p in paths], dtype=np.int64)
-            has = np.array([p is not None for p in paths], dtype=bool)
-            emb = found.emb[rows] * has[:, None]
-            return {view: ViewEmbeddings(emb=emb.astype(np.float32), valid=found.valid[rows] & has)}
-    from contextlib import nullcontext
+    The model's previous mode is restored and the global random states are left as they were.
+    An input shared by several items (a University-1652 building's satellite image, in each of
+    its ~54 drone items) is embedded once; an unreadable image leaves its items invalid."""
+    with torch.random.fork_rng(devices=[]):
+        return {view: _embed_view(model, locations, view, options) for view in views}
 
-    from tqdm.auto import tqdm
 
-    views = list(views)
-    transforms = {v: model.image_transform(v, train=False) for v in views if v.is_image}
-    dataset = ManifestDataset(list(locations), None, views, transforms)
-    n = len(dataset)
-    # per view and batch: the embeddings (None when no location of the batch has the view) and mask
-    pieces: dict[View, list[tuple[np.ndarray | None, np.ndarray]]] = {v: [] for v in views}
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.random.fork_rng(devices=[]), torch.no_grad(), \
-                tqdm(total=n, desc="mine neighbours", unit="loc", disable=not progress, dynamic_ncols=True) as bar:
-            for start in range(0, n, batch_size):
-                batch = collate([dataset[i] for i in range(start, min(start + batch_size, n))])
-                present = [v for v in views if batch.get(v) is not None and bool(batch["mask"][v].any())]
-                with (autocast or nullcontext)():
-                    encoded = encode_views(model, batch, present, device)
-                for view in views:
-                    mask = batch["mask"][view].numpy().astype(bool)
-                    emb = encoded[view].float().cpu().numpy() if view in encoded else None
-                    pieces[view].append((emb, mask if emb is not None else np.zeros_like(mask)))
-                bar.update(len(batch["ids"]))
-    finally:
-        model.train(was_training)
-    out: dict[View, ViewEmbeddings] = {}
-    for view in views:
-        dim = next((e.shape[1] for e, _ in pieces[view] if e is not None), 1)
-        emb = np.concatenate([e if e is not None else np.zeros((len(m), dim), np.float32) for e, m in pieces[view]])
-        mask = np.concatenate([m for _, m in pieces[view]])
-        emb = emb.astype(np.float32)
-        emb[~mask] = 0.0
-        out[view] = ViewEmbeddings(emb=emb, valid=mask)
-    return out
+def _embed_view(model: Any, locations: Sequence[Location], view: View, options: EmbedOptions) -> ViewEmbeddings:
+    inputs = [(loc.text if view is View.TEXT else loc.path(view)) if loc.has(view) else None for loc in locations]
+    unique = list(dict.fromkeys(x for x in inputs if x is not None))
+    if view is View.TEXT:
+        found, kept = encode_texts(model, unique, options, desc="mine neighbours"), list(range(len(unique)))
+    else:
+        encoding = encode_images(model, unique, view, options, desc="mine neighbours")
+        found, kept = encoding.emb, encoding.kept
+    dim = found.shape[1] if found.size else int(getattr(model, "embed_dim", 1))
+    rows = np.zeros((len(unique) + 1, dim), np.float32)  # the last row: the zeros of missing inputs
+    rows[kept] = found
+    readable = np.zeros(len(unique) + 1, dtype=bool)
+    readable[kept] = True
+    row_of = {x: i for i, x in enumerate(unique)}
+    index = np.array([row_of[x] if x is not None else len(unique) for x in inputs], dtype=np.int64)
+    return ViewEmbeddings(emb=rows[index], valid=readable[index])
 
 
 def mine_similarity_neighbours(
@@ -110,16 +73,12 @@ def mine_similarity_neighbours(
     query: View,
     reference: View,
     pool: int,
-    device: torch.device,
-    batch_size: int = 64,
-    autocast: Callable[[], Any] | None = None,
-    progress: bool = True,
+    options: EmbedOptions = EmbedOptions(batch_size=64),
 ) -> np.ndarray:
     """(N, pool) indices of each location's most similar other locations (query -> reference
     similarity with the current model; ``-1`` pads), for
     :class:`~geobridge.data.samplers.SimilarityNeighbourBatchSampler`."""
-    embedded = embed_training_views(model, locations, [query, reference], device, batch_size=batch_size,
-                                    autocast=autocast, progress=progress)
+    embedded = embed_training_views(model, locations, [query, reference], options)
     return similarity_neighbours(
         embedded[query].emb, embedded[reference].emb, k=pool, groups=[loc.id for loc in locations],
         query_valid=embedded[query].valid, reference_valid=embedded[reference].valid,
