@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from geobridge.models.eval_transform import EvalTransform
 from geobridge.views import View
 
 #: Backends a tower can be built with; each is registered in `geobridge.models.registry`.
@@ -81,6 +82,9 @@ class ModelConfig(_Strict):
     sees 384 x 384 satellite tiles beside 384 x 768 (VIGOR) or 140 x 768 (CVUSA, CVACT)
     panoramas. The tower must accept that size (a CNN does; a ViT with fixed position
     embeddings does not).
+    `eval_transforms` pins a view's evaluation preprocessing to a released model's own (resize
+    kernel, crop, mean/std; see `geobridge.models.eval_transform`); converted checkpoints set it.
+    Entries for views the model does not encode are ignored (so `keep_views` may drop towers).
     """
 
     name: str = "custom"
@@ -92,8 +96,9 @@ class ModelConfig(_Strict):
     logit_scale_init: float = math.log(1 / 0.07)
     logit_scale_max: float = Field(100.0, gt=0)
     view_image_sizes: dict[View, tuple[int, int]] = Field(default_factory=dict)
+    eval_transforms: dict[View, EvalTransform] = Field(default_factory=dict)
 
-    @field_validator("image_towers", mode="before")
+    @field_validator("image_towers", "eval_transforms", mode="before")
     @classmethod
     def _parse_views(cls, value: Any) -> Any:
         if isinstance(value, dict):

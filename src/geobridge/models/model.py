@@ -147,6 +147,11 @@ class MultiViewModel(nn.Module):
         config = self.towers[self.tower_name(view)].config
         if config.modality != "image":
             raise ValueError("image_transform needs an image view")
+        pinned = None if train else self.config.eval_transforms.get(View.parse(view))
+        if pinned is not None:  # a converted checkpoint: its authors' exact eval preprocessing
+            from geobridge.models.eval_transform import build_eval_transform
+
+            return build_eval_transform(pinned)
         size = tuple(self.config.image_size(view))
         resize = T.Resize(size, interpolation=T.InterpolationMode.BICUBIC, antialias=True)
         steps: list[Callable] = [_to_rgb, resize]
