@@ -11,7 +11,7 @@ import sys
 import typer
 
 from geobridge import __version__
-from geobridge.cli import build, data, demo, evaluate, explain, retrieval, serve, train, world
+from geobridge.cli import build, convert, data, demo, evaluate, explain, models, retrieval, serve, train, world
 
 app = typer.Typer(
     name="geobridge",
@@ -39,7 +39,7 @@ def _root(
     """geobridge command line."""
 
 
-for _module in (world, data, train, evaluate, retrieval, serve, build, explain, demo):
+for _module in (world, data, train, evaluate, retrieval, serve, build, explain, demo, convert, models):
     _module.register(app)
 
 
