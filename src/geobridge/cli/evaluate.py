@@ -17,6 +17,7 @@ from typing import Any, Optional
 import typer
 
 from geobridge.cli.errors import fail
+from geobridge.cli.run_options import checked_device, device_option, precision_option, workers_option
 
 
 def register(app: typer.Typer) -> None:
@@ -58,6 +59,9 @@ def evaluate_command(
     ),
     per_query: bool = typer.Option(False, "--per-query", help="Include per-query ranks and top-10 lists in the JSON."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    device: str = device_option(),
+    precision: str = precision_option(),
+    workers: Optional[int] = workers_option(),
 ) -> None:
     """Evaluate retrieval under a benchmark's exact protocol; every metric in percent.
 
@@ -77,7 +81,9 @@ def evaluate_command(
         if npz_mode:
             results, embeddings = _evaluate_files(query, gallery, protocol, semi_positives, match_by, chunk_size, quiet)
         else:
-            results = _evaluate_model(model, dataset, root, directions, protocol, tta, batch_size, quiet, loader_option or [])
+            run = {"device": checked_device(device, precision), "precision": precision, "num_workers": workers}
+            results = _evaluate_model(model, dataset, root, directions, protocol, tta, batch_size, quiet,
+                                      loader_option or [], run)
             embeddings = None
         _print_table(results, dataset)
         _write_reports(results, embeddings, json_out, markdown_out, plot_out, html_out, per_query, dataset)
@@ -137,7 +143,8 @@ def _read_semi_positives(path: Path) -> list[list[str]] | dict[str, list[str]]:
                "(or an object mapping each query id to a list of gallery ids)")
 
 
-def _evaluate_model(model, dataset, root, directions, protocol, tta, batch_size, quiet, option_texts):
+def _evaluate_model(model, dataset, root, directions, protocol, tta, batch_size, quiet, option_texts, run):
+    """``run``: the embedding engine's ``device``, ``precision`` and ``num_workers``."""
     if model is None or dataset is None or root is None:
         raise fail("--model, --dataset and --root are all needed to evaluate a model on a benchmark")
     loader_options = parse_loader_options(dataset, option_texts)
@@ -150,10 +157,11 @@ def _evaluate_model(model, dataset, root, directions, protocol, tta, batch_size,
         from geobridge.models import load_model
     except ImportError as err:
         raise fail(f"model evaluation is unavailable in this installation ({err})") from None
-    loaded = load_model(model)
+    loaded = load_model(model, device=run["device"])
     return evaluate_model_on_dataset(
         loaded, dataset, root, directions=directions, protocol=protocol, tta=tta, batch_size=batch_size,
-        progress=not quiet, loader_options=loader_options,
+        progress=not quiet, precision=run["precision"], num_workers=run["num_workers"],
+        loader_options=loader_options,
     )
 
 

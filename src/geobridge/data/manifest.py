@@ -138,7 +138,7 @@ class ManifestDataset(Dataset):
         try:
             with Image.open(path) as image:
                 image.load()
-                rgb = image.convert("RGB")
+                rgb = image if image.mode == "RGB" else image.convert("RGB")  # no copy if RGB
         except Exception as err:  # PIL raises many types for truncated or foreign files
             key = str(path)
             if key not in self.unreadable:

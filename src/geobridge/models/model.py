@@ -21,6 +21,7 @@ from geobridge.atomic import atomic_directory
 from geobridge.models.config import ModelConfig
 from geobridge.models.registry import build_tower
 from geobridge.models.towers.base import TokenOutput, Tower
+from geobridge.models.transforms import ViewTransform
 from geobridge.views import View
 
 CONFIG_NAME = "config.json"
@@ -141,24 +142,14 @@ class MultiViewModel(nn.Module):
         """PIL image -> normalised (3, H, W) tensor for this view's tower: RGB, bicubic resize to
         the view's size (`view_image_sizes`, else the tower's image size), ToTensor, its mean/std.
         Training and evaluation both call this, so their sizes agree. `train=True` adds a mild
-        colour jitter (photometric only, so co-located views stay geometrically consistent)."""
-        from torchvision import transforms as T
-
+        colour jitter (brightness, contrast, saturation 0.2, as torchvision's ColorJitter;
+        photometric only, so co-located views stay geometrically consistent). See
+        :class:`geobridge.models.transforms.ViewTransform`."""
         config = self.towers[self.tower_name(view)].config
         if config.modality != "image":
             raise ValueError("image_transform needs an image view")
-        pinned = None if train else self.config.eval_transforms.get(View.parse(view))
-        if pinned is not None:  # a converted checkpoint: its authors' exact eval preprocessing
-            from geobridge.models.eval_transform import build_eval_transform
-
-            return build_eval_transform(pinned)
         size = tuple(self.config.image_size(view))
-        resize = T.Resize(size, interpolation=T.InterpolationMode.BICUBIC, antialias=True)
-        steps: list[Callable] = [_to_rgb, resize]
-        if train:
-            steps.append(T.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2))
-        steps += [T.ToTensor(), T.Normalize(mean=list(config.mean), std=list(config.std))]
-        return T.Compose(steps)
+        return ViewTransform(size, config.mean, config.std, jitter=0.2 if train else 0.0)
 
     # ----------------------------------------------------------------- freezing
     def tower_blocks(self, view: View | str) -> list[nn.Module]:
@@ -234,7 +225,3 @@ def _unshare(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             seen.add(ptr)
     return out
 
-
-def _to_rgb(image):
-    """Convert any PIL mode (L, RGBA, P, I;16...) to RGB."""
-    return image if getattr(image, "mode", "RGB") == "RGB" else image.convert("RGB")
