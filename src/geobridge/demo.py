@@ -91,8 +91,10 @@ def run_demo(
     reuse_world: bool = False,
     echo: Callable[[str], None] = print,
     progress: bool = True,
+    device: str = "auto",
 ) -> DemoResult:
-    """Render, train the ablation, evaluate, and write the demo's files under ``out``."""
+    """Render, train the ablation, evaluate, and write the demo's files under ``out``; the models
+    train and run on ``device`` (``auto|cpu|cuda|cuda:N``)."""
     import torch
 
     from geobridge.records import read_manifest
@@ -137,7 +139,7 @@ def run_demo(
     for number, variant in enumerate(variants, start=1):
         run_dir = out / "runs" / variant
         shutil.rmtree(run_dir, ignore_errors=True)
-        config = TrainConfig.load(config_path, list(overrides or []) + [
+        config = TrainConfig.load(config_path, [f"device={device}"] + list(overrides or []) + [
             f"data.manifest={manifest}", f"output_dir={run_dir}", f"loss.edge_set={variant}", "resume=false",
             f"progress={str(progress).lower()}",
         ])
@@ -156,7 +158,7 @@ def run_demo(
         if variant == "geobridge":
             run.model.save_pretrained(out / "model")
             tick = time.perf_counter()
-            gallery_size = build_demo_gallery(out, manifest, progress=progress)
+            gallery_size = build_demo_gallery(out, manifest, progress=progress, device=device)
             seconds["gallery"] = time.perf_counter() - tick
             echo(f"      gallery of {gallery_size} held-out satellite views in {out / 'gallery'}")
 
@@ -189,14 +191,14 @@ def run_demo(
     return DemoResult(out=out, metrics=metrics, ablation=ablation, seconds=seconds, findings=findings)
 
 
-def build_demo_gallery(out: Path, manifest: Path, progress: bool = False) -> int:
+def build_demo_gallery(out: Path, manifest: Path, progress: bool = False, device: str = "auto") -> int:
     """``OUT/gallery/``: the held-out locations' satellite views embedded by the saved ``OUT/model/``
     (loaded back from disk, so the gallery records the model folder it must be queried with)."""
     from geobridge.models import load_model
     from geobridge.records import read_manifest
     from geobridge.retrieval.gallery import Gallery
 
-    model = load_model(out / "model").eval()
+    model = load_model(out / "model", device=device).eval()
     gallery = Gallery.build(model, read_manifest(manifest, split="test"), "satellite", out=out / "gallery",
                             model_path=out / "model", progress=progress)
     return int(gallery.info.size)

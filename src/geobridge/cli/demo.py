@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from geobridge.cli.errors import fail
+from geobridge.cli.run_options import checked_device, device_option
 
 
 def register(app: typer.Typer) -> None:
@@ -24,6 +25,7 @@ def register(app: typer.Typer) -> None:
         variants: str = typer.Option("image-only,text-only,geobridge", "--variants",
                                      help="Ablation rows to train (must include geobridge)."),
         reuse_world: bool = typer.Option(False, "--reuse-world", help="Keep OUT/world if it is already rendered."),
+        device: str = device_option(),
     ) -> None:
         """Render the embedded world, train GeoBridge and its ablation on CPU, evaluate, report."""
         from dataclasses import replace
@@ -36,6 +38,6 @@ def register(app: typer.Typer) -> None:
             run_demo(out, config_path=config, overrides=list(overrides or []),
                      world=replace(DemoWorld(), size=size, seed=seed, **({"locations": locations} if locations else {})),
                      variants=chosen,
-                     reuse_world=reuse_world, echo=typer.echo)
+                     reuse_world=reuse_world, echo=typer.echo, device=checked_device(device))
         except (ConfigError, ValueError, FileNotFoundError) as err:
             raise fail(str(err)) from None

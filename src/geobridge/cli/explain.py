@@ -14,6 +14,7 @@ from typing import Optional
 import typer
 
 from geobridge.cli.errors import fail
+from geobridge.cli.run_options import checked_device, device_option
 
 explain_app = typer.Typer(
     name="explain",
@@ -51,6 +52,7 @@ def explain_pair(
     llm_url: Optional[str] = typer.Option(None, "--llm-url", help="OpenAI-compatible endpoint (…/v1); key from $GEOBRIDGE_LLM_API_KEY."),
     llm_model: Optional[str] = typer.Option(None, "--llm-model", help="Model name at --llm-url."),
     llm_cache: Optional[Path] = typer.Option(None, "--llm-cache", help="Folder caching the language model's answers."),
+    device: str = device_option(),
 ) -> None:
     """Explain one pair: a paragraph ending with the verdict (or JSON with --json)."""
     if ctx.invoked_subcommand is not None:
@@ -64,11 +66,13 @@ def explain_pair(
             raise fail(f"{name} image not found: {path}")
     if model is not None and not model.is_dir():
         raise fail(f"--model folder not found: {model}")
+    checked_device(device)
     from geobridge.explain.explainer import load_explainer
     from geobridge.explain.llm import LLMError
 
     try:
-        explainer = load_explainer(model, calibration, llm=_llm_client(llm_url, llm_model, llm_cache))
+        explainer = load_explainer(model, calibration, llm=_llm_client(llm_url, llm_model, llm_cache),
+                                   device=device)
         result = explainer.explain(satellite, query, view, lang=lang)
     except (ValueError, OSError, LLMError) as err:
         raise fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
@@ -92,6 +96,7 @@ def explain_eval(
     seed: int = typer.Option(0, "--seed", help="Seed for drawing non-matching pairs."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    device: str = device_option(),
 ) -> None:
     """Verdict accuracy and self-consistency on matching / non-matching pairs from a manifest."""
     if lang not in ("en", "zh"):
@@ -100,6 +105,7 @@ def explain_eval(
         raise fail(f"--model folder not found: {model}")
     if save_calibration is not None and fit_split is None:
         raise fail("--save-calibration needs --fit-split SPLIT to fit one")
+    checked_device(device)
     from geobridge.atomic import atomic_write_text
     from geobridge.explain.evaluate import evaluate_pairs, fit_calibration
     from geobridge.explain.explainer import Explainer, load_explainer
@@ -107,7 +113,7 @@ def explain_eval(
     from geobridge.records import ManifestError, read_manifest
 
     try:
-        explainer = load_explainer(model, calibration)
+        explainer = load_explainer(model, calibration, device=device)
         test_locations = read_manifest(manifest, split=split)
         if not test_locations:
             raise ValueError(f"split {split!r} of {manifest} has no locations")

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from geobridge.cli.errors import fail
+from geobridge.cli.run_options import checked_device, device_option, precision_option, workers_option
 
 gallery_app = typer.Typer(
     name="gallery",
@@ -32,7 +33,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     return (GalleryError, QueryError, SearchIndexError, SourceError, ManifestError)
 
 
-def _load_model(model_dir: Path):
+def _load_model(model_dir: Path, device: str):
     if not model_dir.is_dir():
         raise fail(
             f"model folder {model_dir} not found: pass a saved model (a folder with config.json and "
@@ -41,7 +42,7 @@ def _load_model(model_dir: Path):
     from geobridge.models import load_model
 
     try:
-        return load_model(model_dir)
+        return load_model(model_dir, device=device)
     except (OSError, ValueError) as err:
         raise fail(f"cannot load the model in {model_dir}: {err}") from None
 
@@ -58,19 +59,36 @@ def build(
     tta: Optional[str] = typer.Option(None, "--tta", help="Test-time augmentation: 'flip' averages with the mirrored image."),
     nprobe: int = typer.Option(16, "--nprobe", min=1, help="IVF lists visited per query (FAISS IVF only)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    device: str = device_option(),
+    precision: str = precision_option(),
+    workers: Optional[int] = workers_option(),
 ) -> None:
-    """Embed the images of one view with a model and save them as a searchable gallery."""
+    """Embed the images of one view with a model and save them as a searchable gallery.
+
+    Under torchrun the images are sharded over the ranks (chunks kept in OUT.shards until rank 0
+    has saved the gallery; an interrupted run resumes from them)."""
+    from geobridge.models.embedder import EmbedOptions
     from geobridge.retrieval.gallery import Gallery
+    from geobridge.retrieval.sharded import ranks_from_env, release, remove_shards, shard_dir_for
     from geobridge.retrieval.sources import read_locations
 
+    checked_device(device, precision)
+    ranks = ranks_from_env()
     try:
+        options = EmbedOptions(batch_size=batch_size, num_workers=workers, precision=precision, tta=tta,
+                               progress=not quiet)
         locations = read_locations(images, view, split=split)
-        model_obj = _load_model(model)
-        gallery = Gallery.build(model_obj, locations, view, out=out, index=index, model_path=model,
-                                batch_size=batch_size, progress=not quiet, tta=tta, nprobe=nprobe)
+        model_obj = _load_model(model, device)
+        gallery = Gallery.build(model_obj, locations, view, out=out if ranks.is_main else None, index=index,
+                                model_path=model, nprobe=nprobe, options=options,
+                                shard_dir=shard_dir_for(out) if ranks.sharded else None)
     except _user_errors() as err:
         raise fail(str(err)) from None
-    typer.echo(f"gallery {out}: {len(gallery)} {gallery.info.view} entries, index {gallery.info.index}, dim {gallery.info.dim}")
+    if ranks.is_main:
+        remove_shards(shard_dir_for(out))
+        typer.echo(f"gallery {out}: {len(gallery)} {gallery.info.view} entries, index {gallery.info.index}, "
+                   f"dim {gallery.info.dim}")
+    release(ranks)
 
 
 @gallery_app.command("add")
@@ -80,15 +98,21 @@ def add(
     split: Optional[str] = typer.Option(None, "--split"),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    device: str = device_option(),
+    precision: str = precision_option(),
+    workers: Optional[int] = workers_option(),
 ) -> None:
     """Embed more locations with the gallery's own model and append them (no rebuild)."""
+    from geobridge.models.embedder import EmbedOptions
     from geobridge.retrieval.gallery import Gallery
     from geobridge.retrieval.sources import read_locations
 
+    checked_device(device, precision)
     try:
-        opened = Gallery.load(gallery)
+        opened = Gallery.load(gallery, device=device)
         locations = read_locations(images, opened.info.view, split=split)
-        added = opened.add(locations, batch_size=batch_size, progress=not quiet)
+        added = opened.add(locations, options=EmbedOptions(batch_size=batch_size, num_workers=workers,
+                                                           precision=precision, progress=not quiet))
     except _user_errors() as err:
         raise fail(str(err)) from None
     typer.echo(f"gallery {gallery}: added {added}, now {len(opened)} entries")
@@ -117,6 +141,7 @@ def locate(
     true_lon: Optional[float] = typer.Option(None, "--true-lon", help="True longitude of the query (adds error_m)."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Manifest giving the queries' true positions (matched by path or id)."),
     tta: Optional[str] = typer.Option(None, "--tta", help="'flip' averages each image with its mirror."),
+    device: str = device_option(),
 ) -> None:
     """Where was this taken? Rank the gallery's places for image or text queries."""
     from geobridge.retrieval.gallery import Gallery
@@ -127,10 +152,11 @@ def locate(
         raise fail("say which view the query images are with --view drone|street|satellite|map|ground")
     if (true_lat is None) != (true_lon is None):
         raise fail("give both --true-lat and --true-lon")
+    checked_device(device)
     n_queries = len(images) if images else 1
     try:
         truth = _truth(images or [], n_queries, true_lat, true_lon, manifest)
-        opened = Gallery.load(gallery)
+        opened = Gallery.load(gallery, device=device)
         if images:
             missing = [p for p in images if not p.is_file()]
             if missing:

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from geobridge.cli.errors import fail
+from geobridge.cli.run_options import checked_device, device_option
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -21,6 +22,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; loopback by default (this machine only)."),
     port: int = typer.Option(8000, "--port", min=1, max=65535),
     max_upload_mb: int = typer.Option(20, "--max-upload-mb", min=1, help="Largest accepted upload."),
+    device: str = device_option(),
 ) -> None:
     """Serve a gallery over HTTP: POST /locate, GET /health, GET /gallery, /docs, and a web page at /."""
     import uvicorn
@@ -29,8 +31,9 @@ def serve(
     from geobridge.serve.app import create_app
     from geobridge.serve.uploads import UploadLimits
 
+    checked_device(device)
     try:
-        opened = Gallery.load(gallery)  # checks the files and the model before binding the port
+        opened = Gallery.load(gallery, device=device)  # checks the files and the model before binding the port
         opened.model
     except GalleryError as err:
         raise fail(str(err)) from None

@@ -13,6 +13,7 @@ from typing import Optional
 import typer
 
 from geobridge.cli.errors import fail
+from geobridge.cli.run_options import checked_device, device_option, precision_option, workers_option
 
 
 def register(app: typer.Typer) -> None:
@@ -24,13 +25,16 @@ def register(app: typer.Typer) -> None:
         config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML training config: a path, or a shipped recipe by name (see docs/recipes.md; e.g. demo, sample4geo-u1652, gleam-c)."),
         validate: bool = typer.Option(True, "--validate/--no-validate", help="Retrieval metrics on each source's own evaluation split with its protocol, every val_every steps and each epoch."),
         show_config: bool = typer.Option(False, "--show-config", help="Print the resolved config and exit."),
+        device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (the config's "
+                                             "device= key; default: the config's, auto)."),
     ) -> None:
         """Train a model from a YAML config plus key=value overrides (resumes from OUT/checkpoints/last)."""
         from geobridge.configs import resolve_config
         from geobridge.train.config import ConfigError, TrainConfig
 
+        extra = [f"device={checked_device(device)}"] if device is not None else []
         try:
-            cfg = TrainConfig.load(resolve_config(config) if config else None, list(overrides or []))
+            cfg = TrainConfig.load(resolve_config(config) if config else None, list(overrides or []) + extra)
         except (ConfigError, FileNotFoundError) as err:
             raise fail(f"{err}") from None
         if show_config:
@@ -71,8 +75,15 @@ def register(app: typer.Typer) -> None:
         split: Optional[str] = typer.Option(None, "--split", help="Only this split (train, val, test)."),
         batch_size: int = typer.Option(32, "--batch-size", min=1),
         tta: Optional[str] = typer.Option(None, "--tta", help="Test-time augmentation: flip."),
+        device: str = device_option(),
+        precision: str = precision_option(),
+        workers: Optional[int] = workers_option(),
     ) -> None:
-        """Embed one view of a manifest's locations into an embeddings file."""
+        """Embed one view of a manifest's locations into an embeddings file.
+
+        Under torchrun (``torchrun --nproc_per_node N -m geobridge embed ...``) the files are
+        sharded over the ranks, each writes its chunks beside OUT, rank 0 merges them in order;
+        a rerun of an interrupted run reuses the chunks already written."""
         from geobridge.records import ManifestError, read_manifest
         from geobridge.views import View
 
@@ -82,6 +93,9 @@ def register(app: typer.Typer) -> None:
             raise fail(str(err)) from None
         if out.suffix != ".npz":
             raise fail(f"--out must end in .npz, got {out}")
+        if tta not in (None, "flip"):
+            raise fail(f"unknown --tta {tta!r}: the only test-time augmentation is 'flip'")
+        checked_device(device, precision)
         try:
             locations = read_manifest(manifest, split=split)
         except ManifestError as err:
@@ -89,18 +103,31 @@ def register(app: typer.Typer) -> None:
         if not locations:
             raise fail(f"no locations{f' in split {split!r}' if split else ''} in {manifest}")
         from geobridge.models import load_model
-        from geobridge.retrieval.embed import embed_locations
+        from geobridge.models.embedder import EmbedOptions
+        from geobridge.retrieval.embed import embed_locations, embeddings_of
+        from geobridge.retrieval.sharded import encode_sharded, ranks_from_env, release, remove_shards, shard_dir_for
 
         try:
-            loaded = load_model(model)
+            loaded = load_model(model, device=device)
         except (FileNotFoundError, ValueError) as err:
             raise fail(f"cannot load model {model}: {err}") from None
         if parsed.is_image and parsed not in loaded.views:
             raise fail(f"model {model} has no {parsed.value} tower (it has: {', '.join(v.value for v in loaded.views)})")
         if parsed is View.TEXT and not loaded.has_text:
             raise fail(f"model {model} has no text tower")
-        embeddings = embed_locations(loaded, locations, parsed, batch_size=batch_size, progress=True, tta=tta)
+        options = EmbedOptions(batch_size=batch_size, num_workers=workers, precision=precision, tta=tta)
+        ranks = ranks_from_env()
+        if ranks.sharded:
+            present = [loc for loc in locations if loc.has(parsed)]
+            inputs = [loc.text if parsed is View.TEXT else loc.path(parsed) for loc in present]
+            encoding = encode_sharded(loaded, inputs, parsed, options, shard_dir_for(out), ranks)
+            embeddings = embeddings_of([present[i] for i in encoding.kept], parsed, encoding.emb, options)
+        else:
+            embeddings = embed_locations(loaded, locations, parsed, options)
         if len(embeddings) == 0:
             raise fail(f"none of the {len(locations)} locations has a readable {parsed.value} view")
-        embeddings.save(out)
-        typer.echo(f"wrote {len(embeddings)} {parsed.value} embeddings ({embeddings.dim}-d) to {out}")
+        if ranks.is_main:
+            embeddings.save(out)
+            remove_shards(shard_dir_for(out))
+            typer.echo(f"wrote {len(embeddings)} {parsed.value} embeddings ({embeddings.dim}-d) to {out}")
+        release(ranks)

@@ -118,14 +118,16 @@ class Explainer:
                            cues=cues, matching=matching, conflicting=conflicting, text=text, lang=lang, notes=notes)
 
 
-def load_explainer(model_dir: str | Path | None = None, calibration: str | Path | None = None, llm: Any = None) -> Explainer:
-    """An explainer with a saved model (and its calibration file beside it, if present)."""
+def load_explainer(model_dir: str | Path | None = None, calibration: str | Path | None = None, llm: Any = None,
+                   device: str = "auto") -> Explainer:
+    """An explainer with a saved model loaded onto ``device`` (and its calibration file beside it,
+    if present)."""
     model = None
     calib = None
     if model_dir is not None:
         from geobridge.models import load_model
 
-        model = load_model(model_dir)
+        model = load_model(model_dir, device=device)
         model.eval()
         beside = Path(model_dir)
         if calibration is None and (beside / "explain_calibration.json").is_file():

@@ -32,6 +32,7 @@ from geobridge.geo import haversine_m
 from geobridge.records import Location
 from geobridge.models.embedder import EmbedOptions, encode_images, encode_texts, input_name
 from geobridge.retrieval.index import Index, create_index, load_index
+from geobridge.retrieval.sharded import encode_sharded
 from geobridge.views import View
 
 GALLERY_FORMAT = 1
@@ -187,12 +188,15 @@ class Gallery:
         nprobe: int = 16,
         ef_search: int = 64,
         options: EmbedOptions | None = None,
+        shard_dir: str | Path | None = None,
         **option_values: Any,
     ) -> "Gallery":
         """Embed the ``view`` images of ``locations`` and (when ``out`` is given) save the gallery.
 
         ``options`` (or its fields as keywords: ``batch_size``, ``progress``, ``tta``,
-        ``precision``, ``num_workers``) tell the embedding engine how."""
+        ``precision``, ``num_workers``) tell the embedding engine how. With ``shard_dir`` (under
+        torchrun) the images are sharded over the ranks (:mod:`geobridge.retrieval.sharded`);
+        every rank builds the whole gallery, give ``out`` on rank 0 only."""
         view = View.parse(view)
         if not view.is_image:
             raise GalleryError("a gallery holds images of one view (drone, street, satellite, map, ground), not text")
@@ -203,7 +207,7 @@ class Gallery:
         info = GalleryInfo(view=view.value, index=search_index.spec, dim=reference.embed_dim, size=0,
                            model=reference, nprobe=nprobe, ef_search=ef_search)
         gallery = cls(info, search_index, _metadata_frame([], view), model=model)
-        gallery._append(locations, options or EmbedOptions(**option_values))
+        gallery._append(locations, options or EmbedOptions(**option_values), shard_dir)
         if out is not None:
             gallery.save(out)
         return gallery
@@ -217,7 +221,8 @@ class Gallery:
             self.save(self.folder)
         return added
 
-    def _append(self, locations: Sequence[Location], options: EmbedOptions) -> int:
+    def _append(self, locations: Sequence[Location], options: EmbedOptions,
+                shard_dir: str | Path | None = None) -> int:
         import pandas as pd
 
         view = View.parse(self.info.view)
@@ -228,7 +233,11 @@ class Gallery:
         repeated = _repeated(ids, self._position_of_id)
         if repeated:
             raise GalleryError(f"{len(repeated)} id(s) already in the gallery or given twice, e.g. {repeated[0]!r}")
-        encoding = encode_images(self.model, [loc.path(view) for loc in locations], view, options)
+        paths = [loc.path(view) for loc in locations]
+        if shard_dir is not None:
+            encoding = encode_sharded(self.model, paths, view, options, shard_dir)
+        else:
+            encoding = encode_images(self.model, paths, view, options)
         if not encoding.kept:
             raise GalleryError(f"none of the {len(locations)} {view.value} images could be read")
         kept = [locations[i] for i in encoding.kept]

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from geobridge.models.device import model_device
 from geobridge.retrieval.gallery import CHECKSUM_FILE, INFO_FILE, METADATA_FILE, Gallery, GalleryError
 
 WATCHED_FILES = (INFO_FILE, METADATA_FILE, CHECKSUM_FILE, "index.npy", "index.faiss")
@@ -32,6 +33,8 @@ class GalleryHolder:
     def __init__(self, folder: str | Path, model: Any = None) -> None:
         self.folder = Path(folder)
         self.model = model
+        # a rebuilt gallery naming another model loads it where the given one runs
+        self.device = str(model_device(model)) if model is not None else "auto"
         self._lock = threading.Lock()
         self._gallery: Gallery | None = None
         self._signature: tuple | None = None
@@ -53,7 +56,7 @@ class GalleryHolder:
 
         self._signature = signature
         try:
-            gallery = Gallery.load(self.folder)
+            gallery = Gallery.load(self.folder, device=self.device)
             model = self.model if self.model is not None else self._reusable_model(gallery)
             if model is not None:
                 gallery.use_model(model)
