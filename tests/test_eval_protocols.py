@@ -27,7 +27,7 @@ def emb(degrees, ids, **kw) -> Embeddings:
 
 def test_every_protocol_is_registered_and_named_in_its_result():
     query, gallery = emb([0], ["a"]), emb([0, 50], ["a", "b"])
-    assert list_protocols() == ["u1652", "u1652-s4g", "pairs", "vigor", "geobridge"]
+    assert list_protocols() == ["u1652", "u1652-s4g", "pairs", "vigor", "geobridge", "geotext"]
     for name in list_protocols():
         result = evaluate(query, gallery, name)
         assert result.protocol == name and result.to_dict()["protocol"] == name

@@ -91,3 +91,203 @@ def test_vigor_npz_per_row_semi_positives_and_json_formats(tmp_path):
     out = run(["evaluate", "--query", str(tmp_path / "q.npz"), "--gallery", str(tmp_path / "g.npz"),
                "--protocol", "vigor", "--semi-positives", str(tmp_path / "short.json")])
     assert out.exit_code != 0 and "1 semi-positive lists for 2 queries" in out.output
+
+
+# ---------------------------------------------------------------------------------------------
+# GeoText-1652: itm_eval, both directions over one gallery of every view
+
+
+def naive_itm_eval(text_vecs, text_buildings, image_vecs, image_buildings):
+    """GeoText-1652's ``itm_eval`` with building matches, as in Method/re_bbox.py (cosine scores)."""
+    scores_t2i = text_vecs @ image_vecs.T
+
+    def ranks(scores, query_buildings, gallery_buildings):
+        out = []
+        for q, score in enumerate(scores):
+            inds = np.argsort(score, kind="stable")[::-1]
+            hits = np.flatnonzero(np.asarray(gallery_buildings)[inds] == query_buildings[q])
+            out.append(hits[0] if hits.size else 10**9)
+        return np.array(out)
+
+    t2i = ranks(scores_t2i, text_buildings, image_buildings)
+    i2t = ranks(scores_t2i.T, image_buildings, text_buildings)
+    out = {f"txt_r{k}": 100.0 * np.mean(i2t < k) for k in (1, 5, 10)}
+    out.update({f"img_r{k}": 100.0 * np.mean(t2i < k) for k in (1, 5, 10)})
+    out["r_mean"] = np.mean(list(out.values()))
+    return out
+
+
+def test_geotext_both_directions_by_building_hand_computed():
+    # images: i0 A 0 deg, i1 B 20 deg, i2 A 40 deg, i3 C 90 deg (every view in one gallery)
+    images = emb([0, 20, 40, 90], ["A", "B", "A", "C"])
+    # t0 (A, 18 deg): i1 2, i0 18, i2 22 -> first A at 1; t1 (B, 19): i1 first -> 0;
+    # t2 (C, 60): i2 20, i3 30 -> 1
+    texts = emb([18, 19, 60], ["A", "B", "C"])
+    result = evaluate(texts, images, "geotext")
+    assert result.protocol == "geotext" and (result.n_query, result.n_gallery) == (3, 4)
+    assert result.per_query["rank"].tolist() == [1, 0, 1]
+    # image queries among the texts: i0 -> t0 (A) 0; i1 -> t1 (B) 0; i2 (40): t2 20, t1 21, t0 22 -> 2;
+    # i3 -> t2 (C) 0
+    assert result.per_query["reverse_rank"].tolist() == [0, 0, 2, 0]
+    m = result.metrics
+    assert m["img_r1"] == pytest.approx(100 / 3) and m["img_r5"] == m["img_r10"] == 100.0
+    assert m["txt_r1"] == 75.0 and m["txt_r5"] == m["txt_r10"] == 100.0
+    assert m["r_mean"] == pytest.approx((100 / 3 + 100 + 100 + 75 + 100 + 100) / 6)
+    assert (m["R@1"], m["I2T_R@1"]) == (m["img_r1"], m["txt_r1"])
+    assert "AP" not in m and "R@1%" not in m
+    expected = naive_itm_eval(texts.emb, texts.ids, images.emb, images.ids)
+    for key, value in expected.items():
+        assert m[key] == pytest.approx(value), key
+
+
+def test_geotext_ties_follow_argsort_descending_and_options_are_refused():
+    # a text exactly between an A image (index 0) and a B image (index 1): np.argsort(score)[::-1]
+    # puts the higher index first, so B comes first and the A image is at rank 1
+    s = np.float32(np.sqrt(0.5))
+    texts = Embeddings(np.array([[s, s]], np.float32), np.array(["A"]))
+    images = Embeddings(np.array([[1, 0], [0, 1]], np.float32), np.array(["A", "B"]))
+    result = evaluate(texts, images, "geotext")
+    assert result.per_query["rank"].tolist() == [1]
+    assert result.metrics["img_r1"] == 0.0
+    with pytest.raises(EvaluationError, match="does not take option.*multi_query"):
+        evaluate(texts, images, "geotext", multi_query=True)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_geotext_matches_the_naive_itm_eval_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    # few distinct directions, so many exact ties
+    basis = np.eye(4, dtype=np.float32)
+    texts = basis[rng.integers(0, 4, size=9)] + basis[rng.integers(0, 4, size=9)]
+    images = basis[rng.integers(0, 4, size=13)]
+    texts /= np.linalg.norm(texts, axis=1, keepdims=True)
+    tb, ib = rng.choice(list("abc"), size=9), rng.choice(list("abcd"), size=13)
+    ib[:3] = ["a", "b", "c"]  # every text has an image of its building
+    result = evaluate(Embeddings(texts, tb), Embeddings(images, ib), "geotext", chunk_size=2)
+    expected = naive_itm_eval(texts, tb, images, ib)
+    for key, value in expected.items():
+        assert result.metrics[key] == pytest.approx(value), key
+
+
+# ---------------------------------------------------------------------------------------------
+# University-1652: multi-query and k-reciprocal re-ranking
+
+
+def test_u1652_multi_query_fuses_a_buildings_drone_images_hand_computed():
+    gallery = emb([0, 60, 120], ["A", "B", "C"])  # one satellite image per building
+    # A's drone images at 50 deg (B is 10 deg away, A 50: rank 1) and -40 deg (A first); B's at 70
+    query = emb([50, 70, -40], ["A", "B", "A"])
+    single = evaluate(query, gallery, "u1652")
+    assert single.per_query["rank"].tolist() == [1, 0, 0] and single.n_query == 3
+    # fused A: the mean of the unit vectors at 50 and -40 deg points at 5 deg -> A first
+    multi = evaluate(query, gallery, "u1652", multi_query=True)
+    assert multi.n_query == 2 and multi.per_query["rank"].tolist() == [0, 0]
+    assert multi.per_query["query_row"].tolist() == [0, 1]  # A (first seen in row 0), then B (row 1)
+    assert multi.metrics["R@1"] == 100.0 and multi.metrics["AP"] == 100.0
+    assert single.metrics["R@1"] == pytest.approx(200 / 3)
+    assert any("3 query items fused into 2 queries" in n for n in multi.notes)
+    assert "multi-query" in multi.description
+    s4g = evaluate(query, emb([0, 60, 120, 62], ["A", "B", "C", "X"]), "u1652-s4g", multi_query=True)
+    assert s4g.per_query["rank"].tolist() == [0, 0]
+    with pytest.raises(EvaluationError, match="protocol 'pairs' does not take option.*multi_query"):
+        evaluate(query, gallery, "pairs", multi_query=True)
+    with pytest.raises(EvaluationError, match="protocol 'vigor' does not take option.*rerank"):
+        evaluate(query, gallery, "vigor", rerank=True)
+    with pytest.raises(EvaluationError, match="average to zero"):
+        evaluate(Embeddings(np.array([[1, 0], [-1, 0]], np.float32), np.array(["A", "A"])), gallery, "u1652",
+                 multi_query=True)
+
+
+def naive_rerank(qf, gf, k1, k2, lam):
+    """k-reciprocal re-ranking from the paper's definitions (Zhong et al. 2017, eqs. 1-12), with
+    sets and loops; base distance as layumi's code: (2 - 2 cos)^2 over its row maximum."""
+    f = np.concatenate([qf, gf]).astype(np.float32)
+    n, nq = len(f), len(qf)
+    d = np.square(2.0 - 2.0 * (f @ f.T)).astype(np.float32)
+    d = (d / d.max(axis=0)).T.astype(np.float64)
+    order = [list(np.argsort(d[i], kind="stable")) for i in range(n)]
+
+    def N(i, k):  # k nearest neighbours, the item itself included (distance 0)
+        return set(order[i][: k + 1])
+
+    def R(i, k):  # k-reciprocal nearest neighbours
+        return {j for j in N(i, k) if i in N(j, k)}
+
+    V = np.zeros((n, n))
+    for i in range(n):
+        base = R(i, k1)
+        star = set(base)
+        for c in base:
+            half = R(c, int(np.around(k1 / 2)))
+            if len(half & base) > 2 / 3 * len(half):
+                star |= half
+        members = sorted(star)
+        weights = np.exp(-d[i, members])
+        V[i, members] = weights / weights.sum()
+    if k2 > 1:
+        V = np.array([V[order[i][:k2]].mean(axis=0) for i in range(n)])
+    jaccard = np.array([[1 - np.minimum(V[i], V[j]).sum() / np.maximum(V[i], V[j]).sum() for j in range(n)]
+                        for i in range(nq)])
+    return ((1 - lam) * jaccard + lam * d[:nq])[:, nq:]
+
+
+def naive_u1652_on_distances(dist, ql, gl):
+    """layumi's evaluate on re-ranked distances: np.argsort(distance) ascending, -1 is junk."""
+    gl = np.asarray(gl)
+    r1, ap = 0.0, 0.0
+    for i in range(len(ql)):
+        index = np.argsort(dist[i], kind="stable")
+        index = index[gl[index] != "-1"]
+        good = np.flatnonzero(gl[index] == ql[i])
+        if good.size == 0:
+            continue
+        r1 += good[0] == 0
+        for j, r in enumerate(good):
+            old = 1.0 if r == 0 else j / r
+            ap += (old + (j + 1) / (r + 1)) / 2 / len(good)
+    return {"R@1": 100 * r1 / len(ql), "AP": 100 * ap / len(ql)}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_k_reciprocal_rerank_matches_the_paper_definition(seed):
+    from geobridge.evaluation.rerank import k_reciprocal_distances
+
+    rng = np.random.default_rng(seed)
+    n_q, n_g, dim = int(rng.integers(3, 7)), int(rng.integers(5, 12)), int(rng.integers(3, 6))
+    centres = rng.normal(size=(4, dim))
+    ql, gl = rng.choice(list("abcd"), size=n_q), rng.choice(list("abcd") + ["-1"], size=n_g)
+    gl[0] = ql[0]
+    code = {c: i for i, c in enumerate("abcd")}
+    qf = np.array([centres[code[c]] for c in ql]) + 0.9 * rng.normal(size=(n_q, dim))
+    gf = np.array([centres[code.get(c, 0)] for c in gl]) + 0.9 * rng.normal(size=(n_g, dim))
+    qf = (qf / np.linalg.norm(qf, axis=1, keepdims=True)).astype(np.float32)
+    gf = (gf / np.linalg.norm(gf, axis=1, keepdims=True)).astype(np.float32)
+    k1, k2, lam = int(rng.integers(1, 8)), int(rng.integers(1, 4)), float(rng.choice([0.0, 0.3, 1.0]))
+    ours = k_reciprocal_distances(qf, gf, k1, k2, lam)
+    np.testing.assert_allclose(ours, naive_rerank(qf, gf, k1, k2, lam), atol=2e-6)
+    # the protocol ranks those distances as layumi's evaluate does (ranked on our float32
+    # distances: with lambda 0 the Jaccard distances tie exactly in exact arithmetic, and float32
+    # rounding, here as in the reference, decides their order)
+    result = evaluate(Embeddings(qf, ql), Embeddings(gf, gl), "u1652", rerank=(k1, k2, lam))
+    naive = naive_u1652_on_distances(ours, ql, gl)
+    assert result.metrics["R@1"] == pytest.approx(naive["R@1"])
+    assert result.metrics["AP"] == pytest.approx(naive["AP"])
+    assert f"k1={k1}, k2={k2}" in result.description
+
+
+def test_rerank_option_values_and_distance_ties():
+    from geobridge.evaluation.ranking import JUNK, Relevance, rank_distances
+
+    query, gallery = emb([0, 90], ["A", "B"]), emb([0, 10, 90, 100], ["A", "A", "B", "B"])
+    default = evaluate(query, gallery, "u1652", rerank=True)
+    assert "k1=20, k2=6, lambda=0.3" in default.description
+    assert default.metrics["R@1"] == 100.0
+    for bad in ((0, 6, 0.3), (20, 6, 1.5), (20.5, 6, 0.3), "yes"):
+        with pytest.raises(EvaluationError, match="rerank"):
+            evaluate(query, gallery, "u1652", rerank=bad)
+    # np.argsort(distance) ascending: among equal distances the lower index first; junk removed
+    dist = np.array([[0.5, 0.2, 0.2, 0.1]], np.float32)
+    ranking = rank_distances(dist, Relevance(np.array([1]), np.array([0, 1, 2, JUNK])), top_k=3)
+    assert ranking.top_indices.tolist() == [[1, 2, 0]] and ranking.first_rank.tolist() == [0]
+    ranking = rank_distances(dist, Relevance(np.array([2]), np.array([0, 1, 2, JUNK])), top_k=3)
+    assert ranking.first_rank.tolist() == [1]

@@ -7,6 +7,13 @@ name           convention (section 6 of REFERENCE.md)
                junk = items labelled ``-1``; every other gallery item (the 250 distractor
                buildings included) competes. Ties: ``np.argsort(score)[::-1]`` order.
                Metrics R@1/5/10, R@1% = CMC[round(0.01 N)], AP = trapezoidal (Market-1501).
+               Options (both u1652 protocols, refused by the others): ``multi_query=True``
+               -- layumi's multi-query test: the query images of one label (a building's
+               drone images) fused into one query, the L2-normalised mean of their
+               normalised features, one query per label; ``rerank=True`` or
+               ``rerank=(k1, k2, lambda)`` -- k-reciprocal re-ranking (Zhong et al. 2017)
+               as layumi's ``re_ranking(q_g, q_q, g_g, k1=20, k2=6, lambda_value=0.3)``,
+               the re-ranked distances ordered by ``np.argsort(distance)`` ascending.
 ``u1652-s4g``  Sample4Geo / DAC's copy: as ``u1652`` but gallery labels absent from the
                queries become junk, so distractors are removed.
 ``pairs``      CVUSA / CVACT (Sample4Geo): one true match per query, by id (gallery ids must
@@ -20,6 +27,19 @@ name           convention (section 6 of REFERENCE.md)
 ``geobridge``  GeoBridge's released code: one positive by id (or file-name stem), "AP" = mean
                reciprocal rank, R@1% = top ``max(1, int(0.01 N))``, and L@50/100/150 plus
                mean error in km when coordinates exist. Ties go to the true match.
+``geotext``    GeoText-1652 (``Method/re_bbox.py``, ``itm_eval``): the queries are the texts and
+               the gallery is ONE set of every test image of every view (drone, satellite,
+               street); ids are buildings. Both directions from that one pair: text -> image
+               (rank of the first image of the text's building) and image -> text (every
+               image a query; rank of the first text written for an image of its building).
+               Ties: ``np.argsort(score)[::-1]`` order. Metrics under the official names --
+               ``img_r1/5/10`` are the TEXT queries retrieving images, ``txt_r1/5/10`` the
+               IMAGE queries retrieving texts (the code's naming; the README labels the
+               ``txt`` column "Text Query", which the code contradicts) -- ``r_mean`` (mean
+               of the six), and ``R@1/5/10`` (= ``img_r*``) and ``I2T_R@1/5/10``
+               (= ``txt_r*``). No AP, no R@1%: the official script has none. The official
+               scores are ITM re-ranked over a top-k of cosine scores (-100 elsewhere); a
+               dual encoder is scored here by cosine over the whole gallery.
 =============  ==============================================================================
 
 Every query counts in every denominator: a query whose positive is not in the gallery is a
@@ -37,7 +57,7 @@ import numpy as np
 
 from geobridge.embeddings import Embeddings
 from geobridge.evaluation import metrics as M
-from geobridge.evaluation.ranking import JUNK, RankingResult, Relevance, TieRule, rank_queries
+from geobridge.evaluation.ranking import JUNK, RankingResult, Relevance, TieRule, rank_distances, rank_queries
 
 NORM_TOLERANCE = 1e-3  # a vector whose L2 norm is further than this from 1 counts as unnormalised
 U1652_JUNK_LABEL = "-1"
@@ -54,7 +74,9 @@ class EvaluationResult:
     ``per_query`` holds arrays of length ``n_query``: ``rank`` (0-based rank of the first good
     item, -1 if none), ``positive_index`` (gallery index of that item, -1 if none),
     ``top1_index``, ``top_indices`` (Q, 10), and the protocol's own (``ap``,
-    ``reciprocal_rank``, ``semi_positives_above``, ``error_m``).
+    ``reciprocal_rank``, ``semi_positives_above``, ``error_m``; ``geotext`` adds
+    ``reverse_rank`` and ``reverse_top1_index`` of length ``n_gallery``: each gallery image as
+    a query among the texts).
     """
 
     protocol: str
@@ -91,6 +113,23 @@ class CommonOptions:
     top_k: int = 10
     chunk_size: int | None = None
     progress: bool = False
+
+
+@dataclass(frozen=True)
+class U1652Options(CommonOptions):
+    """University-1652's test options (layumi's ``test.py`` / ``evaluate_rerank.py``).
+
+    ``multi_query``: the query images of one label (e.g. the ~54 drone images of a building)
+    are fused into ONE query, the mean of their L2-normalised features, L2-normalised again;
+    one query per label, in order of first appearance (``per_query["query_row"]`` is each
+    fused query's first row). ``rerank``: k-reciprocal re-ranking (Zhong et al. 2017) of the
+    cosine scores, ``True`` for layumi's ``(k1=20, k2=6, lambda_value=0.3)`` or a tuple
+    ``(k1, k2, lambda_value)``; the re-ranked distances are ranked ascending
+    (``np.argsort(distance)``) and need memory for three ``(Q + N)^2`` float32 matrices, see
+    :mod:`geobridge.evaluation.rerank`."""
+
+    multi_query: bool = False
+    rerank: bool | tuple[int, int, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -246,9 +285,36 @@ def _top1_errors(query: Embeddings, gallery: Embeddings, ranking: RankingResult,
 # protocols
 
 
-def _u1652(query: Embeddings, gallery: Embeddings, options: CommonOptions, distractors_junk: bool, name: str) -> EvaluationResult:
+def _fuse_queries(vectors: np.ndarray, ids: np.ndarray, notes: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Multi-query: per label (in order of first appearance) the L2-normalised mean of its
+    (unit) query vectors; returns the fused vectors, their labels and each one's first row."""
+    labels, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # labels in order of first appearance
+    sums = np.zeros((labels.size, vectors.shape[1]), dtype=np.float64)
+    np.add.at(sums, inverse, vectors.astype(np.float64))
+    means = sums / np.bincount(inverse, minlength=labels.size)[:, None]
+    norms = np.linalg.norm(means, axis=1)
+    if np.any(norms == 0):
+        raise EvaluationError(f"multi-query: the query vectors of label {str(labels[np.flatnonzero(norms == 0)[0]])!r} "
+                              "average to zero; they cannot be fused")
+    fused = (means / norms[:, None]).astype(np.float32)[order]
+    notes.append(f"multi-query: {len(ids)} query items fused into {labels.size} queries, one per label "
+                 "(mean of the L2-normalised features, L2-normalised)")
+    return fused, labels[order], first[order].astype(np.int64)
+
+
+def _u1652(query: Embeddings, gallery: Embeddings, options: U1652Options, distractors_junk: bool, name: str) -> EvaluationResult:
+    from geobridge.evaluation.rerank import check_rerank, k_reciprocal_distances
+
+    try:
+        rerank = check_rerank(options.rerank)
+    except ValueError as err:
+        raise EvaluationError(str(err)) from None
     prepared = _prepare(query, gallery)
     notes = prepared.notes
+    query_vectors, query_ids, query_rows = prepared.query, query.ids, None
+    if options.multi_query:
+        query_vectors, query_ids, query_rows = _fuse_queries(prepared.query, query.ids, notes)
     junk = gallery.ids == U1652_JUNK_LABEL
     if distractors_junk:
         distractors = ~np.isin(gallery.ids, query.ids) & ~junk
@@ -259,11 +325,21 @@ def _u1652(query: Embeddings, gallery: Embeddings, options: CommonOptions, distr
         notes.append(f"{int(junk.sum())} gallery items labelled '-1' were treated as junk")
     if junk.all():
         raise EvaluationError("every gallery item is junk; nothing is left to rank")
-    q_codes, g_codes = _codes(query.ids, gallery.ids, junk)
-    ranking = rank_queries(
-        prepared.query, prepared.gallery, Relevance(q_codes, g_codes), TieRule.ARGSORT_DESC,
-        top_k=options.top_k, chunk_size=options.chunk_size, progress=options.progress,
-    )
+    q_codes, g_codes = _codes(query_ids, gallery.ids, junk)
+    description = PROTOCOLS[name].description
+    if rerank is None:
+        ranking = rank_queries(
+            query_vectors, prepared.gallery, Relevance(q_codes, g_codes), TieRule.ARGSORT_DESC,
+            top_k=options.top_k, chunk_size=options.chunk_size, progress=options.progress,
+        )
+    else:
+        k1, k2, lam = rerank
+        distances = k_reciprocal_distances(query_vectors, prepared.gallery, k1, k2, lam)
+        ranking = rank_distances(distances, Relevance(q_codes, g_codes), top_k=options.top_k)
+        notes.append(f"k-reciprocal re-ranking (k1={k1}, k2={k2}, lambda={lam:g}); ranked by np.argsort(distance)")
+        description += f"; k-reciprocal re-ranking (k1={k1}, k2={k2}, lambda={lam:g})"
+    if options.multi_query:
+        description += "; multi-query (one fused query per label)"
     ranks = ranking.first_rank
     _no_match_note(ranks, notes)
     ap = M.per_query_average_precision(ranking.good_ranks, ranking.good_offsets)
@@ -272,7 +348,9 @@ def _u1652(query: Embeddings, gallery: Embeddings, options: CommonOptions, distr
     metrics["AP"] = 100.0 * float(ap.mean())
     per_query = _base_per_query(ranking)
     per_query["ap"] = ap
-    return EvaluationResult(name, metrics, len(query), len(gallery), notes, per_query, PROTOCOLS[name].description)
+    if query_rows is not None:
+        per_query["query_row"] = query_rows
+    return EvaluationResult(name, metrics, len(query_ids), len(gallery), notes, per_query, description)
 
 
 def _pairs_ranking(query: Embeddings, gallery: Embeddings, name: str, options: CommonOptions, query_keys=None,
@@ -391,6 +469,39 @@ def _geobridge(query: Embeddings, gallery: Embeddings, options: GeoBridgeOptions
                             PROTOCOLS["geobridge"].description)
 
 
+GEOTEXT_KS: tuple[int, ...] = (1, 5, 10)
+
+
+def _geotext(query: Embeddings, gallery: Embeddings, options: CommonOptions) -> EvaluationResult:
+    """GeoText-1652's ``itm_eval``: both directions from one text set (the queries) and one
+    gallery of every test image of every view, a match counted by building (the ids)."""
+    prepared = _prepare(query, gallery)
+    notes = prepared.notes
+    q_codes, g_codes = _codes(query.ids, gallery.ids, np.zeros(len(gallery), dtype=bool))
+    common = dict(top_k=options.top_k, chunk_size=options.chunk_size, progress=options.progress)
+    t2i = rank_queries(prepared.query, prepared.gallery, Relevance(q_codes, g_codes), TieRule.ARGSORT_DESC, **common)
+    i2t = rank_queries(prepared.gallery, prepared.query, Relevance(g_codes, q_codes), TieRule.ARGSORT_DESC, **common)
+    for ranks, who, where in ((t2i.first_rank, "text", "image"), (i2t.first_rank, "image", "text")):
+        missing = int((ranks < 0).sum())
+        if missing:
+            notes.append(f"{missing} of {ranks.size} {who} queries have no {where} of their building; they count as misses")
+    metrics: dict[str, float] = {}
+    for k in GEOTEXT_KS:  # the official names: img_r* are TEXT queries, txt_r* are IMAGE queries
+        metrics[f"img_r{k}"] = 100.0 * M.recall_at_k(t2i.first_rank, k)
+    for k in GEOTEXT_KS:
+        metrics[f"txt_r{k}"] = 100.0 * M.recall_at_k(i2t.first_rank, k)
+    metrics["r_mean"] = float(np.mean([metrics[f"{side}_r{k}"] for side in ("img", "txt") for k in GEOTEXT_KS]))
+    for k in GEOTEXT_KS:
+        metrics[f"R@{k}"] = metrics[f"img_r{k}"]
+    for k in GEOTEXT_KS:
+        metrics[f"I2T_R@{k}"] = metrics[f"txt_r{k}"]
+    per_query = _base_per_query(t2i)
+    per_query["reverse_rank"] = i2t.first_rank
+    per_query["reverse_top1_index"] = _base_per_query(i2t)["top1_index"]
+    return EvaluationResult("geotext", metrics, len(query), len(gallery), notes, per_query,
+                            PROTOCOLS["geotext"].description)
+
+
 # ----------------------------------------------------------------------------------------------
 # registry
 
@@ -409,9 +520,9 @@ PROTOCOLS: dict[str, Protocol] = {
     p.name: p
     for p in (
         Protocol("u1652", "University-1652 (layumi): distractors compete; R@1% = CMC[round(0.01 N)]; "
-                 "AP trapezoidal", CommonOptions, lambda q, g, o: _u1652(q, g, o, False, "u1652")),
+                 "AP trapezoidal", U1652Options, lambda q, g, o: _u1652(q, g, o, False, "u1652")),
         Protocol("u1652-s4g", "University-1652 as in Sample4Geo/DAC: gallery labels absent from the "
-                 "queries are junk; R@1% = CMC[round(0.01 N)]; AP trapezoidal", CommonOptions,
+                 "queries are junk; R@1% = CMC[round(0.01 N)]; AP trapezoidal", U1652Options,
                  lambda q, g, o: _u1652(q, g, o, True, "u1652-s4g")),
         Protocol("pairs", "CVUSA/CVACT (Sample4Geo): one match by id; rank = # scores strictly above; "
                  "R@1% cut-off N // 100", CommonOptions, _pairs),
@@ -419,6 +530,8 @@ PROTOCOLS: dict[str, Protocol] = {
                  "with semi-positives; R@1% = N // 100 (R@1%_vigor: int(0.01 N) + 1)", VigorOptions, _vigor),
         Protocol("geobridge", "GeoBridge: one positive by id; AP = mean reciprocal rank; R@1% = top "
                  "max(1, int(0.01 N)); L@50/100/150 and mean error (km)", GeoBridgeOptions, _geobridge),
+        Protocol("geotext", "GeoText-1652 (itm_eval): texts vs one gallery of every view, match by building; "
+                 "img_r* = text queries, txt_r* = image queries, r_mean of the six", CommonOptions, _geotext),
     )
 }
 
@@ -439,9 +552,10 @@ def get_protocol(name: str) -> Protocol:
 def evaluate(query: Embeddings, gallery: Embeddings, protocol: str, **options: Any) -> EvaluationResult:
     """Evaluate query embeddings against a gallery under the named protocol.
 
-    ``options``: ``top_k``, ``chunk_size``, ``progress`` for all; ``semi_positives`` and
+    ``options``: ``top_k``, ``chunk_size``, ``progress`` for all; ``multi_query`` and ``rerank``
+    for ``u1652`` and ``u1652-s4g``; ``semi_positives`` and
     ``radii_m`` for ``vigor``; ``match_by`` and ``radii_m`` for ``geobridge``. Unknown options
-    are errors.
+    are errors. For ``geotext`` the query side must be the texts and the gallery every image.
     """
     spec = get_protocol(protocol)
     parsed = _parse_options(spec.options, protocol, options)

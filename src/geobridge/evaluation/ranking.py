@@ -17,6 +17,9 @@ Tie rules (``TieRule``), matched to the reference scripts:
 * ``strictly-greater`` -- Sample4Geo (CVUSA / CVACT / VIGOR) counts the gallery items whose
   score is strictly greater than the true match's: ties go to the true match. Top-k lists under
   this rule break ties by the lower gallery index (as ``geobridge.retrieval.topk``).
+* ``argsort-asc`` -- layumi's re-ranked University-1652 evaluation orders a precomputed
+  *distance* matrix by ``np.argsort(distance)`` (ascending): among equal distances the lower
+  gallery index comes first (stable sort). Only :func:`rank_distances` takes it.
 
 Results are identical to computing the full score matrix and ranking each row naively.
 """
@@ -39,6 +42,7 @@ class TieRule(str, Enum):
 
     ARGSORT_DESC = "argsort-desc"
     STRICTLY_GREATER = "strictly-greater"
+    ARGSORT_ASC = "argsort-asc"
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,8 @@ def rank_queries(
     score block near 128 MB.
     """
     tie_rule = TieRule(tie_rule)
+    if tie_rule is TieRule.ARGSORT_ASC:
+        raise ValueError("the argsort-asc rule orders distances: use rank_distances")
     query = np.ascontiguousarray(query, dtype=np.float32)
     gallery = np.ascontiguousarray(gallery, dtype=np.float32)
     if query.ndim != 2 or gallery.ndim != 2 or query.shape[1] != gallery.shape[1]:
@@ -194,6 +200,43 @@ def rank_queries(
         n_candidates=n_candidates,
         tie_rule=tie_rule,
     )
+
+
+def rank_distances(distances: np.ndarray, relevance: Relevance, top_k: int = 10) -> RankingResult:
+    """Rank a precomputed (Q, N) distance matrix (e.g. k-reciprocal re-ranked distances) by
+    ``np.argsort(distance)`` ascending, stable (``TieRule.ARGSORT_ASC``), junk removed. The
+    matrix is already in memory, so rows are simply sorted one at a time; ``top_scores`` hold
+    the distances. Semi-positives are not supported."""
+    distances = np.asarray(distances)
+    n_query, n_gallery = distances.shape
+    query_labels = np.asarray(relevance.query_labels, dtype=np.int64)
+    gallery_labels = np.asarray(relevance.gallery_labels, dtype=np.int64)
+    if query_labels.shape != (n_query,) or gallery_labels.shape != (n_gallery,):
+        raise ValueError("one label per query and per gallery item is required")
+    if relevance.semi_positives is not None:
+        raise ValueError("rank_distances does not take semi-positives")
+    candidates = gallery_labels != JUNK
+    n_candidates = int(candidates.sum())
+    k = max(0, min(int(top_k), n_candidates))
+    first_rank = np.full(n_query, -1, dtype=np.int64)
+    first_good = np.full(n_query, -1, dtype=np.int64)
+    top_indices = np.full((n_query, int(top_k)), -1, dtype=np.int64)
+    top_scores = np.full((n_query, int(top_k)), np.nan, dtype=np.float32)
+    rows, counts = [], np.zeros(n_query, dtype=np.int64)
+    for q in range(n_query):
+        order = np.argsort(distances[q], kind="stable")
+        order = order[candidates[order]]
+        good = np.flatnonzero(gallery_labels[order] == query_labels[q]) if query_labels[q] != JUNK else order[:0]
+        rows.append(good)
+        counts[q] = good.size
+        if good.size:
+            first_rank[q], first_good[q] = good[0], order[good[0]]
+        top_indices[q, :k] = order[:k]
+        top_scores[q, :k] = distances[q, order[:k]]
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    good_ranks = np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, dtype=np.int64)
+    return RankingResult(first_rank, first_good, good_ranks, offsets, top_indices, top_scores, None,
+                         n_candidates, TieRule.ARGSORT_ASC)
 
 
 def _good_ranks(
