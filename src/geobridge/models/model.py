@@ -148,6 +148,11 @@ class MultiViewModel(nn.Module):
         config = self.towers[self.tower_name(view)].config
         if config.modality != "image":
             raise ValueError("image_transform needs an image view")
+        pinned = None if train else self.config.eval_transforms.get(View.parse(view))
+        if pinned is not None:  # a converted checkpoint: its authors' exact eval preprocessing
+            from geobridge.models.eval_transform import build_eval_transform
+
+            return build_eval_transform(pinned)
         size = tuple(self.config.image_size(view))
         return ViewTransform(size, config.mean, config.std, jitter=0.2 if train else 0.0)
 
