@@ -34,13 +34,19 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     try:
         yield tmp
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        raise
+        raise _named(err, target)
 
 
 def _current_umask() -> int:
+    """The process umask, read without changing it where Linux allows (setting it races threads)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -75,10 +81,30 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp, 0o777 & ~_current_umask())  # mkdtemp creates 0700; outputs are meant to be shared
     try:
         yield tmp
-    except BaseException:
+        _share(tmp)
+        _swap_in(tmp, target)
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _swap_in(tmp, target)
+        raise _named(err, target)
+
+
+def _named(err: BaseException, target: Path) -> BaseException:
+    """An OSError that names no file (a full disk while writing) now names ``target``."""
+    if isinstance(err, OSError) and err.filename is None:
+        named = OSError(err.errno, err.strerror or str(err), str(target))
+        named.__cause__ = err
+        return named
+    return err
+
+
+def _share(folder: Path) -> None:
+    """Give everything in ``folder`` the usual modes under the umask (some writers make 0600 files)."""
+    mask = _current_umask()
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o777 & ~mask)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~mask)
 
 
 def _swap_in(tmp: Path, target: Path) -> None:
@@ -91,7 +117,6 @@ def _swap_in(tmp: Path, target: Path) -> None:
     except BaseException:
         if old.exists() and not target.exists():
             os.replace(old, target)
-        shutil.rmtree(tmp, ignore_errors=True)
         raise
     shutil.rmtree(old, ignore_errors=True)
 

@@ -12,6 +12,7 @@ import typer
 
 from geobridge import __version__
 from geobridge.cli import build, convert, data, demo, evaluate, explain, models, retrieval, serve, train, world
+from geobridge.cli.errors import FaultReportingGroup
 
 app = typer.Typer(
     name="geobridge",
@@ -23,6 +24,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=FaultReportingGroup,  # every command's OSError / corrupt weights: one error line
 )
 
 

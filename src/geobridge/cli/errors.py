@@ -1,9 +1,36 @@
-"""How commands report bad input: one line on stderr that says what is wrong and what to do,
-and a non-zero exit code, instead of a traceback."""
+"""How commands report failures: one line on stderr that says what is wrong and what to do,
+and a non-zero exit code, instead of a traceback.
+
+Commands raise :func:`fail` for bad input they detect themselves. Faults of the machine and of
+files that any command can meet (a read-only or full disk, a missing permission, a corrupt
+weights file) are turned into the same one line in one place, :func:`reported_faults`, which
+the app's command group runs every command in. Outputs are written atomically, so nothing is
+left half-written.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+from typing import Iterator
+
+import click
 import typer
+from typer.core import TyperGroup
+
+#: What to do about an OSError, by errno.
+OS_ADVICE: dict[int, str] = {
+    errno.EROFS: "the file system is read-only: write the output to another folder",
+    errno.ENOSPC: "the disk is full: free some space or write the output to another disk",
+    errno.EDQUOT: "the disk quota is used up: free some space or write the output elsewhere",
+    errno.EACCES: "permission denied: check the owner and mode of the file and its folder, or use another folder",
+    errno.EPERM: "operation not permitted: check the owner and mode of the file and its folder",
+    errno.ENOENT: "no such file or folder: check the path",
+    errno.EISDIR: "it is a folder where a file was expected: check the path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: check the path",
+    errno.EIO: "input/output error: the disk or network share failed; check it and try again",
+}
+WEIGHTS_ADVICE = "it is truncated or not a safetensors file: save or copy the model again"
 
 
 class UserError(Exception):
@@ -14,3 +41,45 @@ def fail(message: str, code: int = 2) -> "typer.Exit":
     """Print ``error: message`` to stderr and return an Exit to raise."""
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def reported_faults() -> Iterator[None]:
+    """Turn an OSError or a corrupt weights file raised by any command into one error line and exit 1."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except OSError as err:
+        raise fail(describe_os_error(err), code=1) from None
+    except SafetensorError as err:
+        file = _safetensors_file(err) or "a model.safetensors file"
+        raise fail(f"cannot read weights {file} ({err}): {WEIGHTS_ADVICE}", code=1) from None
+
+
+class FaultReportingGroup(TyperGroup):
+    """The app's command group: runs every command inside :func:`reported_faults`."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        with reported_faults():
+            return super().invoke(ctx)
+
+
+def describe_os_error(err: OSError) -> str:
+    """``FILE: what happened; what to do`` for an OSError (the file when the error names one)."""
+    what = err.strerror or str(err) or type(err).__name__
+    files = " -> ".join(str(f) for f in (err.filename, err.filename2) if f is not None)
+    advice = OS_ADVICE.get(err.errno or -1, "check the file and the disk, then try again")
+    return f"{files + ': ' if files else ''}{what}; {advice}"
+
+
+def _safetensors_file(err: BaseException) -> str | None:
+    """The file safetensors was reading: its loaders keep it in a local named ``filename``."""
+    tb = err.__traceback__
+    found = None
+    while tb is not None:
+        value = tb.tb_frame.f_locals.get("filename")
+        if isinstance(value, str):
+            found = value
+        tb = tb.tb_next
+    return found

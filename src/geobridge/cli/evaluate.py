@@ -76,7 +76,8 @@ def evaluate_command(
         raise fail("give either --query Q.npz --gallery G.npz --protocol NAME, or --model DIR --dataset NAME --root PATH")
     if npz_mode and loader_option:
         raise fail("--option sets a dataset loader's options: use it with --model/--dataset, not --query/--gallery")
-    user_errors: tuple[type[BaseException], ...] = (EvaluationError, EmbeddingsFileError, ValueError, OSError)
+    # an OSError (missing or unwritable file) is reported by the app's one error path
+    user_errors: tuple[type[BaseException], ...] = (EvaluationError, EmbeddingsFileError, ValueError)
     try:
         if npz_mode:
             results, embeddings = _evaluate_files(query, gallery, protocol, semi_positives, match_by, chunk_size, quiet)
