@@ -50,6 +50,11 @@ def evaluate_command(
     ),
     match_by: Optional[str] = typer.Option(None, "--match-by", help="geobridge: match query and gallery by 'id' or file-name 'stem'."),
     chunk_size: Optional[int] = typer.Option(None, "--chunk-size", min=1, help="Queries scored per block (default: ~128 MB blocks)."),
+    published: Optional[str] = typer.Option(
+        None, "--published", metavar="NAME",
+        help="Print ours beside a checkpoint's published numbers (e.g. sample4geo-u1652; see "
+        "geobridge/evaluation/published.csv) and the difference (--model mode).",
+    ),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
     markdown_out: Optional[Path] = typer.Option(None, "--markdown", help="Write the results as a Markdown table."),
     plot_out: Optional[Path] = typer.Option(None, "--plot", help="Write recall@K curves as a PNG."),
@@ -76,6 +81,8 @@ def evaluate_command(
         raise fail("give either --query Q.npz --gallery G.npz --protocol NAME, or --model DIR --dataset NAME --root PATH")
     if npz_mode and loader_option:
         raise fail("--option sets a dataset loader's options: use it with --model/--dataset, not --query/--gallery")
+    if published is not None:
+        _check_published(published, dataset)
     # an OSError (missing or unwritable file) is reported by the app's one error path
     user_errors: tuple[type[BaseException], ...] = (EvaluationError, EmbeddingsFileError, ValueError)
     try:
@@ -87,6 +94,8 @@ def evaluate_command(
                                       loader_option or [], run)
             embeddings = None
         _print_table(results, dataset)
+        if published is not None:
+            _print_published(results, dataset, published)
         _write_reports(results, embeddings, json_out, markdown_out, plot_out, html_out, per_query, dataset)
     except user_errors as err:
         raise fail(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
@@ -332,3 +341,42 @@ def _truth_for_page(result, query_ids, gallery_ids):
     for index, label in enumerate(list(gallery_ids)):
         by_label.setdefault(str(label), []).append(index)
     return [set(by_label.get(str(label), ())) if str(label) != "-1" else set() for label in list(query_ids)]
+
+
+def _check_published(name: str, dataset: str | None) -> None:
+    """--published needs --dataset, and a checkpoint with rows for it: checked before any embedding."""
+    from geobridge.evaluation.published import rows_for
+
+    if dataset is None:
+        raise fail("--published compares a model on a benchmark: use it with --model/--dataset/--root")
+    try:
+        benchmarks = {row.benchmark for row in rows_for(name)}
+    except ValueError as err:
+        raise fail(str(err)) from None
+    if dataset not in benchmarks:
+        raise fail(f"{name!r} has published numbers for {', '.join(sorted(benchmarks))}, not for {dataset!r}")
+
+
+def _print_published(results, dataset: str, name: str) -> None:
+    """Ours beside the published figure and the difference (ours - published), per direction and metric."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from geobridge.evaluation.published import compare, rows_for
+
+    ours = {direction: result.metrics for direction, result in results.items()}
+    rows = [row for row in rows_for(name) if row.benchmark == dataset]
+    table = Table(title=f"published: {name} on {dataset} ({rows[0].method}; {rows[0].source})")
+    for column in ("direction", "metric", "ours", "published", "difference"):
+        table.add_column(column, justify="left" if column in ("direction", "metric") else "right")
+    for entry in compare(name, dataset, ours):
+        mine = "–" if entry.ours is None else f"{entry.ours:.2f}"
+        diff = "–" if entry.difference is None else f"{entry.difference:+.2f}"
+        table.add_row(entry.direction, entry.metric, mine, f"{entry.published:.2f}", diff)
+    console = Console(width=110)
+    console.print(table)
+    for row in rows:
+        ran = results.get(row.direction)
+        protocol = ran.protocol if ran is not None else "not run"
+        console.print(f"[dim]{row.direction}: published with protocol {row.protocol}, gallery {row.gallery}; "
+                      f"ours: {protocol}. {row.note}[/dim]")
