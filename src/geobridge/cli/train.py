@@ -14,6 +14,7 @@ import typer
 
 from geobridge.cli.errors import fail
 from geobridge.cli.run_options import checked_device, device_option, precision_option, workers_option
+from geobridge.retrieval.sharded import CHUNK_SIZE
 
 
 def register(app: typer.Typer) -> None:
@@ -78,6 +79,8 @@ def register(app: typer.Typer) -> None:
         device: str = device_option(),
         precision: str = precision_option(),
         workers: Optional[int] = workers_option(),
+        chunk_size: int = typer.Option(CHUNK_SIZE, "--chunk-size", min=1,
+                                       help="Under torchrun: files per resumable chunk written beside OUT."),
     ) -> None:
         """Embed one view of a manifest's locations into an embeddings file.
 
@@ -120,7 +123,7 @@ def register(app: typer.Typer) -> None:
         if ranks.sharded:
             present = [loc for loc in locations if loc.has(parsed)]
             inputs = [loc.text if parsed is View.TEXT else loc.path(parsed) for loc in present]
-            encoding = encode_sharded(loaded, inputs, parsed, options, shard_dir_for(out), ranks)
+            encoding = encode_sharded(loaded, inputs, parsed, options, shard_dir_for(out), ranks, chunk_size)
             embeddings = embeddings_of([present[i] for i in encoding.kept], parsed, encoding.emb, options)
         else:
             embeddings = embed_locations(loaded, locations, parsed, options)
