@@ -25,7 +25,8 @@ def test_table_rows_are_complete_and_sourced():
     assert len(keys) == len(set(keys))
     geoloc = {row.direction: row.metrics for row in rows_for("geobridge")}
     assert geoloc["D2S"] == {"R@1": 45.05, "AP": 49.05} and geoloc["S2P"] == {"R@1": 39.20, "AP": 41.96}
-    assert rows_for("sample4geo-cvusa")[0].metrics == {"R@1": 98.68, "R@5": 99.68, "R@10": 99.78, "R@1%": 99.87}
+    cvusa = {"R@1": 98.68, "R@5": 99.68, "R@10": 99.78, "R@1%": 99.87}
+    assert rows_for("sample4geo-cvusa")[0].metrics == cvusa
     assert rows_for("sample4geo-u1652")[0].protocol == "u1652-s4g"
 
 
@@ -53,7 +54,8 @@ def tiny_model(tmp_path_factory):
 def test_evaluate_published_prints_the_comparison(tiny_model, tmp_path):
     root = write_fixture("university1652", tmp_path / "u1652", n_locations=4)
     result = _run("evaluate", "--model", tiny_model, "--dataset", "university1652", "--root", root,
-                  "--directions", "D2S", "--protocol", "u1652-s4g", "--published", "sample4geo-u1652", "--quiet")
+                  "--directions", "D2S", "--protocol", "u1652-s4g", "--published", "sample4geo-u1652",
+                  "--quiet")
     assert result.exit_code == 0, result.output
     out = result.output
     assert "published: sample4geo-u1652 on university1652" in out
@@ -92,7 +94,8 @@ def test_models_lists_presets_and_converted_models(tiny_model, tmp_path):
     assert result.exit_code == 0, result.output
     out = result.output
     assert "presets:" in out and "sample4geo-convnext" in out and "geobridge-clip-l14" in out
-    assert "[s4g-test]" in out and "street: tower shared (timm convnext_atto); eval 32x128 cv2-linear-exact" in out
+    assert "[s4g-test]" in out
+    assert "street: tower shared (timm convnext_atto); eval 32x128 cv2-linear-exact" in out
     assert "provenance: sample4geo from s4g.pth" in out and "licence: not stated" in out
     bad = _run("models", "--dir", tmp_path / "missing")
     assert bad.exit_code != 0 and bad.output.strip().startswith("error:")
