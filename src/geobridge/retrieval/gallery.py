@@ -352,14 +352,15 @@ class Gallery:
         else:
             if view is None:
                 raise QueryError(f"say which view the images are ({', '.join(self.info.model.views)})")
-            query_view = self.parse_query_view(view)
+            query_view = self.parse_query_view(view, image=True)
             images = list(images)
             if not images:
                 raise QueryError("no images given")
             emb, labels = self.embed_images(images, query_view, tta=tta), [input_name(i, n) for n, i in enumerate(images)]
         return self.search_embeddings(emb, k=k, labels=labels, view=query_view.value, truth=truth)
 
-    def parse_query_view(self, view: View | str) -> View:
+    def parse_query_view(self, view: View | str, image: bool = False) -> View:
+        """The query view named ``view``; with ``image``, it must be an image view of the model."""
         try:
             parsed = View.parse(view)
         except ValueError as err:
@@ -368,6 +369,9 @@ class Gallery:
             raise QueryError(
                 f"this gallery's model cannot embed {parsed.value} queries; it takes: {', '.join(self.query_views)}"
             )
+        if image and not parsed.is_image:
+            raise QueryError(f"an image query needs an image view ({', '.join(self.info.model.views)}), "
+                             f"not {parsed.value}; give a text query as text")
         return parsed
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,11 @@ import anyio.to_thread
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geobridge.retrieval.gallery import QueryError
+from geobridge.serve.guard import BodyTimeout, ClientGuard, ClientLimits
 from geobridge.serve.holder import GalleryHolder, GalleryUnavailable
-from geobridge.serve.uploads import UploadError, UploadLimits, check_content_length, decode_image, read_limited
+from geobridge.serve.uploads import (
+    UploadError, UploadLimits, check_content_length, decode_image, read_limited, release_memory,
+)
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_K = 100
@@ -33,6 +37,10 @@ MAP_POINTS_LIMIT = 20_000
 #: Searches run at once. The model already uses every core for one batch; running more at once
 #: only makes the threads fight over the cores (measured in benchmarks/serve_load.md).
 DEFAULT_CONCURRENT_SEARCHES = 1
+#: Uploads decoded at once: each may hold up to ``max_pixels`` x 3 bytes, so a burst of large
+#: images is decoded a few at a time instead of all at once.
+DEFAULT_CONCURRENT_DECODES = min(4, os.cpu_count() or 1)
+RELEASE_AFTER_PIXELS = 4_000_000  # after a query image this large, hand freed memory back to the OS
 
 LOCATE_OPENAPI: dict[str, Any] = {
     "requestBody": {
@@ -75,15 +83,19 @@ def error_response(status: int, code: str, detail: str) -> JSONResponse:
 
 
 def create_app(gallery_dir: str | Path, model: Any = None, limits: UploadLimits | None = None,
-               concurrent_searches: int = DEFAULT_CONCURRENT_SEARCHES) -> FastAPI:
+               concurrent_searches: int = DEFAULT_CONCURRENT_SEARCHES,
+               client_limits: ClientLimits | None = None,
+               concurrent_decodes: int = DEFAULT_CONCURRENT_DECODES) -> FastAPI:
     """A FastAPI app serving ``gallery_dir`` (with ``model`` if given, else the gallery's own).
 
-    Requests are accepted concurrently; at most ``concurrent_searches`` model + index searches run
-    at once (in worker threads), the others wait their turn.
+    Requests are accepted concurrently; at most ``concurrent_searches`` model + index searches and
+    ``concurrent_decodes`` upload decodes run at once (in worker threads), the others wait their
+    turn. ``client_limits`` bound each client (body deadline, requests in progress).
     """
     holder = GalleryHolder(gallery_dir, model=model)
     limits = limits or UploadLimits()
     search_slots = anyio.CapacityLimiter(concurrent_searches)
+    decode_slots = anyio.CapacityLimiter(concurrent_decodes)
 
     async def run_search(gallery, **kwargs: Any):
         return await anyio.to_thread.run_sync(functools.partial(gallery.search, **kwargs), limiter=search_slots)
@@ -97,6 +109,11 @@ def create_app(gallery_dir: str | Path, model: Any = None, limits: UploadLimits 
     )
     app.state.holder = holder
     app.state.limits = limits
+    app.add_middleware(ClientGuard, limits=client_limits or ClientLimits())
+
+    @app.exception_handler(BodyTimeout)
+    async def _body_timeout(_: Request, err: BodyTimeout) -> JSONResponse:
+        return error_response(408, "body_timeout", str(err))
 
     @app.exception_handler(UploadError)
     async def _upload_error(_: Request, err: UploadError) -> JSONResponse:
@@ -117,8 +134,11 @@ def create_app(gallery_dir: str | Path, model: Any = None, limits: UploadLimits 
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, err: StarletteHTTPException) -> JSONResponse:
-        return error_response(err.status_code, "http_error", str(err.detail))
+        response = error_response(err.status_code, "http_error", str(err.detail))
+        response.headers.update(err.headers or {})  # e.g. Allow on 405
+        return response
 
+    @app.head("/health", include_in_schema=False)  # monitors probe with HEAD
     @app.get("/health", summary="Is the service ready to answer?")
     def health() -> JSONResponse:
         try:
@@ -169,9 +189,15 @@ def create_app(gallery_dir: str | Path, model: Any = None, limits: UploadLimits 
             return JSONResponse(_response(results[0], gallery))
         if content_type == "multipart/form-data":
             image, view, k, name = await _parse_multipart(request, body, limits)
-            query_view = gallery.parse_query_view(view)
-            pil = await anyio.to_thread.run_sync(functools.partial(decode_image, image, limits, name=name))
+            query_view = gallery.parse_query_view(view, image=True)  # before decoding anything
+            pil = await anyio.to_thread.run_sync(functools.partial(decode_image, image, limits, name=name),
+                                                 limiter=decode_slots)
+            del body, image
+            pixels = pil.width * pil.height
             results = await run_search(gallery, images=[pil], view=query_view, k=k)
+            del pil
+            if pixels >= RELEASE_AFTER_PIXELS:
+                await anyio.to_thread.run_sync(release_memory, limiter=decode_slots)
             return JSONResponse(_response(results[0], gallery, query_name=name))
         raise UploadError(415, "unsupported_content_type",
                           "send multipart/form-data (image, view, k) or application/json ({\"text\": ..., \"k\": ...})")
@@ -193,7 +219,7 @@ def _parse_k(value: Any) -> int:
         k = int(value)
         if isinstance(value, bool) or str(value).strip() != str(k):
             raise ValueError
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: JSON 1e400 reads as infinity
         raise QueryError(f"k must be an integer between 1 and {MAX_K}, got {value!r}") from None
     if not 1 <= k <= MAX_K:
         raise QueryError(f"k must be between 1 and {MAX_K}, got {k}")
@@ -205,6 +231,9 @@ def _parse_json_query(body: bytes) -> tuple[str, int]:
         payload = json.loads(body or b"null")
     except (ValueError, UnicodeDecodeError):
         raise UploadError(400, "bad_json", "the body is not valid JSON: send {\"text\": \"...\", \"k\": 5}") from None
+    except RecursionError:
+        raise UploadError(400, "bad_json", "the JSON is nested too deeply: send {\"text\": \"...\", \"k\": 5}") \
+            from None
     if not isinstance(payload, dict) or "text" not in payload:
         raise UploadError(400, "bad_json", "send a JSON object {\"text\": \"a description\", \"k\": 5}")
     unknown = sorted(set(payload) - {"text", "k"})

@@ -94,6 +94,19 @@ def decode_image(data: bytes, limits: UploadLimits, name: str = "upload"):
         raise UploadError(400, "corrupt_image", f"{name} is truncated or corrupt ({err}); send the whole file") from None
 
 
+def release_memory() -> None:
+    """Hand memory freed after a large decode back to the OS (glibc keeps it otherwise)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    libc = ctypes.CDLL(name)
+    if hasattr(libc, "malloc_trim"):  # glibc only
+        libc.malloc_trim(0)
+
+
 def _too_large(size: int | None, limits: UploadLimits) -> str:
     mb = limits.max_bytes / (1024 * 1024)
     what = f"{size / (1024 * 1024):.1f} MB" if size is not None else "more"
