@@ -190,7 +190,10 @@ def test_cvact_missing_query_is_skipped(tmp_path):
 
 def test_geotext1652_official_layout(tmp_path):
     root = official.write_geotext1652(tmp_path, n_train=3, n_test=2, drone_per_building=2)
-    bench = load_benchmark("geotext1652", root)
+    official_setting = load_benchmark("geotext1652", root)
+    assert [d.name for d in official_setting.directions()] == ["T2I"]
+    assert len(official_setting.query_set("T2I")) == 2 * 3 * 3 and len(official_setting.gallery_set("T2I")) == 2 * 3
+    bench = load_benchmark("geotext1652", root, match="image")
     assert [d.name for d in bench.directions()] == ["T2D", "T2S"]
     assert len(bench.query_set("T2D")) == 2 * 2 * 3 and len(bench.gallery_set("T2S")) == 2
     places = bench.training_places()

@@ -275,9 +275,32 @@ def test_vigor_missing_satellite_is_skipped_and_missing_split_named(tmp_path):
 
 # -- GeoText-1652 --------------------------------------------------------------------------------
 
-def test_geotext1652_image_level_text_queries(fixtures):
+def test_geotext1652_official_setting_is_the_default(fixtures):
     root = fixtures["geotext1652"]
     bench = load_benchmark("geotext1652", root)
+    assert bench.default_protocol == "geotext" and names(bench.directions()) == ["T2I"]
+    (t2i,) = bench.directions()
+    assert t2i.pooled == (View.DRONE, View.SATELLITE, View.STREET) and bench.check_direction("t2i") == t2i
+    entries = json.loads((root / "test_951_version.json").read_text())
+    query = bench.query_set("T2I")  # every caption of every test image, labelled by building
+    assert query.view is View.TEXT and len(query) == N * 4 * 3  # 2 drone, 1 satellite, 1 street; 3 captions
+    assert query.texts == [c for e in entries for c in e["caption"]]
+    assert query.ids == [e["image_id"].split("/")[0] for e in entries for _ in e["caption"]]
+    parts = bench.gallery_parts("T2I")  # one image set per view, each embedded by its own tower
+    assert [p.view for p in parts] == [View.DRONE, View.SATELLITE, View.STREET]
+    assert [len(p) for p in parts] == [2 * N, N, N]
+    gallery = bench.gallery_set("T2I")  # the same, pooled
+    assert gallery.ids == [i for p in parts for i in p.ids] and len(set(gallery.ids)) == N
+    assert gallery.extra["views"] == [p.view for p in parts for _ in p.ids]
+    with pytest.raises(ValueError, match="has no direction T2S; it defines T2I"):
+        bench.query_set("T2S")
+    with pytest.raises(ValueError, match="match must be 'official', 'image' or 'building'"):
+        load_benchmark("geotext1652", root, match="images")
+
+
+def test_geotext1652_image_level_text_queries(fixtures):
+    root = fixtures["geotext1652"]
+    bench = load_benchmark("geotext1652", root, match="image")
     assert bench.default_protocol == "pairs" and names(bench.directions()) == ["T2D", "T2S", "T2P"]
     entries = {e["image_id"]: e for e in json.loads((root / "test_951_version.json").read_text())}
     query, gallery = bench.query_set("T2D"), bench.gallery_set("T2D")
@@ -305,7 +328,7 @@ def test_geotext1652_missing_image_is_skipped_and_missing_json_named(tmp_path):
     root = fresh("geotext1652", tmp_path)
     victim = next((root / "images" / "test").rglob("image-01.jpeg"))
     victim.unlink()
-    bench = load_benchmark("geotext1652", root)
+    bench = load_benchmark("geotext1652", root, match="image")
     gallery = bench.gallery_set("T2D")
     assert victim not in gallery.paths and len(gallery) == 2 * N - 1
     assert bench.skipped_files == {"drone image": 1}

@@ -88,8 +88,33 @@ def test_university1652_default_and_selected_protocol(model, roots):
 
 
 def test_text_queries_on_geotext(model, roots):
-    results = evaluate_model_on_dataset(model, "geotext1652", roots["geotext1652"], directions="T2S", progress=False)
+    results = evaluate_model_on_dataset(model, "geotext1652", roots["geotext1652"], directions="T2S", progress=False,
+                                        match="image")
     assert results["T2S"].protocol == "pairs" and results["T2S"].n_query == 3 * N and results["T2S"].n_gallery == N
+
+
+def test_geotext_official_pools_every_view_embedded_by_its_tower(model, roots):
+    from geobridge.evaluation.protocols import evaluate
+
+    results = evaluate_model_on_dataset(model, "geotext1652", roots["geotext1652"], progress=False)
+    assert list(results) == ["T2I", "I2T"]  # both directions from one embedding of each set
+    result, reverse = results["T2I"], results["I2T"]
+    assert result.protocol == "geotext" and result.n_query == N * 4 * 3 and result.n_gallery == N * 4
+    assert {"img_r1", "img_r5", "img_r10", "txt_r1", "txt_r5", "txt_r10", "r_mean", "R@1"} <= set(result.metrics)
+    assert result.per_query["reverse_rank"].shape == (N * 4,)
+    assert (reverse.n_query, reverse.n_gallery) == (N * 4, N * 4 * 3)
+    assert reverse.metrics["R@1"] == result.metrics["txt_r1"] and reverse.query_items.paths == result.gallery_items.paths
+    assert reverse.notes[0] == "dataset geotext1652, direction I2T"
+    # the pooled gallery is each view's own embedding, concatenated in the loader's order
+    bench = load_benchmark("geotext1652", roots["geotext1652"])
+    parts = [embed_set(model, part, EmbedOptions(progress=False)) for part in bench.gallery_parts("T2I")]
+    texts = embed_set(model, bench.query_set("T2I"), EmbedOptions(progress=False))
+    gallery = np.concatenate([p.embeddings.emb for p in parts])
+    expected = evaluate(texts.embeddings, type(texts.embeddings)(gallery, np.concatenate([p.embeddings.ids for p in parts])),
+                        "geotext")
+    for key, value in expected.metrics.items():
+        assert result.metrics[key] == pytest.approx(value), key
+    assert result.gallery_items.extra["views"] == [View.DRONE] * 2 * N + [View.SATELLITE] * N + [View.STREET] * N
 
 
 def test_model_without_a_view_is_named_before_any_work(roots):
@@ -135,7 +160,7 @@ def test_results_carry_the_scored_items_in_index_order(model, roots):
 
 
 def test_text_queries_carry_texts_not_paths(model, roots):
-    result = evaluate_model_on_dataset(model, "geotext1652", roots["geotext1652"], directions="T2S", progress=False)["T2S"]
+    result = evaluate_model_on_dataset(model, "geotext1652", roots["geotext1652"], directions="T2I", progress=False)["T2I"]
     assert result.query_items.paths is None
     assert len(result.query_items.texts) == result.n_query and all(result.query_items.texts)
     assert all(p.is_file() for p in result.gallery_items.paths)

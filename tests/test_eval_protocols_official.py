@@ -133,7 +133,10 @@ def test_geotext_both_directions_by_building_hand_computed():
     assert m["img_r1"] == pytest.approx(100 / 3) and m["img_r5"] == m["img_r10"] == 100.0
     assert m["txt_r1"] == 75.0 and m["txt_r5"] == m["txt_r10"] == 100.0
     assert m["r_mean"] == pytest.approx((100 / 3 + 100 + 100 + 75 + 100 + 100) / 6)
-    assert (m["R@1"], m["I2T_R@1"]) == (m["img_r1"], m["txt_r1"])
+    assert m["R@1"] == m["img_r1"] and "I2T_R@1" not in m
+    reverse = result.reverse  # image -> text as a result of its own: images are the queries
+    assert (reverse.n_query, reverse.n_gallery) == (4, 3) and reverse.per_query["rank"].tolist() == [0, 0, 2, 0]
+    assert reverse.metrics["R@1"] == reverse.metrics["txt_r1"] == 75.0 and reverse.metrics["r_mean"] == m["r_mean"]
     assert "AP" not in m and "R@1%" not in m
     expected = naive_itm_eval(texts.emb, texts.ids, images.emb, images.ids)
     for key, value in expected.items():

@@ -205,12 +205,26 @@ def test_cli_option_reaches_the_loader_and_html_shows_the_queries(bench, tmp_pat
 def test_cli_html_of_text_queries_shows_the_text(bench, tmp_path):
     from geobridge.data.benchmarks import load_benchmark
 
-    out = model_run(bench, "geotext1652", "--directions", "T2S", "--html", str(tmp_path / "t.html"))
+    out = model_run(bench, "geotext1652", "--option", "match=image", "--directions", "T2S", "--html", str(tmp_path / "t.html"))
     assert out.exit_code == 0, out.output
     page = (tmp_path / "t.html").read_text()
-    texts = load_benchmark("geotext1652", bench / "geotext1652").query_set("T2S").texts
+    texts = load_benchmark("geotext1652", bench / "geotext1652", match="image").query_set("T2S").texts
     assert page.count('<div class="text">') == len(texts)  # 12 text queries, each shown as text
     assert any(f'<div class="text">{text}</div>' in page for text in texts)
+
+
+def test_cli_geotext_reports_both_official_directions_by_default(bench, tmp_path):
+    out = model_run(bench, "geotext1652", "--json", str(tmp_path / "g.json"))
+    assert out.exit_code == 0, out.output
+    results = json.loads((tmp_path / "g.json").read_text())["results"]
+    assert list(results) == ["T2I", "I2T"]
+    row = results["T2I"]
+    assert row["protocol"] == "geotext" and row["n_query"] == 4 * 4 * 3 and row["n_gallery"] == 4 * 4
+    metrics = row["metrics"]
+    assert metrics["r_mean"] == pytest.approx(sum(metrics[f"{s}_r{k}"] for s in ("img", "txt") for k in (1, 5, 10)) / 6)
+    assert metrics["R@1"] == metrics["img_r1"] and results["I2T"]["metrics"]["R@1"] == metrics["txt_r1"]
+    assert (results["I2T"]["n_query"], results["I2T"]["n_gallery"]) == (4 * 4, 4 * 4 * 3)
+    assert "I2T" in out.output and "T2I" in out.output
 
 
 @pytest.mark.parametrize(

@@ -62,7 +62,7 @@ CASES: dict[str, Case] = {
     "cvact": Case(lambda r: layouts.write_cvact(r, n_train=6, n_val=3), "[street, satellite]", "",
                   val_key="P2S/R@1", extra=PAIRS_PS),
     "geotext1652": Case(lambda r: layouts.write_geotext1652(r, n_train=3, n_test=2), "[drone, satellite, text]",
-                        "geobridge", val_key="T2D/R@1"),
+                        "geobridge", val_key="T2I/R@1"),
     "geoloc": Case(lambda r: layouts.write_geoloc(r, n_train=6, n_test=3), "[drone, street, satellite, text]",
                    "geobridge", extra=("data.val_split=test",)),
 }

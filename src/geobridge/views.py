@@ -72,6 +72,11 @@ class Direction:
     def name(self) -> str:
         return f"{self.query.letter}2{self.gallery.letter}"
 
+    @property
+    def views(self) -> tuple[View, ...]:
+        """Every view the direction needs a tower for."""
+        return (self.query, self.gallery)
+
     def __str__(self) -> str:  # pragma: no cover - trivial
         return self.name
 
@@ -94,6 +99,34 @@ class Direction:
                     raise ValueError(f"bad direction {value!r}: query and gallery views are the same")
                 return cls(query, gallery)
         raise ValueError(f"bad direction {value!r}: expected e.g. D2S, P2D, T2S")
+
+
+@dataclass(frozen=True)
+class PooledDirection:
+    """Queries of one view searched in ONE gallery pooling several image views, named
+    ``<query letter>2I`` (e.g. ``T2I``: GeoText-1652's official test, every text against every
+    test image of every view). Each gallery view is embedded with its own tower and the parts
+    are concatenated (``Benchmark.gallery_parts``). A protocol may score the reverse direction
+    from the same pair too (``geotext`` reports image -> text as well, named ``I2T``)."""
+
+    query: View
+    pooled: tuple[View, ...]
+
+    @property
+    def name(self) -> str:
+        return f"{self.query.letter}2I"
+
+    @property
+    def reverse_name(self) -> str:
+        """The name of the reverse direction (``I2T``), when a protocol scores it too."""
+        return f"I2{self.query.letter}"
+
+    @property
+    def views(self) -> tuple[View, ...]:
+        return (self.query, *self.pooled)
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        return self.name
 
 
 #: GeoBridge's six image directions plus text to each view, in the paper's order.

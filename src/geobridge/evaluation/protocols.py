@@ -36,8 +36,10 @@ name           convention (section 6 of REFERENCE.md)
                ``img_r1/5/10`` are the TEXT queries retrieving images, ``txt_r1/5/10`` the
                IMAGE queries retrieving texts (the code's naming; the README labels the
                ``txt`` column "Text Query", which the code contradicts) -- ``r_mean`` (mean
-               of the six), and ``R@1/5/10`` (= ``img_r*``) and ``I2T_R@1/5/10``
-               (= ``txt_r*``). No AP, no R@1%: the official script has none. The official
+               of the six), and ``R@1/5/10`` (= ``img_r*``). The image -> text side is
+               also a result of its own (``EvaluationResult.reverse``: images as queries,
+               ``R@1/5/10`` = ``txt_r*``), reported as direction ``I2T`` beside ``T2I`` by
+               ``evaluate_model_on_dataset``. No AP, no R@1%: the official script has none. The official
                scores are ITM re-ranked over a top-k of cosine scores (-100 elsewhere); a
                dual encoder is scored here by cosine over the whole gallery.
 =============  ==============================================================================
@@ -75,8 +77,9 @@ class EvaluationResult:
     item, -1 if none), ``positive_index`` (gallery index of that item, -1 if none),
     ``top1_index``, ``top_indices`` (Q, 10), and the protocol's own (``ap``,
     ``reciprocal_rank``, ``semi_positives_above``, ``error_m``; ``geotext`` adds
-    ``reverse_rank`` and ``reverse_top1_index`` of length ``n_gallery``: each gallery image as
-    a query among the texts).
+    ``reverse_rank`` of length ``n_gallery``: each gallery image as a query among the texts).
+    ``reverse`` is the reverse direction's own result when the protocol scores it from the same
+    pair (``geotext``), else None; it is not part of :meth:`to_dict`.
     """
 
     protocol: str
@@ -86,6 +89,8 @@ class EvaluationResult:
     notes: list[str] = field(default_factory=list)
     per_query: dict[str, np.ndarray] = field(default_factory=dict)
     description: str = ""
+    #: the reverse direction scored from the same pair (``geotext``: image -> text), or None
+    reverse: "EvaluationResult | None" = None
 
     def to_dict(self, include_per_query: bool = False) -> dict[str, Any]:
         """A JSON-ready dict; per-query arrays only when asked (they can be large)."""
@@ -493,13 +498,14 @@ def _geotext(query: Embeddings, gallery: Embeddings, options: CommonOptions) -> 
     metrics["r_mean"] = float(np.mean([metrics[f"{side}_r{k}"] for side in ("img", "txt") for k in GEOTEXT_KS]))
     for k in GEOTEXT_KS:
         metrics[f"R@{k}"] = metrics[f"img_r{k}"]
-    for k in GEOTEXT_KS:
-        metrics[f"I2T_R@{k}"] = metrics[f"txt_r{k}"]
+    description = PROTOCOLS["geotext"].description
+    reverse_metrics = {**{f"txt_r{k}": metrics[f"txt_r{k}"] for k in GEOTEXT_KS}, "r_mean": metrics["r_mean"],
+                       **{f"R@{k}": metrics[f"txt_r{k}"] for k in GEOTEXT_KS}}
+    reverse = EvaluationResult("geotext", reverse_metrics, len(gallery), len(query), list(notes),
+                               _base_per_query(i2t), description + " (image -> text side)")
     per_query = _base_per_query(t2i)
     per_query["reverse_rank"] = i2t.first_rank
-    per_query["reverse_top1_index"] = _base_per_query(i2t)["top1_index"]
-    return EvaluationResult("geotext", metrics, len(query), len(gallery), notes, per_query,
-                            PROTOCOLS["geotext"].description)
+    return EvaluationResult("geotext", metrics, len(query), len(gallery), notes, per_query, description, reverse)
 
 
 # ----------------------------------------------------------------------------------------------

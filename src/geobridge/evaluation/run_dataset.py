@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from geobridge.data.benchmarks import Benchmark, ImageSet, load_benchmark
+from geobridge.data.benchmarks.base import pool_image_sets
 from geobridge.embeddings import Embeddings
 from geobridge.evaluation.protocols import EvaluationResult, evaluate, get_protocol
 from geobridge.models.embedder import EmbedOptions, encode_images, encode_texts
@@ -89,7 +90,7 @@ def check_model_views(model: Any, directions: Sequence[Direction]) -> None:
     has_text = bool(getattr(model, "has_text", False))
     names = ", ".join([v.value for v in have] + (["text"] if has_text else [])) or "none"
     for direction in directions:
-        for view in (direction.query, direction.gallery):
+        for view in direction.views:
             ok = has_text if view is View.TEXT else view in have
             if not ok:
                 raise ModelViewError(
@@ -166,6 +167,31 @@ def as_queries(embedded: EmbeddedSet, full: ImageSet) -> EmbeddedSet:
     return EmbeddedSet(images=full, embeddings=embeddings, skipped=embedded.skipped, kept=list(range(n)))
 
 
+def pool_embedded(parts: Sequence[EmbeddedSet]) -> EmbeddedSet:
+    """Embedded sets of several views as ONE gallery, in order (GeoText-1652's official
+    all-views gallery, see ``Benchmark.gallery_parts``): each part was embedded by its own
+    view's tower; ids, vectors and paths are concatenated, ``extra["views"]`` names each item's view."""
+    if len(parts) == 1:
+        return parts[0]
+    images = pool_image_sets([part.images for part in parts])
+    arrays = [part.embeddings for part in parts]
+    has_coords = all(a.has_coordinates for a in arrays)
+    has_paths = all(a.paths is not None for a in arrays)
+    embeddings = Embeddings(
+        emb=np.concatenate([a.emb for a in arrays]),
+        ids=np.concatenate([a.ids for a in arrays]),
+        lat=np.concatenate([a.lat for a in arrays]) if has_coords else None,
+        lon=np.concatenate([a.lon for a in arrays]) if has_coords else None,
+        paths=np.concatenate([a.paths for a in arrays]) if has_paths else None,
+        meta={**arrays[0].meta, "view": "+".join(str(a.meta.get("view")) for a in arrays)},
+    )
+    kept, offset = [], 0
+    for part in parts:
+        kept += [offset + k for k in part.kept]
+        offset += len(part.kept) + part.skipped
+    return EmbeddedSet(images=images, embeddings=embeddings, skipped=sum(p.skipped for p in parts), kept=kept)
+
+
 def protocol_options_for(protocol: str, offered: dict[str, Any], progress: bool) -> dict[str, Any]:
     """The benchmark's options the protocol accepts (e.g. VIGOR's semi-positives only go to ``vigor``)."""
     accepted = {f.name for f in fields(get_protocol(protocol).options)}
@@ -231,9 +257,10 @@ def evaluate_model_on_dataset(
     results: dict[str, DatasetResult] = {}
     for direction in chosen:
         skipped_before = dict(benchmark.skipped_files)
-        query_set, gallery_set = benchmark.query_set(direction), benchmark.gallery_set(direction)
+        query_set, gallery_parts = benchmark.query_set(direction), benchmark.gallery_parts(direction)
         skipped = {what: n - skipped_before.get(what, 0) for what, n in benchmark.skipped_files.items()}
-        query, gallery = as_queries(embedded(query_set), query_set), embedded(gallery_set)
+        query = as_queries(embedded(query_set), query_set)
+        gallery = pool_embedded([embedded(part) for part in gallery_parts])
         offered = benchmark.protocol_options(direction, query.images, gallery.images)
         result = evaluate(query.embeddings, gallery.embeddings, protocol_name,
                           **protocol_options_for(protocol_name, offered, progress))
@@ -246,4 +273,7 @@ def evaluate_model_on_dataset(
         if gallery.skipped:
             result.notes.append(f"{gallery.skipped} unreadable gallery image(s) were left out")
         results[direction.name] = DatasetResult.of(result, query.images, gallery.images)
+        if result.reverse is not None:  # the reverse scored from the same pair (geotext: I2T)
+            result.reverse.notes[:] = [provenance_note(benchmark.name, direction.reverse_name)] + result.notes[1:]
+            results[direction.reverse_name] = DatasetResult.of(result.reverse, gallery.images, query.images)
     return results

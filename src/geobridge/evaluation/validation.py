@@ -66,7 +66,7 @@ def validation_sets(config: TrainConfig) -> list[ValidationSet]:
         benchmark = validation_benchmark(section, config.data.val_split)
         if benchmark is None:
             continue
-        directions = [d for d in benchmark.directions() if d.query in views and d.gallery in views]
+        directions = [d for d in benchmark.directions() if all(v in views for v in d.views)]
         if directions:
             out.append(ValidationSet(section.spec().label, benchmark, directions))
     return out
@@ -85,7 +85,7 @@ def validation_fn(config: TrainConfig, progress: bool = False) -> Callable[[Any]
         have = set(model.views) | ({View.TEXT} if model.has_text else set())
         metrics: dict[str, float] = {}
         for chosen in sets:
-            directions = [d for d in chosen.directions if d.query in have and d.gallery in have]
+            directions = [d for d in chosen.directions if all(v in have for v in d.views)]
             if not directions:
                 continue
             results = evaluate_model_on_dataset(model, chosen.benchmark, directions=directions, progress=progress)

@@ -26,7 +26,7 @@ import numpy as np
 
 from geobridge.data.places import TrainingPlace, expand_places
 from geobridge.records import Location
-from geobridge.views import Direction, View
+from geobridge.views import Direction, PooledDirection, View
 
 LOGGER = logging.getLogger(__name__)
 
@@ -118,6 +118,12 @@ class Benchmark(ABC):
     def gallery_set(self, direction: Direction | str) -> ImageSet:
         """The references searched by the queries of ``direction``."""
 
+    def gallery_parts(self, direction: Direction | PooledDirection | str) -> list[ImageSet]:
+        """The gallery of ``direction`` as image sets of one view each, embedded each with its
+        view's tower and concatenated in this order. One part, the gallery set, except for a
+        :class:`PooledDirection` (GeoText-1652's official all-views gallery)."""
+        return [self.gallery_set(direction)]
+
     def protocol_options(
         self, direction: Direction | str, query: ImageSet, gallery: ImageSet
     ) -> dict[str, Any]:
@@ -140,10 +146,17 @@ class Benchmark(ABC):
         return items
 
     # -- helpers for subclasses ------------------------------------------------------------
-    def check_direction(self, direction: Direction | str) -> Direction:
-        """Parse ``direction`` and check this benchmark defines it."""
-        direction = Direction.parse(direction)
+    def check_direction(self, direction: Direction | PooledDirection | str) -> Direction | PooledDirection:
+        """Parse ``direction`` (a pooled one by its name, ``T2I``, or its reverse's, ``I2T``) and
+        check this benchmark defines it."""
         known = self.directions()
+        if isinstance(direction, str):  # a pooled direction also answers to its reverse's name (I2T)
+            pooled = {name.upper(): d for d in known if isinstance(d, PooledDirection)
+                      for name in (d.name, d.reverse_name)}
+            if direction.strip().upper() in pooled:
+                return pooled[direction.strip().upper()]
+        if not isinstance(direction, PooledDirection):
+            direction = Direction.parse(direction)
         if direction not in known:
             names = ", ".join(d.name for d in known)
             raise ValueError(f"{self.name} has no direction {direction.name}; it defines {names}")
@@ -211,3 +224,16 @@ class Benchmark(ABC):
 def list_images(folder: Path) -> list[Path]:
     """Image files directly inside ``folder``, sorted by name."""
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def pool_image_sets(parts: list[ImageSet]) -> ImageSet:
+    """Image sets of several views as one: ids and paths concatenated, ``extra["views"]`` the
+    view of each item, ``view`` the first part's (an ImageSet names one view)."""
+    if not parts:
+        raise ValueError("no image set to pool")
+    return ImageSet(
+        view=parts[0].view,
+        ids=[i for part in parts for i in part.ids],
+        paths=[p for part in parts for p in (part.paths or [])],
+        extra={"views": [part.view for part in parts for _ in part.ids]},
+    )

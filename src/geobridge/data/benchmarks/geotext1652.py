@@ -22,11 +22,26 @@ anything else a street image (an assumption: the JSON carries no view field). Wh
 is absent, the JSON paths are resolved against ``root``. A listed gallery image that is missing
 is skipped and counted (:meth:`Benchmark.existing`).
 
-Directions are text to each view present (``T2D``, ``T2S``, ``T2P``). With ``match="image"``
-(default, as GeoText's own evaluation: a text's positive is the image it was written for) the
-queries of ``T2X`` are the captions of the X images, ids are image ids and the protocol is
-``pairs``. With ``match="building"`` the queries are the captions of the drone images, ids are
-building ids, and every gallery image of the building is a positive (protocol ``u1652``).
+``match`` chooses the test setting:
+
+* ``"official"`` (default): GeoText-1652's own evaluation (``Method/re_bbox.py``,
+  ``itm_eval``). One direction, ``T2I`` (a :class:`~geobridge.views.PooledDirection`): the
+  queries are every caption of every test image, the gallery is ONE set of every test image
+  of every view present (drone, satellite, street; each view embedded by its own tower), ids
+  are building ids, protocol ``geotext``. That protocol scores both directions from the pair:
+  text -> image, reported as ``img_r1/5/10`` (and ``R@1/5/10``) in the ``T2I`` result, and
+  image -> text (every test image a query among the texts), reported as ``txt_r1/5/10`` (and
+  ``R@1/5/10``) in an ``I2T`` result; both carry ``r_mean``, the mean of the six. The official names are the code's: ``img_r*`` are TEXT
+  queries retrieving images and ``txt_r*`` IMAGE queries retrieving texts, although the
+  README labels the ``txt`` column "Text Query". The official scores are ITM re-ranked top-k;
+  a dual encoder is scored by cosine over everything (see :mod:`geobridge.evaluation.protocols`).
+* ``"image"``: per view, text to each view present (``T2D``, ``T2S``, ``T2P``); the queries
+  of ``T2X`` are the captions of the X images, ids are image ids (a text's positive is the one
+  image it was written for) and the protocol is ``pairs``. Not the official protocol.
+* ``"building"``: per view (``T2D``, ``T2S``, ``T2P``); the queries are the captions of the
+  drone images, ids are building ids, and every gallery image of the building is a positive
+  (protocol ``u1652``).
+
 ``ImageSet.extra`` of the queries holds each caption's ``image_ids``, ``sentences`` and ``bboxes``.
 
 Get it from https://github.com/MultimodalGeo/GeoText-1652 (Google Drive or Hugging Face).
@@ -39,13 +54,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from geobridge.data.benchmarks.base import Benchmark, ImageSet
+from geobridge.data.benchmarks.base import Benchmark, ImageSet, pool_image_sets
 from geobridge.data.benchmarks.registry import register_benchmark
 from geobridge.data.places import TrainingPlace
-from geobridge.views import Direction, View
+from geobridge.views import Direction, PooledDirection, View
 
 ANNOTATION_FILES: dict[str, str] = {"train": "train.json", "test": "test_951_version.json"}
-MATCHES: dict[str, str] = {"image": "pairs", "building": "u1652"}
+MATCHES: dict[str, str] = {"official": "geotext", "image": "pairs", "building": "u1652"}
+IMAGE_VIEWS: tuple[View, ...] = (View.DRONE, View.SATELLITE, View.STREET)
 _DRONE_NAME = re.compile(r"^image-\d+$")
 
 
@@ -74,7 +90,7 @@ def image_view(image_id: str, building: str) -> View:
 
 @register_benchmark
 class GeoText1652(Benchmark):
-    """GeoText-1652 text-to-image retrieval."""
+    """GeoText-1652: the official text <-> all-images evaluation, or per-view text-to-image."""
 
     name = "geotext1652"
     homepage = "https://github.com/MultimodalGeo/GeoText-1652"
@@ -84,13 +100,13 @@ class GeoText1652(Benchmark):
     )
 
     def __init__(
-        self, root: str | Path, split: str = "test", match: str = "image", annotations: str | None = None
+        self, root: str | Path, split: str = "test", match: str = "official", annotations: str | None = None
     ) -> None:
         super().__init__(root)
         if split not in ANNOTATION_FILES:
             raise ValueError(f"GeoText-1652 split must be 'train' or 'test', got {split!r}")
         if match not in MATCHES:
-            raise ValueError(f"GeoText-1652 match must be 'image' or 'building', got {match!r}")
+            raise ValueError(f"GeoText-1652 match must be 'official', 'image' or 'building', got {match!r}")
         self.split, self.match = split, match
         self.default_protocol = MATCHES[match]
         self.annotation_file = self.root / (annotations or ANNOTATION_FILES[split])
@@ -129,19 +145,26 @@ class GeoText1652(Benchmark):
             self._images[key] = out
         return self._images[key]
 
-    def directions(self) -> list[Direction]:
-        views = {img.view for img in self.images()}
-        return [Direction(View.TEXT, v) for v in (View.DRONE, View.SATELLITE, View.STREET) if v in views]
+    def directions(self) -> list[Direction | PooledDirection]:
+        present = {img.view for img in self.images()}
+        views = tuple(v for v in IMAGE_VIEWS if v in present)
+        if self.match == "official":
+            return [PooledDirection(View.TEXT, views)]
+        return [Direction(View.TEXT, v) for v in views]
 
     def _label(self, image: GeoTextImage) -> str:
         return image.image_id if self.match == "image" else image.building
 
-    def query_set(self, direction: Direction | str) -> ImageSet:
+    def query_set(self, direction: Direction | PooledDirection | str) -> ImageSet:
         direction = self.check_direction(direction)
-        source_view = direction.gallery if self.match == "image" else View.DRONE
+        if self.match == "official":
+            sources, what = set(direction.pooled), "test image"
+        else:
+            view = direction.gallery if self.match == "image" else View.DRONE
+            sources, what = {view}, f"{view.value} image"
         ids, texts, image_ids, sentences, bboxes = [], [], [], [], []
         for image in self.images():
-            if image.view is not source_view:
+            if image.view not in sources:
                 continue
             for caption in image.captions:
                 ids.append(self._label(image))
@@ -150,17 +173,30 @@ class GeoText1652(Benchmark):
                 sentences.append(image.sentences)
                 bboxes.append(image.bboxes)
         if not texts:
-            raise ValueError(f"{self.annotation_file} has no caption of a {source_view.value} image")
+            raise ValueError(f"{self.annotation_file} has no caption of a {what}")
         return ImageSet(view=View.TEXT, ids=ids, texts=texts,
                         extra={"image_ids": image_ids, "sentences": sentences, "bboxes": bboxes})
 
-    def gallery_set(self, direction: Direction | str) -> ImageSet:
-        direction = self.check_direction(direction)
-        chosen = [img for img in self.images() if img.view is direction.gallery]
-        keep = self.keep_existing([img.path for img in chosen], f"{direction.gallery.value} image")
+    def _view_gallery(self, view: View) -> ImageSet:
+        chosen = [img for img in self.images() if img.view is view]
+        keep = self.keep_existing([img.path for img in chosen], f"{view.value} image")
         chosen = [chosen[i] for i in keep]
-        paths = [img.path for img in chosen]
-        return ImageSet(view=direction.gallery, ids=[self._label(img) for img in chosen], paths=paths)
+        return ImageSet(view=view, ids=[self._label(img) for img in chosen], paths=[img.path for img in chosen])
+
+    def gallery_parts(self, direction: Direction | PooledDirection | str) -> list[ImageSet]:
+        """Official: one image set per view (each embedded by its own tower), pooled in this order."""
+        direction = self.check_direction(direction)
+        if isinstance(direction, PooledDirection):
+            return [self._view_gallery(view) for view in direction.pooled]
+        return [self._view_gallery(direction.gallery)]
+
+    def gallery_set(self, direction: Direction | PooledDirection | str) -> ImageSet:
+        """The gallery; for the official ``T2I`` every view's images in one set (its ``view`` is
+        the first part's, ``extra["views"]`` holds each item's view)."""
+        parts = self.gallery_parts(direction)
+        if len(parts) == 1:
+            return parts[0]
+        return pool_image_sets(parts)
 
     def training_places(self) -> list[TrainingPlace]:
         """Each training building as a place: its images per view, each image's caption as the
@@ -176,3 +212,4 @@ class GeoText1652(Benchmark):
                           image_texts=captions.get(building, {}))
             for building in sorted(images)
         ]
+
