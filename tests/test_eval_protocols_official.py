@@ -294,3 +294,43 @@ def test_rerank_option_values_and_distance_ties():
     assert ranking.top_indices.tolist() == [[1, 2, 0]] and ranking.first_rank.tolist() == [0]
     ranking = rank_distances(dist, Relevance(np.array([2]), np.array([0, 1, 2, JUNK])), top_k=3)
     assert ranking.first_rank.tolist() == [1]
+
+
+def test_university1652_loader_passes_multi_query_and_rerank(tmp_path):
+    from geobridge.data.benchmarks import load_benchmark
+    from geobridge.data.fixtures import write_fixture
+
+    root = write_fixture("university1652", tmp_path / "u1652", n_locations=4)
+    plain = load_benchmark("university1652", root)
+    assert plain.protocol_options("D2S", None, None) == {}
+    chosen = load_benchmark("university1652", root, multi_query=True, rerank=True)
+    assert chosen.protocol_options("D2S", None, None) == {"multi_query": True, "rerank": True}
+    with pytest.raises(ValueError, match="multi_query must be true or false"):
+        load_benchmark("university1652", root, multi_query="yes")
+
+
+def test_cli_multi_query_reaches_the_protocol(tmp_path):
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from geobridge.data.benchmarks import load_benchmark
+    from geobridge.data.fixtures import write_fixture
+    from geobridge.models import create_model
+
+    root = write_fixture("university1652", tmp_path / "u1652", n_locations=4)
+    create_model("tiny").save_pretrained(tmp_path / "model")
+    out = run(["evaluate", "--model", str(tmp_path / "model"), "--dataset", "university1652", "--root", str(root),
+               "--directions", "D2S", "--option", "multi_query=true", "--option", "rerank=true", "--quiet",
+               "--json", str(tmp_path / "r.json")])
+    assert out.exit_code == 0, out.output
+    row = json.loads((tmp_path / "r.json").read_text())["results"]["D2S"]
+    buildings = set(load_benchmark("university1652", root).query_set("D2S").ids)
+    assert row["n_query"] == len(buildings)  # one fused query per building
+    assert "multi-query" in row["description"] and "k1=20, k2=6, lambda=0.3" in row["description"]
+    from geobridge.evaluation.run_dataset import evaluate_model_on_dataset
+    from geobridge.models import load_model
+
+    result = evaluate_model_on_dataset(load_model(tmp_path / "model"), "university1652", root, directions="D2S",
+                                       progress=False, loader_options={"multi_query": True})["D2S"]
+    assert len(result.query_items) == result.n_query == len(buildings)  # the scored items: each fused query's first
+    assert sorted(result.query_items.ids) == sorted(buildings)

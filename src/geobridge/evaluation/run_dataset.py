@@ -272,7 +272,10 @@ def evaluate_model_on_dataset(
             result.notes.append(f"{query.skipped} unreadable query image(s) count as misses")
         if gallery.skipped:
             result.notes.append(f"{gallery.skipped} unreadable gallery image(s) were left out")
-        results[direction.name] = DatasetResult.of(result, query.images, gallery.images)
+        scored = query.images
+        if "query_row" in result.per_query:  # multi-query: one fused query per label, at its first row
+            scored = subset(query.images, result.per_query["query_row"].tolist())
+        results[direction.name] = DatasetResult.of(result, scored, gallery.images)
         if result.reverse is not None:  # the reverse scored from the same pair (geotext: I2T)
             result.reverse.notes[:] = [provenance_note(benchmark.name, direction.reverse_name)] + result.notes[1:]
             results[direction.reverse_name] = DatasetResult.of(result.reverse, gallery.images, query.images)

@@ -19,7 +19,10 @@ On-disk layout (as released; ``root`` is the folder holding ``train/`` and ``tes
 Labels are the building folder names. Direction ``X2Y`` searches ``test/query_X`` in
 ``test/gallery_Y``. The galleries keep the 250 distractor buildings; the default protocol
 ``u1652`` (layumi's script) lets them compete, ``protocol="u1652-s4g"`` (Sample4Geo / DAC)
-treats gallery labels absent from the queries as junk. Street directions are offered when the
+treats gallery labels absent from the queries as junk. ``multi_query=True`` runs layumi's
+multi-query test (a building's query images fused into one query) and ``rerank=True`` his
+k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3); both are options of those protocols (see
+:mod:`geobridge.evaluation.protocols`), e.g. ``--option multi_query=true`` on the command line. Street directions are offered when the
 street folders are present. Training: each of the 701 buildings is a place with all its drone,
 street and satellite images; an epoch runs over the drone images (Sample4Geo), see
 :mod:`geobridge.data.places`.
@@ -30,6 +33,7 @@ Get it from https://github.com/layumi/University1652-Baseline (request form in i
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from geobridge.data.benchmarks.base import Benchmark, ImageSet
 from geobridge.data.benchmarks.label_folders import places_by_label, scan_label_folders
@@ -59,11 +63,16 @@ class University1652(Benchmark):
         "train/{drone,street,satellite}/<building>/*.jpg."
     )
 
-    def __init__(self, root: str | Path, protocol: str = "u1652") -> None:
+    def __init__(self, root: str | Path, protocol: str = "u1652", multi_query: bool = False,
+                 rerank: bool = False) -> None:
         super().__init__(root)
         if protocol not in PROTOCOLS:
             raise ValueError(f"University-1652 protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+        for name, value in (("multi_query", multi_query), ("rerank", rerank)):
+            if not isinstance(value, bool):
+                raise ValueError(f"University-1652 {name} must be true or false, got {value!r}")
         self.default_protocol = protocol
+        self.multi_query, self.rerank = multi_query, rerank
         self.require(self.root / "test", "test folder", folder=True)
         for name in ("query_drone", "gallery_satellite"):
             self.require(self.root / "test" / name, f"test folder {name}", folder=True)
@@ -86,6 +95,15 @@ class University1652(Benchmark):
 
     def gallery_set(self, direction: Direction | str) -> ImageSet:
         return self._test_folder("gallery", self.check_direction(direction).gallery)
+
+    def protocol_options(self, direction: Direction | str, query: ImageSet, gallery: ImageSet) -> dict[str, Any]:
+        """The multi-query and re-ranking settings chosen when the benchmark was opened."""
+        options: dict[str, Any] = {}
+        if self.multi_query:
+            options["multi_query"] = True
+        if self.rerank:
+            options["rerank"] = True
+        return options
 
     def training_places(self) -> list[TrainingPlace]:
         """Every training building with all its images of each view folder present under
