@@ -334,3 +334,22 @@ def test_cli_multi_query_reaches_the_protocol(tmp_path):
                                        progress=False, loader_options={"multi_query": True})["D2S"]
     assert len(result.query_items) == result.n_query == len(buildings)  # the scored items: each fused query's first
     assert sorted(result.query_items.ids) == sorted(buildings)
+
+
+def test_cli_npz_multi_query_and_rerank_flags(tmp_path):
+    gallery = emb([0, 60, 120], ["A", "B", "C"])
+    query = emb([50, 70, -40], ["A", "B", "A"])
+    query.save(tmp_path / "q.npz")
+    gallery.save(tmp_path / "g.npz")
+    base = ["evaluate", "--query", str(tmp_path / "q.npz"), "--gallery", str(tmp_path / "g.npz"), "--quiet"]
+    out = run([*base, "--protocol", "u1652", "--multi-query", "--json", str(tmp_path / "m.json")])
+    assert out.exit_code == 0, out.output
+    report = json.loads((tmp_path / "m.json").read_text())
+    assert report["n_query"] == 2 and report["metrics"]["R@1"] == 100.0  # as the hand-computed case above
+    out = run([*base, "--protocol", "u1652", "--rerank", "--json", str(tmp_path / "r.json")])
+    assert out.exit_code == 0, out.output
+    assert "k1=20, k2=6" in json.loads((tmp_path / "r.json").read_text())["description"]
+    out = run([*base, "--protocol", "pairs", "--multi-query"])
+    assert out.exit_code != 0 and "protocol 'pairs' does not take option(s) multi_query" in out.output
+    out = run(["evaluate", "--model", str(tmp_path), "--dataset", "university1652", "--root", str(tmp_path), "--rerank"])
+    assert out.exit_code != 0 and "--option rerank=true" in out.output

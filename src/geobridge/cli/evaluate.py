@@ -29,7 +29,7 @@ def evaluate_command(
     query: Optional[Path] = typer.Option(None, "--query", help="Query embeddings .npz (emb, ids[, lat, lon, paths])."),
     gallery: Optional[Path] = typer.Option(None, "--gallery", help="Gallery embeddings .npz."),
     protocol: Optional[str] = typer.Option(
-        None, "--protocol", help="u1652, u1652-s4g, pairs, vigor or geobridge (required with --query; with --dataset the benchmark's default)."
+        None, "--protocol", help="u1652, u1652-s4g, pairs, vigor, geobridge or geotext (required with --query; with --dataset the benchmark's default)."
     ),
     model: Optional[Path] = typer.Option(None, "--model", help="Saved model folder, to embed and evaluate a benchmark."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Benchmark name: world, geoloc, university1652, cvusa, cvact, vigor, sues200, geotext1652."),
@@ -50,6 +50,12 @@ def evaluate_command(
     ),
     match_by: Optional[str] = typer.Option(None, "--match-by", help="geobridge: match query and gallery by 'id' or file-name 'stem'."),
     chunk_size: Optional[int] = typer.Option(None, "--chunk-size", min=1, help="Queries scored per block (default: ~128 MB blocks)."),
+    multi_query: bool = typer.Option(
+        False, "--multi-query", help="u1652 protocols, --query mode: fuse the queries of one label into one "
+        "(layumi's multi-query test). With --dataset university1652 use --option multi_query=true."),
+    rerank: bool = typer.Option(
+        False, "--rerank", help="u1652 protocols, --query mode: k-reciprocal re-ranking (k1=20, k2=6, "
+        "lambda=0.3). With --dataset university1652 use --option rerank=true."),
     published: Optional[str] = typer.Option(
         None, "--published", metavar="NAME",
         help="Print ours beside a checkpoint's published numbers (e.g. sample4geo-u1652; see "
@@ -79,6 +85,9 @@ def evaluate_command(
     model_mode = model is not None or dataset is not None
     if npz_mode == model_mode:
         raise fail("give either --query Q.npz --gallery G.npz --protocol NAME, or --model DIR --dataset NAME --root PATH")
+    if model_mode and (multi_query or rerank):
+        raise fail("--multi-query and --rerank apply to --query/--gallery; with --dataset university1652 give "
+                   "--option multi_query=true / --option rerank=true")
     if npz_mode and loader_option:
         raise fail("--option sets a dataset loader's options: use it with --model/--dataset, not --query/--gallery")
     if published is not None:
@@ -87,7 +96,8 @@ def evaluate_command(
     user_errors: tuple[type[BaseException], ...] = (EvaluationError, EmbeddingsFileError, ValueError)
     try:
         if npz_mode:
-            results, embeddings = _evaluate_files(query, gallery, protocol, semi_positives, match_by, chunk_size, quiet)
+            results, embeddings = _evaluate_files(query, gallery, protocol, semi_positives, match_by, chunk_size, quiet,
+                                                  multi_query, rerank)
         else:
             run = {"device": checked_device(device, precision), "precision": precision, "num_workers": workers}
             results = _evaluate_model(model, dataset, root, directions, protocol, tta, batch_size, quiet,
@@ -101,14 +111,15 @@ def evaluate_command(
         raise fail(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
 
 
-def _evaluate_files(query, gallery, protocol, semi_positives, match_by, chunk_size, quiet):
+def _evaluate_files(query, gallery, protocol, semi_positives, match_by, chunk_size, quiet, multi_query=False,
+                    rerank=False):
     from geobridge.embeddings import Embeddings
     from geobridge.evaluation.protocols import evaluate
 
     if query is None or gallery is None:
         raise fail("both --query and --gallery are needed")
     if protocol is None:
-        raise fail("--protocol is required with --query/--gallery: u1652, u1652-s4g, pairs, vigor or geobridge")
+        raise fail("--protocol is required with --query/--gallery: u1652, u1652-s4g, pairs, vigor, geobridge or geotext")
     options: dict[str, Any] = {"chunk_size": chunk_size, "progress": not quiet}
     if semi_positives is not None:
         if protocol != "vigor":
@@ -118,8 +129,15 @@ def _evaluate_files(query, gallery, protocol, semi_positives, match_by, chunk_si
         if protocol != "geobridge":
             raise fail("--match-by only applies to --protocol geobridge")
         options["match_by"] = match_by
+    if multi_query:
+        options["multi_query"] = True  # protocols other than u1652 refuse it, naming it
+    if rerank:
+        options["rerank"] = True
     q, g = Embeddings.load(query), Embeddings.load(gallery)
     result = evaluate(q, g, protocol, **options)
+    if "query_row" in result.per_query:  # multi-query: the fused queries, shown by their first item
+        rows = result.per_query["query_row"]
+        q = Embeddings(q.emb[rows], q.ids[rows], paths=None if q.paths is None else q.paths[rows])
     return {f"{query.stem}->{gallery.stem}": result}, {f"{query.stem}->{gallery.stem}": (q, g)}
 
 
