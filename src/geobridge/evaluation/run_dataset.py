@@ -144,7 +144,8 @@ def embed_set(model: Any, images: ImageSet, options: EmbedOptions = EmbedOptions
         paths=None if kept.paths is None else np.array([str(p) for p in kept.paths], dtype=str),
         meta={"view": images.view.value, "tta": options.tta},
     )
-    return EmbeddedSet(images=kept, embeddings=embeddings, skipped=len(images) - len(kept), kept=kept_positions)
+    return EmbeddedSet(images=kept, embeddings=embeddings, skipped=len(images) - len(kept),
+                       kept=kept_positions)
 
 
 def as_queries(embedded: EmbeddedSet, full: ImageSet) -> EmbeddedSet:

@@ -60,14 +60,17 @@ class EmbedOptions:
             raise ValueError(f"unknown test-time augmentation {self.tta!r}: expected one of "
                              f"{', '.join(TTA_MODES)} or None")
 
-    def workers_for(self, n_items: int) -> int:
+    def workers_for(self, n_items: int, device: torch.device = torch.device("cuda")) -> int:
         """Loader workers for ``n_items`` inputs: none for a single batch (starting workers would
-        cost more than they save), else one per spare CPU core up to :data:`MAX_AUTO_WORKERS`."""
+        cost more than they save); for a model on the CPU, the cores torch's threads leave free
+        (a worker on a core the forward uses only slows it); else one per spare CPU core, up to
+        :data:`MAX_AUTO_WORKERS`."""
         if self.num_workers is not None:
             return self.num_workers
         if n_items <= self.batch_size:
             return 0
-        return max(0, min(MAX_AUTO_WORKERS, (os.cpu_count() or 1) - 1))
+        spare = (os.cpu_count() or 1) - (torch.get_num_threads() if device.type == "cpu" else 1)
+        return max(0, min(MAX_AUTO_WORKERS, spare))
 
 
 @dataclass
@@ -143,7 +146,7 @@ def encode_images(model: Any, images: Sequence[ImageInput], view: View | str,
     device = model_device(model)
     precision = resolve_precision(options.precision, device)
     images = list(images)
-    workers = options.workers_for(len(images))
+    workers = options.workers_for(len(images), device)
     loader = DataLoader(
         _ImageInputs(images, model.image_transform(view)), batch_size=options.batch_size, shuffle=False,
         num_workers=workers, collate_fn=_collate, pin_memory=device.type == "cuda",
@@ -162,7 +165,8 @@ def encode_images(model: Any, images: Sequence[ImageInput], view: View | str,
             bar.update(len(batch.positions) + len(batch.failed))
     if skipped and warn:
         names = "; ".join(f"{name} ({reason})" for name, reason in skipped.items())
-        warnings.warn(f"skipped {len(skipped)} unreadable image(s): {names}", UnreadableImageWarning, stacklevel=2)
+        warnings.warn(f"skipped {len(skipped)} unreadable image(s): {names}", UnreadableImageWarning,
+                      stacklevel=2)
     return ImageEncoding(emb=_stack(chunks, model), kept=kept, skipped=skipped)
 
 
@@ -234,7 +238,8 @@ class _progress:
     def __init__(self, total: int, desc: str, enabled: bool) -> None:
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=total, desc=desc, unit="item", disable=not enabled, leave=False, dynamic_ncols=True)
+        self.bar = tqdm(total=total, desc=desc, unit="item", disable=not enabled, leave=False,
+                        dynamic_ncols=True)
 
     def __enter__(self) -> Any:
         return self.bar

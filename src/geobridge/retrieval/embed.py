@@ -34,7 +34,8 @@ def embed_images(model: Any, paths: Sequence[str | Path], view: View | str, batc
 def embed_texts(model: Any, texts: Sequence[str], batch_size: int = 64, progress: bool = True,
                 precision: str = "auto") -> np.ndarray:
     """Embed descriptions with the model's text tower."""
-    return encode_texts(model, texts, EmbedOptions(batch_size=batch_size, precision=precision, progress=progress))
+    options = EmbedOptions(batch_size=batch_size, precision=precision, progress=progress)
+    return encode_texts(model, texts, options)
 
 
 def embed_locations(model: Any, locations: Sequence[Location], view: View | str,
@@ -53,7 +54,8 @@ def embed_locations(model: Any, locations: Sequence[Location], view: View | str,
         warnings.warn(f"{missing} of {len(locations)} locations have no {view.value} view and are left out",
                       stacklevel=2)
     if view is View.TEXT:
-        return embeddings_of(present, view, encode_texts(model, [loc.text for loc in present], options), options)
+        texts = [loc.text for loc in present]
+        return embeddings_of(present, view, encode_texts(model, texts, options), options)
     encoding = encode_images(model, [loc.path(view) for loc in present], view, options)
     return embeddings_of([present[i] for i in encoding.kept], view, encoding.emb, options)
 

@@ -20,7 +20,7 @@ import hashlib
 import os
 import shutil
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -68,7 +68,8 @@ def shard_dir_for(output: str | Path) -> Path:
 
 
 def encode_sharded(model: Any, inputs: Sequence[Any], view: View | str, options: EmbedOptions,
-                   work_dir: str | Path, ranks: Ranks | None = None, chunk_size: int = CHUNK_SIZE) -> ImageEncoding:
+                   work_dir: str | Path, ranks: Ranks | None = None,
+                   chunk_size: int = CHUNK_SIZE) -> ImageEncoding:
     """Embed ``inputs`` (image paths, or texts for ``View.TEXT``) over the ranks; every rank gets
     the whole result, in input order. Unreadable images are skipped and named in one warning."""
     view = View.parse(view)
@@ -78,13 +79,13 @@ def encode_sharded(model: Any, inputs: Sequence[Any], view: View | str, options:
     inputs = list(inputs)
     run_key = _run_key(model, view, options)
     starts = list(range(0, len(inputs), chunk_size))
-    quiet = EmbedOptions(batch_size=options.batch_size, num_workers=options.num_workers,
-                         precision=options.precision, tta=options.tta, progress=options.progress and ranks.is_main)
+    quiet = replace(options, progress=options.progress and ranks.is_main)
     for number, start in enumerate(starts):
         chunk = inputs[start : start + chunk_size]
         path = _chunk_path(work_dir, start)
-        if number % ranks.world_size != ranks.rank or _fingerprint(run_key, chunk) == _stored_fingerprint(path):
-            continue
+        mine = number % ranks.world_size == ranks.rank
+        if not mine or _fingerprint(run_key, chunk) == _stored_fingerprint(path):
+            continue  # another rank's chunk, or written by an earlier run
         _write_chunk(path, _fingerprint(run_key, chunk), _encode(model, chunk, view, quiet), start)
     _barrier(ranks)
     merged = _merge([_chunk_path(work_dir, start) for start in starts], model)

@@ -49,8 +49,10 @@ def embed_training_views(
         return {view: _embed_view(model, locations, view, options) for view in views}
 
 
-def _embed_view(model: Any, locations: Sequence[Location], view: View, options: EmbedOptions) -> ViewEmbeddings:
-    inputs = [(loc.text if view is View.TEXT else loc.path(view)) if loc.has(view) else None for loc in locations]
+def _embed_view(model: Any, locations: Sequence[Location], view: View,
+                options: EmbedOptions) -> ViewEmbeddings:
+    inputs = [None if not loc.has(view) else loc.text if view is View.TEXT else loc.path(view)
+              for loc in locations]
     unique = list(dict.fromkeys(x for x in inputs if x is not None))
     if view is View.TEXT:
         found, kept = encode_texts(model, unique, options, desc="mine neighbours"), list(range(len(unique)))
