@@ -101,9 +101,10 @@ def k_reciprocal_distances(
             expanded[i] = np.mean(V[nearest[i, :k2]], axis=0)
         V = expanded
     final = np.empty((n_query, n - n_query), dtype=np.float32)
+    gallery_rows = V[n_query:]  # only query-vs-gallery Jaccard distances are kept
     for i in range(n_query):
-        shared = np.flatnonzero(V[i])
-        m = np.minimum(V[i, shared][None, :], V[:, shared]).sum(axis=1, dtype=np.float32)
+        shared = np.flatnonzero(V[i])  # min(V[i, k], V[j, k]) is 0 wherever V[i, k] is
+        m = np.minimum(V[i, shared][None, :], gallery_rows[:, shared]).sum(axis=1, dtype=np.float32)
         jaccard = 1.0 - m / (2.0 - m)
-        final[i] = (jaccard * (1.0 - lambda_value) + dist[i] * lambda_value)[n_query:]
+        final[i] = jaccard * (1.0 - lambda_value) + dist[i, n_query:] * lambda_value
     return final
