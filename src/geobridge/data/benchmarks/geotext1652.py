@@ -145,6 +145,15 @@ class GeoText1652(Benchmark):
             self._images[key] = out
         return self._images[key]
 
+    def check_direction(self, direction: Direction | PooledDirection | str) -> Direction | PooledDirection:
+        try:
+            return super().check_direction(direction)
+        except ValueError as err:
+            if self.match != "official":
+                raise
+            raise ValueError(f"{err} (the official setting); the per-view directions T2D, T2S, T2P need "
+                             "match='image' or 'building' (--option match=image)") from None
+
     def directions(self) -> list[Direction | PooledDirection]:
         present = {img.view for img in self.images()}
         views = tuple(v for v in IMAGE_VIEWS if v in present)
