@@ -20,18 +20,19 @@ name           convention (section 6 of REFERENCE.md)
                be unique); rank = number of gallery scores strictly above the true match's;
                R@1% cut-off ``N // 100``. No AP.
 ``vigor``      VIGOR (Sample4Geo): ``pairs`` ranks, plus the hit rate with semi-positives
-               (option ``semi_positives``, one list per query *row*, or the query file's own
-               ``semi_positives`` array: panoramas sharing a positive differ in them), VIGOR's
-               own R@1% (``int(0.01 N) + 1``) as ``R@1%_vigor``, and metre-level errors of
-               the top-1 when coordinates exist.
+               (option ``semi_positives``, one list per query *row*, or the query file's
+               own ``semi_positives`` array: panoramas sharing a positive differ in them),
+               VIGOR's own R@1% (``int(0.01 N) + 1``) as ``R@1%_vigor``, and metre-level
+               errors of the top-1 when coordinates exist.
 ``geobridge``  GeoBridge's released code: one positive by id (or file-name stem), "AP" = mean
                reciprocal rank, R@1% = top ``max(1, int(0.01 N))``, and L@50/100/150 plus
                mean error in km when coordinates exist. Ties go to the true match.
-``geotext``    GeoText-1652 (``Method/re_bbox.py``, ``itm_eval``): the queries are the texts and
-               the gallery is ONE set of every test image of every view (drone, satellite,
-               street); ids are buildings. Both directions from that one pair: text -> image
-               (rank of the first image of the text's building) and image -> text (every
-               image a query; rank of the first text written for an image of its building).
+``geotext``    GeoText-1652 (``Method/re_bbox.py``, ``itm_eval``): the queries are the texts
+               and the gallery is ONE set of every test image of every view (drone,
+               satellite, street); ids are buildings. Both directions from that one pair:
+               text -> image (rank of the first image of the text's building) and image ->
+               text (every image a query; rank of the first text written for an image of
+               its building).
                Ties: ``np.argsort(score)[::-1]`` order. Metrics under the official names --
                ``img_r1/5/10`` are the TEXT queries retrieving images, ``txt_r1/5/10`` the
                IMAGE queries retrieving texts (the code's naming; the README labels the
@@ -39,9 +40,9 @@ name           convention (section 6 of REFERENCE.md)
                of the six), and ``R@1/5/10`` (= ``img_r*``). The image -> text side is
                also a result of its own (``EvaluationResult.reverse``: images as queries,
                ``R@1/5/10`` = ``txt_r*``), reported as direction ``I2T`` beside ``T2I`` by
-               ``evaluate_model_on_dataset``. No AP, no R@1%: the official script has none. The official
-               scores are ITM re-ranked over a top-k of cosine scores (-100 elsewhere); a
-               dual encoder is scored here by cosine over the whole gallery.
+               ``evaluate_model_on_dataset``. No AP, no R@1%: the official script has none.
+               The official scores are ITM re-ranked over a top-k of cosine scores (-100
+               elsewhere); a dual encoder is scored here by cosine over the whole gallery.
 =============  ==============================================================================
 
 Every query counts in every denominator: a query whose positive is not in the gallery is a
