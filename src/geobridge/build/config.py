@@ -179,6 +179,15 @@ class DroneSubsetSettings(_Section):
         return v
 
 
+class DronePhotoSettings(_Section):
+    """A folder of geotagged drone photos: the ground each photo covers, from its tags."""
+
+    hfov_deg: float = Field(73.7, gt=0, lt=180)  # camera's horizontal field of view (DJI 24 mm equivalent)
+    default_altitude_m: float = Field(100.0, gt=0)  # height above ground when the photo does not say
+    oblique_scale: float = Field(2.0, ge=1)  # an oblique photo sees this much more ground than a nadir one
+    max_side_px: int = Field(1024, ge=64)  # photos are stored downsampled to this longest side
+
+
 class BuildConfig(_Section):
     """A whole build: inputs, providers and every stage's settings."""
 
@@ -196,6 +205,7 @@ class BuildConfig(_Section):
     split: SplitSettings = Field(default_factory=SplitSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     drone_subset: DroneSubsetSettings = Field(default_factory=DroneSubsetSettings)
+    drone_photos: DronePhotoSettings = Field(default_factory=DronePhotoSettings)
     report_samples: int = Field(4, ge=0)
 
     def resolve_paths(self, base: Path) -> "BuildConfig":

@@ -1,26 +1,34 @@
-"""Completing a released GeoLoc drone subset into triples.
+"""Completing drone images into drone <-> satellite (+ street) records.
 
-GeoLoc redistributes only its drone images; each file name carries the image's ground footprint
-box (south, west, north, east in degrees, read here by a configurable regular expression with
-those four named groups). For each drone image this fetches the satellite image of the same
-footprint and the nearest panorama within ``search_radius_m`` of the footprint's centre, and
-writes the GeoLoc layout (``OUT/<split>/{drone,street,satellite}/<stem>.png``, ``text.csv``) with
-a manifest. The split is taken from the drone image's folder when it is ``train``, ``val`` or
-``test``. Images whose name does not parse, or whose satellite image cannot be fetched, are
-skipped with their reason; a missing panorama leaves the street view empty, with its reason.
+Two kinds of drone images know their ground: a released GeoLoc drone subset, whose file names
+carry each image's footprint box (south, west, north, east in degrees, read by a configurable
+regular expression with those four named groups), and a folder of geotagged drone photos, whose
+EXIF GPS and DJI XMP tags give the camera's position, height and gimbal pitch (the footprint is
+the ground a camera of ``hfov_deg`` sees from that height, larger for an oblique photo).
+
+For each drone image this fetches the satellite image of the footprint and the nearest panorama
+within ``search_radius_m`` of its centre, and writes the GeoLoc layout
+(``OUT/<split>/{drone,street,satellite}/<stem>.png``, ``text.csv``) with a manifest. The split is
+taken from the image's folder when it is ``train``, ``val`` or ``test``. Images that cannot be
+placed or read, or whose satellite image cannot be fetched, are skipped with their reason; a
+missing panorama leaves the street view empty, with its reason.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from geobridge.atomic import atomic_path, atomic_write_text
-from geobridge.build.config import DroneSubsetSettings
+from geobridge.build.config import DronePhotoSettings, DroneSubsetSettings
 from geobridge.build.providers.base import PanoramaProvider, ProviderError, SatelliteProvider
+from geobridge.data.photo_metadata import PhotoMetadata, read_photo_metadata
 from geobridge.geo import Footprint, haversine_m
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
@@ -28,11 +36,13 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 
 @dataclass(frozen=True)
 class DroneImage:
-    """A released drone image and the footprint its file name declares."""
+    """A drone image, the ground footprint it shows, and what else is known of it."""
 
     path: Path
     footprint: Footprint
     split: str
+    extra: dict[str, Any] = field(default_factory=dict)  # manifest columns (e.g. the photo's tags)
+    max_side_px: int | None = None  # stored downsampled to this longest side (None: as it is)
 
 
 @dataclass
@@ -54,15 +64,56 @@ def parse_footprint(name: str, pattern: str) -> Footprint:
     return Footprint(west=w, south=s, east=e, north=n)
 
 
+def _image_files(root: Path) -> list[tuple[Path, str]]:
+    """Image files under ``root`` with their split (from a train/val/test folder, else train)."""
+    found = []
+    for path in sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+        folders = path.relative_to(root).parts[:-1]
+        split = next((part for part in folders if part in ("train", "val", "test")), "train")
+        found.append((path, split))
+    return found
+
+
 def find_drone_images(root: Path, pattern: str) -> tuple[list[DroneImage], list[dict]]:
     """Drone images under ``root`` with parsed footprints, and the files that did not parse."""
     images, skipped = [], []
-    for path in sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
-        split = next((part for part in path.relative_to(root).parts[:-1] if part in ("train", "val", "test")), "train")
+    for path, split in _image_files(root):
         try:
             images.append(DroneImage(path, parse_footprint(path.stem, pattern), split))
         except ValueError as err:
             skipped.append({"item": str(path.relative_to(root)), "reason": str(err)})
+    return images, skipped
+
+
+def photo_footprint(meta: PhotoMetadata, settings: DronePhotoSettings) -> Footprint:
+    """The ground around the photo's position that its camera sees: ``2 h tan(hfov / 2)`` a side
+    from height ``h`` above take-off, times ``oblique_scale`` when the gimbal is not pointing down."""
+    assert meta.lat is not None and meta.lon is not None
+    height = meta.relative_altitude_m if meta.relative_altitude_m and meta.relative_altitude_m > 0 \
+        else settings.default_altitude_m
+    size = 2 * height * math.tan(math.radians(settings.hfov_deg) / 2)
+    if meta.view_kind == "oblique":
+        size *= settings.oblique_scale
+    return Footprint.around(meta.lat, meta.lon, size)
+
+
+def find_geotagged_photos(root: Path, settings: DronePhotoSettings) -> tuple[list[DroneImage], list[dict]]:
+    """Photos under ``root`` whose tags give a position, and the files that do not (with why)."""
+    images, skipped = [], []
+    for path, split in _image_files(root):
+        item = str(path.relative_to(root))
+        try:
+            meta = read_photo_metadata(path)
+        except (OSError, ValueError, SyntaxError) as err:
+            skipped.append({"item": item, "reason": f"unreadable photo: {err}"})
+            continue
+        if meta.position is None:
+            skipped.append({"item": item, "reason": "no GPS position in its EXIF tags"})
+            continue
+        extra = {"view_kind": meta.view_kind, "gimbal_pitch_deg": meta.gimbal_pitch_deg,
+                 "gimbal_yaw_deg": meta.gimbal_yaw_deg, "flight_yaw_deg": meta.flight_yaw_deg,
+                 "relative_altitude_m": meta.relative_altitude_m, "gps_altitude_m": meta.altitude_m}
+        images.append(DroneImage(path, photo_footprint(meta, settings), split, extra, settings.max_side_px))
     return images, skipped
 
 
@@ -74,6 +125,59 @@ def complete_drone_subset(
     settings: DroneSubsetSettings,
     progress: bool = True,
 ) -> CompletionResult:
+    """Records for a released drone subset whose file names give the footprints."""
+    drone_root = _existing_folder(drone_root)
+    images, skipped = find_drone_images(drone_root, settings.name_pattern)
+    return complete_drone_images(images, skipped, out, satellite, panoramas, settings, progress,
+                                 report="complete-drone.json")
+
+
+def complete_drone_photos(
+    photo_root: str | Path,
+    out: str | Path,
+    satellite: SatelliteProvider,
+    panoramas: PanoramaProvider | None,
+    settings: DroneSubsetSettings,
+    photos: DronePhotoSettings,
+    progress: bool = True,
+) -> CompletionResult:
+    """Records around each geotagged drone photo of a folder (position and pose from its tags)."""
+    photo_root = _existing_folder(photo_root)
+    images, skipped = find_geotagged_photos(photo_root, photos)
+    return complete_drone_images(images, skipped, out, satellite, panoramas, settings, progress,
+                                 report="drone-photos.json")
+
+
+def _existing_folder(folder: str | Path) -> Path:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"drone folder not found: {folder}")
+    return folder
+
+
+def _drone_pixels(drone: DroneImage) -> np.ndarray:
+    """The drone image as RGB, upright (EXIF orientation) and within ``max_side_px``."""
+    from PIL import Image, ImageOps
+
+    with Image.open(drone.path) as image:
+        if drone.max_side_px is not None:
+            image.draft("RGB", (drone.max_side_px, drone.max_side_px))  # JPEG: decode at a reduced scale
+        rgb = ImageOps.exif_transpose(image).convert("RGB")
+    if drone.max_side_px is not None:
+        rgb.thumbnail((drone.max_side_px, drone.max_side_px))
+    return np.asarray(rgb)
+
+
+def complete_drone_images(
+    images: list[DroneImage],
+    skipped: list[dict],
+    out: str | Path,
+    satellite: SatelliteProvider,
+    panoramas: PanoramaProvider | None,
+    settings: DroneSubsetSettings,
+    progress: bool = True,
+    report: str = "complete-drone.json",
+) -> CompletionResult:
     """Fetch the satellite image and nearest panorama of every drone image; write the layout."""
     from PIL import Image
     from tqdm.auto import tqdm
@@ -82,30 +186,30 @@ def complete_drone_subset(
     from geobridge.build.providers.images import decode_rgb
     from geobridge.records import Location, write_manifest
 
-    drone_root, out = Path(drone_root), Path(out)
-    if not drone_root.is_dir():
-        raise FileNotFoundError(f"drone folder not found: {drone_root}")
-    images, skipped = find_drone_images(drone_root, settings.name_pattern)
+    out = Path(out)
     result = CompletionResult(manifest=out / "manifest.parquet", skipped=skipped)
     locations = []
-    for drone in tqdm(images, desc="complete drone subset", disable=not progress):
+    for drone in tqdm(images, desc="complete drone images", disable=not progress):
         lat, lon = drone.footprint.centre
         size_m = max(drone.footprint.width_m, drone.footprint.height_m)
         stem = drone.path.stem
+        try:  # read before writing anything, so an unreadable image leaves nothing behind
+            pixels = _drone_pixels(drone)
+        except (OSError, ValueError, SyntaxError) as err:
+            result.skipped.append({"item": stem, "reason": f"unreadable drone image: {err}"})
+            continue
         try:
             sat = satellite.fetch(lat, lon, size_m, settings.size_px)
         except ProviderError as err:
             result.skipped.append({"item": stem, "reason": f"satellite: {err}"})
             continue
-        paths = {"drone": out / drone.split / "drone" / f"{stem}.png", "satellite": out / drone.split / "satellite" / f"{stem}.png"}
+        paths = {"drone": out / drone.split / "drone" / f"{stem}.png",
+                 "satellite": out / drone.split / "satellite" / f"{stem}.png"}
         with atomic_path(paths["drone"]) as tmp:
-            if drone.path.suffix.lower() == ".png":
-                shutil.copyfile(drone.path, tmp)
-            else:
-                Image.open(drone.path).convert("RGB").save(tmp, format="PNG")
+            Image.fromarray(pixels).save(tmp, format="PNG")
         with atomic_path(paths["satellite"]) as tmp:
             Image.fromarray(sat).save(tmp, format="PNG")
-        extra = {"size_m": size_m, "pano_id": None, "pano_distance_m": None}
+        extra = {"size_m": size_m, "pano_id": None, "pano_distance_m": None, **drone.extra}
         try:
             if panoramas is None:
                 raise ProviderError("no panorama source configured")
@@ -122,7 +226,7 @@ def complete_drone_subset(
     for split in sorted({loc.split for loc in locations}):
         write_text_csv(out / split / "text.csv", [loc for loc in locations if loc.split == split])
     write_manifest(locations, result.manifest)
-    atomic_write_text(out / "complete-drone.json", json.dumps(
+    atomic_write_text(out / report, json.dumps(
         {"completed": result.completed, "without_street": result.without_street, "skipped": result.skipped}, indent=1))
     return result
 

@@ -1,5 +1,6 @@
 """Commands of the `build` job: render the embedded world's geo-referenced products, run the
-dataset build (GeoLoc's four stages), and complete a released GeoLoc drone subset."""
+dataset build (GeoLoc's four stages), complete a released GeoLoc drone subset, and build records
+around a folder of geotagged drone photos."""
 
 from __future__ import annotations
 
@@ -86,6 +87,33 @@ def complete_drone(
     except (BuildConfigError, ProviderError, FileNotFoundError) as err:
         raise fail(str(err)) from None
     typer.echo(f"{result.completed} drone images completed ({len(result.without_street)} without a panorama, "
+               f"{len(result.skipped)} skipped) -> {result.manifest}")
+
+
+@build_app.command("drone-photos")
+def drone_photos(
+    photo_dir: Path = typer.Argument(..., help="Folder of geotagged drone photos (EXIF GPS, DJI XMP)."),
+    out: Path = typer.Argument(..., help="Output folder for the GeoLoc layout."),
+    config: Path = typer.Option(..., "--config", "-c",
+                                help="Build YAML: its panoramas, satellite, http and drone_* sections."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Build drone <-> satellite (+ street) records around each geotagged photo of a folder."""
+    from geobridge.build.config import BuildConfigError, load_build_config
+    from geobridge.build.drone_subset import complete_drone_photos
+    from geobridge.build.providers.base import ProviderError
+    from geobridge.build.providers.factory import make_panorama_provider, make_satellite_provider
+
+    try:
+        cfg = load_build_config(config, overrides={"out": str(out.resolve())})
+        cache = cfg.http.cache_dir or (out / "_work" / "http-cache")
+        satellite = make_satellite_provider(cfg.satellite, cfg.http, cache)
+        panoramas = make_panorama_provider(cfg.panoramas, cfg.http, cache)
+        result = complete_drone_photos(photo_dir, out, satellite, panoramas, cfg.drone_subset,
+                                       cfg.drone_photos, progress=not quiet)
+    except (BuildConfigError, ProviderError, FileNotFoundError) as err:
+        raise fail(str(err)) from None
+    typer.echo(f"{result.completed} drone photos placed ({len(result.without_street)} without a panorama, "
                f"{len(result.skipped)} skipped) -> {result.manifest}")
 
 

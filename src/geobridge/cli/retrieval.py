@@ -137,7 +137,8 @@ def locate(
     text: Optional[str] = typer.Option(None, "--text", help="A description of the place instead of images."),
     k: int = typer.Option(5, "--k", min=1, help="How many places to return per query."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
-    true_lat: Optional[float] = typer.Option(None, "--true-lat", help="True latitude of the query (adds error_m)."),
+    true_lat: Optional[float] = typer.Option(None, "--true-lat",
+                                             help="True latitude of the query (adds error_m; default: a photo's GPS)."),
     true_lon: Optional[float] = typer.Option(None, "--true-lon", help="True longitude of the query (adds error_m)."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Manifest giving the queries' true positions (matched by path or id)."),
     tta: Optional[str] = typer.Option(None, "--tta", help="'flip' averages each image with its mirror."),
@@ -176,8 +177,10 @@ def locate(
 def _truth(images: list[Path], n_queries: int, true_lat, true_lon, manifest: Optional[Path]):
     if true_lat is not None:
         return [(true_lat, true_lon)] * n_queries
-    if manifest is None:
-        return None
+    if manifest is None:  # a geotagged photo knows where it was taken: the error is against its own GPS
+        from geobridge.data.photo_metadata import photo_positions
+
+        return photo_positions(images)
     if not images:
         raise fail("--manifest gives true positions of query images; for --text use --true-lat/--true-lon")
     from geobridge.records import read_manifest
