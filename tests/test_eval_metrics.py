@@ -1,4 +1,4 @@
-"""Metric functions on hand-computed cases (section 6 of REFERENCE.md)."""
+"""Metric functions on hand-computed cases (docs/methods.md#protocols)."""
 
 from __future__ import annotations
 

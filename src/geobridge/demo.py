@@ -37,7 +37,7 @@ VARIANTS: tuple[str, ...] = ("image-only", "text-only", "geobridge")
 STREET_DIRECTIONS: tuple[str, ...] = ("P2D", "D2P", "P2S", "S2P")
 #: Metrics written per direction (percentages), in the issue's order.
 METRIC_KEYS: tuple[str, ...] = ("R@1", "R@5", "R@10", "R@1%", "AP")
-#: GeoBridge on GeoLoc, R@1 (REFERENCE.md section 1): Table 5 for the fused model (D2S from the
+#: GeoBridge on GeoLoc, R@1 (docs/methods.md#geoloc-numbers): Table 5 for the fused model (D2S from the
 #: ablation, 45.06); the image-only ablation row publishes P2D and P2S only; text-only is given as
 #: a range (35-43) without per-direction values.
 PAPER_R1: dict[str, dict[str, float]] = {

@@ -1,7 +1,7 @@
 """Joint augmentations: random changes applied to all views of a location *consistently*.
 
 Contrastive training needs the views of one location to keep showing the same place after
-augmentation. Two geometric facts make that possible (Sample4Geo's trick, REFERENCE.md §4):
+augmentation. Two geometric facts make that possible (Sample4Geo's trick, docs/methods.md#sample4geo-augmentation):
 
 * **Flip.** Mirroring a north-up satellite (or map, or drone) image left-right swaps east and
   west: azimuth ``a`` (clockwise from north) becomes ``-a``. In an equirectangular panorama whose

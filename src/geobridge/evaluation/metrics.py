@@ -1,6 +1,6 @@
 """Retrieval and localisation metrics as pure functions over ranks and distances.
 
-Conventions used throughout (section 6 of REFERENCE.md):
+Conventions used throughout (docs/methods.md#protocols):
 
 * A *rank* is 0-based: rank 0 means the item is first. ``-1`` marks a query with no good item
   in the gallery; such a query is a miss for every recall and scores 0 for AP / reciprocal

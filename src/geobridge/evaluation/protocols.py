@@ -1,7 +1,7 @@
 """The benchmarks' evaluation protocols, each selectable by name and named in every result.
 
 =============  ==============================================================================
-name           convention (section 6 of REFERENCE.md)
+name           convention (docs/methods.md#protocols)
 =============  ==============================================================================
 ``u1652``      University-1652, layumi's script: good = gallery items with the query's label,
                junk = items labelled ``-1``; every other gallery item (the 250 distractor

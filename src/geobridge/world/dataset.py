@@ -65,7 +65,7 @@ class WorldDatasetSpec:
     ground_m: float = 120.0
     radius_m: float = 60.0
     # closest two locations may stand (m); ground_m / 2 keeps any two satellite footprints under
-    # 50% overlap, GeoLoc's de-duplication rule (REFERENCE.md, construction stage 3)
+    # 50% overlap, GeoLoc's de-duplication rule (docs/methods.md#geoloc-construction)
     min_spacing_m: float = 25.0
     # compass bearings in the texts; False keeps only cues every view shares (drone and street
     # views look along a random heading), as GeoBridge's LLM prompt asks

@@ -2,7 +2,7 @@
 
 GeoLoc does not use oblique drone photos: its drone images are reverse-crops of geo-referenced
 UAV orthomosaics centred on the street panorama, at one of five ground scales (80-180 m), and
-the UAV flew on another day than the satellite pass (REFERENCE.md, GeoLoc construction). So this
+the UAV flew on another day than the satellite pass (docs/methods.md#geoloc-construction). So this
 view is an orthographic render like the satellite tile, but at a crop scale drawn with GeoLoc's
 published frequencies and under another sun (the flight's own light and shadows).
 """
@@ -17,7 +17,7 @@ from geobridge.world.model import World
 from geobridge.world.render.satellite import render_satellite
 from geobridge.world.render.settings import RenderSettings
 
-#: GeoLoc's drone crop scales (m) and how many crops it has at each (REFERENCE.md section 1).
+#: GeoLoc's drone crop scales (m) and how many crops it has at each (docs/methods.md#geoloc).
 GEOLOC_CROP_SCALES_M: tuple[float, ...] = (80.0, 100.0, 120.0, 150.0, 180.0)
 GEOLOC_CROP_COUNTS: tuple[int, ...] = (10_102, 15_066, 5_884, 11_281, 10_352)
 
