@@ -187,3 +187,16 @@ def test_world_killed_while_being_replaced_reads_the_complete_copy(tmp_path):
             generate_world_dataset(out, locations=8, seed=1, overwrite=True, **settings)
     assert not out.exists()
     assert len(read_manifest(out / "manifest.parquet")) == 6 and leftovers(out) == []
+
+
+def test_a_saved_model_is_readable_by_a_service_account(tmp_path):
+    """safetensors writes its file 0600; a model (and so a checkpoint or gallery's) is 0644 in 0755 now."""
+    from geobridge.models import create_model
+
+    old_mask = os.umask(0o022)
+    try:
+        create_model("tiny").save_pretrained(tmp_path / "model")
+    finally:
+        os.umask(old_mask)
+    assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o755
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "model").iterdir()} == {0o644}
