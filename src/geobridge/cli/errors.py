@@ -23,7 +23,7 @@ OS_ADVICE: dict[int, str] = {
     errno.EROFS: "the file system is read-only: write the output to another folder",
     errno.ENOSPC: "the disk is full: free some space or write the output to another disk",
     errno.EDQUOT: "the disk quota is used up: free some space or write the output elsewhere",
-    errno.EACCES: "permission denied: check the owner and mode of the file and its folder, or use another folder",
+    errno.EACCES: "permission denied: check the owner and mode of the file and its folder, or use another one",
     errno.EPERM: "operation not permitted: check the owner and mode of the file and its folder",
     errno.ENOENT: "no such file or folder: check the path",
     errno.EISDIR: "it is a folder where a file was expected: check the path",
