@@ -33,10 +33,6 @@ OS_ADVICE: dict[int, str] = {
 WEIGHTS_ADVICE = "it is truncated or not a safetensors file: save or copy the model again"
 
 
-class UserError(Exception):
-    """An error caused by the user's input; its message says what to do."""
-
-
 def fail(message: str, code: int = 2) -> "typer.Exit":
     """Print ``error: message`` to stderr and return an Exit to raise."""
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)

@@ -100,11 +100,6 @@ def png_bytes(image: Any) -> bytes:
     return buffer.getvalue()
 
 
-def png_data_url(image: Any) -> str:
-    """``data:image/png;base64,...`` of an image (path, PIL image or uint8 array)."""
-    return image_data_url(png_bytes(image))
-
-
 class LLMClient:
     """Ask a multimodal chat model for a GLEAM-X explanation; see the module docstring.
 

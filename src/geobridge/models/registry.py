@@ -23,9 +23,13 @@ _PRESETS: dict[str, Callable[[], ModelConfig]] = {}
 
 
 def register_backend(name: str) -> Callable[[TowerBuilder], TowerBuilder]:
-    """Decorator: register a tower builder under a backend name."""
+    """Decorator: register a tower builder under a backend name. A name is registered once: a
+    second builder under it is an error (as for benchmark loaders), never a silent overwrite."""
 
     def decorate(builder: TowerBuilder) -> TowerBuilder:
+        known = _BACKENDS.get(name)
+        if known is not None and known is not builder:
+            raise ValueError(f"tower backend {name!r} is already registered by {known.__qualname__}")
         _BACKENDS[name] = builder
         return builder
 
@@ -42,7 +46,12 @@ def build_tower(config: TowerConfig, *, load_weights: bool = True, assets: Path 
 
 
 def register_preset(name: str, factory: Callable[[], ModelConfig]) -> None:
-    """Register a preset: a function returning a fresh ModelConfig."""
+    """Register a preset: a function returning a fresh ModelConfig. A name is registered once
+    (a shipped preset's name included): a second factory under it is an error."""
+    _load_bundled_presets()
+    known = _PRESETS.get(name)
+    if known is not None and known is not factory:
+        raise ValueError(f"preset {name!r} is already registered; choose another name")
     _PRESETS[name] = factory
 
 

@@ -133,10 +133,6 @@ class HttpClient:
         response = self.get(url, params=params, headers=headers, expect="json", use_cache=use_cache)
         return json.loads(response.body)
 
-    def post_json(self, url: str, payload: Any, headers: Mapping[str, str] | None = None, use_cache: bool = True) -> Any:
-        """POST a JSON body and parse the JSON answer (cached by the body's hash)."""
-        return self.post_json_reply(url, payload, headers=headers, use_cache=use_cache).data
-
     def post_json_reply(
         self,
         url: str,
