@@ -169,14 +169,15 @@ class MultiViewModel(nn.Module):
             self.requires_grad_(True)
             return
         for tower in self.towers.values():
-            tower.requires_grad_(False)
-            blocks = tower.blocks()
-            for block in blocks[len(blocks) - min(n_blocks, len(blocks)) :]:
-                block.requires_grad_(True)
-            for parameter in tower.head_parameters():
-                parameter.requires_grad_(True)
+            _train_only_last(tower, n_blocks, head=True)
         self.projections.requires_grad_(True)
         self.logit_scale.requires_grad_(True)
+
+    def freeze_view(self, view: View | str, n_blocks: int) -> None:
+        """Train only the last `n_blocks` blocks of `view`'s tower, plus its head when
+        `n_blocks` > 0; `0` freezes the tower entirely (e.g. a pretrained text tower whose
+        features are then cached). Other towers are left as they are."""
+        _train_only_last(self.tower(view), n_blocks, head=n_blocks > 0)
 
     # ----------------------------------------------------------------- save / load
     def save_pretrained(self, directory: str | Path) -> Path:
@@ -230,3 +231,13 @@ def _unshare(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             seen.add(ptr)
     return out
 
+
+def _train_only_last(tower: Tower, n_blocks: int, head: bool) -> None:
+    """Freeze ``tower`` except its last ``n_blocks`` blocks (and its head when ``head``)."""
+    tower.requires_grad_(False)
+    blocks = tower.blocks()
+    for block in blocks[len(blocks) - min(n_blocks, len(blocks)) :] if n_blocks > 0 else []:
+        block.requires_grad_(True)
+    if head:
+        for parameter in tower.head_parameters():
+            parameter.requires_grad_(True)

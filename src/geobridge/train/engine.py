@@ -229,15 +229,7 @@ def apply_freezing(model: Any, config: TrainConfig) -> None:
     if config.model.freeze_all_but_last is not None:
         model.freeze_all_but_last(config.model.freeze_all_but_last)
     for name, n_blocks in config.model.freeze_views.items():
-        view = View.parse(name)
-        tower = model.tower(view)
-        tower.requires_grad_(False)
-        blocks = model.tower_blocks(view)
-        for block in blocks[len(blocks) - min(n_blocks, len(blocks)):] if n_blocks > 0 else []:
-            block.requires_grad_(True)
-        if n_blocks > 0:
-            for parameter in tower.head_parameters():
-                parameter.requires_grad_(True)
+        model.freeze_view(View.parse(name), n_blocks)
 
 
 class Trainer:
