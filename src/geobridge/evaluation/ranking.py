@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from geobridge.retrieval.topk import top_k_rows
+
 JUNK = -1  # gallery label code of an item removed from every query's ranking
 DEFAULT_BLOCK_ELEMENTS = 2**25  # score-block size (floats) when no chunk size is given: 128 MB
 
@@ -321,31 +323,5 @@ def _semis_above(
 
 
 def _top_k(scores: torch.Tensor, k: int, tie_rule: TieRule) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k (indices, scores) per row in rank order under ``tie_rule``.
-
-    ``torch.topk`` finds the k (+1) largest; rows where the k-th and (k+1)-th scores tie are
-    redone exactly over every item reaching the k-th score.
-    """
-    n = scores.shape[1]
-    extra = min(k + 1, n)
-    values, indices = torch.topk(scores, extra, dim=1, largest=True, sorted=True)
-    values_np, indices_np = values.numpy(), indices.numpy()
-    out_idx = indices_np[:, :k].copy()
-    out_val = values_np[:, :k].copy()
-    order = _rank_order(out_val, out_idx, tie_rule)
-    out_idx = np.take_along_axis(out_idx, order, axis=1)
-    out_val = np.take_along_axis(out_val, order, axis=1)
-    if extra > k:
-        for row in np.flatnonzero(values_np[:, k - 1] == values_np[:, k]):
-            candidates = (scores[row] >= float(values_np[row, k - 1])).nonzero().flatten().numpy()
-            cand_scores = scores[row, candidates].numpy()
-            best = _rank_order(cand_scores[None], candidates[None], tie_rule)[0, :k]
-            out_idx[row] = candidates[best]
-            out_val[row] = cand_scores[best]
-    return out_idx, out_val
-
-
-def _rank_order(values: np.ndarray, indices: np.ndarray, tie_rule: TieRule) -> np.ndarray:
-    """Row-wise argsort by score descending, ties by index per ``tie_rule``."""
-    secondary = -indices if tie_rule is TieRule.ARGSORT_DESC else indices
-    return np.lexsort((secondary, -values.astype(np.float64)), axis=-1)
+    """Exact top-k (indices, scores) per row in rank order under ``tie_rule``."""
+    return top_k_rows(scores, k, higher_index_first=tie_rule is TieRule.ARGSORT_DESC)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 #: Score-matrix elements computed at once (64 Mi float32 = 256 MB would be too much on a
 #: shared machine; 16 Mi elements = 64 MB).
@@ -61,7 +62,7 @@ def topk(query: np.ndarray, gallery: np.ndarray, k: int, chunk_size: int | None 
             block = q @ gallery[g0 : g0 + chunk_size].T
             if not np.isfinite(block).all():
                 raise ValueError("query or gallery contains NaN or infinite values")
-            block_scores, block_indices = _block_topk(block, k)
+            block_indices, block_scores = top_k_rows(torch.from_numpy(block), k)
             best_scores, best_indices = _merge(
                 np.concatenate([best_scores, block_scores], axis=1),
                 np.concatenate([best_indices, block_indices + g0], axis=1),
@@ -79,23 +80,38 @@ def _as_matrix(array: np.ndarray, name: str) -> np.ndarray:
     return array
 
 
-def _block_topk(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exactly ``min(k, width)`` best columns of each row, ties to the lower column, in column order."""
-    n_rows, width = block.shape
-    take = min(k, width)
-    if take == width:
-        columns = np.broadcast_to(np.arange(width, dtype=np.int64), (n_rows, width))
-        return block, np.ascontiguousarray(columns)
-    # The take-th largest value per row is the threshold; everything above it is in, and the
-    # lowest-index entries equal to it fill the remaining places.
-    threshold = -np.partition(-block, take - 1, axis=1)[:, take - 1 : take]
-    above = block > threshold
-    tied = block == threshold
-    room = take - above.sum(axis=1, keepdims=True)
-    chosen = above | (tied & (np.cumsum(tied, axis=1) <= room))
-    rows, cols = np.nonzero(chosen)  # row-major: columns ascending within each row
-    cols = cols.reshape(n_rows, take).astype(np.int64)
-    return np.take_along_axis(block, cols, axis=1), cols
+def top_k_rows(scores: torch.Tensor, k: int, higher_index_first: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` (indices, scores) of each row of a score block, best first; among equal
+    scores the lower column comes first, or the higher with ``higher_index_first`` (the order of
+    ``np.argsort(score)[::-1]``, University-1652's). The one top-k routine of the project:
+    :func:`topk` and :mod:`geobridge.evaluation.ranking` both use it.
+
+    ``torch.topk`` finds the k (+1) largest; rows where the k-th and (k+1)-th scores tie are
+    redone exactly over every item reaching the k-th score."""
+    n = scores.shape[1]
+    k = min(int(k), n)
+    extra = min(k + 1, n)
+    values, indices = torch.topk(scores, extra, dim=1, largest=True, sorted=True)
+    values_np, indices_np = values.numpy(), indices.numpy()
+    out_idx = indices_np[:, :k].copy()
+    out_val = values_np[:, :k].copy()
+    order = _rank_order(out_val, out_idx, higher_index_first)
+    out_idx = np.take_along_axis(out_idx, order, axis=1)
+    out_val = np.take_along_axis(out_val, order, axis=1)
+    if extra > k:
+        for row in np.flatnonzero(values_np[:, k - 1] == values_np[:, k]):
+            candidates = (scores[row] >= float(values_np[row, k - 1])).nonzero().flatten().numpy()
+            cand_scores = scores[row, candidates].numpy()
+            best = _rank_order(cand_scores[None], candidates[None], higher_index_first)[0, :k]
+            out_idx[row] = candidates[best]
+            out_val[row] = cand_scores[best]
+    return out_idx.astype(np.int64), out_val
+
+
+def _rank_order(values: np.ndarray, indices: np.ndarray, higher_index_first: bool) -> np.ndarray:
+    """Row-wise argsort by score descending, ties by index (ascending, or descending)."""
+    secondary = -indices if higher_index_first else indices
+    return np.lexsort((secondary, -values.astype(np.float64)), axis=-1)
 
 
 def _merge(scores: np.ndarray, indices: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
