@@ -224,3 +224,15 @@ def test_query_without_match_is_a_reported_miss_and_unnormalised_vectors_are_nor
     assert any("2 of 2 query vectors were not unit length" in n for n in result.notes)
     assert not any("gallery vectors were not unit" in n for n in result.notes)
     assert math.isclose(evaluate(emb([0], ["a"]), emb([0], ["a"]), "geobridge").metrics["AP"], 100.0)
+
+
+def test_good_items_follow_each_protocols_matching_rule():
+    from geobridge.evaluation.protocols import good_items
+
+    query = emb([0, 90, 180], ["a", "b", "z"])
+    gallery = emb([0, 10, 90, 200], ["a", "a", "b", "-1"])
+    by_label = evaluate(query, gallery, "u1652")
+    # every item with the query's label; junk never; a query without a gallery label has none
+    assert good_items(by_label, ["a", "b", "z"], ["a", "a", "b", "-1"]) == [{0, 1}, {2}, set()]
+    pairs = evaluate(emb([0, 90], ["p", "q"]), emb([90, 0, 45], ["q", "p", "r"]), "pairs")
+    assert good_items(pairs, ["p", "q"], ["q", "p", "r"]) == [{1}, {0}]  # one positive each

@@ -309,6 +309,7 @@ def _print_table(results, dataset: str | None = None) -> None:
 
 def _write_reports(results, embeddings, json_out, markdown_out, plot_out, html_out, per_query, dataset=None) -> None:
     from geobridge.atomic import atomic_write_text
+    from geobridge.evaluation.protocols import good_items
     from geobridge.evaluation.report import markdown_table, plot_recall_curves, write_html_examples, write_report_json
 
     single = next(iter(results.values())) if len(results) == 1 and embeddings is not None else None
@@ -327,7 +328,7 @@ def _write_reports(results, embeddings, json_out, markdown_out, plot_out, html_o
                 raise fail("--html needs 'paths' in both the query and the gallery .npz")
             result = results[name]
             write_html_examples(
-                q.paths, g.paths, result.per_query["top_indices"], _truth_for_page(result, q.ids, g.ids), html_out,
+                q.paths, g.paths, result.per_query["top_indices"], good_items(result, list(q.ids), list(g.ids)), html_out,
                 ranks=result.per_query["rank"], query_ids=q.ids, gallery_ids=g.ids,
                 title=f"{name}: example queries ({result.protocol})",
                 subtitle=f"R@1 {result.metrics.get('R@1', float('nan')):.2f}%, {result.n_query} queries, {result.n_gallery} gallery items.",
@@ -337,28 +338,19 @@ def _write_reports(results, embeddings, json_out, markdown_out, plot_out, html_o
 def _write_dataset_html(results, html_out: Path, title: str) -> None:
     """One page, a section per direction, from the items each :class:`DatasetResult` carries;
     text items (e.g. GeoText-1652 queries) show their text instead of an image."""
+    from geobridge.evaluation.protocols import good_items
     from geobridge.evaluation.report import html_examples_section, write_html_sections
 
     sections: dict[str, str] = {}
     for name, result in results.items():
         q, g = result.query_items, result.gallery_items
         sections[f"{name} ({result.protocol})"] = html_examples_section(
-            q.paths, g.paths, result.per_query["top_indices"], _truth_for_page(result, q.ids, g.ids),
+            q.paths, g.paths, result.per_query["top_indices"], good_items(result, list(q.ids), list(g.ids)),
             page_dir=html_out.parent, ranks=result.per_query["rank"], query_ids=q.ids, gallery_ids=g.ids,
             query_texts=q.texts, gallery_texts=g.texts,
             subtitle=f"R@1 {result.metrics.get('R@1', float('nan')):.2f}%, {result.n_query} queries, {result.n_gallery} gallery items.",
         )
     write_html_sections(sections, html_out, title=title)
-
-
-def _truth_for_page(result, query_ids, gallery_ids):
-    """Good gallery items per query: every same-label item for u1652, else the positive."""
-    if not result.protocol.startswith("u1652"):
-        return result.per_query["positive_index"]
-    by_label: dict[str, list[int]] = {}
-    for index, label in enumerate(list(gallery_ids)):
-        by_label.setdefault(str(label), []).append(index)
-    return [set(by_label.get(str(label), ())) if str(label) != "-1" else set() for label in list(query_ids)]
 
 
 def _check_published(name: str, dataset: str | None) -> None:

@@ -521,16 +521,18 @@ class Protocol:
     description: str
     options: type
     run: Callable[[Embeddings, Embeddings, Any], EvaluationResult]
+    #: every gallery item carrying the query's label is good (else: one positive per query)
+    matches_by_label: bool = False
 
 
 PROTOCOLS: dict[str, Protocol] = {
     p.name: p
     for p in (
         Protocol("u1652", "University-1652 (layumi): distractors compete; R@1% = CMC[round(0.01 N)]; "
-                 "AP trapezoidal", U1652Options, lambda q, g, o: _u1652(q, g, o, False, "u1652")),
+                 "AP trapezoidal", U1652Options, lambda q, g, o: _u1652(q, g, o, False, "u1652"), True),
         Protocol("u1652-s4g", "University-1652 as in Sample4Geo/DAC: gallery labels absent from the "
                  "queries are junk; R@1% = CMC[round(0.01 N)]; AP trapezoidal", U1652Options,
-                 lambda q, g, o: _u1652(q, g, o, True, "u1652-s4g")),
+                 lambda q, g, o: _u1652(q, g, o, True, "u1652-s4g"), True),
         Protocol("pairs", "CVUSA/CVACT (Sample4Geo): one match by id; rank = # scores strictly above; "
                  "R@1% cut-off N // 100", CommonOptions, _pairs),
         Protocol("vigor", "VIGOR (Sample4Geo): rank = # scores strictly above the positive; hit rate "
@@ -538,7 +540,7 @@ PROTOCOLS: dict[str, Protocol] = {
         Protocol("geobridge", "GeoBridge: one positive by id; AP = mean reciprocal rank; R@1% = top "
                  "max(1, int(0.01 N)); L@50/100/150 and mean error (km)", GeoBridgeOptions, _geobridge),
         Protocol("geotext", "GeoText-1652 (itm_eval): texts vs one gallery of every view, match by building; "
-                 "img_r* = text queries, txt_r* = image queries, r_mean of the six", CommonOptions, _geotext),
+                 "img_r* = text queries, txt_r* = image queries, r_mean of the six", CommonOptions, _geotext, True),
     )
 }
 
@@ -556,6 +558,18 @@ def get_protocol(name: str) -> Protocol:
         raise EvaluationError(f"unknown protocol {name!r}; choose one of: {', '.join(PROTOCOLS)}") from None
 
 
+def good_items(result: EvaluationResult, query_ids: Sequence[str], gallery_ids: Sequence[str]) -> list[set[int]]:
+    """The gallery indices that are good for each query under ``result``'s protocol (for reports
+    that mark them): every item with the query's label (junk label excluded) for label-matching
+    protocols, else the query's one positive (none when it has no positive in the gallery)."""
+    if not get_protocol(result.protocol).matches_by_label:
+        return [{int(i)} if i >= 0 else set() for i in result.per_query["positive_index"]]
+    by_label: dict[str, set[int]] = {}
+    for index, label in enumerate(gallery_ids):
+        by_label.setdefault(str(label), set()).add(index)
+    return [set() if str(label) == U1652_JUNK_LABEL else by_label.get(str(label), set()) for label in query_ids]
+
+
 def evaluate(query: Embeddings, gallery: Embeddings, protocol: str, **options: Any) -> EvaluationResult:
     """Evaluate query embeddings against a gallery under the named protocol.
 
@@ -569,4 +583,5 @@ def evaluate(query: Embeddings, gallery: Embeddings, protocol: str, **options: A
     return spec.run(query, gallery, parsed)
 
 
-__all__ = ["EvaluationError", "EvaluationResult", "PROTOCOLS", "Protocol", "evaluate", "get_protocol", "list_protocols"]
+__all__ = ["EvaluationError", "EvaluationResult", "PROTOCOLS", "Protocol", "evaluate", "get_protocol", "good_items",
+           "list_protocols"]
