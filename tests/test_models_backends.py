@@ -144,8 +144,9 @@ def test_timm_convnext_tower(tmp_path: Path) -> None:
 def test_timm_pretrained_offline_is_a_clear_error() -> None:
     from geobridge.models import TowerLoadError
 
-    with pytest.raises(TowerLoadError, match="cannot be downloaded here"):
+    with pytest.raises(TowerLoadError, match=r"'convnext_atto' \(timm\) are not on this machine") as caught:
         _model({"t": {"backend": "timm", "source": "convnext_atto", "pretrained": True}}, {"drone": "t"}, None)
+    assert "towers.t.options.pretrained_cfg_overlay.file=" in str(caught.value)  # the tower is named
 
 
 @pytest.fixture(scope="module")

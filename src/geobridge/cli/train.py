@@ -44,6 +44,7 @@ def register(app: typer.Typer) -> None:
         if not cfg.data.source_sections():
             raise fail("no training data: set data.manifest=PATH/manifest.parquet (render one with `geobridge world OUT`), "
                        "data.dataset=NAME data.root=DIR (a benchmark in its released layout), or data.sources")
+        from geobridge.models.towers.base import TowerLoadError
         from geobridge.train import train
         from geobridge.train.engine import TrainingDiverged
 
@@ -56,7 +57,8 @@ def register(app: typer.Typer) -> None:
             result = train(cfg, validate_fn=validate_fn)
         # ValueError: a config, manifest, loader option or file content (ConfigError, ManifestError);
         # FileNotFoundError: a missing dataset file (DatasetNotFoundError)
-        except (ValueError, TrainingDiverged, FileNotFoundError) as err:
+        # TowerLoadError: pretrained weights neither on disk nor downloadable (the advice says how)
+        except (ValueError, TrainingDiverged, FileNotFoundError, TowerLoadError) as err:
             raise fail(str(err)) from None
         final = f"{result.final_loss:.4f}" if result.final_loss is not None else "n/a"
         typer.echo(f"trained {result.step} steps ({result.epoch} epochs) in {result.seconds:.0f} s; last loss {final}"

@@ -4,7 +4,7 @@ hub ids (open_clip-style config-driven factory)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Literal
 
 from geobridge.models.config import ModelConfig, TowerConfig
 from geobridge.models.device import resolve_device
@@ -68,27 +68,64 @@ def keep_views(config: ModelConfig, views: Iterable["View | str"]) -> ModelConfi
                                        "text_tower": text_tower, "view_image_sizes": sizes})
 
 
+Init = Literal["pretrained", "random"]
+
+
+def merge_overrides(config: ModelConfig, overrides: dict[str, Any]) -> ModelConfig:
+    """`config` with top-level fields replaced by `overrides`; ``towers`` entries are merged key
+    by key into the existing towers (so ``towers: {shared: {options: {...}}}`` changes one
+    tower's options and keeps its backend and source)."""
+    unknown = sorted(set(overrides) - set(ModelConfig.model_fields))
+    if unknown:
+        raise ValueError(f"unknown model config field(s) {unknown}; known: {sorted(ModelConfig.model_fields)}")
+    data = config.model_dump()
+    for key, value in overrides.items():
+        if key == "towers" and isinstance(value, dict):
+            towers = dict(data["towers"])
+            for name, tower in value.items():
+                have = towers.get(name)
+                same_backend = isinstance(have, dict) and isinstance(tower, dict) and tower.get(
+                    "backend", have["backend"]) == have["backend"]
+                towers[name] = _deep_merge(have, tower) if same_backend else tower
+            data["towers"] = towers
+        else:
+            data[key] = value
+    return ModelConfig.model_validate(data)
+
+
+def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def create_model(
     spec: "str | Path | ModelConfig",
     *,
     pretrained: bool | None = None,
+    init: Init | None = None,
     views: Iterable["View | str"] | None = None,
     **overrides: Any,
 ) -> MultiViewModel:
     """Build a model from a preset name, a ModelConfig, a config file, a saved directory, or a
-    hub id. `overrides` replace top-level ModelConfig fields (e.g. ``embed_dim=64``);
-    ``pretrained=False`` builds every tower from random weights (no download); ``views`` keeps
-    only those views' towers (e.g. ``["drone", "satellite", "text"]``)."""
+    hub id. `overrides` replace top-level ModelConfig fields (e.g. ``embed_dim=64``; ``towers``
+    entries merge into the preset's, see :func:`merge_overrides`); ``init="random"`` (or
+    ``pretrained=False``) builds every tower from random weights and its architecture alone, no
+    download; ``views`` keeps only those views' towers (e.g. ``["drone", "satellite", "text"]``)."""
+    if init is not None:
+        if init not in ("pretrained", "random"):
+            raise ValueError(f"init must be 'pretrained' or 'random', got {init!r}")
+        if pretrained is not None and pretrained != (init == "pretrained"):
+            raise ValueError(f"init={init!r} contradicts pretrained={pretrained}; give one of them")
+        pretrained = False if init == "random" else None
     if not isinstance(spec, ModelConfig) and (Path(str(spec)) / CONFIG_NAME).is_file():
         if overrides or pretrained is not None or views is not None:
             raise ValueError("a saved model directory cannot take overrides; change its config.json or build a new model")
         return load_model(spec)
     config = resolve_config(spec)
-    unknown = sorted(set(overrides) - set(ModelConfig.model_fields))
-    if unknown:
-        raise ValueError(f"unknown model config field(s) {unknown}; known: {sorted(ModelConfig.model_fields)}")
     if overrides:
-        config = ModelConfig.model_validate({**config.model_dump(), **overrides})
+        config = merge_overrides(config, overrides)
     if views is not None:
         config = keep_views(config, views)
     if pretrained is not None:

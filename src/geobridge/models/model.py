@@ -20,7 +20,7 @@ from torch import nn
 from geobridge.atomic import atomic_directory
 from geobridge.models.config import ModelConfig
 from geobridge.models.registry import build_tower
-from geobridge.models.towers.base import TokenOutput, Tower
+from geobridge.models.towers.base import TokenOutput, Tower, TowerLoadError
 from geobridge.models.transforms import ViewTransform
 from geobridge.views import View
 
@@ -53,7 +53,10 @@ class MultiViewModel(nn.Module):
         towers: dict[str, Tower] = {}
         for name, tower_config in config.towers.items():
             assets = assets_dir / name if assets_dir is not None and (assets_dir / name).is_dir() else None
-            towers[name] = build_tower(tower_config, load_weights=load_weights, assets=assets)
+            try:
+                towers[name] = build_tower(tower_config, load_weights=load_weights, assets=assets)
+            except TowerLoadError as err:  # name the tower in the advice (towers.TOWER.options...)
+                raise TowerLoadError(str(err).replace(".TOWER.", f".{name}.")) from None
         self.towers = nn.ModuleDict(towers)
         self.projections = nn.ModuleDict({name: self._projection(config, name, tower) for name, tower in towers.items()})
         self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init)))

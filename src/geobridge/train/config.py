@@ -46,6 +46,9 @@ class ModelSection(_Section):
 
     preset: str = "tiny"
     overrides: dict[str, Any] = Field(default_factory=dict)  # keyword overrides of ModelConfig fields
+    # random: every tower from random weights and its architecture alone (no download; see
+    # geobridge.models.archs); pretrained: the preset's weights, from disk or the hub
+    init: Literal["pretrained", "random"] = "pretrained"
     freeze_all_but_last: int | None = None  # train only the last N blocks of each tower (+ projections)
     freeze_views: dict[str, int] = Field(default_factory=dict)  # per view: train only its tower's last N blocks
     cache_frozen_text: bool = True  # encode each text once when the text tower is entirely frozen

@@ -172,10 +172,12 @@ def seed_everything(seed: int) -> None:
 
 
 def build_model(config: TrainConfig) -> Any:
-    """The model the config names (a ``geobridge.models`` preset or saved directory)."""
+    """The model the config names (a ``geobridge.models`` preset or saved directory), from
+    random weights with ``model.init=random``."""
     from geobridge.models import create_model
 
-    return create_model(config.model.preset, **config.model.overrides)
+    init = "random" if config.model.init == "random" else None
+    return create_model(config.model.preset, init=init, **config.model.overrides)
 
 
 def build_loss(config: TrainConfig, distributed: bool) -> Callable[..., Any]:
@@ -466,6 +468,9 @@ class Trainer:
         return self.position.step
 
     def _snapshot_good_state(self) -> None:
+        # drop the previous copy first: holding both would add a second model + optimizer copy
+        # to the device's peak (see geobridge.train.plan)
+        self._good_state = None
         self._good_state = {
             "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),

@@ -93,12 +93,3 @@ def check_texts(texts: Any) -> list[str]:
     if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
         raise ValueError("text towers take a list of strings")
     return list(texts)
-
-
-def offline_error(source: str, err: Exception) -> TowerLoadError:
-    """The error given when a hub id cannot be resolved on this machine."""
-    return TowerLoadError(
-        f"cannot load {source!r}: it is not a local directory and its weights cannot be downloaded "
-        f"here (offline or hub unreachable: {type(err).__name__}). Download it on a machine with "
-        f"internet, save it with save_pretrained, and pass that local directory as the source."
-    )

@@ -1,23 +1,32 @@
 """Hugging Face `transformers` CLIP towers (GeoBridge's released model uses four CLIP-L/14).
 
-`source` is a hub id (e.g. ``openai/clip-vit-large-patch14``, needs internet) or a local
-directory written by ``CLIPModel.save_pretrained`` (or a vision/text-only CLIP). The image tower
-is ``CLIPVisionModelWithProjection`` (== ``CLIPModel.get_image_features``), the text tower
+`source` is a hub id (e.g. ``openai/clip-vit-large-patch14``: read from the Hugging Face cache,
+downloaded only when the hub answers) or a local directory written by
+``CLIPModel.save_pretrained`` (or a vision/text-only CLIP). The image tower is
+``CLIPVisionModelWithProjection`` (== ``CLIPModel.get_image_features``), the text tower
 ``CLIPTextModelWithProjection`` (== ``get_text_features``). The architecture is kept in the
 tower config (`arch`) and the tokenizer files are saved with the model, so a saved model
 rebuilds offline without the original source.
+
+Random init (``pretrained: false``, ``model.init=random``) needs no download for the ids in
+``geobridge.models.archs`` (their architecture ships with the package). A random text tower whose
+tokenizer is not on disk uses OpenAI CLIP's BPE vocabulary as shipped inside open_clip (the same
+49,408 tokens, start 49406, end 49407), wrapped in a ``transformers.CLIPTokenizer``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
+from geobridge.models.archs import bundled_arch
 from geobridge.models.config import TowerConfig
 from geobridge.models.registry import register_backend
-from geobridge.models.towers.base import TokenOutput, Tower, TowerLoadError, check_image_batch, check_texts, offline_error
+from geobridge.models.towers.base import TokenOutput, Tower, TowerLoadError, check_image_batch, check_texts
+from geobridge.models.weights import hub_offline, local_first
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -29,16 +38,17 @@ def _quiet_transformers() -> None:
     transformers.logging.set_verbosity_error()
 
 
-def _sub_config(source: str, modality: str):
+def _sub_config(source: str, modality: str) -> Any:
     """The vision or text config of `source`, with the joint projection_dim carried over."""
     from transformers import AutoConfig
 
-    try:
-        config = AutoConfig.from_pretrained(source)
-    except OSError as err:
-        if Path(source).exists():
+    if Path(source).exists():
+        try:
+            config = AutoConfig.from_pretrained(source)
+        except OSError as err:
             raise TowerLoadError(f"{source} is not a Hugging Face CLIP directory (no readable config.json): {err}") from None
-        raise offline_error(source, err) from None
+    else:
+        config = local_first(lambda: AutoConfig.from_pretrained(source), "hf-clip", source)
     if config.model_type == "clip":
         sub = config.vision_config if modality == "image" else config.text_config
         sub.projection_dim = config.projection_dim
@@ -47,6 +57,52 @@ def _sub_config(source: str, modality: str):
     if config.model_type != expected:
         raise TowerLoadError(f"{source} holds a {config.model_type!r} model, not a CLIP ({expected}) model")
     return config
+
+
+def _random_config(config: TowerConfig, modality: str) -> Any:
+    """The architecture of a random-init tower: its `arch`, the shipped one of its hub id, else
+    the source's own config (a local directory, or the hub)."""
+    from transformers import CLIPTextConfig, CLIPVisionConfig
+
+    kind = CLIPVisionConfig if modality == "image" else CLIPTextConfig
+    if config.arch is not None:
+        return kind.from_dict(config.arch)
+    shipped = bundled_arch(str(config.source))
+    if shipped is not None:
+        return kind.from_dict(shipped["vision_config" if modality == "image" else "text_config"])
+    return _sub_config(str(config.source), modality)
+
+
+def bundled_clip_tokenizer(max_length: int = 77) -> Any:
+    """OpenAI CLIP's tokenizer built from the BPE vocabulary that ships inside open_clip (no download)."""
+    from open_clip.tokenizer import SimpleTokenizer
+    from transformers import CLIPTokenizer
+
+    simple = SimpleTokenizer()
+    special = {"<start_of_text>": "<|startoftext|>", "<end_of_text>": "<|endoftext|>"}
+    vocab = {special.get(token, token): index for token, index in simple.encoder.items()}
+    merges = [pair for pair, _ in sorted(simple.bpe_ranks.items(), key=lambda item: item[1])]
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length)
+
+
+def _text_tokenizer(config: TowerConfig, pretrained: bool) -> Any:
+    """The tokenizer of a text tower built from `source`: its own (disk, cache, or hub when
+    pretrained); a random tower whose tokenizer is not on disk gets :func:`bundled_clip_tokenizer`."""
+    from transformers import AutoTokenizer
+
+    source = str(config.source)
+    if Path(source).exists():
+        try:
+            return AutoTokenizer.from_pretrained(source)
+        except OSError as err:
+            raise TowerLoadError(f"hf-clip text tower: no tokenizer in {source}: {err}") from None
+    if pretrained:
+        return local_first(lambda: AutoTokenizer.from_pretrained(source), "hf-clip", source)
+    try:
+        with hub_offline():
+            return AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError):
+        return bundled_clip_tokenizer()
 
 
 class HFCLIPImageTower(Tower):
@@ -60,8 +116,11 @@ class HFCLIPImageTower(Tower):
         else:
             if config.source is None:
                 raise ValueError("hf-clip tower needs a source (hub id or local directory)")
-            sub = _sub_config(config.source, "image")
-            model = CLIPVisionModelWithProjection.from_pretrained(config.source, config=sub) if config.pretrained else CLIPVisionModelWithProjection(sub)
+            if config.pretrained:
+                sub = _sub_config(config.source, "image")
+                model = _pretrained(CLIPVisionModelWithProjection, config.source, sub)
+            else:
+                model = CLIPVisionModelWithProjection(_random_config(config, "image"))
         self.model = model
         size = int(model.config.image_size)
         self.config = config.model_copy(
@@ -98,17 +157,23 @@ class HFCLIPTextTower(Tower):
             if assets is None:
                 raise TowerLoadError("hf-clip text tower: rebuilding needs the saved tokenizer directory")
             model = CLIPTextModelWithProjection(CLIPTextConfig.from_dict(config.arch))
-            tokenizer_dir = str(assets)
+            tokenizer_dir: str | None = str(assets)
         else:
             if config.source is None:
                 raise ValueError("hf-clip tower needs a source (hub id or local directory)")
-            sub = _sub_config(config.source, "text")
-            model = CLIPTextModelWithProjection.from_pretrained(config.source, config=sub) if config.pretrained else CLIPTextModelWithProjection(sub)
-            tokenizer_dir = config.source
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-        except OSError as err:
-            raise TowerLoadError(f"hf-clip text tower: no tokenizer in {tokenizer_dir}: {err}") from None
+            if config.pretrained:
+                sub = _sub_config(config.source, "text")
+                model = _pretrained(CLIPTextModelWithProjection, config.source, sub)
+            else:
+                model = CLIPTextModelWithProjection(_random_config(config, "text"))
+            tokenizer_dir = None
+        if tokenizer_dir is None:
+            self.tokenizer = _text_tokenizer(config, bool(config.pretrained))
+        else:
+            try:
+                self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+            except OSError as err:
+                raise TowerLoadError(f"hf-clip text tower: no tokenizer in {tokenizer_dir}: {err}") from None
         self.model = model
         self.config = config.model_copy(
             update={"arch": model.config.to_dict(), "max_length": config.max_length or int(model.config.max_position_embeddings)}
@@ -146,6 +211,13 @@ class HFCLIPTextTower(Tower):
     def save_assets(self, directory: Path) -> bool:
         self.tokenizer.save_pretrained(str(directory))
         return True
+
+
+def _pretrained(kind: Any, source: str, sub: Any) -> Any:
+    """``kind.from_pretrained`` from a local directory, or local-first from the hub."""
+    if Path(source).exists():
+        return kind.from_pretrained(source, config=sub)
+    return local_first(lambda: kind.from_pretrained(source, config=sub), "hf-clip", source)
 
 
 @register_backend("hf-clip")

