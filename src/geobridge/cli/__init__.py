@@ -11,7 +11,7 @@ import sys
 import typer
 
 from geobridge import __version__
-from geobridge.cli import build, convert, data, demo, evaluate, explain, models, retrieval, serve, train, world
+from geobridge.cli import build, convert, data, demo, evaluate, explain, models, plan, retrieval, serve, train, world
 from geobridge.cli.errors import FaultReportingGroup
 
 app = typer.Typer(
@@ -41,7 +41,7 @@ def _root(
     """geobridge command line."""
 
 
-for _module in (world, data, train, evaluate, retrieval, serve, build, explain, demo, convert, models):
+for _module in (world, data, train, plan, evaluate, retrieval, serve, build, explain, demo, convert, models):
     _module.register(app)
 
 
