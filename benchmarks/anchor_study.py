@@ -20,7 +20,7 @@ import datetime as dt
 import platform
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -107,7 +107,7 @@ def run_setup(setup: Setup, cache: Path) -> dict:
         tick = time.perf_counter()
         run = train(config, model=copy.deepcopy(base_model) if base_model is not None else None, text_features=store)
         with torch.no_grad(), cached_frozen_text_tower(run.model, store):
-            rows[variant] = evaluate_directions(run.model, test)
+            rows[variant] = evaluate_directions(run.model, manifest, "test")
         print(f"{setup.name} {variant}: {run.step} steps in {time.perf_counter() - tick:.0f} s", flush=True)
     return {"rows": rows, "queries": len(test)}
 
@@ -124,7 +124,7 @@ def table(results: dict[str, dict], kept: dict[str, list[str]]) -> str:
         rows = results[setup.name]["rows"]
         hits = hits_at_one(rows) if "image-only" in rows and "geobridge" in rows else None
         for variant, by in rows.items():
-            cells = [f"{by[n].result.metrics['R@1']:.1f}" if n in by else "-" for n in SHOWN]
+            cells = [f"{by[n].metrics['R@1']:.1f}" if n in by else "-" for n in SHOWN]
             diffs = ""
             if hits and variant == "geobridge":
                 parts = []
@@ -158,21 +158,29 @@ def main() -> None:
     parser.add_argument("--setups", nargs="*", default=[s.name for s in SETUPS], help="names among: " + ", ".join(s.name for s in SETUPS))
     parser.add_argument("--cache", type=Path, default=None, help="folder for worlds and runs (default: a temporary folder)")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".md"))
+    parser.add_argument("--smoke", action="store_true", help="seconds: the `final` setup on a tiny world, 2 steps a variant, "
+                        "report printed from a temporary file")
     args = parser.parse_args()
+    setups = SETUPS
+    if args.smoke:
+        tiny = dict(FINAL_WORLD, locations=60, world_size_m=800.0, regions=4, test_regions=1, size=32)
+        setups = [replace(s, world=tiny, overrides=["optim.max_steps=2", "data.batch_size=8"]) for s in SETUPS if s.name == "final"]
+        args.setups, args.cache, args.out = ["final"], None, None
     unknown = sorted(set(args.setups) - {s.name for s in SETUPS})
     if unknown:
         parser.error(f"unknown setups {unknown}")
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as scratch:
         cache = args.cache or Path(scratch)
+        out = args.out or Path(scratch) / "anchor_study.md"
         started = time.perf_counter()
         results: dict[str, dict] = {}
-        kept = kept_rows(args.out)
-        for setup in SETUPS:
+        kept = kept_rows(out)
+        for setup in setups:
             if setup.name in args.setups:
                 results[setup.name] = run_setup(setup, cache)
-                write_report(args.out, results, kept, (time.perf_counter() - started) / 60)  # after each setup: a long run keeps what it measured
-    print(args.out.read_text(encoding="utf-8"))
+                write_report(out, results, kept, (time.perf_counter() - started) / 60)  # after each setup: a long run keeps what it measured
+        print(out.read_text(encoding="utf-8"))
 
 
 def write_report(out: Path, results: dict[str, dict], kept: dict[str, list[str]], minutes: float) -> None:

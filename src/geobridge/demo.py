@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from geobridge.atomic import atomic_write_text
-from geobridge.views import GEOBRIDGE_DIRECTIONS, GEOLOC_VIEWS, View
+from geobridge.views import GEOBRIDGE_DIRECTIONS, View
 
 #: The ablation rows, in the paper's order, and the loss preset each one trains with.
 VARIANTS: tuple[str, ...] = ("image-only", "text-only", "geobridge")
@@ -134,8 +134,8 @@ def run_demo(
 
     # the variants share one frozen pretrained text tower: each text is encoded once for all of them
     text_features: dict[str, torch.Tensor] = {}
-    results: dict[str, dict[str, DirectionEvaluation]] = {}
-    seen_region: dict[str, dict[str, DirectionEvaluation]] = {}  # val: unseen locations of training regions
+    results: dict[str, dict[str, Any]] = {}
+    seen_region: dict[str, dict[str, Any]] = {}  # val: unseen locations of training regions
     for number, variant in enumerate(variants, start=1):
         run_dir = out / "runs" / variant
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -151,9 +151,9 @@ def run_demo(
         echo(f"      {run.step} steps in {seconds[f'train {variant}']:.0f} s, last loss {run.final_loss:.3f}")
         tick = time.perf_counter()
         with torch.no_grad(), cached_frozen_text_tower(run.model, text_features):
-            results[variant] = evaluate_directions(run.model, test_locations, progress=False)
+            results[variant] = evaluate_directions(run.model, manifest, "test")
             if len(val_locations) > 1:
-                seen_region[variant] = evaluate_directions(run.model, val_locations, progress=False)
+                seen_region[variant] = evaluate_directions(run.model, manifest, "val")
         seconds[f"evaluate {variant}"] = time.perf_counter() - tick
         if variant == "geobridge":
             run.model.save_pretrained(out / "model")
@@ -163,10 +163,10 @@ def run_demo(
             echo(f"      gallery of {gallery_size} held-out satellite views in {out / 'gallery'}")
 
     echo("[3/3] results on the held-out region (protocol geobridge, percentages)")
-    metrics = {name: _metric_row(ev.result) for name, ev in results["geobridge"].items()}
-    ablation = {variant: {name: _metric_row(ev.result) for name, ev in results[variant].items()} for variant in results}
+    metrics = {name: _metric_row(ev) for name, ev in results["geobridge"].items()}
+    ablation = {variant: {name: _metric_row(ev) for name, ev in results[variant].items()} for variant in results}
     findings = compare_to_paper(ablation, hits_at_one(results))
-    ablation_val = {variant: {name: _metric_row(ev.result) for name, ev in by.items()} for variant, by in seen_region.items()}
+    ablation_val = {variant: {name: _metric_row(ev) for name, ev in by.items()} for variant, by in seen_region.items()}
     if ablation_val:
         findings += ["on the val split (new locations of the training regions):"] + compare_to_paper(ablation_val, hits_at_one(seen_region))
         atomic_write_text(out / "ablation_val.json", json.dumps({v: {"directions": d} for v, d in ablation_val.items()}, indent=2) + "\n")
@@ -204,29 +204,19 @@ def build_demo_gallery(out: Path, manifest: Path, progress: bool = False, device
     return int(gallery.info.size)
 
 
-@dataclass
-class DirectionEvaluation:
-    """One direction's result with the query and gallery embeddings it was computed from."""
+def evaluate_directions(model: Any, manifest: str | Path, split: str = "test",
+                        progress: bool = False) -> dict[str, Any]:
+    """Every GeoBridge direction (six image + text -> each view) the model has among the
+    ``split`` locations of ``manifest``, scored as ``geobridge evaluate --model`` does
+    (:func:`~geobridge.evaluation.run_dataset.evaluate_model_on_dataset`, protocol ``geobridge``);
+    each :class:`~geobridge.evaluation.run_dataset.DatasetResult` carries the items it scored."""
+    from geobridge.data.benchmarks.world import WorldBenchmark
+    from geobridge.evaluation.run_dataset import evaluate_model_on_dataset
 
-    result: Any  # geobridge.evaluation.protocols.EvaluationResult
-    query: Any  # geobridge.embeddings.Embeddings
-    gallery: Any
-
-
-def evaluate_directions(model: Any, locations: list, progress: bool = False) -> dict[str, DirectionEvaluation]:
-    """Every GeoBridge direction (six image + text -> each view) among ``locations``."""
-    from geobridge.evaluation.protocols import evaluate
-    from geobridge.retrieval.embed import embed_locations
-
-    model.eval()
-    views = [v for v in GEOLOC_VIEWS if v in model.views] + ([View.TEXT] if model.has_text else [])
-    embeddings = {view: embed_locations(model, locations, view, batch_size=64, progress=progress) for view in views}
-    out: dict[str, DirectionEvaluation] = {}
-    for direction in GEOBRIDGE_DIRECTIONS:
-        if direction.query in embeddings and direction.gallery in embeddings:
-            query, gallery = embeddings[direction.query], embeddings[direction.gallery]
-            out[direction.name] = DirectionEvaluation(evaluate(query, gallery, "geobridge"), query, gallery)
-    return out
+    benchmark = WorldBenchmark(manifest, split=split)
+    have = set(model.views) | ({View.TEXT} if model.has_text else set())
+    directions = [d for d in GEOBRIDGE_DIRECTIONS if d in benchmark.directions() and {d.query, d.gallery} <= have]
+    return evaluate_model_on_dataset(model, benchmark, directions=directions, batch_size=64, progress=progress)
 
 
 def _metric_row(result: Any) -> dict[str, float]:
@@ -268,9 +258,9 @@ def compare_to_paper(
     return [f"paper's finding (fused beats image-only on street<->drone and street<->satellite): {verdict}"] + lines
 
 
-def hits_at_one(results: dict[str, dict[str, "DirectionEvaluation"]]) -> dict[str, dict[str, Any]]:
+def hits_at_one(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per-query 0/1 hits at rank 1 of every variant and direction (ranks are 0-based)."""
-    return {variant: {name: (ev.result.per_query["rank"] == 0).astype(int) for name, ev in by.items()}
+    return {variant: {name: (ev.per_query["rank"] == 0).astype(int) for name, ev in by.items()}
             for variant, by in results.items()}
 
 
@@ -302,14 +292,14 @@ def ablation_table(ablation: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
-def write_report(out: Path, results: dict[str, dict[str, DirectionEvaluation]], ablation: dict, findings: list[str],
+def write_report(out: Path, results: dict[str, dict[str, Any]], ablation: dict, findings: list[str],
                  seconds: dict[str, float]) -> Path:
     """``report.html``: tables, recall curves per variant and example queries with their top-5."""
     from geobridge.evaluation.report import plot_recall_curves
 
     sections = []
     for variant, by_direction in results.items():
-        curves = {name: ev.result for name, ev in by_direction.items()}
+        curves = dict(by_direction)
         image = plot_recall_curves(curves, out / f"recall_{variant}.png", title=f"{variant}: recall@K on the held-out region")
         sections.append(f'<h3>{html.escape(variant)}</h3><img src="{image.name}" alt="recall curves of {variant}">')
     examples = []
@@ -317,12 +307,12 @@ def write_report(out: Path, results: dict[str, dict[str, DirectionEvaluation]], 
     for name in ("P2D", "P2S", "D2S"):
         if name not in fused:
             continue
-        result = fused[name].result
+        result = fused[name]
         page = out / f"examples_{name}.html"
         _write_examples(fused[name], page, name)
         examples.append(f'<li><a href="{page.name}">{name}</a>: a few queries with their top-5 '
                         f'(R@1 {result.metrics["R@1"]:.1f}%)</li>')
-    metrics = {name: _metric_row(ev.result) for name, ev in fused.items()}
+    metrics = {name: _metric_row(ev) for name, ev in fused.items()}
     body = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>geobridge demo</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} img{{max-width:48%}}</style></head><body>
@@ -341,14 +331,15 @@ occurs in a training region, like VIGOR's cross-area split). Protocol <code>geob
     return atomic_write_text(out / "report.html", body)
 
 
-def _write_examples(evaluation: DirectionEvaluation, page: Path, name: str) -> None:
+def _write_examples(result: Any, page: Path, name: str) -> None:
+    from geobridge.evaluation.protocols import good_items
     from geobridge.evaluation.report import write_html_examples
 
-    result, query, gallery = evaluation.result, evaluation.query, evaluation.gallery
+    query, gallery = result.query_items, result.gallery_items
     write_html_examples(
         query_paths=list(query.paths) if query.paths is not None else [None] * len(query),
         gallery_paths=list(gallery.paths) if gallery.paths is not None else [None] * len(gallery),
-        top_indices=result.per_query["top_indices"], truth=result.per_query["positive_index"], path=page,
+        top_indices=result.per_query["top_indices"], truth=good_items(result, query.ids, gallery.ids), path=page,
         ranks=result.per_query["rank"], query_ids=list(query.ids), gallery_ids=list(gallery.ids),
         title=f"{name}: example queries and their top-5", n_examples=8,
     )
