@@ -108,7 +108,8 @@ def orientation_histogram(images: torch.Tensor, bins: int = 18) -> torch.Tensor:
     grey = luminance(_check_images(images)).unsqueeze(1)
     sobel_x = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=grey.dtype, device=grey.device)
     kernels = torch.stack([sobel_x, sobel_x.t()]).unsqueeze(1)  # (2, 1, 3, 3): d/dx, d/dy (y down)
-    gradient = F.conv2d(grey, kernels)  # valid: no padding artefacts at the border
+    with torch.autocast(grey.device.type, enabled=False):  # a descriptor: full precision under AMP
+        gradient = F.conv2d(grey, kernels)  # valid: no padding artefacts at the border
     gx, gy = gradient[:, 0].flatten(1), gradient[:, 1].flatten(1)
     magnitude = torch.sqrt(gx * gx + gy * gy)
     angle = torch.remainder(torch.atan2(gy, gx), math.pi)  # [0, pi)

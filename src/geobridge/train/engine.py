@@ -471,8 +471,11 @@ class Trainer:
         # drop the previous copy first: holding both would add a second model + optimizer copy
         # to the device's peak (see geobridge.train.plan)
         self._good_state = None
+        # only what a step can change: trainable parameters and buffers (frozen weights stay put)
+        changing = {n for n, p in self.model.named_parameters() if p.requires_grad}
+        changing |= {n for n, _ in self.model.named_buffers()}
         self._good_state = {
-            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items() if k in changing},
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
         }
         if self.physical_head is not None:
@@ -482,7 +485,7 @@ class Trainer:
     def _restore_good_state(self) -> None:
         if self._good_state is None:
             return
-        self.model.load_state_dict(self._good_state["model"])
+        self.model.load_state_dict(self._good_state["model"], strict=False)
         if self.physical_head is not None:
             self.physical_head.load_state_dict(self._good_state["physical_head"])
         self.optimizer.load_state_dict(copy.deepcopy(self._good_state["optimizer"]))

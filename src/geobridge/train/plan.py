@@ -17,8 +17,8 @@ tower and in total:
 
   weights are fp32 (autocast keeps fp32 master weights), gradients 4 bytes and Adam's two
   moments 8 bytes per *trainable* parameter; the snapshot is the trainer's in-memory copy of
-  the weights, buffers and Adam states for recovery from a non-finite loss (``good_state_every``),
-  kept on the training device. Activations are measured, not modelled: the
+  the trainable weights, buffers and Adam states for recovery from a non-finite loss
+  (``good_state_every``), kept on the training device. Activations are measured, not modelled: the
   parameters are swapped for ``FakeTensorMode`` tensors on the CPU (shapes only, no memory) and
   one forward of every training view runs under ``torch.autograd.graph.saved_tensors_hooks``
   (under ``torch.autocast`` for bf16) at 1 and at 2 samples; the unique storages saved for
@@ -191,7 +191,8 @@ def plan_training(config: TrainConfig, gpus: int = 1, micro_batch: int | None = 
     weights = sum(p.numel() * 4 for p in model.parameters()) + sum(b.numel() * b.element_size()
                                                                    for b in model.buffers())
     gradients, optimizer = trainable * 4, trainable * 8
-    snapshot = weights + optimizer  # the trainer's good-state copy (model state dict + Adam states)
+    buffers = sum(b.numel() * b.element_size() for b in model.buffers())
+    snapshot = gradients + buffers + optimizer  # the good-state copy: trainable weights, buffers, Adam
     embeddings = per_gpu * len(views) * model.embed_dim * 4 * 2  # cached embeddings + their gradients
     fits = {precision: activation_fit(model, views, precision, mode) for precision in PRECISIONS}
     peak: dict[str, dict[str, int]] = {}
