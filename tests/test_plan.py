@@ -73,10 +73,12 @@ def measured_peak(config: TrainConfig) -> int:
     # activations dominate here: a ViT trained whole, in bf16 autocast
     ("demo", ["model.preset=tiny-vit", "model.overrides={}", "model.cache_frozen_text=false",
               "model.freeze_views={}", "data.batch_size=24", "optim.amp=bf16"], "bf16", "plain"),
-    ("demo", ["data.batch_size=24", "optim.grad_cache_micro_batch=4", "optim.amp='off'"], "fp32", "grad_cache"),
+    ("demo", ["data.batch_size=24", "optim.grad_cache_micro_batch=4", "optim.amp='off'"],
+     "fp32", "grad_cache"),
 ])
 def test_plan_estimate_is_within_25_percent_of_a_measured_cpu_peak(
-        tiny_world_dir: Path, tmp_path: Path, recipe: str, extra: list[str], precision: str, strategy: str) -> None:
+        tiny_world_dir: Path, tmp_path: Path, recipe: str, extra: list[str], precision: str,
+        strategy: str) -> None:
     config = TrainConfig.load(resolve_config(recipe), [
         f"data.manifest={tiny_world_dir}", "optim.max_steps=2", "tensorboard=false", "progress=false",
         f"output_dir={tmp_path / 'run'}", "device=cpu", *extra])

@@ -24,7 +24,8 @@ import pytest  # noqa: E402
 from geobridge.configs import resolve_config  # noqa: E402
 from geobridge.train.config import TrainConfig  # noqa: E402
 
-COMMON = ["model.init=random", "data.batch_size=2", "optim.max_steps=2", "optim.amp=bf16", "device=cpu",
+DEVICE = os.environ.get("GEOBRIDGE_TEST_DEVICE", "cpu")  # benchmarks/gpu_check.py sets cuda
+COMMON = ["model.init=random", "data.batch_size=2", "optim.max_steps=2", "optim.amp=bf16", f"device={DEVICE}",
           "tensorboard=false", "progress=false", "data.num_workers=0", "optim.warmup_steps=0"]
 RECIPES = {
     "geobridge-clip-l14": ["model.freeze_all_but_last=1"],
@@ -37,19 +38,22 @@ RECIPES = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
-def test_full_size_recipe_trains_two_steps_offline_in_bf16(recipe: str, tiny_world_dir: Path, tmp_path: Path) -> None:
+def test_full_size_recipe_trains_two_steps_offline_in_bf16(recipe: str, tiny_world_dir: Path,
+                                                           tmp_path: Path) -> None:
     from geobridge.train import train
 
     extra = [item.replace("MANIFEST", str(tiny_world_dir)) for item in RECIPES[recipe]]
     data = [] if recipe == "gleam-c" else [f"data.manifest={tiny_world_dir}"]
-    config = TrainConfig.load(resolve_config(recipe), COMMON + data + extra + [f"output_dir={tmp_path / 'run'}"])
+    run = [f"output_dir={tmp_path / 'run'}"]
+    config = TrainConfig.load(resolve_config(recipe), COMMON + data + extra + run)
     result = train(config)
     assert result.step == 2
     assert result.final_loss is not None and math.isfinite(result.final_loss)
     assert (tmp_path / "run" / "checkpoints" / "last" / "model" / "config.json").is_file()
 
 
-def test_missing_pretrained_weights_are_one_error_line_within_seconds(tiny_world_dir: Path, tmp_path: Path) -> None:
+def test_missing_pretrained_weights_are_one_error_line_within_seconds(tiny_world_dir: Path,
+                                                                     tmp_path: Path) -> None:
     # the hub endpoint refuses connections at once: the probe must not wait for a minute of retries
     env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf")}
     env.pop("HF_HUB_OFFLINE", None)
@@ -63,5 +67,6 @@ def test_missing_pretrained_weights_are_one_error_line_within_seconds(tiny_world
     lines = [line for line in run.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:"), run.stderr
     assert "convnext_base.fb_in22k_ft_in1k_384" in lines[0]
-    assert "towers.shared.options.pretrained_cfg_overlay.file=" in lines[0] and "model.init=random" in lines[0]
+    assert "towers.shared.options.pretrained_cfg_overlay.file=" in lines[0]
+    assert "model.init=random" in lines[0]
     assert elapsed < 30, elapsed  # imports included; the load itself fails in well under a second

@@ -77,7 +77,8 @@ def merge_overrides(config: ModelConfig, overrides: dict[str, Any]) -> ModelConf
     tower's options and keeps its backend and source)."""
     unknown = sorted(set(overrides) - set(ModelConfig.model_fields))
     if unknown:
-        raise ValueError(f"unknown model config field(s) {unknown}; known: {sorted(ModelConfig.model_fields)}")
+        known = sorted(ModelConfig.model_fields)
+        raise ValueError(f"unknown model config field(s) {unknown}; known: {known}")
     data = config.model_dump()
     for key, value in overrides.items():
         if key == "towers" and isinstance(value, dict):
@@ -96,7 +97,8 @@ def merge_overrides(config: ModelConfig, overrides: dict[str, Any]) -> ModelConf
 def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in update.items():
-        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        nested = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _deep_merge(out[key], value) if nested else value
     return out
 
 

@@ -28,9 +28,10 @@ ADVICE = {
     "timm": ("give timm the weights file: model.overrides.towers.TOWER.options.pretrained_cfg_overlay.file="
              "/path/to/{name}.safetensors, or copy the Hugging Face cache of timm/{name} into HF_HOME here"),
     "open-clip": ("give open_clip the checkpoint file: model.overrides.towers.TOWER.options.pretrained="
-                  "/path/to/open_clip_model.safetensors, or copy the Hugging Face cache of {name} into HF_HOME here"),
-    "sentence-transformers": ("pass a local directory written by SentenceTransformer.save as the tower's source, "
-                              "or copy the Hugging Face cache of {name} into HF_HOME here"),
+                  "/path/to/open_clip_model.safetensors, or copy the Hugging Face cache of {name} "
+                  "into HF_HOME here"),
+    "sentence-transformers": ("pass a local directory written by SentenceTransformer.save as the tower's "
+                              "source, or copy the Hugging Face cache of {name} into HF_HOME here"),
 }
 
 
@@ -74,9 +75,10 @@ def hub_offline() -> Iterator[None]:
 def missing_weights(backend: str, name: str, err: BaseException | None = None) -> TowerLoadError:
     """The one-line error for pretrained weights that are neither on disk nor downloadable."""
     why = f" ({type(err).__name__})" if err is not None else ""
-    advice = ADVICE.get(backend, "put them on disk and pass their path as the tower's source").format(name=name)
-    return TowerLoadError(f"pretrained weights {name!r} ({backend}) are not on this machine and the hub cannot "
-                          f"be reached{why}: {advice}; or train from random weights with model.init=random")
+    advice = ADVICE.get(backend, "put them on disk and pass their path as the tower's source")
+    advice = advice.format(name=name)
+    return TowerLoadError(f"pretrained weights {name!r} ({backend}) are not on this machine and the hub "
+                          f"cannot be reached{why}: {advice}; or train from random weights with model.init=random")
 
 
 def local_first(load: Callable[[], T], backend: str, name: str) -> T:

@@ -46,7 +46,8 @@ def _sub_config(source: str, modality: str) -> Any:
         try:
             config = AutoConfig.from_pretrained(source)
         except OSError as err:
-            raise TowerLoadError(f"{source} is not a Hugging Face CLIP directory (no readable config.json): {err}") from None
+            raise TowerLoadError(f"{source} is not a Hugging Face CLIP directory (no readable "
+                                 f"config.json): {err}") from None
     else:
         config = local_first(lambda: AutoConfig.from_pretrained(source), "hf-clip", source)
     if config.model_type == "clip":
