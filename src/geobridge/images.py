@@ -69,7 +69,7 @@ def source_name(source: ImageSource, name: str | None = None) -> str:
 @contextlib.contextmanager
 def image_header(source: ImageSource, name: str | None = None) -> Iterator["Image.Image"]:
     """The lazily opened image (header read, no pixels decoded), without PIL's global bomb check;
-    failures to open are :class:`ImageError`."""
+    failures to open are :class:`ImageError`. A single-frame file is closed by PIL once loaded."""
     from PIL import Image, UnidentifiedImageError
 
     label = source_name(source, name)
@@ -95,8 +95,11 @@ def image_header(source: ImageSource, name: str | None = None) -> Iterator["Imag
                          "unreadable") from None
     except (ValueError, SyntaxError, EOFError) as err:  # a header PIL recognised but could not parse
         raise ImageError(label, f"has a corrupt header ({err}); copy the file again", "corrupt") from None
-    with image:
+    try:
         yield image
+    except BaseException:
+        image.close()
+        raise
 
 
 def decode_scale(image: "Image.Image", max_pixels: int, max_side: int | None, name: str) -> int:
@@ -109,9 +112,9 @@ def decode_scale(image: "Image.Image", max_pixels: int, max_side: int | None, na
     if not fitting:
         how = ("even at 1/8 scale" if scalable
                else f"and a {image.format or 'file of this format'} cannot be decoded at a reduced scale")
-        raise ImageError(name, f"declares {width} x {height} = {width * height:,} pixels, over the budget of "
-                               f"{max_pixels:,} {how}; resize it, or raise {MAX_PIXELS_ENV} if it is genuine",
-                         "too_many_pixels")
+        raise ImageError(name, f"declares {width} x {height} = {width * height:,} pixels, over the {max_pixels:,}"
+                               f"-pixel budget (decompression bomb guard) {how}; resize it, or raise "
+                               f"{MAX_PIXELS_ENV} if it is genuine", "too_many_pixels")
     scale = fitting[0]
     if max_side is not None:
         scale = max([scale] + [s for s in fitting if math.ceil(max(width, height) / s) >= max_side])
@@ -134,7 +137,8 @@ def open_image(source: ImageSource, max_pixels: int | None = None, max_side: int
             image.draft("RGB", (image.size[0] // scale, image.size[1] // scale))
         try:
             image.load()
-            rgb = (ImageOps.exif_transpose(image) if upright else image).convert("RGB")
+            oriented = ImageOps.exif_transpose(image) if upright else image
+            rgb = oriented if oriented.mode == "RGB" else oriented.convert("RGB")  # no copy when RGB
         except (OSError, ValueError, SyntaxError, EOFError) as err:
             raise ImageError(label, f"is truncated or corrupt ({err}); copy the whole file again",
                              "corrupt") from None

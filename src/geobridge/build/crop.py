@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from geobridge.build.orthomosaic import CropError, Orthomosaic
 from geobridge.build.providers.base import Panorama
@@ -42,11 +43,12 @@ class KeptPanorama:
 @dataclass
 class PanoramaSelection:
     kept: list[KeptPanorama] = field(default_factory=list)
-    outside: int = 0
+    outside: list[Panorama] = field(default_factory=list)
 
 
-def keep_inside(panoramas: list[Panorama], seeds: list[Seed]) -> PanoramaSelection:
-    """Panoramas lying inside some seed footprint (each kept once, owned by its first seed)."""
+def keep_inside(panoramas: list[Panorama], seeds: list[Seed], listed: Sequence[Panorama] = ()) -> PanoramaSelection:
+    """Panoramas lying inside some seed footprint (each kept once, owned by its first seed); the
+    others, and those of ``listed`` (a catalogue's whole list) that no search found, are outside."""
     out = PanoramaSelection()
     seen: set[str] = set()
     for pano in panoramas:
@@ -54,11 +56,19 @@ def keep_inside(panoramas: list[Panorama], seeds: list[Seed]) -> PanoramaSelecti
             continue
         owner = next((s for s in seeds if s.footprint.contains(pano.lat, pano.lon)), None)
         if owner is None:
-            out.outside += 1
+            out.outside.append(pano)
             continue
         seen.add(pano.id)
         out.kept.append(KeptPanorama(pano, owner))
+    found = {p.id for p in panoramas}
+    out.outside += [p for p in listed if p.id not in found]
     return out
+
+
+def outside_reason(pano: Panorama) -> str:
+    """Why a panorama gave no crop: where it is, and what to do."""
+    return (f"outside footprints: at ({pano.lat:.6f}, {pano.lon:.6f}) it lies in no seed footprint of any "
+            "orthomosaic; add an orthomosaic covering it, or check its coordinates")
 
 
 def reverse_crops(

@@ -30,6 +30,7 @@ from geobridge.build.config import DronePhotoSettings, DroneSubsetSettings
 from geobridge.build.providers.base import PanoramaProvider, ProviderError, SatelliteProvider
 from geobridge.data.photo_metadata import PhotoMetadata, read_photo_metadata
 from geobridge.geo import Footprint, haversine_m
+from geobridge.images import ImageError, open_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 
@@ -156,16 +157,9 @@ def _existing_folder(folder: str | Path) -> Path:
 
 
 def _drone_pixels(drone: DroneImage) -> np.ndarray:
-    """The drone image as RGB, upright (EXIF orientation) and within ``max_side_px``."""
-    from PIL import Image, ImageOps
-
-    with Image.open(drone.path) as image:
-        if drone.max_side_px is not None:
-            image.draft("RGB", (drone.max_side_px, drone.max_side_px))  # JPEG: decode at a reduced scale
-        rgb = ImageOps.exif_transpose(image).convert("RGB")
-    if drone.max_side_px is not None:
-        rgb.thumbnail((drone.max_side_px, drone.max_side_px))
-    return np.asarray(rgb)
+    """The drone image as RGB, upright (EXIF orientation) and within ``max_side_px`` (a JPEG decoded
+    at a reduced scale); an ImageError when it is unreadable or over the pixel budget."""
+    return np.asarray(open_image(drone.path, max_side=drone.max_side_px, upright=True))
 
 
 def complete_drone_images(
@@ -182,7 +176,7 @@ def complete_drone_images(
     from PIL import Image
     from tqdm.auto import tqdm
 
-    from geobridge.build.pipeline import north_first, write_text_csv
+    from geobridge.build.pipeline import PANORAMA_MAX_SIDE_PX, north_first, write_text_csv
     from geobridge.build.providers.images import decode_rgb
     from geobridge.records import Location, write_manifest
 
@@ -195,8 +189,8 @@ def complete_drone_images(
         stem = drone.path.stem
         try:  # read before writing anything, so an unreadable image leaves nothing behind
             pixels = _drone_pixels(drone)
-        except (OSError, ValueError, SyntaxError) as err:
-            result.skipped.append({"item": stem, "reason": f"unreadable drone image: {err}"})
+        except ImageError as err:
+            result.skipped.append({"item": stem, "reason": f"unreadable drone image: {err.problem}"})
             continue
         try:
             sat = satellite.fetch(lat, lon, size_m, settings.size_px)
@@ -214,7 +208,9 @@ def complete_drone_images(
             if panoramas is None:
                 raise ProviderError("no panorama source configured")
             pano = nearest_panorama(panoramas, lat, lon, settings.search_radius_m)
-            rgb = north_first(decode_rgb(panoramas.fetch_image(pano), what=f"panorama {pano.id}"), pano.heading_deg)
+            data = panoramas.fetch_image(pano)
+            rgb = north_first(decode_rgb(data, what=f"panorama {pano.id}", max_side=PANORAMA_MAX_SIDE_PX),
+                              pano.heading_deg)
             paths["street"] = out / drone.split / "street" / f"{stem}.png"
             with atomic_path(paths["street"]) as tmp:
                 Image.fromarray(rgb).save(tmp, format="PNG")

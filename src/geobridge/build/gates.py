@@ -98,7 +98,10 @@ def score_image(image: np.ndarray) -> GateScores:
 
 
 def score_file(path: str | Path) -> GateScores:
-    """Decode an image file straight to grey and score it (the fast path used by the pipeline)."""
+    """Decode an image file straight to grey and score it (the fast path used by the pipeline).
+
+    Only the build's own crops (``crop.size_px`` square PNGs it wrote) come here, so OpenCV decodes
+    them directly instead of going through :mod:`geobridge.images`."""
     import cv2
 
     data = np.fromfile(str(path), dtype=np.uint8)

@@ -22,6 +22,7 @@ from geobridge.geo import Footprint, metres_per_degree
 #: GDAL's block cache defaults to 5% of RAM (over 1 GB here); reads are bounded to this instead
 #: (rasterio passes an integer GDAL_CACHEMAX to GDAL in bytes).
 GDAL_CACHE_MB = 128
+UNREADABLE_ADVICE = "the file is truncated or corrupt; copy or download it again"
 
 
 class OrthomosaicError(ValueError):
@@ -150,13 +151,17 @@ class Orthomosaic:
 
     def valid_fraction(self, row_off: int, col_off: int, height: int, width: int, samples: int = 64) -> float:
         """Share of valid (not nodata / not masked) pixels in a window, from a decimated mask read."""
+        from rasterio.errors import RasterioError
         from rasterio.windows import Window
 
         import rasterio
 
         out = (min(samples, height), min(samples, width))
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024):
-            mask = self.dataset.read_masks(1, window=Window(col_off, row_off, width, height), out_shape=out)
+        try:
+            with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024):
+                mask = self.dataset.read_masks(1, window=Window(col_off, row_off, width, height), out_shape=out)
+        except RasterioError as err:
+            raise OrthomosaicError(f"cannot read {self.path.name} ({err}): {UNREADABLE_ADVICE}") from None
         return float(np.count_nonzero(mask)) / mask.size
 
     # --- reverse crop ---------------------------------------------------------------------------
@@ -171,6 +176,7 @@ class Orthomosaic:
         import cv2
         import rasterio
         from rasterio.enums import Resampling
+        from rasterio.errors import RasterioError
         from rasterio.windows import Window
 
         grid = ground_grid(lat, lon, size_m, size_px)
@@ -190,9 +196,15 @@ class Orthomosaic:
         out_w, out_h = max(1, int(round(win_w * scale))), max(1, int(round(win_h * scale)))
         window = Window(c0, r0, win_w, win_h)
         resampling = Resampling.average if scale < 1.0 else Resampling.nearest
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024):
-            pixels = self.dataset.read((1, 2, 3), window=window, out_shape=(3, out_h, out_w), resampling=resampling)
-            mask = self.dataset.read_masks(1, window=window, out_shape=(out_h, out_w), resampling=Resampling.nearest)
+        try:
+            with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024):
+                pixels = self.dataset.read((1, 2, 3), window=window, out_shape=(3, out_h, out_w),
+                                           resampling=resampling)
+                mask = self.dataset.read_masks(1, window=window, out_shape=(out_h, out_w),
+                                               resampling=Resampling.nearest)
+        except RasterioError as err:  # a truncated or corrupt file: this crop fails, the build goes on
+            raise CropError(f"cannot read {self.path.name} under the {size_m:g} m crop at ({lat:.6f}, {lon:.6f}) "
+                            f"({err}): {UNREADABLE_ADVICE}") from None
         sx, sy = out_w / win_w, out_h / win_h
         map_x = ((col_map - c0) * sx - 0.5).astype(np.float32)
         map_y = ((row_map - r0) * sy - 0.5).astype(np.float32)

@@ -37,6 +37,9 @@ STAGES: tuple[str, ...] = ("seeds", "candidates", "clean", "align", "export")
 TRIPLE_VIEWS: tuple[str, ...] = ("drone", "street", "satellite")
 GATE_CHUNK = 256  # crops scored (in parallel) per journal write
 GATE_WORKERS = 2
+#: Street panoramas are exported at most this wide (larger ones are decoded reduced): a 2:1
+#: panorama at 2048 x 1024 holds more than any street tower sees (224-640 px).
+PANORAMA_MAX_SIDE_PX = 2048
 
 
 class BuildError(RuntimeError):
@@ -190,7 +193,7 @@ class Build:
     # --- stage 2 --------------------------------------------------------------------------------
 
     def _stage_candidates(self, summaries) -> dict:
-        from geobridge.build.crop import keep_inside, reverse_crops
+        from geobridge.build.crop import keep_inside, outside_reason, reverse_crops
         from geobridge.build.orthomosaic import Orthomosaic
         from geobridge.build.providers.factory import make_panorama_provider
 
@@ -213,7 +216,7 @@ class Build:
         bar.close()
         search_records = [searches.get(s.id) for s in seeds]
         panoramas = [Panorama(**p) for r in search_records for p in r["panoramas"]]
-        selection = keep_inside(panoramas, seeds)
+        selection = keep_inside(panoramas, seeds, listed=getattr(provider, "panoramas", []))  # catalogues list all
         crops = self._journal("candidates", "pano_id", name="candidates-crops")
         drone_dir = self.work / "drone"
         open_orthos: dict[str, Orthomosaic] = {}
@@ -236,7 +239,8 @@ class Build:
         skipped_rows = sorted({s for r in search_records for s in r["skipped"]})
         return {
             "panoramas_found": len({p.id for p in panoramas}),
-            "panoramas_outside_footprints": selection.outside,
+            "panoramas_outside_footprints": len(selection.outside),
+            "panoramas_outside": [{"item": p.id, "reason": outside_reason(p)} for p in selection.outside],
             "panoramas_kept": len(selection.kept),
             "searches_failed": [{"item": r["seed"], "reason": r["reason"]} for r in search_records if r["status"] != "ok"],
             "catalogue_rows_skipped": skipped_rows,
@@ -348,7 +352,7 @@ class Build:
                 sat = satellite.fetch(c["lat"], c["lon"], c["scale_m"], self.config.crop.size_px)
                 pano_bytes = panoramas.fetch_image(Panorama(c["pano_id"], c["lat"], c["lon"], c["heading"],
                                                             c["pano_source"], c["provider"]))
-                pano = decode_rgb(pano_bytes, what=f"panorama {c['pano_id']}")
+                pano = decode_rgb(pano_bytes, what=f"panorama {c['pano_id']}", max_side=PANORAMA_MAX_SIDE_PX)
                 pano = north_first(pano, c["heading"])
                 sat_path, street_path = sat_dir / f"{c['id']}.png", street_dir / f"{c['id']}.png"
                 for array, target in ((sat, sat_path), (pano, street_path)):

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from geobridge.atomic import atomic_path, atomic_write_text
+from geobridge.images import ImageError, open_image
 
 MAX_LISTED = 50
 
@@ -20,7 +21,9 @@ def _reason_kind(reason: str) -> str:
                       ("nodata", "crop mostly nodata"), ("no geo-reference", "no geo-reference"),
                       ("cannot be transformed", "untransformable CRS"), ("http ", "HTTP error"),
                       ("missing", "missing file/tile"), ("duplicate", "duplicate footprint"),
-                      ("quality gate", "quality gate")):
+                      ("quality gate", "quality gate"), ("outside footprints", "panorama outside footprints"),
+                      ("not utf-8", "not UTF-8"), ("truncated or corrupt", "truncated or corrupt file"),
+                      ("pixel budget", "too many pixels")):
         if key in lowered:
             return kind
     return "other"
@@ -79,8 +82,9 @@ def write_report(out: Path, summaries: dict[str, dict[str, Any]], locations: lis
     lines += [f"| {k or 'none'} | {v} |" for k, v in align.get("text_sources", {}).items()]
     for note, n in align.get("text_notes", {}).items():
         lines.append(f"\nNote ({n} locations): {note}")
-    all_skips = (seeds.get("orthomosaics_skipped", []) + cands.get("searches_failed", []) + cands.get("crops_skipped", [])
-                 + rejected + align.get("skipped", []))
+    all_skips = (seeds.get("orthomosaics_skipped", []) + cands.get("searches_failed", [])
+                 + cands.get("panoramas_outside", []) + cands.get("crops_skipped", []) + rejected
+                 + align.get("skipped", []))
     lines += ["", "## Skipped, by kind", "", "| kind | count |", "|---|---|"]
     lines += [f"| {k} | {n} |" for k, n in Counter(_reason_kind(s["reason"]) for s in all_skips).most_common()]
     lines += ["", "## Skipped items and their reasons", ""]
@@ -89,6 +93,7 @@ def write_report(out: Path, summaries: dict[str, dict[str, Any]], locations: lis
     rows_skipped = cands.get("catalogue_rows_skipped", [])
     if rows_skipped:
         lines += [f"### catalogue rows ({len(rows_skipped)})", ""] + [f"- {r}" for r in rows_skipped[:MAX_LISTED]] + [""]
+    lines += _skip_table("panoramas outside the footprints", cands.get("panoramas_outside", []))
     lines += _skip_table("crops (stage 2)", cands.get("crops_skipped", []))
     lines += _skip_table("crops rejected in stage 3", rejected)
     lines += _skip_table("locations (stage 4)", align.get("skipped", []))
@@ -148,8 +153,11 @@ def _plot_samples(path: Path, locations: list, tile: int = 192) -> None:
             p = loc.path(view)
             draw.text((x, y), view if view != "drone" else f"drone {loc.id}", fill="black")
             if p is not None and Path(p).exists():
-                image = Image.open(p).convert("RGB").resize((w, tile))
-                canvas.paste(image, (x, y + 14))
+                try:
+                    image = open_image(p, max_side=2 * w).resize((w, tile))
+                    canvas.paste(image, (x, y + 14))
+                except ImageError as err:
+                    draw.text((x, y + 28), f"unreadable: {err.code}", fill="red")
             x += w + 8
         text = "\n".join(textwrap.wrap(loc.text or "(no text)", 34)[:14])
         draw.multiline_text((x, y + 14), text, fill="black", spacing=2)

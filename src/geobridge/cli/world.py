@@ -51,6 +51,8 @@ def world_command(
     from geobridge.world.dataset import WorldDatasetError, generate_world_dataset
     from geobridge.world.render import RenderSettings
 
+    if workers < 1:
+        raise fail(f"--workers must be at least 1 (rendering processes), got {workers}")
     try:
         settings = RenderSettings(season=season, noise_std=noise)
     except ValueError as err:

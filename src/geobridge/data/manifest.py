@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from geobridge.images import ImageError, open_image
 from geobridge.records import Location, read_manifest
 from geobridge.views import View
 
@@ -136,15 +137,13 @@ class ManifestDataset(Dataset):
         if path is None:
             return None
         try:
-            with Image.open(path) as image:
-                image.load()
-                rgb = image if image.mode == "RGB" else image.convert("RGB")  # no copy if RGB
-        except Exception as err:  # PIL raises many types for truncated or foreign files
+            rgb = open_image(path)
+        except ImageError as err:
             key = str(path)
             if key not in self.unreadable:
                 self.unreadable.add(key)
                 LOGGER.warning("skipping unreadable %s image %s (%s); %d unreadable so far",
-                               view.value, path, type(err).__name__, len(self.unreadable))
+                               view.value, path, err.problem, len(self.unreadable))
             return None
         return self.transforms[view](rgb)
 

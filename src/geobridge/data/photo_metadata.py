@@ -56,9 +56,9 @@ class PhotoMetadata:
 
 def read_photo_metadata(path: str | Path) -> PhotoMetadata:
     """The EXIF GPS and DJI XMP tags of an image file (only its header is read)."""
-    from PIL import Image
+    from geobridge.images import image_header
 
-    with Image.open(path) as image:
+    with image_header(path) as image:
         gps = image.getexif().get_ifd(GPS_IFD)
         xmp = image.info.get("xmp")
     lat = _coordinate(gps.get(GPS_LATITUDE), gps.get(GPS_LATITUDE_REF), "S", 90)

@@ -19,6 +19,7 @@ import numpy as np
 from geobridge.atomic import atomic_path, atomic_write_text
 from geobridge.evaluation import metrics as M
 from geobridge.evaluation.protocols import EvaluationResult
+from geobridge.images import open_image
 
 Results = Mapping[str, EvaluationResult]
 MAX_CURVE_K = 100
@@ -127,11 +128,8 @@ def _thumbnail(path: str | Path | None, size: int, embed: bool, page_dir: Path) 
             src = path.resolve().as_uri()
         return f'<img src="{html.escape(src)}" alt="{html.escape(path.name)}" loading="lazy">'
     try:
-        from PIL import Image
-
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            image.thumbnail((size * 2, size))
+        image = open_image(path, max_side=size * 2)
+        image.thumbnail((size * 2, size))
             buffer = io.BytesIO()
             image.save(buffer, format="JPEG", quality=85)
     except (OSError, ValueError):

@@ -113,16 +113,11 @@ class ImageCues:
 def as_rgb_array(image: Any) -> np.ndarray:
     """An ``(H, W, 3)`` uint8 array from an array, a PIL image or a path; a clear error otherwise."""
     if isinstance(image, (str, Path)):
-        from PIL import Image, UnidentifiedImageError
+        from geobridge.images import open_image
 
-        path = Path(image)
-        if not path.is_file():
-            raise FileNotFoundError(f"image not found: {path}")
-        try:
-            with Image.open(path) as im:
-                return np.asarray(im.convert("RGB"), dtype=np.uint8)
-        except UnidentifiedImageError as err:
-            raise ValueError(f"not an image file: {path}") from err
+        if not Path(image).is_file():
+            raise FileNotFoundError(f"image not found: {image}")
+        return np.asarray(open_image(image), dtype=np.uint8)  # ImageError (a ValueError) names the file
     if hasattr(image, "convert"):  # PIL image
         return np.asarray(image.convert("RGB"), dtype=np.uint8)
     array = np.asarray(image)

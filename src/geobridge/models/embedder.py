@@ -8,8 +8,10 @@ explain) comes through here, so they share one behaviour:
 * inputs are moved to the model's device, and run under autocast in the chosen precision
   (:mod:`geobridge.models.device`); outputs come back as float32 L2-normalised numpy rows;
 * ``tta="flip"`` averages each image's embedding with its mirror image's;
-* an unreadable file is skipped and named in one :class:`UnreadableImageWarning` per call; the
-  result says which inputs were embedded (``kept``) and why the others were not (``skipped``);
+* files are opened under the image policy (:mod:`geobridge.images`: pixel budget, large JPEGs
+  decoded at a reduced scale); an unreadable file is skipped and named in one
+  :class:`UnreadableImageWarning` per call; the result says which inputs were embedded
+  (``kept``) and why the others were not (``skipped``);
 * the model runs in eval mode under ``no_grad`` (its mode is restored afterwards) and the global
   random states are left untouched (the loader draws its seed from its own generator).
 
@@ -28,6 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from geobridge.images import open_image
 from geobridge.models.device import autocast, model_device, resolve_precision
 from geobridge.views import View
 
@@ -82,15 +85,6 @@ class ImageEncoding:
     skipped: dict[str, str] = field(default_factory=dict)  # input name -> reason
 
 
-def load_rgb(path: str | Path) -> Any:
-    """Open an image file fully decoded as RGB (truncated files raise here, not later)."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        image.load()
-        return image.convert("RGB")
-
-
 def input_name(image: ImageInput, position: int) -> str:
     """How an input is named in warnings and errors: its path, else the PIL file name or position."""
     if isinstance(image, (str, Path)):
@@ -111,7 +105,7 @@ class _ImageInputs(Dataset):
     def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str | None]:
         image = self.images[index]
         try:
-            pil = load_rgb(image) if isinstance(image, (str, Path)) else image.convert("RGB")
+            pil = open_image(image) if isinstance(image, (str, Path)) else image.convert("RGB")
             return index, self.transform(pil), None
         except Exception as err:  # any decoding failure: the input is skipped, with the reason
             return index, None, f"{type(err).__name__}: {err}"

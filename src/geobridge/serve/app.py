@@ -23,6 +23,7 @@ import anyio
 import anyio.to_thread
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from geobridge.images import ImageError, open_image
 from geobridge.retrieval.gallery import QueryError
 from geobridge.serve.guard import BodyTimeout, ClientGuard, ClientLimits
 from geobridge.serve.holder import GalleryHolder, GalleryUnavailable
@@ -172,7 +173,7 @@ def create_app(gallery_dir: str | Path, model: Any = None, limits: UploadLimits 
             return error_response(404, "unknown_id", f"no gallery entry with id {entry_id!r}")
         try:
             data = _thumbnail(path)
-        except OSError as err:
+        except ImageError as err:  # missing, unreadable, over the pixel budget
             return error_response(404, "image_unavailable", f"the image of {entry_id!r} cannot be read: {err}")
         return Response(data, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
@@ -287,10 +288,6 @@ def _response(result, gallery, query_name: str | None = None) -> dict[str, Any]:
 
 
 def _thumbnail(path: Path) -> bytes:
-    from PIL import Image
-
-    with Image.open(path) as image:
-        image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
-        out = io.BytesIO()
-        image.convert("RGB").save(out, format="PNG")
+    out = io.BytesIO()
+    open_image(path, max_side=THUMBNAIL_PX).save(out, format="PNG")
     return out.getvalue()

@@ -1,21 +1,20 @@
 """Checks on what a client sends before any of it reaches the model.
 
 An upload is read in chunks with a hard byte limit (a request announcing more in its
-Content-Length is refused before its body is read), kept in memory only, and decoded as an image
-under a pixel limit that is checked from the header before the pixels are decompressed (so a
-"decompression bomb" never allocates). Every refusal is an ``UploadError`` carrying the HTTP
+Content-Length is refused before its body is read), kept in memory only, and decoded under the image policy of :mod:`geobridge.images`
+(a pixel limit checked from the header before the pixels are decompressed, so a "decompression
+bomb" never allocates; a large JPEG decoded at a reduced scale). Every refusal is an ``UploadError`` carrying the HTTP
 status and a message that says what is wrong and what is accepted.
 """
 
 from __future__ import annotations
 
-import io
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import AsyncIterator
 
+from geobridge.images import ImageError, default_max_pixels, image_header, open_image
+
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-DEFAULT_MAX_PIXELS = 40_000_000  # e.g. 8000 x 5000; far above any query image
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
 
 
@@ -34,7 +33,7 @@ class UploadError(Exception):
 @dataclass(frozen=True)
 class UploadLimits:
     max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_pixels: int = field(default_factory=default_max_pixels)  # $GEOBRIDGE_MAX_PIXELS or 40 Mpx
 
 
 def check_content_length(header: str | None, limits: UploadLimits) -> None:
@@ -60,38 +59,28 @@ async def read_limited(chunks: AsyncIterator[bytes], limits: UploadLimits) -> by
 
 
 def decode_image(data: bytes, limits: UploadLimits, name: str = "upload"):
-    """Decode bytes into an RGB PIL image, or raise UploadError saying why not."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not data:
-        raise UploadError(400, "empty_image", f"{name} is empty: send a PNG or JPEG image")
+    """Decode bytes into an RGB PIL image under the image policy (:mod:`geobridge.images`: the
+    pixel budget is checked from the header; a large JPEG is decoded at a reduced scale), or
+    raise UploadError saying why not."""
     if len(data) > limits.max_bytes:
         raise UploadError(413, "too_large", _too_large(len(data), limits))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width * height > limits.max_pixels:
-                raise UploadError(
-                    413, "too_many_pixels",
-                    f"{name} is {width} x {height} = {width * height:,} pixels, more than the "
-                    f"{limits.max_pixels:,} allowed (decompression bomb guard); send a smaller image",
-                )
-            if image.format not in ACCEPTED_FORMATS:
+        with image_header(data, name) as header:
+            if header.format not in ACCEPTED_FORMATS:
                 raise UploadError(415, "unsupported_format",
-                                  f"{name} is {image.format}; accepted: {', '.join(ACCEPTED_FORMATS)}")
-            image.load()
-            return image.convert("RGB")
-    except UploadError:
-        raise
-    except UnidentifiedImageError:
-        raise UploadError(415, "not_an_image",
-                          f"{name} is not an image PIL can read; accepted: {', '.join(ACCEPTED_FORMATS)}") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise UploadError(413, "too_many_pixels", f"{name} is a decompression bomb: {err}") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as err:
-        raise UploadError(400, "corrupt_image", f"{name} is truncated or corrupt ({err}); send the whole file") from None
+                                  f"{name} is {header.format}; accepted: {', '.join(ACCEPTED_FORMATS)}")
+        return open_image(data, max_pixels=limits.max_pixels, name=name)
+    except ImageError as err:
+        status, code, advice = _REFUSALS.get(err.code, (400, "corrupt_image", ""))
+        raise UploadError(status, code, f"{err}{advice}") from None
+
+
+#: ImageError code -> HTTP status, refusal code, what is accepted
+_REFUSALS: dict[str, tuple[int, str, str]] = {
+    "empty": (400, "empty_image", ""),
+    "not_an_image": (415, "not_an_image", f" (accepted: {', '.join(ACCEPTED_FORMATS)})"),
+    "too_many_pixels": (413, "too_many_pixels", ""),
+}
 
 
 def release_memory() -> None:

@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from geobridge.atomic import atomic_path
+from geobridge.images import open_image
 from geobridge.records import read_manifest
 
 SHEET_VIEWS: tuple[str, ...] = ("satellite", "drone", "street", "map")
+SHEET_MAX_SIDE = 512  # a sheet cell is ~2 inches: larger images are read reduced
 
 
 def pick_sheet_locations(locations: list, count: int) -> list:
@@ -47,7 +49,6 @@ def make_contact_sheet(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from PIL import Image
 
     locations = read_manifest(manifest)
     if not locations:
@@ -65,7 +66,7 @@ def make_contact_sheet(
             ax = axes[i][j]
             path = loc.path(view)
             if path is not None and Path(path).exists():
-                ax.imshow(np.asarray(Image.open(path).convert("RGB")))
+                ax.imshow(np.asarray(open_image(path, max_side=SHEET_MAX_SIDE)))
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:

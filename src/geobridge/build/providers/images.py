@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from geobridge.build.providers.base import ProviderError
+from geobridge.images import ImageError, open_image
 
 _MAGIC = {
     b"\x89PNG\r\n\x1a\n": "png",
@@ -41,19 +42,13 @@ def describe_non_image(data: bytes, content_type: str | None = None) -> str:
     return f"server returned {len(data)} bytes that are not a PNG/JPEG/WebP image (content-type {content_type or 'unknown'})"
 
 
-def decode_rgb(data: bytes, what: str = "image") -> np.ndarray:
-    """(H,W,3) uint8 RGB from encoded bytes; `ProviderError` when it is not a decodable image."""
-    import cv2
-
+def decode_rgb(data: bytes, what: str = "image", max_side: int | None = None) -> np.ndarray:
+    """(H,W,3) uint8 RGB from encoded bytes under the image policy (:mod:`geobridge.images`: pixel
+    budget, large JPEGs decoded at a reduced scale, at most ``max_side`` pixels a side);
+    `ProviderError` when it is not a decodable image or declares too many pixels."""
     if image_kind(data) is None:
         raise ProviderError(f"{what}: {describe_non_image(data)}")
-    array = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if array is None:
-        raise ProviderError(f"{what}: image data is corrupt or truncated")
-    if array.ndim == 2:
-        array = cv2.cvtColor(array, cv2.COLOR_GRAY2RGB)
-    elif array.shape[2] == 4:
-        array = cv2.cvtColor(array, cv2.COLOR_BGRA2RGB)
-    else:
-        array = cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
-    return array
+    try:
+        return np.asarray(open_image(data, max_side=max_side, name=what))
+    except ImageError as err:
+        raise ProviderError(str(err)) from None

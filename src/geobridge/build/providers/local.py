@@ -3,13 +3,16 @@
 Panorama catalogue (CSV or JSON list of objects), one row per panorama:
 ``id, lat, lon, heading, path`` where ``path`` is relative to the catalogue's folder (or
 absolute) and ``heading`` is the compass direction of the image's first column (optional, 0).
-Rows that are broken (missing fields, non-numbers, coordinates out of range, duplicate ids) are
-skipped with a reason naming the row, and the rest is used.
+Rows that are broken (missing fields, non-numbers, coordinates out of range, duplicate ids,
+bytes that are not UTF-8) are skipped with a reason naming the row, and the rest is used. The
+catalogue is read as UTF-8 (a BOM allowed); there is no fallback encoding, since guessing one
+would silently turn a Latin-1 file name into a path that does not exist.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import sqlite3
@@ -40,26 +43,32 @@ class LocalPanoramaCatalogue:
         self._load()
 
     def _rows(self) -> list[dict]:
+        raw = self.catalogue.read_bytes()
         if self.catalogue.suffix.lower() == ".json":
             try:
-                data = json.loads(self.catalogue.read_text())
+                data = json.loads(raw.decode("utf-8-sig"))
+            except UnicodeDecodeError as err:
+                line = raw[: err.start].count(b"\n") + 1
+                raise ProviderError(f"panorama catalogue {self.catalogue.name} line {line}: byte "
+                                    f"0x{raw[err.start]:02x} is not UTF-8; save the catalogue as UTF-8") from None
             except ValueError as err:
                 raise ProviderError(f"panorama catalogue {self.catalogue.name} is not valid JSON: {err}") from err
             if isinstance(data, dict):
                 data = data.get("panoramas", [])
             return [row if isinstance(row, dict) else {} for row in data]
-        with self.catalogue.open(newline="") as fh:
-            reader = csv.DictReader(fh)
-            missing = [c for c in ("id", "lat", "lon", "path") if c not in (reader.fieldnames or [])]
-            if missing:
-                raise ProviderError(f"panorama catalogue {self.catalogue.name} lacks column(s) {', '.join(missing)}")
-            return list(reader)
+        # undecodable bytes are kept as surrogates, so only the rows holding them are refused (_load)
+        reader = csv.DictReader(io.StringIO(raw.decode("utf-8-sig", errors="surrogateescape"), newline=""))
+        missing = [c for c in ("id", "lat", "lon", "path") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ProviderError(f"panorama catalogue {self.catalogue.name} lacks column(s) {', '.join(missing)}")
+        return list(reader)
 
     def _load(self) -> None:
         seen: set[str] = set()
         for number, row in enumerate(self._rows(), start=1):
             where = f"{self.catalogue.name} row {number}"
             try:
+                _check_utf8(row)
                 pano_id = str(row.get("id") or "").strip()
                 if not pano_id:
                     raise ValueError("no id")
@@ -93,6 +102,16 @@ class LocalPanoramaCatalogue:
         if image_kind(data) is None:
             raise ProviderError(f"panorama {panorama.id}: {path.name} is not an image ({describe_non_image(data)})")
         return data
+
+
+def _check_utf8(row: dict) -> None:
+    """Refuse a catalogue row holding bytes that were not UTF-8 (decoded as surrogates)."""
+    for value in row.values():
+        text = value if isinstance(value, str) else ""
+        bad = next((c for c in text if "\udc80" <= c <= "\udcff"), None)
+        if bad is not None:
+            raise ValueError(f"byte 0x{ord(bad) - 0xDC00:02x} in {text.encode('utf-8', 'surrogateescape')!r} is not UTF-8; "
+                             "save the catalogue as UTF-8")
 
 
 class XYZDirectory:
