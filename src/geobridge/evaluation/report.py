@@ -130,8 +130,8 @@ def _thumbnail(path: str | Path | None, size: int, embed: bool, page_dir: Path) 
     try:
         image = open_image(path, max_side=size * 2)
         image.thumbnail((size * 2, size))
-            buffer = io.BytesIO()
-            image.save(buffer, format="JPEG", quality=85)
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=85)
     except (OSError, ValueError):
         return f'<div class="missing">unreadable<br>{html.escape(path.name)}</div>'
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
