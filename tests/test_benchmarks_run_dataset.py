@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -196,3 +197,19 @@ def test_loader_option_errors(model, roots):
         evaluate_model_on_dataset(model, "vigor", roots["vigor"], progress=False, loader_options={"foo": 1})
     with pytest.raises(ValueError, match="mode given both in loader_options and as keywords"):
         evaluate_model_on_dataset(model, "vigor", roots["vigor"], progress=False, loader_options={"mode": "same"}, mode="cross")
+
+
+def test_an_empty_text_query_is_a_miss_in_every_denominator(model, tmp_path):
+    """It used to vanish from the query set (n_query N - 1, no note)."""
+    from geobridge.records import read_manifest, write_manifest
+
+    root = write_fixture("world", tmp_path / "world", n_locations=N)
+    locations = read_manifest(root)
+    test_ids = [loc.id for loc in locations if loc.split == "test"]
+    blank = test_ids[0]
+    locations = [dataclasses.replace(loc, text="  ") if loc.id == blank else loc for loc in locations]
+    write_manifest(locations, Path(root) / "manifest.parquet")
+    result = evaluate_model_on_dataset(model, "world", root, directions="T2S", progress=False)["T2S"]
+    assert result.n_query == len(test_ids)
+    assert any("1 empty text query(ies) count as misses" in note for note in result.notes)
+    assert result.per_query["rank"][0] == -1  # the blank one is the first query: it matches nothing

@@ -128,9 +128,10 @@ def subset(images: ImageSet, keep: Sequence[int]) -> ImageSet:
 
 def embed_set(model: Any, images: ImageSet, options: EmbedOptions = EmbedOptions()) -> EmbeddedSet:
     """Embed an image set (or a text set) into :class:`Embeddings` carrying its ids and coordinates."""
-    if images.view is View.TEXT:
-        emb = encode_texts(model, images.texts or [], options)
-        kept_positions = list(range(len(images)))
+    if images.view is View.TEXT:  # an empty text says nothing: it is skipped like an unreadable image
+        texts = images.texts or []
+        kept_positions = [i for i, text in enumerate(texts) if str(text).strip()]
+        emb = encode_texts(model, [texts[i] for i in kept_positions], options)
     else:
         encoding = encode_images(model, images.paths or [], images.view, options,
                                  desc=f"embed {images.view.value}")
@@ -225,8 +226,8 @@ def evaluate_model_on_dataset(
     ``protocol`` overrides the benchmark's default; ``tta="flip"`` averages each image with its
     mirror; ``precision`` and ``num_workers`` go to the embedding engine, which runs on the model's
     device. A model lacking a tower for a needed view is an error naming it, before any work. An
-    unreadable query image counts as a miss; an unreadable gallery image is left out (its queries
-    then miss); the result's notes say how many of each.
+    unreadable query image or an empty text query counts as a miss; an unreadable gallery image or
+    empty gallery text is left out (its queries then miss); the result's notes say how many of each.
     """
     twice = sorted(set(loader_options or {}) & set(options))
     if twice:
@@ -270,9 +271,11 @@ def evaluate_model_on_dataset(
             if n:
                 result.notes.append(f"{n} listed {what} file(s) missing from the dataset were skipped")
         if query.skipped:
-            result.notes.append(f"{query.skipped} unreadable query image(s) count as misses")
+            what = "empty text query(ies)" if query_set.view is View.TEXT else "unreadable query image(s)"
+            result.notes.append(f"{query.skipped} {what} count as misses")
         if gallery.skipped:
-            result.notes.append(f"{gallery.skipped} unreadable gallery image(s) were left out")
+            what = "empty gallery text(s)" if gallery_parts[0].view is View.TEXT else "unreadable gallery image(s)"
+            result.notes.append(f"{gallery.skipped} {what} were left out")
         scored = query.images
         if "query_row" in result.per_query:  # multi-query: one fused query per label, at its first row
             scored = subset(query.images, result.per_query["query_row"].tolist())

@@ -51,9 +51,12 @@ class LocationBenchmark(Benchmark):
         ordered = [d for d in GEOBRIDGE_DIRECTIONS if d in possible]
         return ordered + [d for d in possible if d not in ordered]
 
-    def location_set(self, view: View, split: str | None = None) -> ImageSet:
-        """Every location of the split that has ``view``: its image (or text), id and coordinates."""
-        chosen = [loc for loc in self.locations(split) if loc.has(view)]
+    def location_set(self, view: View, split: str | None = None, queries: bool = False) -> ImageSet:
+        """Every location of the split that has ``view``: its image (or text), id and coordinates.
+        As ``queries`` of a text direction, a location whose text is empty is kept too (it is a
+        query that must count as a miss, not vanish from the denominators)."""
+        keep_empty = queries and view is View.TEXT
+        chosen = [loc for loc in self.locations(split) if keep_empty or loc.has(view)]
         if not chosen:
             raise ValueError(
                 f"{self.name}: no location of split {split or self.split!r} has a {view.value} view"
@@ -72,7 +75,7 @@ class LocationBenchmark(Benchmark):
         return ImageSet(view=view, ids=ids, paths=paths, lat=lat, lon=lon)
 
     def query_set(self, direction: Direction | str) -> ImageSet:
-        return self.location_set(self.check_direction(direction).query)
+        return self.location_set(self.check_direction(direction).query, queries=True)
 
     def gallery_set(self, direction: Direction | str) -> ImageSet:
         return self.location_set(self.check_direction(direction).gallery)
