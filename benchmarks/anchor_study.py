@@ -164,7 +164,8 @@ def main() -> None:
     setups = SETUPS
     if args.smoke:
         tiny = dict(FINAL_WORLD, locations=60, world_size_m=800.0, regions=4, test_regions=1, size=32)
-        setups = [replace(s, world=tiny, overrides=["optim.max_steps=2", "data.batch_size=8"]) for s in SETUPS if s.name == "final"]
+        setups = [replace(s, world=tiny, overrides=["optim.max_steps=2", "data.batch_size=8"], variants=("image-only", "geobridge"))
+                  for s in SETUPS if s.name == "final"]
         args.setups, args.cache, args.out = ["final"], None, None
     unknown = sorted(set(args.setups) - {s.name for s in SETUPS})
     if unknown:

@@ -76,7 +76,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--crops", type=int, default=400)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".md"))
+    parser.add_argument("--smoke", action="store_true", help="seconds: tiny sizes, prints the table, writes no file")
     args = parser.parse_args()
+    if args.smoke:
+        args.crops, args.out = 8, None
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_crops(Path(tmp), args.crops)
         mb = sum(p.stat().st_size for p in paths) / 1e6
@@ -114,7 +117,8 @@ def main() -> None:
         verdict = "ok" if capacity >= 200 else "below"
         lines.append(f"| {name} | {wall:.2f} | {args.crops / wall:.0f} | {cpu_ms:.2f} | {capacity:.0f} | "
                      f"{ref_cpu / cpu:.1f}x | {verdict} |")
-    args.out.write_text("\n".join(lines) + "\n")
+    if args.out is not None:
+        args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

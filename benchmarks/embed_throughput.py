@@ -34,8 +34,9 @@ import torch
 from PIL import Image
 
 from geobridge.configs import resolve_config
+from geobridge.images import open_image
 from geobridge.models import create_model
-from geobridge.models.embedder import EmbedOptions, encode_images, load_rgb
+from geobridge.models.embedder import EmbedOptions, encode_images
 from geobridge.train.config import TrainConfig
 from geobridge.views import View
 
@@ -76,14 +77,14 @@ def old_loop(model: Any, paths: list[Path]) -> None:
     transform = model.image_transform(View.SATELLITE)
     with torch.no_grad():
         for start in range(0, len(paths), BATCH):
-            batch = torch.stack([transform(load_rgb(p)) for p in paths[start : start + BATCH]])
+            batch = torch.stack([transform(open_image(p)) for p in paths[start : start + BATCH]])
             model.encode(View.SATELLITE, batch)
 
 
 def decode_only(model: Any, paths: list[Path]) -> None:
     transform = model.image_transform(View.SATELLITE)
     for path in paths:
-        transform(load_rgb(path))
+        transform(open_image(path))
 
 
 def best_of(runs: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
@@ -108,7 +109,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_tiles(Path(tmp), n)
         transform = model.image_transform(View.SATELLITE)
-        pixels = torch.stack([transform(load_rgb(p)) for p in paths])
+        pixels = torch.stack([transform(open_image(p)) for p in paths])
         floor(model, pixels[: 4 * BATCH])  # warm-up: first-call allocations and thread start-up
         seconds = best_of({
             "floor": lambda: floor(model, pixels),

@@ -136,7 +136,11 @@ def main() -> None:
     parser.add_argument("--reference-queries", type=int, default=300, help="subsample timed for the reference")
     parser.add_argument("--large-memory", action="store_true", help="also measure 50,000 x 100,000 x 768 peak RSS")
     parser.add_argument("--out", type=Path, default=HERE / "eval_u1652.md")
+    parser.add_argument("--smoke", action="store_true", help="seconds: tiny sizes, prints the table, writes no file")
     args = parser.parse_args()
+    if args.smoke:
+        args.queries, args.gallery, args.dim, args.repeats, args.reference_queries, args.out = 200, 300, 32, 1, 20, None
+        args.large_memory = False
 
     load = os.getloadavg()
     rows = []
@@ -198,8 +202,11 @@ def main() -> None:
             f"(baseline with data {large['baseline_mb']:.0f} MB; the data alone is {large['data_mb']:.0f} MB); target < 4096 MB.",
         ]
     lines.append("")
-    args.out.write_text("\n".join(lines))
-    print(f"wrote {args.out}")
+    if args.out is None:
+        print("\n".join(lines))
+    else:
+        args.out.write_text("\n".join(lines))
+        print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -136,7 +136,11 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, default=65_536, help="FAISS caps PQ training at 256 x 256 points")
     parser.add_argument("--one-by-one", type=int, default=1000, help="queries also timed one at a time")
     parser.add_argument("--out", type=Path, default=HERE / "faiss_million.md")
+    parser.add_argument("--smoke", action="store_true", help="seconds: tiny sizes, prints the table, writes no file")
     args = parser.parse_args()
+    if args.smoke:  # IVF16 trains on 39 x 16 points at least; PQ8 on 256
+        args.n, args.dim, args.clusters, args.queries, args.exact_queries = 4_000, 32, 20, 50, 50
+        args.index, args.nprobe, args.train_size, args.one_by_one, args.out = "IVF16,PQ8", "4", 2_000, 5, None
 
     import faiss
 
@@ -250,7 +254,8 @@ def write_report(args, started, gen_s, rss0, rss_data, exact_run, rows, load_bef
         "",
         NOTES,
     ]
-    args.out.write_text("\n".join(lines))
+    if args.out is not None:
+        args.out.write_text("\n".join(lines))
     print("\n".join(lines))
 
 

@@ -82,13 +82,18 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".md"))
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one case as JSON
+    parser.add_argument("--smoke", action="store_true", help="seconds: 16 px images, batches 8 / 16 (micro 8), writes no file")
     args = parser.parse_args()
+    cases = CASES
+    if args.smoke:
+        args.size, args.out = 16, None
+        cases = (("plain, batch 8", 8, None), ("grad cache, batch 16 (micro 8)", 16, 8))
     if args.one:
         batch, micro = json.loads(args.one)
         print(json.dumps(measure(args.model, batch, micro, args.size)))
         return
     rows = []
-    for label, batch, micro in CASES:
+    for label, batch, micro in cases:
         output = subprocess.run(
             [sys.executable, __file__, "--model", args.model, "--size", str(args.size), "--one", json.dumps([batch, micro])],
             check=True, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
@@ -117,7 +122,8 @@ def main() -> None:
         lines.append(f"| {label} | {batch} | {r['step_peak_mb']:.1f} | {r['step_peak_mb'] / reference:.2f}x | "
                      f"{r['inputs_mb']:.1f} | {r['seconds']:.2f} |")
     lines += ["", "Target (issue 3): grad cache at 512 within 1.3x of plain 32."]
-    args.out.write_text("\n".join(lines) + "\n")
+    if args.out is not None:
+        args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -96,7 +96,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".md"))
+    parser.add_argument("--smoke", action="store_true", help="seconds: 1 step, writes no file (the two gloo processes still run)")
     args = parser.parse_args()
+    if args.smoke:
+        args.steps, args.out = 1, None
 
     rows = []
     single = measure(GLOBAL_BATCH, args.steps)
@@ -125,7 +128,8 @@ def main() -> None:
         share = r["loss"] / r["step"]
         lines.append(f"| {name} | {threads} | {r['step'] * 1e3:.1f} | {r['loss'] * 1e3:.2f} | {share:.2%} | < 5% {'ok' if share < 0.05 else 'MISSED'} |")
     text = "\n".join(lines) + "\n"
-    args.out.write_text(text, encoding="utf-8")
+    if args.out is not None:
+        args.out.write_text(text, encoding="utf-8")
     print(text)
 
 

@@ -68,7 +68,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--big-world-m", type=float, default=4000.0)
     parser.add_argument("--out", type=Path, default=HERE / "world_render.md")
+    parser.add_argument("--smoke", action="store_true", help="seconds: tiny sizes, prints the table, writes no file")
     args = parser.parse_args()
+    if args.smoke:
+        args.locations, args.size, args.workers, args.big_world_m, args.out = 6, 32, 1, 600.0, None
 
     from geobridge.world.dataset import generate_world_dataset
     from geobridge.world.describe import describe_location
@@ -149,7 +152,8 @@ def main() -> None:
         f"Goal: under 2048 MB -> {'met' if big_peak_mb < 2048 else 'NOT met'}.",
         "",
     ]
-    args.out.write_text("\n".join(lines))
+    if args.out is not None:
+        args.out.write_text("\n".join(lines))
     print("\n".join(lines))
 
 

@@ -99,3 +99,24 @@ def test_bad_input_is_one_line_error(gallery_dir, model_dir, tiny_world_dir, tmp
         assert message in result.stderr, (args, result.stderr)
         assert result.stderr.strip().startswith("error:") and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "g").exists()  # no half-written gallery
+
+
+def test_build_calibrates_the_estimate_and_locate_prints_it(gallery_dir, tiny_world_dir, tmp_path):
+    calibration = json.loads((gallery_dir / "calibration.json").read_text())
+    assert {"drone", "street", "text"} <= set(calibration["views"])  # the test split's other views
+    assert calibration["views"]["drone"]["split"] == "test" and calibration["views"]["drone"]["coverage"] == 0.8
+    query = read_manifest(tiny_world_dir, split="test")[0]
+    result = run("locate", query.path("drone"), "--gallery", gallery_dir, "--view", "drone", "--k", "2",
+                 "--manifest", tiny_world_dir)
+    assert result.exit_code == 0, result.output
+    assert "(80% of held-out places fall inside), error" in result.stdout
+    payload = json.loads(run("locate", query.path("drone"), "--gallery", gallery_dir, "--view", "drone",
+                             "--k", "1", "--json").stdout)
+    assert payload[0]["estimate"]["radius_m"] == calibration["views"]["drone"]["radius_m"]
+    own = tmp_path / "own"
+    shutil.copytree(gallery_dir, own)
+    result = run("gallery", "calibrate", "--gallery", own, "--manifest", tiny_world_dir, "--view", "drone",
+                 "--coverage", "0.9")
+    assert result.exit_code == 0, result.output
+    assert "drone: 90% of held-out places within" in result.stdout
+    assert json.loads((own / "calibration.json").read_text())["views"]["drone"]["coverage"] == 0.9

@@ -58,7 +58,7 @@ def test_directory_layout_and_summary(built, locations):
     assert summary["size"] == len(locations) and summary["view"] == "satellite" and summary["index"] == "exact"
     assert summary["query_views"] == ["drone", "street", "satellite", "map", "text"]
     assert summary["bounds"]["south"] == pytest.approx(min(loc.lat for loc in locations))
-    assert list(gallery.metadata.columns) == ["id", "lat", "lon", "path"]
+    assert list(gallery.metadata.columns) == ["id", "lat", "lon", "path", "size_m"]
 
 
 def test_each_satellite_image_finds_itself_first_with_zero_error(built, locations):

@@ -1,4 +1,4 @@
-"""Commands of the retrieval job: `geobridge gallery build|add|info` and `geobridge locate`."""
+"""Commands of the retrieval job: `geobridge gallery build|add|info|calibrate` and `geobridge locate`."""
 
 from __future__ import annotations
 
@@ -26,11 +26,12 @@ def register(app: typer.Typer) -> None:
 
 def _user_errors() -> tuple[type[Exception], ...]:
     from geobridge.records import ManifestError
+    from geobridge.retrieval.calibration import CalibrationError
     from geobridge.retrieval.gallery import GalleryError, QueryError
     from geobridge.retrieval.index import SearchIndexError
     from geobridge.retrieval.sources import SourceError
 
-    return (GalleryError, QueryError, SearchIndexError, SourceError, ManifestError)
+    return (GalleryError, QueryError, SearchIndexError, SourceError, ManifestError, CalibrationError)
 
 
 def _load_model(model_dir: Path, device: str):
@@ -59,6 +60,9 @@ def build(
     tta: Optional[str] = typer.Option(None, "--tta", help="Test-time augmentation: 'flip' averages with the mirrored image."),
     nprobe: int = typer.Option(16, "--nprobe", min=1, help="IVF lists visited per query (FAISS IVF only)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate",
+                                   help="From a manifest: calibrate the location estimate's radius on the "
+                                   "held-out split's other views (see `gallery calibrate`)."),
     device: str = device_option(),
     precision: str = precision_option(),
     workers: Optional[int] = workers_option(),
@@ -88,7 +92,75 @@ def build(
         remove_shards(shard_dir_for(out))
         typer.echo(f"gallery {out}: {len(gallery)} {gallery.info.view} entries, index {gallery.info.index}, "
                    f"dim {gallery.info.dim}")
+        if calibrate:
+            _calibrate_after_build(gallery, images, split)
     release(ranks)
+
+
+def _calibrate_after_build(gallery, images: Path, split: Optional[str]) -> None:
+    """Calibrate on the held-out split's other views when the images came with a manifest."""
+    from geobridge.records import read_manifest
+    from geobridge.retrieval.calibration import calibrate_gallery, describe, held_out_split, query_views
+
+    if not (images.is_file() or (images / "manifest.parquet").exists()):
+        return
+    try:
+        places = read_manifest(images)
+        chosen = split or held_out_split(places)
+        places = [p for p in places if p.split == chosen]
+        views = [v for v in query_views(gallery) if sum(p.has(v) for p in places) >= 2]
+        if not views:
+            return
+        calibration = calibrate_gallery(gallery, places, views, split=chosen or "")
+        gallery.set_calibration(calibration)
+    except _user_errors() as err:
+        typer.echo(f"no calibration of the location estimate: {err}")
+        return
+    for view in views:
+        typer.echo(f"estimate radius, {describe(calibration.views[view])}")
+
+
+@gallery_app.command("calibrate")
+def calibrate_command(
+    gallery: Path = typer.Option(..., "--gallery", help="Gallery folder."),
+    manifest: Path = typer.Option(..., "--manifest",
+                                  help="Manifest (or dataset folder) of queries with known places."),
+    view: list[str] = typer.Option(..., "--view",
+                                   help="Query view(s) to calibrate: drone, street, ..., text."),
+    split: Optional[str] = typer.Option(None, "--split",
+                                        help="Queries of this split (default: the gallery's own places)."),
+    coverage: float = typer.Option(0.8, "--coverage", min=0.01, max=0.99,
+                                   help="Share of held-out places the radius must hold."),
+    top: int = typer.Option(5, "--top", min=1, help="Matches the estimate is weighted from."),
+    temperature: float = typer.Option(0.05, "--temperature", min=1e-4,
+                                      help="Softmax temperature over the cosine scores."),
+    device: str = device_option(),
+) -> None:
+    """Measure the radius the location estimate holds at on queries whose place is known.
+
+    Writes GALLERY/calibration.json: per view, the split-conformal radius (the ceil((n+1)c)-th
+    smallest error of the score-weighted estimate), a 2-fold check and the median error."""
+    from geobridge.records import read_manifest
+    from geobridge.retrieval.calibration import calibrate_gallery, describe, held_out_split
+    from geobridge.retrieval.gallery import Gallery
+
+    checked_device(device)
+    try:
+        opened = Gallery.load(gallery, device=device)
+        places = read_manifest(manifest)
+        own = [p for p in places if opened.path_of(p.id) is not None]
+        if split is None and own:
+            places, label = own, ",".join(sorted({p.split for p in own}))
+        else:
+            label = split or held_out_split(places) or ""
+            places = [p for p in places if p.split == label]
+        calibration = calibrate_gallery(opened, places, view, coverage=coverage, split=label,
+                                        top=top, temperature=temperature)
+        opened.set_calibration(calibration)
+    except _user_errors() as err:
+        raise fail(str(err)) from None
+    for name in calibration.views:
+        typer.echo(f"estimate radius, {describe(calibration.views[name])}")
 
 
 @gallery_app.command("add")
@@ -136,7 +208,7 @@ def locate(
     view: Optional[str] = typer.Option(None, "--view", help="View of the query images: drone, street, satellite, map, ground."),
     text: Optional[str] = typer.Option(None, "--text", help="A description of the place instead of images."),
     k: int = typer.Option(5, "--k", min=1, help="How many places to return per query."),
-    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results (and each estimate) as JSON."),
     true_lat: Optional[float] = typer.Option(None, "--true-lat",
                                              help="True latitude of the query (adds error_m; default: a photo's GPS)."),
     true_lon: Optional[float] = typer.Option(None, "--true-lon", help="True longitude of the query (adds error_m)."),
@@ -144,7 +216,7 @@ def locate(
     tta: Optional[str] = typer.Option(None, "--tta", help="'flip' averages each image with its mirror."),
     device: str = device_option(),
 ) -> None:
-    """Where was this taken? Rank the gallery's places for image or text queries."""
+    """Where was this taken? Rank the gallery's places and estimate one position with a radius."""
     from geobridge.retrieval.gallery import Gallery
 
     if bool(images) == (text is not None):
@@ -218,3 +290,17 @@ def _print_result(result) -> None:
             row.append(f"{match.error_m:.1f}")
         table.add_row(*row)
     console.print(table)
+    if result.estimate is not None:
+        console.print(_estimate_line(result.estimate), highlight=False, soft_wrap=True)
+
+
+def _estimate_line(estimate) -> str:
+    """The estimate in one line: centre, radius, and the rate it holds at (or that it is uncalibrated)."""
+    line = f"estimate {estimate.lat:.6f}, {estimate.lon:.6f} within {estimate.radius_m:,.0f} m"
+    if estimate.coverage is None:
+        line += " (spread of the top matches; uncalibrated: run `geobridge gallery calibrate`)"
+    else:
+        line += f" ({estimate.coverage:.0%} of held-out places fall inside)"
+    if estimate.error_m is not None:
+        line += f", error {estimate.error_m:,.1f} m"
+    return line

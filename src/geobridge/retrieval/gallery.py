@@ -5,10 +5,13 @@ Layout of a gallery directory::
     GALLERY/
       gallery.json       format version, view, index spec and search parameters, size, dimension,
                          and the model reference (path, name, config hash, weights hash)
-      metadata.parquet   one row per entry, in index order: id, lat, lon, path
+      metadata.parquet   one row per entry, in index order: id, lat, lon, path,
+                         size_m (the image's ground footprint side in metres, NaN when not known)
       index.npy          (exact search)  N x D float32 L2-normalised embeddings
       index.faiss        (FAISS search)  the FAISS index
       checksums.json     SHA-256 of each file above, verified on load
+      calibration.json   (optional) the location estimate's radius per query view
+                         (:mod:`geobridge.retrieval.calibration`)
 
 ``Gallery.build`` embeds the images of one view with a model, ``Gallery.add`` embeds and
 appends more (without re-embedding the rest or re-training a FAISS index), ``Gallery.load``
@@ -31,6 +34,8 @@ from geobridge.atomic import atomic_directory, atomic_write_text, recover_direct
 from geobridge.geo import haversine_m
 from geobridge.records import Location
 from geobridge.models.embedder import EmbedOptions, encode_images, encode_texts, input_name
+from geobridge.retrieval.calibration import Calibration, CalibrationError, load_calibration, save_calibration
+from geobridge.retrieval.estimate import DEFAULT_TEMPERATURE, DEFAULT_TOP, Estimate, estimate_position
 from geobridge.retrieval.index import Index, create_index, load_index
 from geobridge.retrieval.sharded import encode_sharded
 from geobridge.views import View
@@ -117,6 +122,7 @@ class QueryResult:
     matches: list[Match]
     true_lat: float | None = None
     true_lon: float | None = None
+    estimate: Estimate | None = None  # one position with a radius, from the top matches
 
     @property
     def best(self) -> Match:
@@ -128,6 +134,7 @@ class QueryResult:
             "view": self.view,
             "true_lat": self.true_lat,
             "true_lon": self.true_lon,
+            "estimate": None if self.estimate is None else self.estimate.to_dict(),
             "matches": [m.to_dict() for m in self.matches],
         }
 
@@ -174,6 +181,7 @@ class Gallery:
         self._model = model
         self.device = device
         self._position_of_id = {str(i): n for n, i in enumerate(self.metadata["id"])}
+        self.calibration: Calibration | None = None
 
     # ----------------------------------------------------------------- building and storage
     @classmethod
@@ -246,6 +254,7 @@ class Gallery:
         self.metadata = pd.concat([self.metadata, new_rows], ignore_index=True) if len(self.metadata) else new_rows
         self._position_of_id = {str(i): n for n, i in enumerate(self.metadata["id"])}
         self.info.size = len(self.metadata)
+        self.calibration = None  # its radius was measured on the old contents
         return len(kept)
 
     def save(self, folder: str | Path) -> Path:
@@ -258,6 +267,8 @@ class Gallery:
             names = [INFO_FILE, METADATA_FILE, self.index.file_name]
             sums = {name: file_sha256(tmp / name) for name in names}
             atomic_write_text(tmp / CHECKSUM_FILE, json.dumps(sums, indent=2, sort_keys=True))
+            if self.calibration is not None and self.calibration.gallery_size == self.info.size:
+                save_calibration(tmp, self.calibration)
         self.folder = folder
         if self.info.index == "exact":  # re-open memory-mapped from the new files
             self.index = load_index(folder, "exact", dim=self.info.dim)
@@ -290,9 +301,19 @@ class Gallery:
                 f"{info.size} recorded; rebuild it"
             )
         gallery = cls(info, index, metadata, folder=folder, device=device)
+        try:
+            gallery.calibration = load_calibration(folder, info.size)
+        except CalibrationError as err:
+            raise GalleryCorruptError(str(err)) from None
         if model is not None:
             gallery.use_model(model)
         return gallery
+
+    def set_calibration(self, calibration: Calibration) -> None:
+        """Estimate with ``calibration`` from now on, and store it in the gallery folder."""
+        self.calibration = calibration
+        if self.folder is not None:
+            save_calibration(self.folder, calibration)
 
     # ----------------------------------------------------------------- the model
     def use_model(self, model: Any) -> None:
@@ -339,8 +360,8 @@ class Gallery:
     ) -> list[QueryResult]:
         """Top-``k`` for image queries (paths or PIL images, all of ``view``) or text queries.
 
-        ``truth`` gives each query's true (lat, lon) when known; its matches then carry
-        ``error_m``, the great-circle distance to the true position.
+        ``truth`` gives each query's true (lat, lon) when known; its matches (and estimate) then
+        carry ``error_m``, the great-circle distance to the true position.
         """
         if (images is None) == (text is None):
             raise QueryError("give either images (with their view) or text, not both or neither")
@@ -399,13 +420,14 @@ class Gallery:
         view: str = "",
         truth: Sequence[tuple[float, float] | None] | None = None,
     ) -> list[QueryResult]:
-        """Top-``k`` for already embedded queries."""
+        """Top-``k`` for already embedded queries, each with its location estimate."""
         emb = np.atleast_2d(np.asarray(emb, np.float32))
         if emb.shape[1] != self.info.dim:
             raise QueryError(f"query embeddings have dimension {emb.shape[1]}, the gallery {self.info.dim}")
         if truth is not None and len(truth) != len(emb):
             raise QueryError(f"{len(truth)} true positions for {len(emb)} queries")
-        found = self.index.search(emb, k)
+        top = self.calibration.top if self.calibration is not None else DEFAULT_TOP
+        found = self.index.search(emb, max(k, top))  # the estimate needs its top even when k is smaller
         lat = self.metadata["lat"].to_numpy(np.float64)
         lon = self.metadata["lon"].to_numpy(np.float64)
         ids = self.metadata["id"].astype(str).to_numpy()
@@ -423,10 +445,24 @@ class Gallery:
                                      lat=float(lat[row]), lon=float(lon[row]),
                                      path=None if path is None else str(path), error_m=error))
             results.append(QueryResult(
-                query=labels[q] if labels is not None else f"query {q}", view=view, matches=matches,
+                query=labels[q] if labels is not None else f"query {q}", view=view, matches=matches[:k],
                 true_lat=None if true is None else float(true[0]), true_lon=None if true is None else float(true[1]),
+                estimate=self._estimate(matches[:top], view, true),
             ))
         return results
+
+    def _estimate(self, matches: list[Match], view: str,
+                  truth: tuple[float, float] | None) -> Estimate | None:
+        """The estimate from the top matches, with the calibrated radius of ``view`` when there is one."""
+        if not matches:
+            return None
+        calibration = self.calibration
+        calibrated = calibration.for_view(view) if calibration is not None else None
+        return estimate_position(
+            [m.lat for m in matches], [m.lon for m in matches], [m.score for m in matches],
+            temperature=calibration.temperature if calibration is not None else DEFAULT_TEMPERATURE,
+            radius_m=None if calibrated is None else calibrated.radius_m,
+            coverage=None if calibrated is None else calibrated.coverage, truth=truth)
 
     def path_of(self, entry_id: str) -> Path | None:
         """The image file of a gallery entry (for thumbnails), or None for an unknown id."""
@@ -521,7 +557,20 @@ def _metadata_frame(locations: Sequence[Location], view: View):
         "lat": np.array([loc.lat for loc in locations], np.float64),
         "lon": np.array([loc.lon for loc in locations], np.float64),
         "path": pd.Series([None if p is None else str(Path(p).resolve()) for p in view_paths], dtype=object),
+        "size_m": np.array([_footprint_m(loc) for loc in locations], np.float64),
     })
+
+
+FOOTPRINT_KEYS = ("size_m", "scale_m", "ground_m")  # drone-photos, GeoLoc builds, rendered worlds
+
+
+def _footprint_m(location: Location) -> float:
+    """The side of the image's square ground footprint in metres, as the source records it, else NaN."""
+    for key in FOOTPRINT_KEYS:
+        value = location.extra.get(key)
+        if isinstance(value, (int, float, np.number)) and np.isfinite(value) and value > 0:
+            return float(value)
+    return float("nan")
 
 
 def _repeated(ids: list[str], existing: dict[str, int]) -> list[str]:

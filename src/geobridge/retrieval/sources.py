@@ -11,6 +11,8 @@ Accepted inputs:
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 from geobridge.records import Location, ManifestError, read_manifest
@@ -42,8 +44,22 @@ def read_locations(source: str | Path, view: View | str, split: str | None = Non
         if not found:
             where = f" in split {split!r}" if split else ""
             raise SourceError(f"manifest {source} has no {view.value} entries{where}")
-        return found
+        return _with_world_footprint(found, source, view)
     return _locations_from_folder(source, view)
+
+
+def _with_world_footprint(locations: list[Location], source: Path, view: View) -> list[Location]:
+    """A rendered world's north-up tiles (satellite, map) cover ``ground_m`` metres, stated in its
+    ``world.json``: record it on each location (the map draws each tile over its footprint)."""
+    signature = (source if source.is_dir() else source.parent) / "world.json"
+    if view not in (View.SATELLITE, View.MAP) or not signature.is_file():
+        return locations
+    try:
+        ground_m = float(json.loads(signature.read_text(encoding="utf-8"))["ground_m"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return locations
+    return [loc if "ground_m" in loc.extra
+            else dataclasses.replace(loc, extra={**loc.extra, "ground_m": ground_m}) for loc in locations]
 
 
 def _locations_from_folder(folder: Path, view: View) -> list[Location]:
