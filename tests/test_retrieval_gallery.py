@@ -72,7 +72,8 @@ def test_each_satellite_image_finds_itself_first_with_zero_error(built, location
         assert best.score == pytest.approx(1.0, abs=1e-4)
         assert (best.lat, best.lon) == (pytest.approx(loc.lat), pytest.approx(loc.lon))
         assert best.error_m == pytest.approx(0.0, abs=1e-6)
-        assert best.path == str(loc.path("satellite").resolve())
+        assert best.path == loc.path("satellite").resolve().relative_to(gallery.root).as_posix()  # portable
+        assert gallery.path_of(best.id) == loc.path("satellite").resolve()
         assert [m.rank for m in result.matches] == [1, 2, 3]
         assert result.matches[1].error_m > 0
         assert result.matches[0].score >= result.matches[1].score >= result.matches[2].score

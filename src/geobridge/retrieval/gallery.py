@@ -5,13 +5,19 @@ Layout of a gallery directory::
     GALLERY/
       gallery.json       format version, view, index spec and search parameters, size, dimension,
                          and the model reference (path, name, config hash, weights hash)
-      metadata.parquet   one row per entry, in index order: id, lat, lon, path,
+      metadata.parquet   one row per entry, in index order: id, lat, lon, path (relative to the root),
                          size_m (the image's ground footprint side in metres, NaN when not known)
       index.npy          (exact search)  N x D float32 L2-normalised embeddings
       index.faiss        (FAISS search)  the FAISS index
       checksums.json     SHA-256 of each file above, verified on load
       calibration.json   (optional) the location estimate's radius per query view
                          (:mod:`geobridge.retrieval.calibration`)
+
+Image paths are stored relative to the image root the gallery names in ``gallery.json``: ``root``
+(relative to the gallery folder, so a folder holding both moves together) and ``root_absolute``
+(where the images were when it was saved). On load the first of them that exists is used, so a
+copied gallery finds its images and ``locate --json`` shows the portable relative paths. Galleries
+of format 1 (absolute paths, no root) still load.
 
 ``Gallery.build`` embeds the images of one view with a model, ``Gallery.add`` embeds and
 appends more (without re-embedding the rest or re-training a FAISS index), ``Gallery.load``
@@ -40,7 +46,8 @@ from geobridge.retrieval.index import Index, create_index, load_index
 from geobridge.retrieval.sharded import encode_sharded
 from geobridge.views import View
 
-GALLERY_FORMAT = 1
+GALLERY_FORMAT = 2
+READABLE_FORMATS = (1, 2)  # 1: absolute image paths, no root
 INFO_FILE = "gallery.json"
 METADATA_FILE = "metadata.parquet"
 CHECKSUM_FILE = "checksums.json"
@@ -152,6 +159,8 @@ class GalleryInfo:
     ef_search: int = 64
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     format: int = GALLERY_FORMAT
+    root: str | None = None  # the image root, relative to the gallery folder
+    root_absolute: str | None = None  # the image root where the gallery was saved
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -164,8 +173,9 @@ class GalleryInfo:
             info = cls(model=model, **raw)
         except (ValueError, TypeError, KeyError) as err:
             raise GalleryCorruptError(f"{source} is not a valid gallery description: {err}") from None
-        if info.format != GALLERY_FORMAT:
-            raise GalleryError(f"{source} has gallery format {info.format}; this geobridge reads format {GALLERY_FORMAT}")
+        if info.format not in READABLE_FORMATS:
+            raise GalleryError(f"{source} has gallery format {info.format}; this geobridge reads formats "
+                               f"{', '.join(map(str, READABLE_FORMATS))}")
         return info
 
 
@@ -178,6 +188,7 @@ class Gallery:
         self.index = index
         self.metadata = metadata.reset_index(drop=True)
         self.folder = folder
+        self.root: Path | None = None  # image paths are shown relative to it (set by save and load)
         self._model = model
         self.device = device
         self._position_of_id = {str(i): n for n, i in enumerate(self.metadata["id"])}
@@ -259,10 +270,18 @@ class Gallery:
 
     def save(self, folder: str | Path) -> Path:
         """Write the gallery directory atomically (a new one replaces the old only when complete)."""
+        import os
+
         folder = Path(folder)
+        paths = [p for p in self.metadata["path"] if p is not None]
+        self.root = Path(os.path.commonpath([os.path.dirname(p) for p in paths])) if paths else None
+        self.info.format = GALLERY_FORMAT
+        self.info.root_absolute = None if self.root is None else str(self.root)
+        self.info.root = None if self.root is None else os.path.relpath(self.root, folder.resolve())
+        stored = self.metadata.assign(path=[self.portable_path(p) for p in self.metadata["path"]])
         with atomic_directory(folder) as tmp:
             self.index.save(tmp)
-            self.metadata.to_parquet(tmp / METADATA_FILE, index=False)
+            stored.to_parquet(tmp / METADATA_FILE, index=False)
             atomic_write_text(tmp / INFO_FILE, self.info.to_json())
             names = [INFO_FILE, METADATA_FILE, self.index.file_name]
             sums = {name: file_sha256(tmp / name) for name in names}
@@ -301,6 +320,9 @@ class Gallery:
                 f"{info.size} recorded; rebuild it"
             )
         gallery = cls(info, index, metadata, folder=folder, device=device)
+        gallery.root = image_root(folder, info)
+        if gallery.root is not None:  # in memory every path is absolute; relative ones hang under the root
+            gallery.metadata["path"] = [None if p is None else str(gallery.root / p) for p in metadata["path"]]
         try:
             gallery.calibration = load_calibration(folder, info.size)
         except CalibrationError as err:
@@ -440,10 +462,9 @@ class Gallery:
                 if row < 0:
                     continue  # FAISS found fewer than k
                 error = None if true is None else float(haversine_m(true[0], true[1], lat[row], lon[row]))
-                path = paths[row]
                 matches.append(Match(rank=len(matches) + 1, id=str(ids[row]), score=float(score),
                                      lat=float(lat[row]), lon=float(lon[row]),
-                                     path=None if path is None else str(path), error_m=error))
+                                     path=self.portable_path(paths[row]), error_m=error))
             results.append(QueryResult(
                 query=labels[q] if labels is not None else f"query {q}", view=view, matches=matches[:k],
                 true_lat=None if true is None else float(true[0]), true_lon=None if true is None else float(true[1]),
@@ -463,6 +484,12 @@ class Gallery:
             temperature=calibration.temperature if calibration is not None else DEFAULT_TEMPERATURE,
             radius_m=None if calibrated is None else calibrated.radius_m,
             coverage=None if calibrated is None else calibrated.coverage, truth=truth)
+
+    def portable_path(self, path: str | None) -> str | None:
+        """``path`` relative to the gallery's image root (as stored and shown), else as it is."""
+        if path is None or self.root is None or not Path(path).is_relative_to(self.root):
+            return path  # added since the last save, outside its root: shown as it is until saved
+        return Path(path).relative_to(self.root).as_posix()
 
     def path_of(self, entry_id: str) -> Path | None:
         """The image file of a gallery entry (for thumbnails), or None for an unknown id."""
@@ -487,7 +514,19 @@ class Gallery:
                 "south": float(lat.min()), "north": float(lat.max()), "west": float(lon.min()), "east": float(lon.max())
             },
             "created": self.info.created,
+            "image_root": None if self.root is None else str(self.root),
         }
+
+
+def image_root(folder: Path, info: GalleryInfo) -> Path | None:
+    """Where a gallery's relative image paths hang: its root next to the gallery when that exists
+    (the two were copied together), else the absolute root it was saved with; None for format 1."""
+    if info.root is None:
+        return None
+    beside = (folder / info.root).resolve()
+    if beside.is_dir() or info.root_absolute is None or not Path(info.root_absolute).is_dir():
+        return beside
+    return Path(info.root_absolute)
 
 
 def verify_checksums(folder: str | Path) -> None:
