@@ -296,6 +296,7 @@ class Trainer:
             spans = [(p.first_step, p.steps, p.config.optim.lr / config.optim.lr) for p in self.phases]
             self.scheduler = phased_warmup_cosine(self.optimizer, spans, config.optim.warmup_steps, config.optim.min_lr_ratio)
         self.autocast, self.scaler = self._build_amp()
+        self._backward = self._choose_backward()
         self.output_dir = Path(config.output_dir)
         self.checkpoint_dir = self.output_dir / "checkpoints"
         self.logger = TrainLogger(self.output_dir / "logs", tensorboard=config.tensorboard) if self.dist.is_main else None
@@ -546,28 +547,7 @@ class Trainer:
             chunk = slice_batch(batch, int(start), int(stop)) if parts > 1 else batch
             views = present_views(chunk, self.views)
             weight = float(stop - start) / n
-            if cfg.grad_cache_micro_batch is not None:
-                out = grad_cache_step(
-                    self.model, chunk, views, self.loss_fn, cfg.grad_cache_micro_batch, self.device,
-                    autocast=self.autocast, loss_multiplier=weight, scale_loss=scale, frozen_views=self.frozen_views,
-                )
-                self.frozen_views = out.frozen_views
-                total, out_terms, finite = out.total, out.terms, out.finite
-            elif self.objective is not None:
-                out = self._physical_loss(chunk)
-                total, out_terms = out.total, out.terms
-                finite = bool(torch.isfinite(total.detach()))
-                if finite and total.requires_grad:
-                    scale(total * weight).backward()
-            else:
-                with self.autocast():
-                    embeddings = encode_views(self.model, chunk, views, self.device)
-                embeddings = {v: e.float() for v, e in embeddings.items()}
-                out = self.loss_fn(embeddings, self.model.logit_scale_value(), masks_on(chunk, views, self.device))
-                total, out_terms = out.total, out.terms
-                finite = bool(torch.isfinite(total.detach()))
-                if finite:
-                    scale(total * weight).backward()
+            total, out_terms, finite = self._backward(chunk, views, weight, scale)
             finite = not broadcast_flag(not finite, self.dist)
             if not finite:
                 return _StepOutcome(loss=float(total.detach()), terms={}, finite=False)
@@ -591,6 +571,41 @@ class Trainer:
         else:
             self.optimizer.step()
         return _StepOutcome(loss=loss_sum, terms=terms, finite=True)
+
+    # --- how one (sub-)batch's loss is computed and back-propagated: chosen once, at set-up ---------
+    def _choose_backward(self) -> Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor], bool]]:
+        """Gradient caching (``optim.grad_cache_micro_batch``), PLANET's objective (a ``physical``
+        section) or the plain edge-set loss; each returns (total, terms, finite) of a sub-batch."""
+        if self.config.optim.grad_cache_micro_batch is not None:
+            return self._grad_cache_backward
+        if self.objective is not None:
+            return self._physical_backward
+        return self._plain_backward
+
+    def _grad_cache_backward(self, chunk: dict[Any, Any], views: list[View], weight: float, scale: Callable) -> tuple:
+        out = grad_cache_step(
+            self.model, chunk, views, self.loss_fn, self.config.optim.grad_cache_micro_batch, self.device,
+            autocast=self.autocast, loss_multiplier=weight, scale_loss=scale, frozen_views=self.frozen_views,
+        )
+        self.frozen_views = out.frozen_views
+        return out.total, out.terms, out.finite
+
+    def _physical_backward(self, chunk: dict[Any, Any], views: list[View], weight: float, scale: Callable) -> tuple:
+        out = self._physical_loss(chunk)
+        finite = bool(torch.isfinite(out.total.detach()))
+        if finite and out.total.requires_grad:
+            scale(out.total * weight).backward()
+        return out.total, out.terms, finite
+
+    def _plain_backward(self, chunk: dict[Any, Any], views: list[View], weight: float, scale: Callable) -> tuple:
+        with self.autocast():
+            embeddings = encode_views(self.model, chunk, views, self.device)
+        embeddings = {v: e.float() for v, e in embeddings.items()}
+        out = self.loss_fn(embeddings, self.model.logit_scale_value(), masks_on(chunk, views, self.device))
+        finite = bool(torch.isfinite(out.total.detach()))
+        if finite:
+            scale(out.total * weight).backward()
+        return out.total, out.terms, finite
 
     def _physical_loss(self, chunk: dict[Any, Any]) -> Any:
         """PLANET's loss of one (sub-)batch: itc, color, struc, tex, phy terms and the total."""
