@@ -5,7 +5,9 @@ embedded world (``tiny_world_dir``) with a randomly initialised tiny model. Beca
 untrained, the query is a satellite tile of the world searched among the satellite gallery: the
 exact image is in the gallery, so its location must be in the top 5 whatever the weights (a
 cross-view query would need a trained model, which `make demo` produces but tests cannot wait for).
-A screenshot of the answered page is saved to ``test-artifacts/browser_locate.png``.
+The gallery is calibrated on the test split's drone views, so a drone query's estimate states its
+rate. Screenshots of the answered page (desktop, and a 360 x 740 phone) are saved to
+``test-artifacts/`` (``docs/page_desktop.png`` and ``docs/page_phone.png`` are copies).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import pytest
 import torch
 
 from geobridge.records import read_manifest
+from geobridge.retrieval.calibration import calibrate_gallery
 from geobridge.retrieval.gallery import Gallery
+from geobridge.retrieval.sources import read_locations
 
 pytestmark = pytest.mark.browser
 
@@ -49,7 +53,10 @@ def server_url(tiny_world_dir, tmp_path_factory):
     model = create_model("tiny")
     model.save_pretrained(model_dir)
     gallery_dir = tmp_path_factory.mktemp("browser_gallery") / "gallery"
-    Gallery.build(model, read_manifest(tiny_world_dir), "satellite", out=gallery_dir, model_path=model_dir, progress=False)
+    gallery = Gallery.build(model, read_locations(tiny_world_dir, "satellite"), "satellite", out=gallery_dir,
+                            model_path=model_dir, progress=False)  # the world's 120 m footprints
+    test = read_manifest(tiny_world_dir, split="test")
+    gallery.set_calibration(calibrate_gallery(gallery, test, ["drone"], split="test"))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(gallery_dir), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -65,7 +72,7 @@ def server_url(tiny_world_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(server_url):
+def browser():
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium, or `make browser`)")
     from playwright.sync_api import sync_playwright
@@ -73,14 +80,39 @@ def page(server_url):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": 1500, "height": 1000})
-            page = context.new_page()
-            page.set_default_timeout(30_000)
-            page.goto(server_url + "/")
-            page.wait_for_selector("#view-select option[value=satellite]", state="attached")
-            yield page
+            yield browser
         finally:
             browser.close()
+
+
+def open_page(browser, server_url: str, width: int, height: int):
+    """The page in a fresh context of ``width`` x ``height``, once the gallery and its map are loaded."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(server_url + "/")
+    page.wait_for_selector("#view-select option[value=satellite]", state="attached")
+    page.wait_for_selector("body[data-map=ready]")
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(browser, server_url):
+    page = open_page(browser, server_url, 1500, 1000)
+    yield page
+    page.context.close()
+
+
+DRAWN_TILES = """() => [...document.querySelectorAll('#map img.leaflet-tile-loaded')].filter(img => {
+    const c = document.createElement('canvas');
+    c.width = img.naturalWidth; c.height = img.naturalHeight;
+    if (!c.width) return false;
+    const ctx = c.getContext('2d');
+    ctx.drawImage(img, 0, 0);
+    const d = ctx.getImageData(0, 0, c.width, c.height).data;
+    for (let i = 3; i < d.length; i += 64) if (d[i] > 0) return true;
+    return false;
+}).length"""
 
 
 def test_uploaded_satellite_tile_is_located_in_the_top_5(page, tiny_world_dir):
@@ -99,22 +131,20 @@ def test_uploaded_satellite_tile_is_located_in_the_top_5(page, tiny_world_dir):
     page.wait_for_function(
         "() => [...document.querySelectorAll('#results img')].every(img => img.complete && img.naturalWidth > 0)"
     )
-    best_marker_pixels = page.evaluate(
-        """() => {
-            const c = document.getElementById('map');
-            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-            let red = 0;
-            for (let i = 0; i < d.length; i += 4) if (d[i] > 170 && d[i + 1] < 80 && d[i + 2] < 80) red++;
-            return red;
-        }"""
-    )
-    assert best_marker_pixels > 50
+    # The map: the gallery's own imagery as tiles, the matches, the estimate with its radius.
+    page.wait_for_function(DRAWN_TILES.replace("}).length", "}).length > 0"))
+    assert page.locator("#map .match-marker").count() == 5
+    assert page.locator("#map .match-marker.best").inner_text() == "1"
+    assert page.is_visible("#map .estimate-marker")
+    assert page.locator("#map path.estimate-circle").count() == 1
+    assert "Estimate" in page.inner_text("#estimate") and "not calibrated" in page.inner_text("#estimate")
     # The exact tile is in the gallery, so it is the best match, with its coordinates shown.
     assert ids[0] == query.id
     assert page.inner_text("#results li:first-child .coords") == f"{query.lat:.6f}, {query.lon:.6f}"
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "browser_locate.png"), full_page=True)
     assert (ARTIFACTS / "browser_locate.png").stat().st_size > 10_000
+    page.screenshot(path=str(ARTIFACTS / "page_desktop.png"))
 
 
 def test_text_query_and_a_refused_upload_in_the_page(page, tmp_path):
@@ -133,3 +163,35 @@ def test_text_query_and_a_refused_upload_in_the_page(page, tmp_path):
     page.wait_for_selector("body[data-state=error]")
     assert "not an image" in page.inner_text("#status")
     assert page.locator("#results li").count() == 0
+    assert not page.is_visible("#query-preview")  # no broken-image icon for the refused file
+    assert page.locator("#map .match-marker").count() == 0 and page.locator("#map .estimate-marker").count() == 0
+
+
+NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= window.innerWidth"
+IDS_IN_ONE_PIECE = """() => [...document.querySelectorAll('#results .id')].every(el => {
+    const lines = el.getClientRects().length;  // wraps happen only at the separators given <wbr>
+    return el.scrollWidth <= el.clientWidth + 1 && lines >= 1;
+})"""
+
+
+def test_phone_sized_page_drone_query_with_a_calibrated_estimate(browser, server_url, tiny_world_dir):
+    page = open_page(browser, server_url, 360, 740)
+    try:
+        assert page.evaluate(NO_SIDEWAYS_SCROLL)
+        page.wait_for_function(DRAWN_TILES.replace("}).length", "}).length > 0"))
+        query = read_manifest(tiny_world_dir, split="test")[1]
+        page.set_input_files("#image-input", str(query.path("drone")))
+        page.select_option("#view-select", "drone")
+        page.click("#locate-button")
+        page.wait_for_selector("body[data-state=done]")
+        assert page.locator("#results li").count() == 5
+        assert page.is_visible("#map .estimate-marker") and page.locator("#map path.estimate-circle").count() == 1
+        assert "80% of held-out places fall inside" in page.inner_text("#estimate")
+        assert page.evaluate(NO_SIDEWAYS_SCROLL), "the page scrolls sideways at 360 px"
+        assert page.evaluate(IDS_IN_ONE_PIECE)
+        box = page.locator("#map").bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360 and box["height"] >= 300
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "page_phone.png"), full_page=True)
+    finally:
+        page.context.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import shutil
 
+import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
@@ -223,3 +224,29 @@ def test_serve_command_refuses_a_bad_gallery_before_binding(gallery_dir, tmp_pat
         result = CliRunner().invoke(app, ["serve", "--gallery", str(folder), "--port", "1"])
         assert result.exit_code != 0
         assert result.stderr.startswith("error:") and message in result.stderr
+
+
+def test_locate_returns_an_estimate_and_the_map_tiles_are_the_gallerys_own(client, query):
+    body = post_image(client, query.path("satellite").read_bytes(), k="1").json()
+    estimate = body["estimate"]
+    assert set(estimate) == {"lat", "lon", "radius_m", "coverage"}  # no error_m: the truth stays private
+    assert estimate["coverage"] is None and estimate["radius_m"] >= 0  # uncalibrated: the matches' spread
+    assert len(body["matches"]) == 1  # k=1 still estimates from the top 5
+    assert abs(estimate["lat"] - query.lat) < 0.01 and abs(estimate["lon"] - query.lon) < 0.01
+    from geobridge.geo import latlon_to_tile
+
+    x, y = latlon_to_tile(query.lat, query.lon, 18)
+    tile = client.get(f"/tiles/18/{x}/{y}.png")
+    assert tile.status_code == 200 and tile.headers["content-type"] == "image/png"
+    alpha = np.asarray(Image.open(io.BytesIO(tile.content)).convert("RGBA"))[..., 3]
+    assert (alpha > 0).mean() > 0.2  # the place's own satellite image is drawn there
+    x0, y0 = latlon_to_tile(query.lat, query.lon, 3)
+    for url in (f"/tiles/3/{x0}/{y0}.png", "/tiles/18/0/0.png", "/tiles/40/1/1.png"):
+        empty = client.get(url)  # too far out, nothing there, no such zoom: a transparent tile
+        assert empty.status_code == 200
+        assert np.asarray(Image.open(io.BytesIO(empty.content)).convert("RGBA"))[..., 3].max() == 0
+    favicon = client.get("/favicon.ico")
+    assert favicon.status_code == 200 and favicon.headers["content-type"].startswith("image/svg")
+    for asset in ("/static/vendor/leaflet/leaflet.js", "/static/vendor/leaflet/leaflet.css",
+                  "/static/vendor/leaflet/LICENSE", "/static/favicon.svg"):
+        assert client.get(asset).status_code == 200, asset

@@ -1,4 +1,4 @@
-"""The HTTP service: `POST /locate`, `GET /health`, `GET /gallery`, thumbnails, and the web page.
+"""The HTTP service: `POST /locate`, `GET /health`, `GET /gallery`, thumbnails, map tiles, the web page.
 
 ``create_app(gallery_dir, model=None)`` returns a FastAPI app that searches one gallery.
 Every refusal is a JSON body ``{"error": code, "detail": message}`` with a 4xx status, and the
@@ -27,6 +27,7 @@ from geobridge.images import ImageError, open_image
 from geobridge.retrieval.gallery import QueryError
 from geobridge.serve.guard import BodyTimeout, ClientGuard, ClientLimits
 from geobridge.serve.holder import GalleryHolder, GalleryUnavailable
+from geobridge.serve.tiles import Footprints, TileRenderer
 from geobridge.serve.uploads import (
     UploadError, UploadLimits, check_content_length, decode_image, read_limited, release_memory,
 )
@@ -100,6 +101,17 @@ def create_app(gallery_dir: str | Path, model: Any = None, limits: UploadLimits 
 
     async def run_search(gallery, **kwargs: Any):
         return await anyio.to_thread.run_sync(functools.partial(gallery.search, **kwargs), limiter=search_slots)
+
+    tile_source: dict[str, Any] = {}  # the gallery the tiles are drawn from, and its renderer
+
+    def renderer_of(gallery) -> TileRenderer:
+        if tile_source.get("gallery") is not gallery:  # a reloaded gallery: new footprints
+            frame = gallery.metadata
+            sizes = frame["size_m"].to_numpy() if "size_m" in frame else None
+            paths = [None if p is None else str(p) for p in frame["path"]]
+            footprints = Footprints.of(frame["lat"].to_numpy(), frame["lon"].to_numpy(), sizes, paths)
+            tile_source.update(gallery=gallery, renderer=TileRenderer(footprints))
+        return tile_source["renderer"]
 
     app = FastAPI(
         title="geobridge locate",
@@ -177,6 +189,12 @@ def create_app(gallery_dir: str | Path, model: Any = None, limits: UploadLimits 
             return error_response(404, "image_unavailable", f"the image of {entry_id!r} cannot be read: {err}")
         return Response(data, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
+    @app.get("/tiles/{z}/{x}/{y}.png", summary="The gallery's own images as 256 px Web Mercator map tiles")
+    async def tile(z: int, x: int, y: int) -> Response:
+        renderer = renderer_of(holder.get())
+        data = await anyio.to_thread.run_sync(renderer.tile, z, x, y, limiter=decode_slots)
+        return Response(data, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+
     @app.post("/locate", summary="Locate an image (multipart: image, view, k) or a text (JSON: text, k)",
               openapi_extra=LOCATE_OPENAPI)
     async def locate(request: Request) -> JSONResponse:
@@ -206,6 +224,10 @@ def create_app(gallery_dir: str | Path, model: Any = None, limits: UploadLimits 
     @app.get("/docs", include_in_schema=False)
     def docs() -> FileResponse:
         return FileResponse(STATIC_DIR / "docs.html", media_type="text/html")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
 
     @app.get("/", include_in_schema=False)
     def index() -> HTMLResponse:
@@ -283,6 +305,8 @@ def _response(result, gallery, query_name: str | None = None) -> dict[str, Any]:
         match.pop("path", None)  # server paths stay private; images are served by id
         match.pop("error_m", None)
         match["image_url"] = f"/gallery/{match['id']}/image"
+    if payload.get("estimate") is not None:
+        payload["estimate"].pop("error_m", None)
     payload["gallery"] = {"size": len(gallery), "view": gallery.info.view}
     return payload
 

@@ -1,9 +1,11 @@
 // The locate page: send an image or a description to POST /locate, show the ranked places as
-// thumbnails and on a map drawn from the gallery's own coordinates (no external tiles).
+// thumbnails, and on a Leaflet map whose base layer is the gallery's own imagery (GET /tiles/...,
+// served by this service: nothing is fetched from the internet) with the matches and the
+// estimate's position and radius on top.
 "use strict";
 
 const MAX_UPLOAD_BYTES = 20 * 1024 * 1024;
-const state = { points: null, matches: [], selected: null };
+const state = { map: null, points: null, resultLayer: null, galleryBounds: null, markers: new Map() };
 const $ = (id) => document.getElementById(id);
 
 function setStatus(message, isError) {
@@ -14,6 +16,11 @@ function setStatus(message, isError) {
 
 function formatCoord(value) { return Number(value).toFixed(6); }
 
+function formatMetres(metres) {
+  return metres >= 10000 ? `${(metres / 1000).toFixed(0)} km`
+    : metres >= 1000 ? `${(metres / 1000).toFixed(1)} km` : `${Math.round(metres)} m`;
+}
+
 async function fetchJSON(url, options) {
   const response = await fetch(url, options);
   let payload = null;
@@ -23,6 +30,33 @@ async function fetchJSON(url, options) {
     throw new Error(detail ? String(detail) : `request failed with status ${response.status}`);
   }
   return payload;
+}
+
+// An id broken only after its separators (-, _, /, .), never inside a number.
+function idNode(id) {
+  const span = document.createElement("span");
+  span.className = "id";
+  span.title = id;
+  const parts = String(id).split(/(?<=[-_/.])/);
+  parts.forEach((part, i) => {
+    span.append(part);
+    if (i < parts.length - 1) span.append(document.createElement("wbr"));
+  });
+  return span;
+}
+
+function createMap() {
+  const map = L.map("map", { worldCopyJump: true, maxZoom: 22 });
+  map.attributionControl.setPrefix('<a href="/static/vendor/leaflet/LICENSE">Leaflet</a>');
+  L.tileLayer("/tiles/{z}/{x}/{y}.png", {
+    maxZoom: 22, tileSize: 256, attribution: "imagery: this gallery", className: "gallery-tiles",
+  }).addTo(map);
+  L.control.scale({ imperial: false }).addTo(map);
+  map.setView([0, 0], 2);
+  state.map = map;
+  state.resultLayer = L.layerGroup().addTo(map);
+  // A panel that changes size (phone rotation, the grid reflowing) needs Leaflet to re-measure.
+  new ResizeObserver(() => map.invalidateSize()).observe($("map"));
 }
 
 async function loadGallery() {
@@ -47,11 +81,29 @@ async function loadGallery() {
     $("map-caption").textContent = state.points.total > state.points.ids.length
       ? `(${state.points.ids.length.toLocaleString()} of ${state.points.total.toLocaleString()} places drawn)`
       : `(${state.points.total.toLocaleString()} places)`;
-    drawMap();
+    drawGallery(info.bounds);
   } catch (err) {
     $("gallery-summary").textContent = `gallery unavailable: ${err.message}`;
     setStatus(err.message, true);
   }
+}
+
+function drawGallery(bounds) {
+  const { lat, lon } = state.points;
+  const renderer = L.canvas({ padding: 0.2 });
+  const layer = L.layerGroup();
+  for (let i = 0; i < lat.length; i++) {
+    L.circleMarker([lat[i], lon[i]], {
+      renderer, radius: 2.5, weight: 1, color: "#ffffff", fillColor: "#5f6b78", fillOpacity: 0.9,
+      interactive: false,
+    }).addTo(layer);
+  }
+  layer.addTo(state.map);
+  if (bounds) {
+    state.galleryBounds = L.latLngBounds([bounds.south, bounds.west], [bounds.north, bounds.east]);
+    state.map.fitBounds(state.galleryBounds.pad(0.15), { maxZoom: 18 });
+  }
+  document.body.dataset.map = "ready";
 }
 
 function currentMode() { return $("mode-text").checked ? "text" : "image"; }
@@ -67,8 +119,10 @@ function showQueryImage(file) {
   if (preview.dataset.url) URL.revokeObjectURL(preview.dataset.url);
   const url = URL.createObjectURL(file);
   preview.dataset.url = url;
+  preview.hidden = true; // shown once it decodes: a file the browser cannot read shows no broken icon
+  preview.onload = () => { preview.hidden = false; };
+  preview.onerror = () => { preview.hidden = true; preview.removeAttribute("src"); };
   preview.src = url;
-  preview.hidden = false;
   $("query-text").hidden = true;
   $("query-echo").hidden = false;
 }
@@ -88,7 +142,8 @@ async function onSubmit(event) {
     const text = $("text-input").value.trim();
     if (!text) { setStatus("type a description of the place first", true); return; }
     showQueryText(text);
-    request = { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ text, k: Number(k) }) };
+    const body = JSON.stringify({ text, k: Number(k) });
+    request = { method: "POST", headers: { "Content-Type": "application/json" }, body };
   } else {
     const file = $("image-input").files[0];
     if (!file) { setStatus("choose an image file first", true); return; }
@@ -109,7 +164,8 @@ async function onSubmit(event) {
     setStatus(`${result.matches.length} places in ${Math.round(performance.now() - started)} ms`, false);
     document.body.dataset.state = "done";
   } catch (err) {
-    showResults({ matches: [] });
+    $("query-preview").hidden = true;
+    showResults({ matches: [], estimate: null });
     setStatus(err.message, true);
     document.body.dataset.state = "error";
   } finally {
@@ -118,8 +174,6 @@ async function onSubmit(event) {
 }
 
 function showResults(result) {
-  state.matches = result.matches;
-  state.selected = null;
   const list = $("results");
   list.innerHTML = "";
   for (const match of result.matches) {
@@ -128,97 +182,92 @@ function showResults(result) {
     item.dataset.id = match.id;
     item.dataset.rank = match.rank;
     const image = document.createElement("img");
-    image.src = match.image_url;
     image.alt = `gallery image of ${match.id}`;
-    image.loading = "lazy";
+    image.onerror = () => { image.removeAttribute("src"); image.classList.add("missing"); };
+    image.src = match.image_url;
     const rank = document.createElement("div");
     rank.className = "rank";
     rank.textContent = `#${match.rank}`;
-    const id = document.createElement("div");
-    id.className = "id";
-    id.textContent = match.id;
     const score = document.createElement("div");
     score.className = "score";
     score.textContent = `score ${match.score.toFixed(4)}`;
     const coords = document.createElement("div");
     coords.className = "coords";
     coords.textContent = `${formatCoord(match.lat)}, ${formatCoord(match.lon)}`;
-    item.append(image, rank, id, score, coords);
-    item.addEventListener("click", () => { state.selected = match.id; highlight(); drawMap(); });
+    item.append(image, rank, idNode(match.id), score, coords);
+    item.addEventListener("click", () => select(match.id));
     list.appendChild(item);
   }
-  drawMap();
+  showEstimate(result.estimate);
+  drawResults(result);
 }
 
-function highlight() {
-  for (const item of $("results").children) {
-    item.classList.toggle("selected", item.dataset.id === state.selected);
+function showEstimate(estimate) {
+  const box = $("estimate");
+  if (!estimate) { box.hidden = true; box.textContent = ""; return; }
+  const rate = estimate.coverage == null
+    ? "spread of the top matches (not calibrated)"
+    : `${Math.round(estimate.coverage * 100)}% of held-out places fall inside`;
+  box.innerHTML = "";
+  const strong = document.createElement("strong");
+  strong.textContent = "Estimate ";
+  const radius = document.createElement("span");
+  radius.className = "nowrap";
+  radius.textContent = `± ${formatMetres(estimate.radius_m)}`;
+  box.append(strong, `${formatCoord(estimate.lat)}, ${formatCoord(estimate.lon)} `, radius, ` · ${rate}`);
+  box.hidden = false;
+}
+
+function matchIcon(match) {
+  return L.divIcon({
+    className: "match-marker" + (match.rank === 1 ? " best" : ""),
+    html: `<span>${match.rank}</span>`, iconSize: [24, 24], iconAnchor: [12, 12],
+  });
+}
+
+function drawResults(result) {
+  const layer = state.resultLayer;
+  if (!layer) return;
+  layer.clearLayers();
+  state.markers.clear();
+  const bounds = [];
+  const estimate = result.estimate;
+  if (estimate) {
+    const circle = L.circle([estimate.lat, estimate.lon], {
+      radius: estimate.radius_m, className: "estimate-circle", color: "#f1c40f", weight: 2,
+      fillColor: "#f1c40f", fillOpacity: 0.12, interactive: false,
+    }).addTo(layer);
+    L.marker([estimate.lat, estimate.lon], {
+      icon: L.divIcon({ className: "estimate-marker", iconSize: [22, 22], iconAnchor: [11, 11] }),
+      title: "estimate", zIndexOffset: 1000, keyboard: false,
+    }).addTo(layer);
+    bounds.push(circle.getBounds());
+  }
+  for (const match of [...result.matches].reverse()) { // the best ends on top
+    const marker = L.marker([match.lat, match.lon], {
+      icon: matchIcon(match), title: `#${match.rank} ${match.id}`, zIndexOffset: 100 - match.rank,
+    }).addTo(layer);
+    marker.on("click", () => select(match.id));
+    state.markers.set(match.id, marker);
+    bounds.push(L.latLngBounds([match.lat, match.lon], [match.lat, match.lon]));
+  }
+  if (bounds.length) {
+    const all = L.latLngBounds(bounds[0].getSouthWest(), bounds[0].getNorthEast());
+    bounds.forEach((b) => all.extend(b));
+    state.map.fitBounds(all.pad(0.2), { maxZoom: 19 });
+  } else if (state.galleryBounds) {
+    state.map.fitBounds(state.galleryBounds.pad(0.15), { maxZoom: 18 });
   }
 }
 
-// Map: equirectangular projection of the gallery's bounding box, east-west scaled by cos(latitude)
-// so distances look right; a scale bar in metres.
-function drawMap() {
-  const canvas = $("map");
-  const ctx = canvas.getContext("2d");
-  const size = canvas.width;
-  ctx.clearRect(0, 0, size, size);
-  if (!state.points || state.points.ids.length === 0) return;
-  const { lat, lon } = state.points;
-  const all = { lat: lat.concat(state.matches.map((m) => m.lat)), lon: lon.concat(state.matches.map((m) => m.lon)) };
-  const south = Math.min(...all.lat), north = Math.max(...all.lat);
-  const west = Math.min(...all.lon), east = Math.max(...all.lon);
-  const cosLat = Math.cos(((south + north) / 2) * Math.PI / 180);
-  const spanX = Math.max((east - west) * cosLat, 1e-9), spanY = Math.max(north - south, 1e-9);
-  const pad = 28, scale = (size - 2 * pad) / Math.max(spanX, spanY);
-  const offX = (size - spanX * scale) / 2, offY = (size - spanY * scale) / 2;
-  const project = (la, lo) => [offX + (lo - west) * cosLat * scale, size - (offY + (la - south) * scale)];
-
-  ctx.fillStyle = "#9aa3ad";
-  for (let i = 0; i < lat.length; i++) {
-    const [x, y] = project(lat[i], lon[i]);
-    ctx.beginPath(); ctx.arc(x, y, 2.2, 0, 2 * Math.PI); ctx.fill();
+function select(id) {
+  for (const item of $("results").children) item.classList.toggle("selected", item.dataset.id === id);
+  for (const [markerId, marker] of state.markers) {
+    const element = marker.getElement();
+    if (element) element.classList.toggle("selected", markerId === id);
   }
-  // Draw worst first so the best match ends on top.
-  for (const match of [...state.matches].reverse()) {
-    const [x, y] = project(match.lat, match.lon);
-    const best = match.rank === 1;
-    ctx.beginPath();
-    ctx.arc(x, y, best ? 11 : 9, 0, 2 * Math.PI);
-    ctx.fillStyle = best ? "#c0392b" : "#2c6fbb";
-    ctx.fill();
-    ctx.lineWidth = match.id === state.selected ? 3 : 1.5;
-    ctx.strokeStyle = match.id === state.selected ? "#f1c40f" : "#fff";
-    ctx.stroke();
-    ctx.fillStyle = "#fff";
-    ctx.font = "bold 11px system-ui, sans-serif";
-    ctx.textAlign = "center";
-    ctx.textBaseline = "middle";
-    ctx.fillText(String(match.rank), x, y + 0.5);
-  }
-  drawScaleBar(ctx, size, scale);
-  ctx.fillStyle = "#1d2430";
-  ctx.font = "12px system-ui, sans-serif";
-  ctx.textAlign = "left";
-  ctx.fillText("N ↑", 8, 16);
-}
-
-function drawScaleBar(ctx, size, scale) {
-  const metresPerDegree = 111320;
-  const pixelsPerMetre = scale / metresPerDegree;
-  if (!isFinite(pixelsPerMetre) || pixelsPerMetre <= 0) return;
-  const target = 120 / pixelsPerMetre;
-  const nice = [1, 2, 5].flatMap((m) => [1, 10, 100, 1000, 10000, 100000, 1000000].map((e) => m * e)).sort((a, b) => a - b);
-  const metres = nice.reduce((best, value) => (value <= target ? value : best), nice[0]);
-  const width = metres * pixelsPerMetre;
-  const x0 = 12, y0 = size - 12;
-  ctx.strokeStyle = "#1d2430";
-  ctx.lineWidth = 2;
-  ctx.beginPath(); ctx.moveTo(x0, y0 - 5); ctx.lineTo(x0, y0); ctx.lineTo(x0 + width, y0); ctx.lineTo(x0 + width, y0 - 5); ctx.stroke();
-  ctx.fillStyle = "#1d2430";
-  ctx.font = "11px system-ui, sans-serif";
-  ctx.textAlign = "left";
-  ctx.fillText(metres >= 1000 ? `${metres / 1000} km` : `${metres} m`, x0 + width + 6, y0 - 1);
+  const marker = state.markers.get(id);
+  if (marker) state.map.panTo(marker.getLatLng());
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -226,5 +275,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("mode-text").addEventListener("change", onModeChange);
   $("locate-form").addEventListener("submit", onSubmit);
   onModeChange();
+  createMap();
   loadGallery();
 });
