@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test install browser bench clean
+.PHONY: demo test install browser leaflet bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,17 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 		echo "installing Debian's chromium for the browser test"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# The page's map library, vendored under src/geobridge/serve/static/vendor/leaflet (BSD-2, licence
+# beside it) and served by the service; this refreshes it from the npm registry, checksum-pinned.
+LEAFLET_SHA256 := 84c65a256e50657896f54c33bd857b6849ebe94c817803be818bf32a3dde0b77
+LEAFLET_DIR := src/geobridge/serve/static/vendor/leaflet
+leaflet:
+	@tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent leaflet@1.9.4 >/dev/null && \
+		echo "$(LEAFLET_SHA256)  leaflet-1.9.4.tgz" | sha256sum -c --quiet && tar xzf leaflet-1.9.4.tgz && \
+		cd - >/dev/null && mkdir -p $(LEAFLET_DIR)/images && \
+		cp $$tmp/package/dist/leaflet.js $$tmp/package/dist/leaflet.css $$tmp/package/LICENSE $(LEAFLET_DIR)/ && \
+		cp $$tmp/package/dist/images/*.png $(LEAFLET_DIR)/images/ && rm -rf $$tmp && echo "leaflet 1.9.4 in $(LEAFLET_DIR)"
 
 demo: install
 	$(VENV)/bin/geobridge demo --out demo
