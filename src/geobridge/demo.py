@@ -193,14 +193,18 @@ def run_demo(
 
 def build_demo_gallery(out: Path, manifest: Path, progress: bool = False, device: str = "auto") -> int:
     """``OUT/gallery/``: the held-out locations' satellite views embedded by the saved ``OUT/model/``
-    (loaded back from disk, so the gallery records the model folder it must be queried with)."""
+    (loaded back from disk, so the gallery records the model folder it must be queried with), with
+    the location estimate's radius calibrated on the same places' other views."""
     from geobridge.models import load_model
-    from geobridge.records import read_manifest
+    from geobridge.retrieval.calibration import calibrate_gallery, query_views
     from geobridge.retrieval.gallery import Gallery
+    from geobridge.retrieval.sources import read_locations
 
     model = load_model(out / "model", device=device).eval()
-    gallery = Gallery.build(model, read_manifest(manifest, split="test"), "satellite", out=out / "gallery",
-                            model_path=out / "model", progress=progress)
+    places = read_locations(manifest, "satellite", split="test")  # with the world's tile footprints
+    gallery = Gallery.build(model, places, "satellite", out=out / "gallery", model_path=out / "model",
+                            progress=progress)
+    gallery.set_calibration(calibrate_gallery(gallery, places, query_views(gallery), split="test"))
     return int(gallery.info.size)
 
 
