@@ -2,10 +2,10 @@
 of a script nobody runs (issue #16: planet_ablation had rotted on a private transformers helper).
 
 A script is any ``benchmarks/*.py`` with a ``__main__`` guard (a helper module imported by the
-scripts has none); each must accept ``--smoke`` (seconds, tiny sizes) and leave the committed
-tables untouched. A new script without ``--smoke`` fails here. Each runs in its own process
+scripts has none); each must accept ``--smoke`` (seconds, tiny sizes) and leave its committed
+table untouched. A new script without ``--smoke`` fails here. Each runs in its own process
 (scripts set threads and environment variables, and some spawn processes of their own), from a
-temporary working directory that is also its ``TMPDIR``.
+temporary working directory that is also its ``TMPDIR``; two run at a time, one per core.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -30,10 +32,37 @@ def benchmark_scripts() -> list[Path]:
                   if not p.name.startswith("_") and "__name__ == \"__main__\"" in p.read_text(encoding="utf-8"))
 
 
+def has_smoke(script: Path) -> bool:
+    return "--smoke" in script.read_text(encoding="utf-8")
+
+
 def _table(script: Path) -> bytes | None:
     """The script's committed table (benchmarks/NAME.md), or None when it has none."""
     table = script.with_suffix(".md")
     return table.read_bytes() if table.exists() else None
+
+
+def _run(script: Path, folder: Path) -> subprocess.CompletedProcess | str:
+    """``script --smoke`` in ``folder``; the completed process, or a message when it timed out."""
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TMPDIR": str(folder), "PYTHONUNBUFFERED": "1"}
+    try:
+        return subprocess.run([sys.executable, str(script), "--smoke"], cwd=folder, env=env, capture_output=True,
+                              text=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired as err:
+        out = err.stdout.decode(errors="replace") if isinstance(err.stdout, bytes) else (err.stdout or "")
+        return f"{script.name} --smoke ran past {TIMEOUT_S} s:\n{out[-2000:]}"
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+               ) -> Iterator[dict[str, tuple[bytes | None, Future]]]:
+    """The selected scripts with --smoke, started at once on a pool of two: name -> (table before, run)."""
+    root = tmp_path_factory.mktemp("smoke")
+    selected = {item.callspec.params["script"] for item in request.session.items
+                if hasattr(item, "callspec") and "script" in item.callspec.params}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        yield {p.name: (_table(p), pool.submit(_run, p, root / p.stem)) for p in sorted(selected) if has_smoke(p)}
 
 
 def test_scripts_are_discovered() -> None:
@@ -43,18 +72,14 @@ def test_scripts_are_discovered() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("script", benchmark_scripts(), ids=lambda p: p.stem)
-def test_smoke_mode_runs(script: Path, tmp_path: Path) -> None:
-    if "--smoke" not in script.read_text(encoding="utf-8"):
+def test_smoke_mode_runs(script: Path, smoke_runs: dict[str, tuple[bytes | None, Future]]) -> None:
+    if not has_smoke(script):
         if script.name in OWNED_ELSEWHERE:
             pytest.skip(f"{script.name}: its --smoke mode is being added by its owner")
         pytest.fail(f"benchmarks/{script.name} has no --smoke mode: add one (seconds, tiny sizes, no committed table written)")
-    before = _table(script)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TMPDIR": str(tmp_path),
-           "PYTHONUNBUFFERED": "1"}
-    try:
-        run = subprocess.run([sys.executable, str(script), "--smoke"], cwd=tmp_path, env=env, capture_output=True,
-                             text=True, timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired as err:
-        pytest.fail(f"{script.name} --smoke ran past {TIMEOUT_S} s:\n{(err.stdout or '')[-2000:]}")
+    before, future = smoke_runs[script.name]
+    run = future.result()
+    if isinstance(run, str):
+        pytest.fail(run)
     assert run.returncode == 0, f"{script.name} --smoke failed (exit {run.returncode}):\n{run.stderr[-4000:]}"
     assert _table(script) == before, f"{script.name} --smoke rewrote its committed table"
