@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
-from geobridge.demo import DemoWorld, run_demo
+from dataclasses import replace
+
+from geobridge.demo import DEMO_WORLD, run_demo
 from geobridge.models import load_model
 from geobridge.retrieval.gallery import Gallery
 
@@ -15,7 +17,7 @@ DIRECTIONS = {"D2S", "S2D", "D2P", "P2D", "P2S", "S2P", "T2D", "T2P", "T2S"}
 def test_run_demo_writes_every_result_a_reader_is_promised(tmp_path):
     out = tmp_path / "demo"
     lines: list[str] = []
-    result = run_demo(out, world=DemoWorld(locations=90, size=32, world_size_m=600, regions=4, test_regions=1),
+    result = run_demo(out, world=replace(DEMO_WORLD, locations=90, size=32, world_size_m=600, regions=4, test_regions=1),
                       overrides=["optim.epochs=1", "data.batch_size=8"], progress=False, echo=lines.append)
     assert set(result.metrics) == DIRECTIONS and set(result.ablation) == {"image-only", "text-only", "geobridge"}
     test_places = result.metrics["D2S"]["gallery"]

@@ -30,6 +30,7 @@ from typing import Any, Callable
 
 from geobridge.atomic import atomic_write_text
 from geobridge.views import GEOBRIDGE_DIRECTIONS, View
+from geobridge.world.dataset import WorldDatasetSpec, generate_world_dataset
 
 #: The ablation rows, in the paper's order, and the loss preset each one trains with.
 VARIANTS: tuple[str, ...] = ("image-only", "text-only", "geobridge")
@@ -48,27 +49,17 @@ PAPER_TEXT_ONLY_RANGE = "35-43"
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"  # shipped inside the package
 
 
-@dataclass(frozen=True)
-class DemoWorld:
-    """The world the demo renders (small enough to render, train and test in minutes).
-
-    GeoLoc-like choices, each measured in ``benchmarks/anchor_study.md``: the drone view is a north-up
-    orthomosaic crop (GeoLoc's kind, not an oblique photo); texts keep only cues every view shares
-    (no compass bearings: drone and street views face a random heading); the held-out area is
-    three districts of different styles, each style also present in training (a new town, like
-    VIGOR's cross-area split), which gives 300 test queries.
-    """
-
-    locations: int = 1500
-    size: int = 64
-    seed: int = 0
-    world_size_m: float = 2000.0
-    # 10 regions from 5 styles (each twice); three regions of three styles are held out together
-    regions: int = 10
-    test_regions: int = 3
-    test_region_policy: str = "shared-style"
-    drone_view: str = "orthophoto"
-    text_compass: bool = False
+#: The world the demo renders (small enough to render, train and test in minutes). GeoLoc-like
+#: choices, each measured in ``benchmarks/anchor_study.md``: the drone view is a north-up orthomosaic
+#: crop (GeoLoc's kind, not an oblique photo); texts keep only cues every view shares (no compass
+#: bearings: drone and street views face a random heading); the held-out area is three districts of
+#: different styles, each style also present in training (a new town, like VIGOR's cross-area
+#: split; 10 regions from 5 styles), which gives 300 test queries.
+DEMO_WORLD = WorldDatasetSpec(
+    locations=1500, size=64, seed=0, world_size_m=2000.0, regions=10, test_regions=3,
+    test_region_policy="shared-style", drone_view="orthophoto", text_compass=False,
+    views=("drone", "street", "satellite"),
+)
 
 
 @dataclass
@@ -86,7 +77,7 @@ def run_demo(
     out: str | Path = "demo",
     config_path: str | Path | None = None,
     overrides: list[str] | None = None,
-    world: DemoWorld = DemoWorld(),
+    world: WorldDatasetSpec = DEMO_WORLD,
     variants: tuple[str, ...] = VARIANTS,
     reuse_world: bool = False,
     echo: Callable[[str], None] = print,
@@ -114,16 +105,9 @@ def run_demo(
 
     manifest = out / "world" / "manifest.parquet"
     if not (reuse_world and manifest.exists()):
-        from geobridge.world.dataset import generate_world_dataset
-
         echo(f"[1/3] rendering {world.locations} locations of a procedural world into {out / 'world'}")
         tick = time.perf_counter()
-        manifest = generate_world_dataset(
-            out / "world", locations=world.locations, seed=world.seed, size=world.size, views=("drone", "street", "satellite"),
-            world_size_m=world.world_size_m, regions=world.regions, workers=2, progress=progress, overwrite=True,
-            test_region_policy=world.test_region_policy, test_regions=world.test_regions,
-            drone_view=world.drone_view, text_compass=world.text_compass,
-        )
+        manifest = generate_world_dataset(out / "world", world, workers=2, progress=progress, overwrite=True)
         seconds["world"] = time.perf_counter() - tick
     test_locations = read_manifest(manifest, split="test")
     val_locations = read_manifest(manifest, split="val")

@@ -30,13 +30,13 @@ def register(app: typer.Typer) -> None:
         """Render the embedded world, train GeoBridge and its ablation on CPU, evaluate, report."""
         from dataclasses import replace
 
-        from geobridge.demo import DemoWorld, run_demo
+        from geobridge.demo import DEMO_WORLD, run_demo
         from geobridge.train.config import ConfigError
 
         chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
         try:
             run_demo(out, config_path=config, overrides=list(overrides or []),
-                     world=replace(DemoWorld(), size=size, seed=seed, **({"locations": locations} if locations else {})),
+                     world=replace(DEMO_WORLD, size=size, seed=seed, **({"locations": locations} if locations else {})),
                      variants=chosen,
                      reuse_world=reuse_world, echo=typer.echo, device=checked_device(device))
         except (ConfigError, ValueError, FileNotFoundError) as err:

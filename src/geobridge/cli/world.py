@@ -48,39 +48,24 @@ def world_command(
 ) -> None:
     """Render a world dataset: drone, street, satellite and map views of road locations, plus
     their shared text, in the GeoLoc layout with OUT/manifest.parquet."""
-    from geobridge.world.dataset import WorldDatasetError, generate_world_dataset
+    from dataclasses import asdict
+
+    from geobridge.world.dataset import WorldDatasetError, WorldDatasetSpec, generate_world_dataset
     from geobridge.world.render import RenderSettings
 
-    if workers < 1:
-        raise fail(f"--workers must be at least 1 (rendering processes), got {workers}")
     try:
         settings = RenderSettings(season=season, noise_std=noise)
     except ValueError as err:
         raise fail(str(err)) from None
+    spec = WorldDatasetSpec(
+        source=source, seed=seed, locations=locations, size=size, views=tuple(views.split(",")),
+        world_size_m=world_size, regions=regions, test_regions=test_regions, test_region_policy=test_region_policy,
+        bbox=_parse_bbox(bbox), min_spacing_m=min_spacing, text_compass=text_compass, drone_view=drone_view,
+        imagery_age=imagery_age, capture_variation=capture_variation, settings=asdict(settings),
+    )
     try:
-        manifest = generate_world_dataset(
-            out,
-            locations=locations,
-            seed=seed,
-            source=source,
-            osm_path=osm,
-            size=size,
-            views=views,
-            world_size_m=world_size,
-            regions=regions,
-            bbox=_parse_bbox(bbox),
-            imagery_age=imagery_age,
-            settings=settings,
-            workers=workers,
-            overwrite=overwrite,
-            contact_sheet=contact_sheet,
-            test_regions=test_regions,
-            test_region_policy=test_region_policy,
-            min_spacing_m=min_spacing,
-            text_compass=text_compass,
-            drone_view=drone_view,
-            capture_variation=capture_variation,
-        )
+        manifest = generate_world_dataset(out, spec, osm_path=osm, workers=workers, overwrite=overwrite,
+                                          contact_sheet=contact_sheet)
     except (WorldDatasetError, ValueError) as err:
         raise fail(str(err)) from None
     typer.echo(f"wrote {locations} locations to {manifest}")

