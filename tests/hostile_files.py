@@ -14,7 +14,8 @@ from pathlib import Path
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
 
 def bomb_png(path: Path, side: int = 40_000) -> Path:
@@ -49,7 +50,8 @@ def huge_jpeg(path: Path, width: int, height: int) -> Path:
     blocks = ((width + 7) // 8) * ((height + 7) // 8)
     pattern, rest = divmod(blocks, 4)
     bits = "001010" * rest
-    tail = int(bits.ljust(-(-len(bits) // 8) * 8, "1"), 2).to_bytes(-(-len(bits) // 8), "big") if bits else b""
+    n_bytes = -(-len(bits) // 8)
+    tail = int(bits.ljust(n_bytes * 8, "1"), 2).to_bytes(n_bytes, "big") if bits else b""  # padded with 1s
     with open(path, "wb") as out:
         out.write(b"\xff\xd8" + quant + frame + tables + scan)
         chunk = b"\x28\xa2\x8a" * 100_000

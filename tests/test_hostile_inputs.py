@@ -51,8 +51,9 @@ def env(tmp_path_factory, tiny_world_dir) -> dict[str, Path]:
     good = Image.effect_noise((96, 64), 60).convert("RGB")
     good.save(root / "good.jpg", quality=90)
     good.save(root / "good.png")
-    return {"root": root, "model": root / "model", "gallery": root / "gallery", "world": tiny_world_dir.parent,
-            "products": root / "products", "good_jpg": root / "good.jpg", "good_png": root / "good.png"}
+    return {"root": root, "model": root / "model", "gallery": root / "gallery",
+            "world": tiny_world_dir.parent, "products": root / "products",
+            "good_jpg": root / "good.jpg", "good_png": root / "good.png"}
 
 
 def bad_image(kind: str, env: dict[str, Path], folder: Path, name: str = "bad") -> Path:
@@ -101,7 +102,8 @@ QUERY_CASES = [(kind, Outcome(2, what)) for kind, what in
 @pytest.mark.parametrize("kind, outcome", QUERY_CASES)
 def test_locate(env, tmp_path, capsys, kind, outcome):
     query = bad_image(kind, env, tmp_path)
-    line = run(capsys, ["locate", str(query), "--gallery", str(env["gallery"]), "--view", "satellite"], outcome)
+    argv = ["locate", str(query), "--gallery", str(env["gallery"]), "--view", "satellite"]
+    line = run(capsys, argv, outcome)
     assert outcome.code == 0 or str(query) in line
 
 
@@ -132,8 +134,8 @@ def test_embed_skips_a_bad_image_and_names_it(env, tmp_path, capsys, kind):
     world, victim = world_with(env, tmp_path, kind)
     out = tmp_path / "e.npz"
     with pytest.warns(UserWarning, match="unreadable") as caught:
-        text = run(capsys, ["embed", "--model", str(env["model"]), "--manifest", str(world), "--view", "satellite",
-                            "--out", str(out)], Outcome(0, "wrote"))
+        text = run(capsys, ["embed", "--model", str(env["model"]), "--manifest", str(world),
+                            "--view", "satellite", "--out", str(out)], Outcome(0, "wrote"))
     assert victim.name in " ".join(str(w.message) for w in caught)
     assert f"wrote {len(read_manifest(world)) - 1} satellite embeddings" in text
 
@@ -142,12 +144,14 @@ def test_embed_skips_a_bad_image_and_names_it(env, tmp_path, capsys, kind):
 def test_world_sheet_with_a_bad_image_is_one_error_line(env, tmp_path, capsys, kind):
     world, victim = world_with(env, tmp_path, kind)
     out = tmp_path / "sheet.png"
-    line = run(capsys, ["world-sheet", str(world), "--out", str(out), "--count", "40"], Outcome(2, victim.name))
+    argv = ["world-sheet", str(world), "--out", str(out), "--count", "40"]
+    line = run(capsys, argv, Outcome(2, victim.name))
     assert not out.exists() and line
 
 
 def test_world_refuses_negative_workers(tmp_path, capsys):
-    run(capsys, ["world", str(tmp_path / "w"), "-n", "4", "--workers", "-1"], Outcome(2, "--workers must be at least 1"))
+    run(capsys, ["world", str(tmp_path / "w"), "-n", "4", "--workers", "-1"],
+        Outcome(2, "--workers must be at least 1"))
     assert not (tmp_path / "w").exists()
 
 
@@ -187,8 +191,10 @@ def test_complete_drone_skips_a_bad_image_with_its_reason(env, tmp_path, capsys,
 
     first = (env["products"] / "panoramas.csv").read_text().splitlines()[1].split(",")
     fp = Footprint.around(float(first[1]), float(first[2]), 60.0)
-    bad = bad_image(kind, env, tmp_path / "drone" / "test", f"{fp.south:.7f}_{fp.west:.7f}_{fp.north:.7f}_{fp.east:.7f}")
-    cfg = {"out": "unused", "panoramas": {"kind": "local", "catalogue": str(env["products"] / "panoramas.csv")},
+    name = f"{fp.south:.7f}_{fp.west:.7f}_{fp.north:.7f}_{fp.east:.7f}"
+    bad = bad_image(kind, env, tmp_path / "drone" / "test", name)
+    cfg = {"out": "unused",
+           "panoramas": {"kind": "local", "catalogue": str(env["products"] / "panoramas.csv")},
            "satellite": {"kind": "xyz-dir", "path": str(env["products"] / "tiles"), "zoom": 17},
            "drone_subset": {"size_px": 32}}
     (tmp_path / "b.yaml").write_text(yaml.safe_dump(cfg))
@@ -212,7 +218,8 @@ BUILD = {"crop": {"scales_m": [60], "size_px": 64, "max_nodata_fraction": 0.5},
 def build_config(env: dict[str, Path], tmp_path: Path, orthomosaics: list[Path] | None = None,
                  catalogue: Path | None = None) -> Path:
     products = env["products"]
-    cfg = {"out": str(tmp_path / "out"), "orthomosaics": [str(p) for p in orthomosaics or [products / "orthomosaic.tif"]],
+    cfg = {"out": str(tmp_path / "out"),
+           "orthomosaics": [str(p) for p in orthomosaics or [products / "orthomosaic.tif"]],
            "panoramas": {"kind": "local", "catalogue": str(catalogue or products / "panoramas.csv")},
            "satellite": {"kind": "xyz-dir", "path": str(products / "tiles"), "zoom": 17}, **BUILD}
     (tmp_path / "build.yaml").write_text(yaml.safe_dump(cfg))
@@ -223,7 +230,8 @@ def catalogue_with(env: dict[str, Path], tmp_path: Path, edit: Callable[[list[by
     """The products' catalogue, absolute paths, rows edited by ``edit`` (header first)."""
     products = env["products"]
     lines = (products / "panoramas.csv").read_bytes().splitlines()
-    rows = [lines[0]] + [line.replace(b",panoramas/", b"," + str(products).encode() + b"/panoramas/") for line in lines[1:]]
+    absolute = b"," + str(products).encode() + b"/panoramas/"
+    rows = [lines[0]] + [line.replace(b",panoramas/", absolute) for line in lines[1:]]
     path = tmp_path / "catalogue.csv"
     path.write_bytes(b"\n".join(edit(rows)) + b"\n")
     return path
@@ -241,8 +249,8 @@ def build_run(capsys, config: Path, outcome: Outcome) -> str:
 
 def test_build_run_with_a_bomb_panorama_skips_its_locations(env, tmp_path, capsys):
     bomb = bomb_png(tmp_path / "bomb.png")
-    build_run(capsys, build_config(env, tmp_path, catalogue=catalogue_with(env, tmp_path, every_panorama_is(bomb))),
-              Outcome(0, "locations"))
+    catalogue = catalogue_with(env, tmp_path, every_panorama_is(bomb))
+    build_run(capsys, build_config(env, tmp_path, catalogue=catalogue), Outcome(0, "locations"))
     report = (tmp_path / "out" / "report.md").read_text()
     assert "40000 x 40000" in report and "| 4 aligned (satellite + street + text) | 0 |" in report
     assert "| too many pixels |" in report
@@ -252,9 +260,8 @@ def test_build_run_with_a_20000_px_panorama_exports_it_at_a_sane_size(env, tmp_p
     from geobridge.build.pipeline import PANORAMA_MAX_SIDE_PX
 
     huge = huge_jpeg(tmp_path / "pano.jpg", 20_000, 20_000)
-    text = build_run(capsys, build_config(env, tmp_path, catalogue=catalogue_with(env, tmp_path,
-                                                                                   every_panorama_is(huge))),
-                     Outcome(0, "locations"))
+    catalogue = catalogue_with(env, tmp_path, every_panorama_is(huge))
+    text = build_run(capsys, build_config(env, tmp_path, catalogue=catalogue), Outcome(0, "locations"))
     locations = read_manifest(tmp_path / "out")
     assert locations and f"{len(locations)} locations" in text
     for loc in locations:
@@ -287,9 +294,11 @@ def test_build_run_counts_a_panorama_outside_every_orthomosaic(env, tmp_path, ca
     catalogue = catalogue_with(env, tmp_path, far_row)
     build_run(capsys, build_config(env, tmp_path, catalogue=catalogue), Outcome(0, "locations"))
     report = (tmp_path / "out" / "report.md").read_text()
-    counts = dict(line.strip("| ").split(" | ") for line in report.splitlines() if line.startswith("| panoramas "))
+    counts = dict(line.strip("| ").split(" | ") for line in report.splitlines()
+                  if line.startswith("| panoramas "))
     listed = len(catalogue.read_text().splitlines()) - 1
-    assert int(counts["panoramas found"]) + int(counts["panoramas outside footprints"]) == listed  # none vanish
+    found, outside = int(counts["panoramas found"]), int(counts["panoramas outside footprints"])
+    assert found + outside == listed  # none vanish
     assert "`faraway` | outside footprints: at (47.500000, 8.700000)" in report
 
 

@@ -69,7 +69,7 @@ def source_name(source: ImageSource, name: str | None = None) -> str:
 @contextlib.contextmanager
 def image_header(source: ImageSource, name: str | None = None) -> Iterator["Image.Image"]:
     """The lazily opened image (header read, no pixels decoded), without PIL's global bomb check;
-    failures to open are :class:`ImageError`. A single-frame file is closed by PIL once loaded."""
+    failures to open are :class:`ImageError`."""
     from PIL import Image, UnidentifiedImageError
 
     label = source_name(source, name)
@@ -95,11 +95,8 @@ def image_header(source: ImageSource, name: str | None = None) -> Iterator["Imag
                          "unreadable") from None
     except (ValueError, SyntaxError, EOFError) as err:  # a header PIL recognised but could not parse
         raise ImageError(label, f"has a corrupt header ({err}); copy the file again", "corrupt") from None
-    try:
+    with image:  # closes the file at the end; pixels already loaded stay usable
         yield image
-    except BaseException:
-        image.close()
-        raise
 
 
 def decode_scale(image: "Image.Image", max_pixels: int, max_side: int | None, name: str) -> int:
@@ -112,9 +109,9 @@ def decode_scale(image: "Image.Image", max_pixels: int, max_side: int | None, na
     if not fitting:
         how = ("even at 1/8 scale" if scalable
                else f"and a {image.format or 'file of this format'} cannot be decoded at a reduced scale")
-        raise ImageError(name, f"declares {width} x {height} = {width * height:,} pixels, over the {max_pixels:,}"
-                               f"-pixel budget (decompression bomb guard) {how}; resize it, or raise "
-                               f"{MAX_PIXELS_ENV} if it is genuine", "too_many_pixels")
+        raise ImageError(name, f"declares {width} x {height} = {width * height:,} pixels, over the "
+                               f"{max_pixels:,}-pixel budget (decompression bomb guard) {how}; resize it, "
+                               f"or raise {MAX_PIXELS_ENV} if it is genuine", "too_many_pixels")
     scale = fitting[0]
     if max_side is not None:
         scale = max([scale] + [s for s in fitting if math.ceil(max(width, height) / s) >= max_side])

@@ -46,7 +46,8 @@ class PanoramaSelection:
     outside: list[Panorama] = field(default_factory=list)
 
 
-def keep_inside(panoramas: list[Panorama], seeds: list[Seed], listed: Sequence[Panorama] = ()) -> PanoramaSelection:
+def keep_inside(panoramas: list[Panorama], seeds: list[Seed],
+                listed: Sequence[Panorama] = ()) -> PanoramaSelection:
     """Panoramas lying inside some seed footprint (each kept once, owned by its first seed); the
     others, and those of ``listed`` (a catalogue's whole list) that no search found, are outside."""
     out = PanoramaSelection()

@@ -159,7 +159,8 @@ class Orthomosaic:
         out = (min(samples, height), min(samples, width))
         try:
             with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024):
-                mask = self.dataset.read_masks(1, window=Window(col_off, row_off, width, height), out_shape=out)
+                window = Window(col_off, row_off, width, height)
+                mask = self.dataset.read_masks(1, window=window, out_shape=out)
         except RasterioError as err:
             raise OrthomosaicError(f"cannot read {self.path.name} ({err}): {UNREADABLE_ADVICE}") from None
         return float(np.count_nonzero(mask)) / mask.size
@@ -203,8 +204,8 @@ class Orthomosaic:
                 mask = self.dataset.read_masks(1, window=window, out_shape=(out_h, out_w),
                                                resampling=Resampling.nearest)
         except RasterioError as err:  # a truncated or corrupt file: this crop fails, the build goes on
-            raise CropError(f"cannot read {self.path.name} under the {size_m:g} m crop at ({lat:.6f}, {lon:.6f}) "
-                            f"({err}): {UNREADABLE_ADVICE}") from None
+            raise CropError(f"cannot read {self.path.name} under the {size_m:g} m crop at "
+                            f"({lat:.6f}, {lon:.6f}) ({err}): {UNREADABLE_ADVICE}") from None
         sx, sy = out_w / win_w, out_h / win_h
         map_x = ((col_map - c0) * sx - 0.5).astype(np.float32)
         map_y = ((row_map - r0) * sy - 0.5).astype(np.float32)

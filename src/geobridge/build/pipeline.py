@@ -216,7 +216,8 @@ class Build:
         bar.close()
         search_records = [searches.get(s.id) for s in seeds]
         panoramas = [Panorama(**p) for r in search_records for p in r["panoramas"]]
-        selection = keep_inside(panoramas, seeds, listed=getattr(provider, "panoramas", []))  # catalogues list all
+        listed = getattr(provider, "panoramas", [])  # a catalogue lists all: none can vanish unsearched
+        selection = keep_inside(panoramas, seeds, listed=listed)
         crops = self._journal("candidates", "pano_id", name="candidates-crops")
         drone_dir = self.work / "drone"
         open_orthos: dict[str, Orthomosaic] = {}

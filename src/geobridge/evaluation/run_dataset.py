@@ -274,7 +274,8 @@ def evaluate_model_on_dataset(
             what = "empty text query(ies)" if query_set.view is View.TEXT else "unreadable query image(s)"
             result.notes.append(f"{query.skipped} {what} count as misses")
         if gallery.skipped:
-            what = "empty gallery text(s)" if gallery_parts[0].view is View.TEXT else "unreadable gallery image(s)"
+            text = gallery_parts[0].view is View.TEXT
+            what = "empty gallery text(s)" if text else "unreadable gallery image(s)"
             result.notes.append(f"{gallery.skipped} {what} were left out")
         scored = query.images
         if "query_row" in result.per_query:  # multi-query: one fused query per label, at its first row

@@ -322,7 +322,8 @@ class Gallery:
         gallery = cls(info, index, metadata, folder=folder, device=device)
         gallery.root = image_root(folder, info)
         if gallery.root is not None:  # in memory every path is absolute; relative ones hang under the root
-            gallery.metadata["path"] = [None if p is None else str(gallery.root / p) for p in metadata["path"]]
+            gallery.metadata["path"] = [None if p is None else str(gallery.root / p)
+                                        for p in metadata["path"]]
         try:
             gallery.calibration = load_calibration(folder, info.size)
         except CalibrationError as err:

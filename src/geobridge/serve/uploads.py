@@ -1,10 +1,11 @@
 """Checks on what a client sends before any of it reaches the model.
 
 An upload is read in chunks with a hard byte limit (a request announcing more in its
-Content-Length is refused before its body is read), kept in memory only, and decoded under the image policy of :mod:`geobridge.images`
-(a pixel limit checked from the header before the pixels are decompressed, so a "decompression
-bomb" never allocates; a large JPEG decoded at a reduced scale). Every refusal is an ``UploadError`` carrying the HTTP
-status and a message that says what is wrong and what is accepted.
+Content-Length is refused before its body is read), kept in memory only, and decoded under the
+image policy of :mod:`geobridge.images` (a pixel limit checked from the header before the pixels
+are decompressed, so a "decompression bomb" never allocates; a large JPEG decoded at a reduced
+scale). Every refusal is an ``UploadError`` carrying the HTTP status and a message that says what
+is wrong and what is accepted.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from geobridge.build.providers.images import describe_non_image, image_kind
 from geobridge.geo import Footprint
 
 CATALOGUE_FIELDS = ("id", "lat", "lon", "heading", "path")
+UTF8_ADVICE = "save the catalogue as UTF-8"
 
 
 class LocalPanoramaCatalogue:
@@ -50,7 +51,7 @@ class LocalPanoramaCatalogue:
             except UnicodeDecodeError as err:
                 line = raw[: err.start].count(b"\n") + 1
                 raise ProviderError(f"panorama catalogue {self.catalogue.name} line {line}: byte "
-                                    f"0x{raw[err.start]:02x} is not UTF-8; save the catalogue as UTF-8") from None
+                                    f"0x{raw[err.start]:02x} is not UTF-8; {UTF8_ADVICE}") from None
             except ValueError as err:
                 raise ProviderError(f"panorama catalogue {self.catalogue.name} is not valid JSON: {err}") from err
             if isinstance(data, dict):
@@ -60,7 +61,8 @@ class LocalPanoramaCatalogue:
         reader = csv.DictReader(io.StringIO(raw.decode("utf-8-sig", errors="surrogateescape"), newline=""))
         missing = [c for c in ("id", "lat", "lon", "path") if c not in (reader.fieldnames or [])]
         if missing:
-            raise ProviderError(f"panorama catalogue {self.catalogue.name} lacks column(s) {', '.join(missing)}")
+            raise ProviderError(f"panorama catalogue {self.catalogue.name} lacks column(s) "
+                                f"{', '.join(missing)}")
         return list(reader)
 
     def _load(self) -> None:
@@ -110,8 +112,8 @@ def _check_utf8(row: dict) -> None:
         text = value if isinstance(value, str) else ""
         bad = next((c for c in text if "\udc80" <= c <= "\udcff"), None)
         if bad is not None:
-            raise ValueError(f"byte 0x{ord(bad) - 0xDC00:02x} in {text.encode('utf-8', 'surrogateescape')!r} is not UTF-8; "
-                             "save the catalogue as UTF-8")
+            raw = text.encode("utf-8", "surrogateescape")
+            raise ValueError(f"byte 0x{ord(bad) - 0xDC00:02x} in {raw!r} is not UTF-8; {UTF8_ADVICE}")
 
 
 class XYZDirectory:
