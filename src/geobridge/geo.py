@@ -119,6 +119,8 @@ class Footprint:
 # --- XYZ (slippy-map / Web Mercator) tiles ---------------------------------------------------
 
 
+# Whole tiles come from mercantile; the fractional position inside a tile (where a point falls
+# on a tile's pixels) has no mercantile function, so these two lines of spherical Mercator stay.
 def latlon_to_tile_fraction(lat: float, lon: float, zoom: int) -> tuple[float, float]:
     """Fractional tile coordinates (x, y) of a point at ``zoom`` (y grows southwards)."""
     lat = max(min(lat, MAX_MERCATOR_LAT), -MAX_MERCATOR_LAT)
@@ -130,10 +132,13 @@ def latlon_to_tile_fraction(lat: float, lon: float, zoom: int) -> tuple[float, f
 
 
 def latlon_to_tile(lat: float, lon: float, zoom: int) -> tuple[int, int]:
-    """Integer (x, y) of the tile that holds the point."""
-    x, y = latlon_to_tile_fraction(lat, lon, zoom)
+    """Integer (x, y) of the tile that holds the point (latitudes beyond Web Mercator's clamped)."""
+    import mercantile
+
+    lat = max(min(lat, MAX_MERCATOR_LAT), -MAX_MERCATOR_LAT)
+    tile = mercantile.tile(lon, lat, zoom)
     n = 2**zoom
-    return min(int(math.floor(x)), n - 1), min(int(math.floor(y)), n - 1)
+    return min(tile.x, n - 1), min(tile.y, n - 1)
 
 
 def tile_fraction_to_latlon(x: float, y: float, zoom: int) -> tuple[float, float]:
@@ -146,9 +151,10 @@ def tile_fraction_to_latlon(x: float, y: float, zoom: int) -> tuple[float, float
 
 def tile_bounds(x: int, y: int, zoom: int) -> Footprint:
     """The ground box a tile covers."""
-    north, west = tile_fraction_to_latlon(x, y, zoom)
-    south, east = tile_fraction_to_latlon(x + 1, y + 1, zoom)
-    return Footprint(west=west, south=south, east=east, north=north)
+    import mercantile
+
+    box = mercantile.bounds(x, y, zoom)
+    return Footprint(west=box.west, south=box.south, east=box.east, north=box.north)
 
 
 def ground_resolution_m(lat: float, zoom: int, tile_size: int = 256) -> float:
