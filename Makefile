@@ -1,6 +1,6 @@
 # geobridge: the two set-up commands of the README.
 #   make demo   render the embedded world, train and evaluate GeoBridge on it (CPU)
-#   make test   run the test suite
+#   make test   lint (make lint), then run the test suite
 # Both create .venv and install what they need when it is missing.
 
 SHELL := /bin/bash
@@ -48,7 +48,12 @@ leaflet:
 demo: install
 	$(VENV)/bin/geobridge demo --out demo
 
-test: install browser
+# ruff: lint rules and formatting (pinned version, so a format check means the same everywhere)
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+test: install browser lint
 	$(PY) -m pytest -q
 
 bench: install

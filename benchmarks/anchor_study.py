@@ -35,9 +35,18 @@ from geobridge.train.frozen_cache import cached_frozen_text_tower
 from geobridge.world.dataset import generate_world_dataset
 
 SHOWN = ("D2S", "P2D", "D2P", "P2S", "S2P", "T2S")
-OLD_WORLD = dict(locations=1000, world_size_m=1600.0, regions=8, test_regions=1, drone_view="oblique", text_compass=True)
+OLD_WORLD = dict(
+    locations=1000, world_size_m=1600.0, regions=8, test_regions=1, drone_view="oblique", text_compass=True
+)
 DISTRICTS = dict(OLD_WORLD, regions=10, test_regions=3)
-FINAL_WORLD = dict(locations=1500, world_size_m=2000.0, regions=10, test_regions=3, drone_view="orthophoto", text_compass=False)
+FINAL_WORLD = dict(
+    locations=1500,
+    world_size_m=2000.0,
+    regions=10,
+    test_regions=3,
+    drone_view="orthophoto",
+    text_compass=False,
+)
 OLD_TRAIN = ["data.north_up_views=[satellite]", "optim.epochs=8"]
 
 
@@ -54,28 +63,100 @@ class Setup:
 
 
 SETUPS = [
-    Setup("base", "session 1's demo world: one held-out district, oblique drone, texts with bearings", OLD_WORLD, OLD_TRAIN),
-    Setup("spacing-60m", "locations >= 60 m apart (GeoLoc's 50% footprint de-duplication)", dict(OLD_WORLD, world_size_m=3200.0, min_spacing_m=60.0), OLD_TRAIN),
+    Setup(
+        "base",
+        "session 1's demo world: one held-out district, oblique drone, texts with bearings",
+        OLD_WORLD,
+        OLD_TRAIN,
+    ),
+    Setup(
+        "spacing-60m",
+        "locations >= 60 m apart (GeoLoc's 50% footprint de-duplication)",
+        dict(OLD_WORLD, world_size_m=3200.0, min_spacing_m=60.0),
+        OLD_TRAIN,
+    ),
     Setup("longer", "base, 3x the steps", OLD_WORLD, ["data.north_up_views=[satellite]", "optim.epochs=24"]),
-    Setup("districts", "three held-out districts of three styles (300 -> 200 test queries over a mixed area)", DISTRICTS, OLD_TRAIN),
-    Setup("text-weight-2", "districts, text group weighted 2", DISTRICTS, OLD_TRAIN + ["loss.options={group_weights: {text: 2.0}}"], ("geobridge",)),
-    Setup("districts-longer", "districts, 2x the steps", DISTRICTS, ["data.north_up_views=[satellite]", "optim.epochs=16"]),
-    Setup("no-bearings", "districts, texts without compass bearings", dict(DISTRICTS, text_compass=False), OLD_TRAIN, ("geobridge", "text-only")),
-    Setup("vl-pretrain", "no-bearings, towers first pre-trained text-only on another world (seed 1), standing in for CLIP",
-          dict(DISTRICTS, text_compass=False), OLD_TRAIN, ("image-only", "geobridge", "text-only"),
-          pretrain_world=dict(locations=900, world_size_m=1600.0, regions=8, test_regions=1, drone_view="oblique", text_compass=True)),
-    Setup("orthophoto", "no-bearings + GeoLoc's drone view (orthomosaic crops), no rotation", dict(DISTRICTS, text_compass=False, drone_view="orthophoto"),
-          ["data.rotate_p=0", "optim.epochs=8"]),
-    Setup("street-64x128", "orthophoto world rendered at 128 px, street tower at 64x128", dict(DISTRICTS, text_compass=False, drone_view="orthophoto", size=128),
-          ["data.rotate_p=0", "optim.epochs=8", "model.overrides.towers.street.image_size=[64,128]"]),
-    Setup("final", "the demo: 1500 locations, 300 test queries, orthophoto drone turned with the satellite, no bearings",
-          FINAL_WORLD, [], ("image-only", "text-only", "geobridge")),
-    Setup("text-last-block", "final, MiniLM's last layer trained too (the paper fine-tunes the last layers)",
-          FINAL_WORLD, ["model.freeze_views.text=1"], ("image-only", "text-only", "geobridge")),
-    Setup("captures-apart", "final, each view of a place under its own sun, exposure and season (capture_variation 1)",
-          dict(FINAL_WORLD, capture_variation=1.0), [], ("image-only", "text-only", "geobridge")),
+    Setup(
+        "districts",
+        "three held-out districts of three styles (300 -> 200 test queries over a mixed area)",
+        DISTRICTS,
+        OLD_TRAIN,
+    ),
+    Setup(
+        "text-weight-2",
+        "districts, text group weighted 2",
+        DISTRICTS,
+        OLD_TRAIN + ["loss.options={group_weights: {text: 2.0}}"],
+        ("geobridge",),
+    ),
+    Setup(
+        "districts-longer",
+        "districts, 2x the steps",
+        DISTRICTS,
+        ["data.north_up_views=[satellite]", "optim.epochs=16"],
+    ),
+    Setup(
+        "no-bearings",
+        "districts, texts without compass bearings",
+        dict(DISTRICTS, text_compass=False),
+        OLD_TRAIN,
+        ("geobridge", "text-only"),
+    ),
+    Setup(
+        "vl-pretrain",
+        "no-bearings, towers first pre-trained text-only on another world (seed 1), standing in for CLIP",
+        dict(DISTRICTS, text_compass=False),
+        OLD_TRAIN,
+        ("image-only", "geobridge", "text-only"),
+        pretrain_world=dict(
+            locations=900,
+            world_size_m=1600.0,
+            regions=8,
+            test_regions=1,
+            drone_view="oblique",
+            text_compass=True,
+        ),
+    ),
+    Setup(
+        "orthophoto",
+        "no-bearings + GeoLoc's drone view (orthomosaic crops), no rotation",
+        dict(DISTRICTS, text_compass=False, drone_view="orthophoto"),
+        ["data.rotate_p=0", "optim.epochs=8"],
+    ),
+    Setup(
+        "street-64x128",
+        "orthophoto world rendered at 128 px, street tower at 64x128",
+        dict(DISTRICTS, text_compass=False, drone_view="orthophoto", size=128),
+        ["data.rotate_p=0", "optim.epochs=8", "model.overrides.towers.street.image_size=[64,128]"],
+    ),
+    Setup(
+        "final",
+        "the demo: 1500 locations, 300 test queries, orthophoto drone turned with the satellite, no bearings",
+        FINAL_WORLD,
+        [],
+        ("image-only", "text-only", "geobridge"),
+    ),
+    Setup(
+        "text-last-block",
+        "final, MiniLM's last layer trained too (the paper fine-tunes the last layers)",
+        FINAL_WORLD,
+        ["model.freeze_views.text=1"],
+        ("image-only", "text-only", "geobridge"),
+    ),
+    Setup(
+        "captures-apart",
+        "final, each view of a place under its own sun, exposure and season (capture_variation 1)",
+        dict(FINAL_WORLD, capture_variation=1.0),
+        [],
+        ("image-only", "text-only", "geobridge"),
+    ),
     Setup("captures-half", "final, capture_variation 0.5", dict(FINAL_WORLD, capture_variation=0.5)),
-    Setup("captures-apart-longer", "captures-apart, 2x the steps", dict(FINAL_WORLD, capture_variation=1.0), ["optim.epochs=12"]),
+    Setup(
+        "captures-apart-longer",
+        "captures-apart, 2x the steps",
+        dict(FINAL_WORLD, capture_variation=1.0),
+        ["optim.epochs=12"],
+    ),
 ]
 
 
@@ -83,7 +164,13 @@ def render(world: dict, folder: Path, seed: int = 0) -> Path:
     manifest = folder / "manifest.parquet"
     if manifest.exists():
         return manifest
-    spec = dict(size=64, views=("drone", "street", "satellite"), test_region_policy="shared-style", workers=2, progress=False)
+    spec = dict(
+        size=64,
+        views=("drone", "street", "satellite"),
+        test_region_policy="shared-style",
+        workers=2,
+        progress=False,
+    )
     spec.update(world)
     return generate_world_dataset(folder, seed=seed, **spec)
 
@@ -95,17 +182,38 @@ def run_setup(setup: Setup, cache: Path) -> dict:
     base_model = None
     if setup.pretrain_world is not None:
         pre_manifest = render(setup.pretrain_world, cache / f"{setup.name}-pretrain", seed=1)
-        config = TrainConfig.load(resolve_config("demo"), [f"data.manifest={pre_manifest}", f"output_dir={cache / 'runs' / setup.name / 'pretrain'}",
-                                  "loss.edge_set=text-only", "resume=false", "progress=false", "tensorboard=false", "optim.epochs=8",
-                                  "data.north_up_views=[satellite]"])
+        config = TrainConfig.load(
+            resolve_config("demo"),
+            [
+                f"data.manifest={pre_manifest}",
+                f"output_dir={cache / 'runs' / setup.name / 'pretrain'}",
+                "loss.edge_set=text-only",
+                "resume=false",
+                "progress=false",
+                "tensorboard=false",
+                "optim.epochs=8",
+                "data.north_up_views=[satellite]",
+            ],
+        )
         base_model = train(config, text_features=store).model
     rows: dict = {}
     for variant in setup.variants:
-        config = TrainConfig.load(resolve_config("demo"), list(setup.overrides) + [
-            f"data.manifest={manifest}", f"output_dir={cache / 'runs' / setup.name / variant}", f"loss.edge_set={variant}",
-            "resume=false", "progress=false", "tensorboard=false"])
+        config = TrainConfig.load(
+            resolve_config("demo"),
+            list(setup.overrides)
+            + [
+                f"data.manifest={manifest}",
+                f"output_dir={cache / 'runs' / setup.name / variant}",
+                f"loss.edge_set={variant}",
+                "resume=false",
+                "progress=false",
+                "tensorboard=false",
+            ],
+        )
         tick = time.perf_counter()
-        run = train(config, model=copy.deepcopy(base_model) if base_model is not None else None, text_features=store)
+        run = train(
+            config, model=copy.deepcopy(base_model) if base_model is not None else None, text_features=store
+        )
         with torch.no_grad(), cached_frozen_text_tower(run.model, store):
             rows[variant] = evaluate_directions(run.model, manifest, "test")
         print(f"{setup.name} {variant}: {run.step} steps in {time.perf_counter() - tick:.0f} s", flush=True)
@@ -114,8 +222,12 @@ def run_setup(setup: Setup, cache: Path) -> dict:
 
 def table(results: dict[str, dict], kept: dict[str, list[str]]) -> str:
     """The rows of this run's setups, and ``kept`` rows (earlier runs) of the setups not re-run."""
-    lines = ["| setup | variant | test queries | " + " | ".join(SHOWN) + " | fused - image-only, street directions (95% interval) | measured |",
-             "|" + "---|" * (len(SHOWN) + 5)]
+    lines = [
+        "| setup | variant | test queries | "
+        + " | ".join(SHOWN)
+        + " | fused - image-only, street directions (95% interval) | measured |",
+        "|" + "---|" * (len(SHOWN) + 5),
+    ]
     today = dt.date.today().isoformat()
     for setup in SETUPS:
         if setup.name not in results:
@@ -132,7 +244,11 @@ def table(results: dict[str, dict], kept: dict[str, list[str]]) -> str:
                     d = paired_bootstrap(hits["geobridge"][name], hits["image-only"][name])
                     parts.append(f"{name} {d.difference:+.1f} ({d.low:+.1f}, {d.high:+.1f})")
                 diffs = "; ".join(parts)
-            lines.append(f"| {setup.name} | {variant} | {results[setup.name]['queries']} | " + " | ".join(cells) + f" | {diffs} | {today} |")
+            lines.append(
+                f"| {setup.name} | {variant} | {results[setup.name]['queries']} | "
+                + " | ".join(cells)
+                + f" | {diffs} | {today} |"
+            )
     return "\n".join(lines)
 
 
@@ -155,17 +271,36 @@ def kept_rows(out: Path, first_date: str = "2026-11-22") -> dict[str, list[str]]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--setups", nargs="*", default=[s.name for s in SETUPS], help="names among: " + ", ".join(s.name for s in SETUPS))
-    parser.add_argument("--cache", type=Path, default=None, help="folder for worlds and runs (default: a temporary folder)")
+    parser.add_argument(
+        "--setups",
+        nargs="*",
+        default=[s.name for s in SETUPS],
+        help="names among: " + ", ".join(s.name for s in SETUPS),
+    )
+    parser.add_argument(
+        "--cache", type=Path, default=None, help="folder for worlds and runs (default: a temporary folder)"
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".md"))
-    parser.add_argument("--smoke", action="store_true", help="seconds: the `final` setup on a tiny world, 2 steps a variant, "
-                        "report printed from a temporary file")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="seconds: the `final` setup on a tiny world, 2 steps a variant, "
+        "report printed from a temporary file",
+    )
     args = parser.parse_args()
     setups = SETUPS
     if args.smoke:
         tiny = dict(FINAL_WORLD, locations=60, world_size_m=800.0, regions=4, test_regions=1, size=32)
-        setups = [replace(s, world=tiny, overrides=["optim.max_steps=2", "data.batch_size=8"], variants=("image-only", "geobridge"))
-                  for s in SETUPS if s.name == "final"]
+        setups = [
+            replace(
+                s,
+                world=tiny,
+                overrides=["optim.max_steps=2", "data.batch_size=8"],
+                variants=("image-only", "geobridge"),
+            )
+            for s in SETUPS
+            if s.name == "final"
+        ]
         args.setups, args.cache, args.out = ["final"], None, None
     unknown = sorted(set(args.setups) - {s.name for s in SETUPS})
     if unknown:
@@ -180,12 +315,15 @@ def main() -> None:
         for setup in setups:
             if setup.name in args.setups:
                 results[setup.name] = run_setup(setup, cache)
-                write_report(out, results, kept, (time.perf_counter() - started) / 60)  # after each setup: a long run keeps what it measured
+                write_report(
+                    out, results, kept, (time.perf_counter() - started) / 60
+                )  # after each setup: a long run keeps what it measured
         print(out.read_text(encoding="utf-8"))
 
 
 def write_report(out: Path, results: dict[str, dict], kept: dict[str, list[str]], minutes: float) -> None:
-    body = f"""# The semantic anchor on the embedded world (issue #3)
+    body = (
+        f"""# The semantic anchor on the embedded world (issue #3)
 
 Machine: {platform.node()}, {platform.processor() or platform.machine()}, 2 cores. Latest run {dt.date.today()}: {", ".join(results)} in {minutes:.0f} min
 (worlds and frozen text features cached between setups); rows of other setups are kept from the runs dated in their last column.
@@ -197,7 +335,10 @@ image-only on the same queries with a 95% paired bootstrap interval (an interval
 
 Setups:
 
-""" + "\n".join(f"- `{s.name}`: {s.what}." for s in SETUPS if s.name in results or s.name in kept) + "\n"
+"""
+        + "\n".join(f"- `{s.name}`: {s.what}." for s in SETUPS if s.name in results or s.name in kept)
+        + "\n"
+    )
     atomic_write_text(out, body + hand_written_reading(out))
 
 

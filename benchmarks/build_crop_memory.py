@@ -43,9 +43,21 @@ def write_big_geotiff(path: Path, size: int, block: int = 512) -> float:
     rng = np.random.default_rng(0)
     texture = rng.integers(0, 256, size=(3, block, block), dtype=np.uint8)
     t = time.perf_counter()
-    profile = dict(driver="GTiff", width=size, height=size, count=3, dtype="uint8", crs=f"EPSG:{EPSG}",
-                   transform=Affine(GSD_M, 0.0, ORIGIN[0], 0.0, -GSD_M, ORIGIN[1]), tiled=True, blockxsize=block,
-                   blockysize=block, compress="deflate", zlevel=1, BIGTIFF="YES")
+    profile = dict(
+        driver="GTiff",
+        width=size,
+        height=size,
+        count=3,
+        dtype="uint8",
+        crs=f"EPSG:{EPSG}",
+        transform=Affine(GSD_M, 0.0, ORIGIN[0], 0.0, -GSD_M, ORIGIN[1]),
+        tiled=True,
+        blockxsize=block,
+        blockysize=block,
+        compress="deflate",
+        zlevel=1,
+        BIGTIFF="YES",
+    )
     with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True, GDAL_CACHEMAX=64 * 1024 * 1024):
         with rasterio.open(path, "w", **profile) as dst:
             for r in range(0, size, block):
@@ -96,7 +108,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=20_000)
     parser.add_argument("--crops", type=int, default=60)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".md"))
-    parser.add_argument("--smoke", action="store_true", help="seconds: tiny sizes, prints the table, writes no file")
+    parser.add_argument(
+        "--smoke", action="store_true", help="seconds: tiny sizes, prints the table, writes no file"
+    )
     args = parser.parse_args()
     reference_size = REFERENCE_SIZE
     if args.smoke:  # rasters just large enough for a 180 m crop at 0.1 m/px

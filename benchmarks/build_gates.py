@@ -76,7 +76,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--crops", type=int, default=400)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".md"))
-    parser.add_argument("--smoke", action="store_true", help="seconds: tiny sizes, prints the table, writes no file")
+    parser.add_argument(
+        "--smoke", action="store_true", help="seconds: tiny sizes, prints the table, writes no file"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.crops, args.out = 8, None
@@ -115,8 +117,10 @@ def main() -> None:
         cpu_ms = 1000 * cpu / args.crops
         capacity = 2000 / cpu_ms
         verdict = "ok" if capacity >= 200 else "below"
-        lines.append(f"| {name} | {wall:.2f} | {args.crops / wall:.0f} | {cpu_ms:.2f} | {capacity:.0f} | "
-                     f"{ref_cpu / cpu:.1f}x | {verdict} |")
+        lines.append(
+            f"| {name} | {wall:.2f} | {args.crops / wall:.0f} | {cpu_ms:.2f} | {capacity:.0f} | "
+            f"{ref_cpu / cpu:.1f}x | {verdict} |"
+        )
     if args.out is not None:
         args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

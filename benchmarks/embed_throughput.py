@@ -26,8 +26,9 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -111,12 +112,15 @@ def main() -> None:
         transform = model.image_transform(View.SATELLITE)
         pixels = torch.stack([transform(open_image(p)) for p in paths])
         floor(model, pixels[: 4 * BATCH])  # warm-up: first-call allocations and thread start-up
-        seconds = best_of({
-            "floor": lambda: floor(model, pixels),
-            "engine": lambda: engine(model, paths),
-            "old loop": lambda: old_loop(model, paths),
-            "decode + transform, one thread": lambda: decode_only(model, paths),
-        }, repeats)
+        seconds = best_of(
+            {
+                "floor": lambda: floor(model, pixels),
+                "engine": lambda: engine(model, paths),
+                "old loop": lambda: old_loop(model, paths),
+                "decode + transform, one thread": lambda: decode_only(model, paths),
+            },
+            repeats,
+        )
     workers = EmbedOptions(batch_size=BATCH).workers_for(n, torch.device("cpu"))
     lines = [
         "| way | seconds | tiles/s | x floor |",
@@ -125,10 +129,12 @@ def main() -> None:
     for name, s in seconds.items():
         lines.append(f"| {name} | {s:.2f} | {n / s:,.0f} | {s / seconds['floor']:.2f} |")
     table = "\n".join(lines)
-    header = (f"{n} tiles of {TILE} px, demo satellite tower at {model.config.image_size(View.SATELLITE)[0]} px, "
-              f"batch {BATCH}, engine workers {workers}, torch threads {torch.get_num_threads()}; "
-              f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-              f"{dt.date.today().isoformat()}, best of {repeats}")
+    header = (
+        f"{n} tiles of {TILE} px, demo satellite tower at {model.config.image_size(View.SATELLITE)[0]} px, "
+        f"batch {BATCH}, engine workers {workers}, torch threads {torch.get_num_threads()}; "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"{dt.date.today().isoformat()}, best of {repeats}"
+    )
     print(header)
     print(table)
     if not args.smoke:

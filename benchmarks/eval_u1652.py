@@ -128,30 +128,52 @@ print(json.dumps({{"baseline_mb": base, "peak_mb": peak, "seconds": sec, "r1": r
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--queries", type=int, default=10_000)
     parser.add_argument("--gallery", type=int, default=10_000)
     parser.add_argument("--dim", type=int, default=768)
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved floor/ours repeats (best is kept)")
-    parser.add_argument("--reference-queries", type=int, default=300, help="subsample timed for the reference")
-    parser.add_argument("--large-memory", action="store_true", help="also measure 50,000 x 100,000 x 768 peak RSS")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="interleaved floor/ours repeats (best is kept)"
+    )
+    parser.add_argument(
+        "--reference-queries", type=int, default=300, help="subsample timed for the reference"
+    )
+    parser.add_argument(
+        "--large-memory", action="store_true", help="also measure 50,000 x 100,000 x 768 peak RSS"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "eval_u1652.md")
-    parser.add_argument("--smoke", action="store_true", help="seconds: tiny sizes, prints the table, writes no file")
+    parser.add_argument(
+        "--smoke", action="store_true", help="seconds: tiny sizes, prints the table, writes no file"
+    )
     args = parser.parse_args()
     if args.smoke:
-        args.queries, args.gallery, args.dim, args.repeats, args.reference_queries, args.out = 200, 300, 32, 1, 20, None
+        args.queries, args.gallery, args.dim, args.repeats, args.reference_queries, args.out = (
+            200,
+            300,
+            32,
+            1,
+            20,
+            None,
+        )
         args.large_memory = False
 
     load = os.getloadavg()
     rows = []
-    for layout, label in (("d2s", "D2S-like (1 good / query, distractors, junk)"), ("s2d", "S2D-like (10 good / query)")):
+    for layout, label in (
+        ("d2s", "D2S-like (1 good / query, distractors, junk)"),
+        ("s2d", "S2D-like (10 good / query)"),
+    ):
         query, gallery, q_labels, g_labels = make_data(args.queries, args.gallery, args.dim, layout)
         floor, ours = float("inf"), float("inf")
         for _ in range(args.repeats):  # interleaved, so both see the same machine load
             floor = min(floor, time_floor(query, gallery, repeats=1))
             seconds, result = time_ours(query, gallery, q_labels, g_labels, repeats=1)
             ours = min(ours, seconds)
-        sub = np.random.default_rng(1).choice(args.queries, size=min(args.reference_queries, args.queries), replace=False)
+        sub = np.random.default_rng(1).choice(
+            args.queries, size=min(args.reference_queries, args.queries), replace=False
+        )
         ref_sec, ref_hits, ref_ap = reference_u1652(query, gallery, q_labels, g_labels, sub)
         ref_full = ref_sec * args.queries / sub.size
         # the two implementations agree on the subsample
@@ -159,8 +181,19 @@ def main() -> None:
         ours_ap = float(result.per_query["ap"][sub].sum())
         agree = ours_hits == ref_hits and abs(ours_ap - ref_ap) < 1e-6 * max(1.0, ref_ap)
         memory = peak_rss_child(args.queries, args.gallery, args.dim, layout)
-        rows.append(dict(layout=label, floor=floor, ours=ours, ref=ref_full, ref_sub=sub.size, agree=agree,
-                         r1=result.metrics["R@1"], ap=result.metrics["AP"], memory=memory))
+        rows.append(
+            dict(
+                layout=label,
+                floor=floor,
+                ours=ours,
+                ref=ref_full,
+                ref_sub=sub.size,
+                agree=agree,
+                r1=result.metrics["R@1"],
+                ap=result.metrics["AP"],
+                memory=memory,
+            )
+        )
         print(json.dumps({k: v for k, v in rows[-1].items()}, default=str), flush=True)
 
     large = peak_rss_child(50_000, 100_000, args.dim, "d2s") if args.large_memory else None
@@ -168,7 +201,9 @@ def main() -> None:
         print(json.dumps(large), flush=True)
 
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         cpu = platform.processor() or "unknown"
     import torch
@@ -180,7 +215,7 @@ def main() -> None:
         f"- Machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}",
         f"- Load average at start: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (the machine is shared with other engineers' jobs; figures are the best of {args.repeats} interleaved runs)",
         f"- Size: {args.queries:,} queries x {args.gallery:,} gallery x {args.dim} (float32, unit vectors), protocol `u1652`",
-        "- floor = one float32 product of the full score matrix (torch.mm); ours = `evaluate(q, g, \"u1652\")` end to end;",
+        '- floor = one float32 product of the full score matrix (torch.mm); ours = `evaluate(q, g, "u1652")` end to end;',
         "  reference = University-1652's per-query loop (score, argsort of the gallery, drop junk, AP) in numpy, "
         f"timed on {rows[0]['ref_sub']} random queries and extrapolated linearly to all {args.queries:,}.",
         "- RSS: whole evaluating process (fresh subprocess): current RSS once torch and the data are loaded (baseline), and the peak (VmHWM, reset at that point) during `evaluate`.",

@@ -76,7 +76,9 @@ def clustered_gallery(n: int, dim: int, clusters: int, rank: int, seed: int, chu
 def noisy_queries(gallery: np.ndarray, count: int, noise: float, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(gallery), count, replace=False)
-    queries = gallery[rows] + (noise / np.sqrt(gallery.shape[1])) * rng.standard_normal((count, gallery.shape[1]), dtype=np.float32)
+    queries = gallery[rows] + (noise / np.sqrt(gallery.shape[1])) * rng.standard_normal(
+        (count, gallery.shape[1]), dtype=np.float32
+    )
     return queries / np.linalg.norm(queries, axis=1, keepdims=True)
 
 
@@ -116,7 +118,11 @@ def time_search(index, queries: np.ndarray, k: int, one_by_one: int) -> dict:
     for q in queries[:one_by_one]:
         index.search(q[None, :], k)
     single_s = time.perf_counter() - t0
-    return {"found": found, "batch_qps": len(queries) / batch_s, "single_qps": one_by_one / single_s if one_by_one else float("nan")}
+    return {
+        "found": found,
+        "batch_qps": len(queries) / batch_s,
+        "single_qps": one_by_one / single_s if one_by_one else float("nan"),
+    }
 
 
 def main() -> None:
@@ -130,13 +136,21 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.3, help="query noise (norm of the added vector)")
     parser.add_argument("--index", default="IVF1024,PQ64")
     parser.add_argument("--nprobe", default="8,16,32")
-    parser.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True,
-                        help="also measure IVF-PQ with exact re-ranking (FAISS RFlat; keeps the raw vectors)")
+    parser.add_argument(
+        "--refine",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure IVF-PQ with exact re-ranking (FAISS RFlat; keeps the raw vectors)",
+    )
     parser.add_argument("--k-factor", type=int, default=4)
-    parser.add_argument("--train-size", type=int, default=65_536, help="FAISS caps PQ training at 256 x 256 points")
+    parser.add_argument(
+        "--train-size", type=int, default=65_536, help="FAISS caps PQ training at 256 x 256 points"
+    )
     parser.add_argument("--one-by-one", type=int, default=1000, help="queries also timed one at a time")
     parser.add_argument("--out", type=Path, default=HERE / "faiss_million.md")
-    parser.add_argument("--smoke", action="store_true", help="seconds: tiny sizes, prints the table, writes no file")
+    parser.add_argument(
+        "--smoke", action="store_true", help="seconds: tiny sizes, prints the table, writes no file"
+    )
     args = parser.parse_args()
     if args.smoke:  # IVF16 trains on 39 x 16 points at least; PQ8 on 256
         args.n, args.dim, args.clusters, args.queries, args.exact_queries = 4_000, 32, 20, 50, 50
@@ -158,7 +172,10 @@ def main() -> None:
     exact_q = queries[: args.exact_queries]
     exact_run = time_search(exact, exact_q, 10, one_by_one=min(20, args.one_by_one))
     truth = exact_run["found"].indices
-    print(f"exact: {exact_run['batch_qps']:.1f} q/s batched, {exact_run['single_qps']:.1f} q/s one by one", flush=True)
+    print(
+        f"exact: {exact_run['batch_qps']:.1f} q/s batched, {exact_run['single_qps']:.1f} q/s one by one",
+        flush=True,
+    )
 
     rows = []
     rss_before_index = rss_mb()
@@ -167,14 +184,26 @@ def main() -> None:
     refine_base = faiss.clone_index(index.index) if args.refine else None
     build = fill(index, gallery, train_s)
     rss_after_index = rss_mb()
-    print(f"{args.index}: built in {build['build_s']:.1f} s (train {build['train_s']:.1f} s), {build['bytes'] / 2**20:.0f} MB", flush=True)
+    print(
+        f"{args.index}: built in {build['build_s']:.1f} s (train {build['train_s']:.1f} s), {build['bytes'] / 2**20:.0f} MB",
+        flush=True,
+    )
     for nprobe in [int(v) for v in args.nprobe.split(",")]:
         index.nprobe = nprobe
         index._apply_search_params()
         run = time_search(index, queries, 10, args.one_by_one)
         subset = run["found"].indices[: args.exact_queries]
-        rows.append((f"`{args.index}` nprobe={nprobe}", run["batch_qps"], run["single_qps"],
-                     recall(subset, truth, 1), recall(subset, truth, 10), build, rss_after_index - rss_before_index))
+        rows.append(
+            (
+                f"`{args.index}` nprobe={nprobe}",
+                run["batch_qps"],
+                run["single_qps"],
+                recall(subset, truth, 1),
+                recall(subset, truth, 10),
+                build,
+                rss_after_index - rss_before_index,
+            )
+        )
         print(rows[-1][:5], flush=True)
     del index
     gc.collect()
@@ -190,13 +219,24 @@ def main() -> None:
             faiss.extract_index_ivf(refine_base).nprobe = nprobe
             run = time_search(refined, queries, 10, args.one_by_one)
             subset = run["found"].indices[: args.exact_queries]
-            rows.append((f"`{spec}` nprobe={nprobe}, k_factor={args.k_factor}", run["batch_qps"], run["single_qps"],
-                         recall(subset, truth, 1), recall(subset, truth, 10), build_r, rss_after_refine - rss_before_refine))
+            rows.append(
+                (
+                    f"`{spec}` nprobe={nprobe}, k_factor={args.k_factor}",
+                    run["batch_qps"],
+                    run["single_qps"],
+                    recall(subset, truth, 1),
+                    recall(subset, truth, 10),
+                    build_r,
+                    rss_after_refine - rss_before_refine,
+                )
+            )
             print(rows[-1][:5], flush=True)
         del refined
 
     load_after = os.getloadavg()[0]
-    write_report(args, started, gen_s, rss0, rss_data, exact_run, rows, load_before, load_after, faiss.__version__)
+    write_report(
+        args, started, gen_s, rss0, rss_data, exact_run, rows, load_before, load_after, faiss.__version__
+    )
 
 
 NOTES = """Notes:
@@ -214,7 +254,9 @@ NOTES = """Notes:
 """
 
 
-def write_report(args, started, gen_s, rss0, rss_data, exact_run, rows, load_before, load_after, faiss_version) -> None:
+def write_report(
+    args, started, gen_s, rss0, rss_data, exact_run, rows, load_before, load_after, faiss_version
+) -> None:
     target_qps, target_recall = 500.0, 0.9
     lines = [
         "# FAISS at a million: IVF-PQ vs exact search",
@@ -223,7 +265,11 @@ def write_report(args, started, gen_s, rss0, rss_data, exact_run, rows, load_bef
         f"- Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"numpy {np.__version__}, faiss {faiss_version} ({os.environ.get('OMP_NUM_THREADS', 'default')} OpenMP threads)",
         f"- Load average (1 min) before / after: {load_before:.1f} / {load_after:.1f}"
-        + (" — the machine was shared with other jobs, so throughputs are pessimistic" if max(load_before, load_after) > 2.5 else ""),
+        + (
+            " — the machine was shared with other jobs, so throughputs are pessimistic"
+            if max(load_before, load_after) > 2.5
+            else ""
+        ),
         f"- Gallery: {args.n:,} x {args.dim} float32 unit vectors, {args.clusters} low-rank (rank {args.rank}) Gaussian clusters; "
         f"generated in {gen_s:.0f} s ({(rss_data - rss0):.0f} MB)",
         f"- Queries: {args.queries:,} gallery vectors plus noise of norm {args.noise} (re-normalised); IVF-PQ is timed on all of them; "

@@ -44,9 +44,23 @@ def run_tests() -> tuple[str, float]:
     """The device tests on CUDA; returns pytest's summary line and the seconds it took."""
     env = {**os.environ, "GEOBRIDGE_TEST_DEVICE": "cuda", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     started = time.perf_counter()
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          "tests/test_device_contract.py", "tests/test_train_full_size.py"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_device_contract.py",
+            "tests/test_train_full_size.py",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     lines = [line for line in run.stdout.splitlines() if line.strip()]
     return (lines[-1] if lines else f"pytest exited {run.returncode}"), time.perf_counter() - started
 
@@ -100,21 +114,32 @@ def train_speed(recipe: str, rank: int = 0, world: int = 1, steps: int = 6) -> d
             grad_cache_step(model, data, views, loss_fn, micro, device, autocast=autocast)
         else:
             with autocast():
-                out = loss_fn(encode_views(net.module if world > 1 else net, data, views, device),
-                              model.logit_scale_value(), masks_on(data, views, device))
+                out = loss_fn(
+                    encode_views(net.module if world > 1 else net, data, views, device),
+                    model.logit_scale_value(),
+                    masks_on(data, views, device),
+                )
             out.total.backward()
         optimizer.step()
         torch.cuda.synchronize(device)
         timings.append(time.perf_counter() - started)
     seconds = sorted(timings[2:])[len(timings[2:]) // 2]  # median after two warm-up steps
     images = batch * sum(1 for v in views if v.is_image) * world
-    return {"images_per_s": images / seconds, "step_s": seconds,
-            "peak_gib": torch.cuda.max_memory_allocated(device) / GIB}
+    return {
+        "images_per_s": images / seconds,
+        "step_s": seconds,
+        "peak_gib": torch.cuda.max_memory_allocated(device) / GIB,
+    }
 
 
 def _ddp_worker(rank: int, world: int, recipe: str, results: Any) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT="29533", RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT="29533",
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+    )
     torch.distributed.init_process_group("nccl", rank=rank, world_size=world)
     try:
         result = train_speed(recipe, rank, world)
@@ -194,7 +219,7 @@ def exact_search(n: int = 100_000, dim: int = 768, k: int = 10, chunk: int = 819
         torch.cuda.synchronize()
         started = time.perf_counter()
         for start in range(0, n, chunk):
-            scores = queries[start:start + chunk] @ gallery.T
+            scores = queries[start : start + chunk] @ gallery.T
             if with_topk:
                 torch.topk(scores.float(), k, dim=1)
         torch.cuda.synchronize()
@@ -217,29 +242,46 @@ def main() -> int:
     started = time.perf_counter()
     gpus = torch.cuda.device_count()
     name = torch.cuda.get_device_name(0)
-    lines = [f"# GPU check: {gpus} x {name}", "",
-             f"Run {dt.date.today()}, torch {torch.__version__}, `python benchmarks/gpu_check.py`.", ""]
+    lines = [
+        f"# GPU check: {gpus} x {name}",
+        "",
+        f"Run {dt.date.today()}, torch {torch.__version__}, `python benchmarks/gpu_check.py`.",
+        "",
+    ]
     if not args.skip_tests:
         summary, seconds = run_tests()
         lines += [f"Device tests on CUDA: {summary} ({seconds:.0f} s)", ""]
         print(lines[-2], flush=True)
-    lines += ["| Recipe (random init, bf16) | per-GPU batch | images/s | step (s) | peak GiB | plan GiB |",
-              "|---|---:|---:|---:|---:|---:|"]
+    lines += [
+        "| Recipe (random init, bf16) | per-GPU batch | images/s | step (s) | peak GiB | plan GiB |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for recipe, (batch, _) in TRAIN.items():
         row = train_row(recipe)
-        lines.append(f"| {recipe} x{gpus} | {batch} | {row['images_per_s']:.0f} | {row['step_s']:.2f} | "
-                     f"{row['peak_gib']:.1f} | {planned_peak(recipe, batch):.1f} |")
+        lines.append(
+            f"| {recipe} x{gpus} | {batch} | {row['images_per_s']:.0f} | {row['step_s']:.2f} | "
+            f"{row['peak_gib']:.1f} | {planned_peak(recipe, batch):.1f} |"
+        )
         print(lines[-1], flush=True)
         torch.cuda.empty_cache()
     embed = embed_speed()
-    lines += ["", "| Embedding (clip-l14 drone tower, bf16, batch 128) | images/s |", "|---|---:|",
-              f"| engine on PNG files | {embed['engine']:.0f} |",
-              f"| forward on pre-decoded tensors (floor) | {embed['floor']:.0f} |", f"| ratio floor/engine | {embed['floor'] / embed['engine']:.2f}x |"]
+    lines += [
+        "",
+        "| Embedding (clip-l14 drone tower, bf16, batch 128) | images/s |",
+        "|---|---:|",
+        f"| engine on PNG files | {embed['engine']:.0f} |",
+        f"| forward on pre-decoded tensors (floor) | {embed['floor']:.0f} |",
+        f"| ratio floor/engine | {embed['floor'] / embed['engine']:.2f}x |",
+    ]
     print("\n".join(lines[-5:]), flush=True)
     search = exact_search()
-    lines += ["", "| Exact search 100k x 100k x 768 (bf16) | seconds |", "|---|---:|",
-              f"| GEMM + top-10 | {search['search_s']:.2f} |",
-              f"| GEMM alone (floor, {search['tflops']:.0f} TFLOP/s) | {search['gemm_s']:.2f} |"]
+    lines += [
+        "",
+        "| Exact search 100k x 100k x 768 (bf16) | seconds |",
+        "|---|---:|",
+        f"| GEMM + top-10 | {search['search_s']:.2f} |",
+        f"| GEMM alone (floor, {search['tflops']:.0f} TFLOP/s) | {search['gemm_s']:.2f} |",
+    ]
     lines += ["", f"Total {time.perf_counter() - started:.0f} s.", ""]
     args.out.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines[-6:]))

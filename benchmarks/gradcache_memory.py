@@ -65,7 +65,11 @@ def measure(model_name: str, batch: int, micro: int | None, size: int) -> dict:
         handle.write("5")  # reset the peak (VmHWM) to the current resident size
     start = time.perf_counter()
     if micro is None:
-        out = loss_fn(encode_views(model, batch_data, views, device), model.logit_scale_value(), masks_on(batch_data, views, device))
+        out = loss_fn(
+            encode_views(model, batch_data, views, device),
+            model.logit_scale_value(),
+            masks_on(batch_data, views, device),
+        )
         out.total.backward()
         loss = float(out.total.detach())
     else:
@@ -73,7 +77,12 @@ def measure(model_name: str, batch: int, micro: int | None, size: int) -> dict:
     optimizer.step()
     seconds = time.perf_counter() - start
     peak = status("VmHWM:")
-    return {"inputs_mb": baseline - before_inputs, "step_peak_mb": peak - baseline, "seconds": seconds, "loss": loss}
+    return {
+        "inputs_mb": baseline - before_inputs,
+        "step_peak_mb": peak - baseline,
+        "seconds": seconds,
+        "loss": loss,
+    }
 
 
 def main() -> None:
@@ -82,7 +91,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".md"))
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one case as JSON
-    parser.add_argument("--smoke", action="store_true", help="seconds: 16 px images, batches 8 / 16 (micro 8), writes no file")
+    parser.add_argument(
+        "--smoke", action="store_true", help="seconds: 16 px images, batches 8 / 16 (micro 8), writes no file"
+    )
     args = parser.parse_args()
     cases = CASES
     if args.smoke:
@@ -94,10 +105,26 @@ def main() -> None:
         return
     rows = []
     for label, batch, micro in cases:
-        output = subprocess.run(
-            [sys.executable, __file__, "--model", args.model, "--size", str(args.size), "--one", json.dumps([batch, micro])],
-            check=True, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        ).stdout.strip().splitlines()[-1]
+        output = (
+            subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--model",
+                    args.model,
+                    "--size",
+                    str(args.size),
+                    "--one",
+                    json.dumps([batch, micro]),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         rows.append((label, batch, micro, json.loads(output)))
         print(label, rows[-1][3], flush=True)
     reference = rows[0][3]["step_peak_mb"]
@@ -118,9 +145,11 @@ def main() -> None:
         "| case | batch | step peak (MiB) | ratio vs plain 32 | input pixels (MiB) | step time (s) |",
         "|---|---|---|---|---|---|",
     ]
-    for label, batch, micro, r in rows:
-        lines.append(f"| {label} | {batch} | {r['step_peak_mb']:.1f} | {r['step_peak_mb'] / reference:.2f}x | "
-                     f"{r['inputs_mb']:.1f} | {r['seconds']:.2f} |")
+    for label, batch, _micro, r in rows:
+        lines.append(
+            f"| {label} | {batch} | {r['step_peak_mb']:.1f} | {r['step_peak_mb'] / reference:.2f}x | "
+            f"{r['inputs_mb']:.1f} | {r['seconds']:.2f} |"
+        )
     lines += ["", "Target (issue 3): grad cache at 512 within 1.3x of plain 32."]
     if args.out is not None:
         args.out.write_text("\n".join(lines) + "\n")

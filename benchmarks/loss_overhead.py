@@ -52,7 +52,7 @@ def measure(batch_size: int, steps: int, world: int = 1, rank: int = 0) -> dict[
     """Median seconds of a full step and of loss(+gather) forward+backward, on this rank."""
     torch.manual_seed(0)
     tiny = preset_config("tiny").model_dump()  # the tiny preset without its map tower:
-    tiny["towers"].pop("map")                  # the batch has no map images
+    tiny["towers"].pop("map")  # the batch has no map images
     tiny["image_towers"].pop(View.MAP)
     model = create_model(ModelConfig.model_validate(tiny)).train()
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -96,7 +96,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".md"))
-    parser.add_argument("--smoke", action="store_true", help="seconds: 1 step, writes no file (the two gloo processes still run)")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="seconds: 1 step, writes no file (the two gloo processes still run)",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.steps, args.out = 1, None
@@ -105,7 +109,9 @@ def main() -> None:
     single = measure(GLOBAL_BATCH, args.steps)
     rows.append(("1 process, batch 64", torch.get_num_threads(), single))
     with tempfile.TemporaryDirectory() as tmp:
-        mp.start_processes(_worker, args=(2, f"{tmp}/init", args.steps, tmp), nprocs=2, join=True, start_method="spawn")
+        mp.start_processes(
+            _worker, args=(2, f"{tmp}/init", args.steps, tmp), nprocs=2, join=True, start_method="spawn"
+        )
         ranks = [torch.load(Path(tmp) / f"rank{r}.pt") for r in range(2)]
     two = {k: max(r[k] for r in ranks) for k in ("step", "loss")}
     rows.append(("2 gloo processes, 32 each (global 64), all-gather", 1, two))
@@ -126,7 +132,9 @@ def main() -> None:
     ]
     for name, threads, r in rows:
         share = r["loss"] / r["step"]
-        lines.append(f"| {name} | {threads} | {r['step'] * 1e3:.1f} | {r['loss'] * 1e3:.2f} | {share:.2%} | < 5% {'ok' if share < 0.05 else 'MISSED'} |")
+        lines.append(
+            f"| {name} | {threads} | {r['step'] * 1e3:.1f} | {r['loss'] * 1e3:.2f} | {share:.2%} | < 5% {'ok' if share < 0.05 else 'MISSED'} |"
+        )
     text = "\n".join(lines) + "\n"
     if args.out is not None:
         args.out.write_text(text, encoding="utf-8")

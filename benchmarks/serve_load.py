@@ -76,19 +76,26 @@ def build_gallery(folder: Path) -> tuple[Path, list[Path]]:
     model = create_model("tiny")
     model.save_pretrained(folder / "model")
     locations = read_manifest(manifest)
-    Gallery.build(model, locations, "satellite", out=folder / "gallery", model_path=folder / "model", progress=False)
+    Gallery.build(
+        model, locations, "satellite", out=folder / "gallery", model_path=folder / "model", progress=False
+    )
     return folder / "gallery", [loc.path("drone") for loc in locations[:32]]
 
 
-async def client_loop(client, images: list[bytes], deadline: float, budget: dict, latencies: list, errors: list, offset: int) -> None:
+async def client_loop(
+    client, images: list[bytes], deadline: float, budget: dict, latencies: list, errors: list, offset: int
+) -> None:
     n = offset
     while time.perf_counter() < deadline and budget["left"] > 0:
         budget["left"] -= 1
         t0 = time.perf_counter()
         try:
             if n % 2 == 0:
-                response = await client.post("/locate", files={"image": ("q.png", images[n % len(images)], "image/png")},
-                                             data={"view": "drone", "k": "5"})
+                response = await client.post(
+                    "/locate",
+                    files={"image": ("q.png", images[n % len(images)], "image/png")},
+                    data={"view": "drone", "k": "5"},
+                )
             else:
                 response = await client.post("/locate", json={"text": TEXTS[n % len(TEXTS)], "k": 5})
             if response.status_code != 200 or len(response.json()["matches"]) != 5:
@@ -109,25 +116,36 @@ async def run_load(url: str, images: list[bytes], clients: int, seconds: float, 
     async with httpx.AsyncClient(base_url=url, timeout=60.0, limits=limits) as client:
         started = time.perf_counter()
         deadline = started + seconds
-        await asyncio.gather(*(client_loop(client, images, deadline, budget, latencies, errors, i) for i in range(clients)))
+        await asyncio.gather(
+            *(client_loop(client, images, deadline, budget, latencies, errors, i) for i in range(clients))
+        )
         elapsed = time.perf_counter() - started
     lat_ms = np.array(latencies) * 1000
     return {
-        "requests": len(latencies), "errors": errors, "elapsed": elapsed, "rps": len(latencies) / elapsed,
-        "p50": float(np.percentile(lat_ms, 50)), "p90": float(np.percentile(lat_ms, 90)),
-        "p99": float(np.percentile(lat_ms, 99)), "max": float(lat_ms.max()),
+        "requests": len(latencies),
+        "errors": errors,
+        "elapsed": elapsed,
+        "rps": len(latencies) / elapsed,
+        "p50": float(np.percentile(lat_ms, 50)),
+        "p90": float(np.percentile(lat_ms, 90)),
+        "p99": float(np.percentile(lat_ms, 99)),
+        "max": float(lat_ms.max()),
     }
 
 
 async def stalled_connections(port: int, count: int, stop: asyncio.Event, outcomes: Counter) -> None:
     """Keep ``count`` connections that send a POST's headers and never the body until ``stop``."""
-    head = (f"POST /locate HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: multipart/form-data; "
-            "boundary=x\r\nContent-Length: 100000\r\n\r\n").encode()
+    head = (
+        f"POST /locate HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: multipart/form-data; "
+        "boundary=x\r\nContent-Length: 100000\r\n\r\n"
+    ).encode()
 
     async def one() -> None:
         while not stop.is_set():
             try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(STALLED_FROM, 0))
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1", port, local_addr=(STALLED_FROM, 0)
+                )
             except OSError as err:
                 outcomes[f"connect failed: {err.strerror}"] += 1
                 await asyncio.sleep(1.0)
@@ -211,13 +229,28 @@ async def big_uploads(url: str, count: int, pid: int) -> dict:
     sampler = asyncio.create_task(sample())
     async with httpx.AsyncClient(base_url=url, timeout=300.0) as client:
         t0 = time.perf_counter()
-        responses = await asyncio.gather(*(client.post("/locate", files={"image": ("big.png", data, "image/png")},
-                                                       data={"view": "drone", "k": "5"}) for _ in range(count)))
+        responses = await asyncio.gather(
+            *(
+                client.post(
+                    "/locate",
+                    files={"image": ("big.png", data, "image/png")},
+                    data={"view": "drone", "k": "5"},
+                )
+                for _ in range(count)
+            )
+        )
         elapsed = time.perf_counter() - t0
     sampler.cancel()
     await asyncio.sleep(1.0)
-    return {"count": count, "kb": len(data) / 1024, "statuses": Counter(r.status_code for r in responses),
-            "before": before, "peak": peak[0], "after": rss_mb(pid), "seconds": elapsed}
+    return {
+        "count": count,
+        "kb": len(data) / 1024,
+        "statuses": Counter(r.status_code for r in responses),
+        "before": before,
+        "peak": peak[0],
+        "after": rss_mb(pid),
+        "seconds": elapsed,
+    }
 
 
 async def with_rss_sampling(work, pid: int, series: list, every: float = 10.0):
@@ -243,7 +276,9 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=200_000)
     parser.add_argument("--stalled", type=int, default=300, help="connections that never send their body")
     parser.add_argument("--big-uploads", type=int, default=8, help="6300 x 6300 PNGs posted at once")
-    parser.add_argument("--gallery", type=Path, default=None, help="serve this gallery instead of building one")
+    parser.add_argument(
+        "--gallery", type=Path, default=None, help="serve this gallery instead of building one"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "serve_load.md")
     args = parser.parse_args()
 
@@ -267,7 +302,9 @@ def main() -> None:
         server = subprocess.Popen(
             [sys.executable, "-m", "geobridge", "serve", "--gallery", str(gallery), "--port", str(port)],
             # the server's log goes to a file: a pipe nobody reads fills up and blocks the server
-            stdout=subprocess.DEVNULL, stderr=server_log, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            stdout=subprocess.DEVNULL,
+            stderr=server_log,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
         )
         try:
             deadline = time.time() + 120
@@ -286,7 +323,9 @@ def main() -> None:
             big = asyncio.run(big_uploads(url, args.big_uploads, server.pid))
             rss_warm = rss_mb(server.pid)
             rss_series: list[tuple[float, float]] = []
-            load = asyncio.run(with_rss_sampling(hostile_load(url, port, images, args), server.pid, rss_series))
+            load = asyncio.run(
+                with_rss_sampling(hostile_load(url, port, images, args), server.pid, rss_series)
+            )
             rss_after = rss_mb(server.pid)
             alive = httpx.get(url + "/health").status_code == 200
         finally:
@@ -294,8 +333,21 @@ def main() -> None:
             server.wait(timeout=30)
             server_log.close()
     load_after = os.getloadavg()[0]
-    write_report(args, started_at, size, warm, reference, load, rss_warm, rss_after, rss_series, alive, load_before,
-                 load_after, big)
+    write_report(
+        args,
+        started_at,
+        size,
+        warm,
+        reference,
+        load,
+        rss_warm,
+        rss_after,
+        rss_series,
+        alive,
+        load_before,
+        load_after,
+        big,
+    )
 
 
 NOTES = """Notes:
@@ -316,8 +368,21 @@ NOTES = """Notes:
 """
 
 
-def write_report(args, started, size, warm, reference, load, rss_warm, rss_after, rss_series, alive, load_before,
-                 load_after, big) -> None:
+def write_report(
+    args,
+    started,
+    size,
+    warm,
+    reference,
+    load,
+    rss_warm,
+    rss_after,
+    rss_series,
+    alive,
+    load_before,
+    load_after,
+    big,
+) -> None:
     lines = [
         "# Locate service under load",
         "",
@@ -325,7 +390,11 @@ def write_report(args, started, size, warm, reference, load, rss_warm, rss_after
         f"- Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
         "server (`geobridge serve`, uvicorn, 1 process) and clients (httpx, asyncio) share these cores",
         f"- Load average (1 min) before / after: {load_before:.1f} / {load_after:.1f}"
-        + (" — the machine was shared with other jobs, so latencies are pessimistic" if max(load_before, load_after) > 2.5 else ""),
+        + (
+            " — the machine was shared with other jobs, so latencies are pessimistic"
+            if max(load_before, load_after) > 2.5
+            else ""
+        ),
         f"- Gallery: {size} satellite tiles of a rendered world, exact index, tiny model (64 px towers); "
         "requests alternate a 64 px drone image upload (multipart) and a text query (JSON), k=5",
         f"- Bounds: {args.clients} clients, {args.seconds:.0f} s, at most {args.max_requests:,} requests",
@@ -337,9 +406,14 @@ def write_report(args, started, size, warm, reference, load, rss_warm, rss_after
         "| run | clients | requests | errors | req/s | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, run, clients in (("reference: 1 client, sequential, 10 s", reference, 1), (f"load: {args.clients} clients, {args.seconds:.0f} s", load, args.clients)):
-        lines.append(f"| {name} | {clients} | {run['requests']} | {len(run['errors'])} | {run['rps']:.1f} | {run['p50']:.1f} "
-                     f"| {run['p90']:.1f} | {run['p99']:.1f} | {run['max']:.1f} |")
+    for name, run, clients in (
+        ("reference: 1 client, sequential, 10 s", reference, 1),
+        (f"load: {args.clients} clients, {args.seconds:.0f} s", load, args.clients),
+    ):
+        lines.append(
+            f"| {name} | {clients} | {run['requests']} | {len(run['errors'])} | {run['rps']:.1f} | {run['p50']:.1f} "
+            f"| {run['p90']:.1f} | {run['p99']:.1f} | {run['max']:.1f} |"
+        )
     growth = rss_after - rss_warm
     fivexx = sum(1 for e in load["errors"] if e[:1] == "5")
     health_s = [t for t, _ in load["health"]]

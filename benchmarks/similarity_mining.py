@@ -46,7 +46,7 @@ def main() -> None:
     smoke = "--smoke" in sys.argv[1:]  # seconds: N 500, D 16, k 8, writes no file
     given = [a for a in sys.argv[1:] if a != "--smoke"]
     defaults = ["500", "16", "8"] if smoke else ["20000", "256", "64"]
-    n, dim, k = (int(a) for a in (given + defaults[len(given):])[:3])
+    n, dim, k = (int(a) for a in (given + defaults[len(given) :])[:3])
     rng = np.random.default_rng(0)
     query = rng.normal(size=(n, dim)).astype(np.float32)
     query /= np.linalg.norm(query, axis=1, keepdims=True)

@@ -23,8 +23,8 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -34,7 +34,8 @@ from geobridge.configs import available, resolve_config
 from geobridge.data.manifest import ManifestDataset
 from geobridge.data.transforms import JointAugment
 from geobridge.models import ModelConfig, MultiViewModel
-from geobridge.models.factory import keep_views, resolve_config as resolve_model
+from geobridge.models.factory import keep_views
+from geobridge.models.factory import resolve_config as resolve_model
 from geobridge.records import Location
 from geobridge.train.config import TrainConfig
 from geobridge.views import View
@@ -45,8 +46,15 @@ PANORAMA = (2048, 1024)
 # stand-in roots: the recipes leave the benchmark folders to the user
 ROOTS = {"gleam-c": ["data.sources.0.root=V", "data.sources.1.root=U", "phases.0.data.sources.0.root=V"]}
 # CLIP ViT-L/14's vision architecture (the hf-clip towers' `arch`; offline there is no config.json)
-CLIP_L14_VISION = {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24,
-                   "num_attention_heads": 16, "patch_size": 14, "image_size": 224, "projection_dim": 768}
+CLIP_L14_VISION = {
+    "hidden_size": 1024,
+    "intermediate_size": 4096,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 16,
+    "patch_size": 14,
+    "image_size": 224,
+    "projection_dim": 768,
+}
 
 
 def write_jpegs(folder: Path, count: int, size: tuple[int, int], seed: int) -> list[Path]:
@@ -95,8 +103,9 @@ def floor(paths: list[Path], size: tuple[int, int], passes: int) -> float:
     return passes * len(paths) / (time.perf_counter() - start)
 
 
-def pipeline(paths: list[Path], view: View, transform: Callable, augment: JointAugment | None,
-             passes: int) -> float:
+def pipeline(
+    paths: list[Path], view: View, transform: Callable, augment: JointAugment | None, passes: int
+) -> float:
     """Images/s of one worker's training path: ManifestDataset items of `view` alone."""
     locations = [Location(id=f"p{i}", lat=0.0, lon=0.0, paths={view.value: p}) for i, p in enumerate(paths)]
     dataset = ManifestDataset(locations, "train", [view], {view: transform}, joint_augment=augment)
@@ -114,15 +123,20 @@ def measure(recipes: list[str], images: int, passes: int, repeats: int = 3) -> l
     torch.set_num_threads(1)  # one loader worker
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        files = {"aerial": write_jpegs(Path(tmp), images, AERIAL, 0),
-                 "panorama": write_jpegs(Path(tmp), images, PANORAMA, 1)}
+        files = {
+            "aerial": write_jpegs(Path(tmp), images, AERIAL, 0),
+            "panorama": write_jpegs(Path(tmp), images, PANORAMA, 1),
+        }
         for name in recipes:
             config = load_recipe(name)
             views = [v for v in config.view_list if v.is_image]
             augment = None
             if config.data.flip_p > 0 or config.data.rotate_p > 0:
-                augment = JointAugment(flip_p=config.data.flip_p, rotate_p=config.data.rotate_p,
-                                       north_up=frozenset(View.parse(v) for v in config.data.north_up_views))
+                augment = JointAugment(
+                    flip_p=config.data.flip_p,
+                    rotate_p=config.data.rotate_p,
+                    north_up=frozenset(View.parse(v) for v in config.data.north_up_views),
+                )
             for view in views:
                 model = view_model(config, view)
                 size = tuple(model.config.image_size(view))
@@ -135,10 +149,22 @@ def measure(recipes: list[str], images: int, passes: int, repeats: int = 3) -> l
                 for _ in range(repeats):
                     base = max(base, floor(files[kind], size, passes))
                     ours = max(ours, pipeline(files[kind], view, transform, augment, passes))
-                rows.append({"recipe": name, "view": view.value, "source": kind, "size": size,
-                             "floor": base, "ours": ours, "ratio": base / ours})
-                print(f"{name:26s} {view.value:9s} {size[0]}x{size[1]:<4d} floor {base:6.1f}/s "
-                      f"ours {ours:6.1f}/s  x{base / ours:.2f}", flush=True)
+                rows.append(
+                    {
+                        "recipe": name,
+                        "view": view.value,
+                        "source": kind,
+                        "size": size,
+                        "floor": base,
+                        "ours": ours,
+                        "ratio": base / ours,
+                    }
+                )
+                print(
+                    f"{name:26s} {view.value:9s} {size[0]}x{size[1]:<4d} floor {base:6.1f}/s "
+                    f"ours {ours:6.1f}/s  x{base / ours:.2f}",
+                    flush=True,
+                )
                 del model
     return rows
 
@@ -185,8 +211,10 @@ def table(rows: list[dict], images: int, passes: int, repeats: int) -> str:
     ]
     for r in rows:
         verdict = "ok" if r["ratio"] <= TARGET else "over"
-        lines.append(f"| `{r['recipe']}` | {r['view']} | {r['source']} | {r['size'][0]}x{r['size'][1]} | "
-                     f"{r['floor']:.1f} | {r['ours']:.1f} | {r['ratio']:.2f} | {verdict} |")
+        lines.append(
+            f"| `{r['recipe']}` | {r['view']} | {r['source']} | {r['size'][0]}x{r['size'][1]} | "
+            f"{r['floor']:.1f} | {r['ours']:.1f} | {r['ratio']:.2f} | {verdict} |"
+        )
     return "\n".join(lines) + "\n" + FINDINGS
 
 
@@ -194,12 +222,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=16, help="JPEGs generated per source")
     parser.add_argument("--passes", type=int, default=2, help="passes over the JPEGs per measurement")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="alternating floor / training-path rounds per row; each keeps its best")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="alternating floor / training-path rounds per row; each keeps its best",
+    )
     parser.add_argument("--recipes", nargs="*", help="recipe names (default: every training recipe)")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".md"))
-    parser.add_argument("--smoke", action="store_true",
-                        help="seconds: 2 images, 1 pass, 2 recipes, no table")
+    parser.add_argument("--smoke", action="store_true", help="seconds: 2 images, 1 pass, 2 recipes, no table")
     args = parser.parse_args()
     if args.smoke:
         measure(args.recipes or ["demo", "planet"], 2, 1, 1)

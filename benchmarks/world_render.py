@@ -68,7 +68,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--big-world-m", type=float, default=4000.0)
     parser.add_argument("--out", type=Path, default=HERE / "world_render.md")
-    parser.add_argument("--smoke", action="store_true", help="seconds: tiny sizes, prints the table, writes no file")
+    parser.add_argument(
+        "--smoke", action="store_true", help="seconds: tiny sizes, prints the table, writes no file"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.locations, args.size, args.workers, args.big_world_m, args.out = 6, 32, 1, 600.0, None
@@ -93,8 +95,12 @@ def main() -> None:
 
     renderers = {
         "satellite": lambda s: render_satellite(world, s.lat, s.lon, size_px=size),
-        "drone": lambda s: render_drone(world, s.lat, s.lon, size_px=size, rng=np.random.default_rng(s.index)),
-        "street": lambda s: render_street(world, s.lat, s.lon, height_px=size // 2, rng=np.random.default_rng(s.index)),
+        "drone": lambda s: render_drone(
+            world, s.lat, s.lon, size_px=size, rng=np.random.default_rng(s.index)
+        ),
+        "street": lambda s: render_street(
+            world, s.lat, s.lon, height_px=size // 2, rng=np.random.default_rng(s.index)
+        ),
         "map": lambda s: render_map(world, s.lat, s.lon, size_px=size),
         "reference: naive crop": lambda s: naive_crop(world, s.lat, s.lon, size, 120.0),
     }
@@ -108,11 +114,24 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        generate_world_dataset(Path(tmp) / "bench", locations=n, seed=0, size=size, workers=args.workers, progress=False, world=world)
+        generate_world_dataset(
+            Path(tmp) / "bench",
+            locations=n,
+            seed=0,
+            size=size,
+            workers=args.workers,
+            progress=False,
+            world=world,
+        )
         t_end_to_end = time.perf_counter() - t
     print(f"end to end with {args.workers} workers: {t_end_to_end:.2f} s", flush=True)
 
-    probe = subprocess.run([sys.executable, "-c", MEMORY_PROBE.format(size_m=args.big_world_m)], capture_output=True, text=True, check=True)
+    probe = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE.format(size_m=args.big_world_m)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     big_gen, big_raster_mb, big_peak_mb = (float(v) for v in probe.stdout.split())
     load_after = os.getloadavg()
 
@@ -124,7 +143,11 @@ def main() -> None:
         f"- Date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}",
         f"- Load average (1 min) before / after: {load_before[0]:.1f} / {load_after[0]:.1f}"
-        + (" — the machine was shared with other jobs, so times are pessimistic" if max(load_before[0], load_after[0]) > 2.5 else ""),
+        + (
+            " — the machine was shared with other jobs, so times are pessimistic"
+            if max(load_before[0], load_after[0]) > 2.5
+            else ""
+        ),
         f"- Workload: {n} locations x 4 views at {size} px (street panoramas {size // 2} x {size}) on the 1.6 km procedural world, seed 0",
         f"- Command: `python benchmarks/world_render.py --locations {n} --size {size} --workers {args.workers}`",
         "",

@@ -44,7 +44,8 @@ def huge_jpeg(path: Path, width: int, height: int) -> Path:
         "01020300041105122131410613516107227114328191a1082342b1c11552d1f02433627282090a161718191a25262728292a"
         "3435363738393a434445464748494a535455565758595a636465666768696a737475767778797a838485868788898a9293"
         "9495969798999aa2a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3c4c5c6c7c8c9cad2d3d4d5d6d7d8d9dae1e2e3e4e5e6"
-        "e7e8e9eaf1f2f3f4f5f6f7f8f9fa")
+        "e7e8e9eaf1f2f3f4f5f6f7f8f9fa"
+    )
     tables = _segment(0xC4, b"\x00" + dc_bits + bytes(range(12)) + b"\x10" + ac_bits + ac_values)
     scan = _segment(0xDA, b"\x01\x01\x00\x00\x3f\x00")
     blocks = ((width + 7) // 8) * ((height + 7) // 8)

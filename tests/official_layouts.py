@@ -18,8 +18,10 @@ from PIL import Image
 
 SUES_ALTITUDES: tuple[int, ...] = (150, 200, 250, 300)
 VIGOR_CITIES: dict[str, tuple[float, float]] = {
-    "Chicago": (41.8781, -87.6298), "NewYork": (40.7128, -74.0060),
-    "SanFrancisco": (37.7749, -122.4194), "Seattle": (47.6062, -122.3321),
+    "Chicago": (41.8781, -87.6298),
+    "NewYork": (40.7128, -74.0060),
+    "SanFrancisco": (37.7749, -122.4194),
+    "Seattle": (47.6062, -122.3321),
 }
 SIZE = (32, 32)
 PANORAMA_SIZE = (64, 16)  # width x height: panoramas are wide
@@ -39,8 +41,15 @@ def _ids(start: int, count: int) -> list[str]:
     return [f"{i:04d}" for i in range(start, start + count)]
 
 
-def write_university1652(root: Path, n_train: int = 3, n_test: int = 3, n_distractors: int = 2,
-                         drone_per_building: int = 3, street_per_building: int = 2, seed: int = 0) -> Path:
+def write_university1652(
+    root: Path,
+    n_train: int = 3,
+    n_test: int = 3,
+    n_distractors: int = 2,
+    drone_per_building: int = 3,
+    street_per_building: int = 2,
+    seed: int = 0,
+) -> Path:
     """University-1652 (layumi's release): ``train/{drone,street,satellite,google}/<building>/`` and
     ``test/{query,gallery}_{drone,street,satellite}/<building>/``; the satellite gallery adds
     ``n_distractors`` buildings no query shows."""
@@ -71,8 +80,14 @@ def write_university1652(root: Path, n_train: int = 3, n_test: int = 3, n_distra
     return root
 
 
-def write_sues200_split(root: Path, n_places: int = 5, n_train: int = 3, drone_per_place: int = 2,
-                        altitudes: tuple[int, ...] = SUES_ALTITUDES, seed: int = 0) -> Path:
+def write_sues200_split(
+    root: Path,
+    n_places: int = 5,
+    n_train: int = 3,
+    drone_per_place: int = 2,
+    altitudes: tuple[int, ...] = SUES_ALTITUDES,
+    seed: int = 0,
+) -> Path:
     """SUES-200 after the authors' ``split_datasets.py``: ``Training/<alt>/{drone,satellite}/<place>/``
     for the first ``n_train`` places, ``Testing/<alt>/query_*`` for the others and
     ``Testing/<alt>/gallery_*`` for all places."""
@@ -88,8 +103,13 @@ def write_sues200_split(root: Path, n_places: int = 5, n_train: int = 3, drone_p
     return root
 
 
-def write_sues200_raw(root: Path, n_places: int = 5, drone_per_place: int = 2,
-                      altitudes: tuple[int, ...] = SUES_ALTITUDES, seed: int = 0) -> Path:
+def write_sues200_raw(
+    root: Path,
+    n_places: int = 5,
+    drone_per_place: int = 2,
+    altitudes: tuple[int, ...] = SUES_ALTITUDES,
+    seed: int = 0,
+) -> Path:
     """SUES-200 as downloaded: ``drone-view/<place>/<alt>/*.jpg`` and ``satellite-view/<place>/0.png``."""
     root, rng = Path(root), np.random.default_rng(seed)
     for place in _ids(1, n_places):
@@ -100,8 +120,14 @@ def write_sues200_raw(root: Path, n_places: int = 5, drone_per_place: int = 2,
     return root
 
 
-def write_vigor(root: Path, reorganised: bool = False, n_satellites: int = 4,
-                panoramas_per_satellite: int = 2, splits_dir: str = "splits", seed: int = 0) -> Path:
+def write_vigor(
+    root: Path,
+    reorganised: bool = False,
+    n_satellites: int = 4,
+    panoramas_per_satellite: int = 2,
+    splits_dir: str = "splits",
+    seed: int = 0,
+) -> Path:
     """VIGOR's four cities: satellites on a grid (``satellite_<lat>_<lon>.png``), panoramas
     (``<prefix>,<lat>,<lon>,.jpg``) near their positive satellite, and per city
     ``satellite_list.txt``, ``same_area_balanced_{train,test}.txt`` (alternate panoramas) and
@@ -113,8 +139,10 @@ def write_vigor(root: Path, reorganised: bool = False, n_satellites: int = 4,
     for city, (lat0, lon0) in VIGOR_CITIES.items():
         ground = root / "ground" / city if reorganised else root / city / "panorama"
         satellite = root / "satellite" / city if reorganised else root / city / "satellite"
-        sats = [f"satellite_{lat0 + 0.0005 * (k // 2):.7f}_{lon0 + 0.0005 * (k % 2):.7f}.png"
-                for k in range(n_satellites)]
+        sats = [
+            f"satellite_{lat0 + 0.0005 * (k // 2):.7f}_{lon0 + 0.0005 * (k % 2):.7f}.png"
+            for k in range(n_satellites)
+        ]
         for name in sats:
             write_image(satellite / name, name, rng)
         lines = []
@@ -137,8 +165,9 @@ def write_vigor(root: Path, reorganised: bool = False, n_satellites: int = 4,
     return root
 
 
-def write_cvusa(root: Path, n_train: int = 3, n_val: int = 2, with_locations: bool = False,
-                seed: int = 0) -> Path:
+def write_cvusa(
+    root: Path, n_train: int = 3, n_val: int = 2, with_locations: bool = False, seed: int = 0
+) -> Path:
     """CVUSA (the 19zl subset): ``splits/{train,val}-19zl.csv`` (no header), ``bingmap/19/<id>.jpg``,
     ``streetview/panos/<id>.jpg``, ``streetview/annotations/<id>.png``; with ``with_locations``
     also ``split_locations/all.csv`` (rows ``<lat>,<lon>,<id>``, in Kansas)."""
@@ -153,7 +182,8 @@ def write_cvusa(root: Path, n_train: int = 3, n_val: int = 2, with_locations: bo
         with open(root / "splits" / name, "w", newline="") as handle:
             csv.writer(handle).writerows(
                 [f"bingmap/19/{i}.jpg", f"streetview/panos/{i}.jpg", f"streetview/annotations/{i}.png"]
-                for i in chosen)
+                for i in chosen
+            )
     if with_locations:
         (root / "split_locations").mkdir(exist_ok=True)
         with open(root / "split_locations" / "all.csv", "w", newline="") as handle:
@@ -177,24 +207,31 @@ def write_cvact(root: Path, n_train: int = 3, n_val: int = 2, n_test: int = 2, s
         folder = root / ("ANU_data_test" if k >= n_train + n_val else "ANU_data_small")
         write_image(folder / "streetview" / f"{ident}_grdView.jpg", ident, rng, PANORAMA_SIZE)
         write_image(folder / "satview_polish" / f"{ident}_satView_polish.jpg", ident, rng)
-    savemat(root / "ACT_data.mat", {
-        "panoIds": np.array(ids, dtype=object), "utm": utm,
-        "trainSet": {"trainInd": index[:n_train, None]},
-        "valSet": {"valInd": index[n_train:n_train + n_val, None]},
-        "valSetAll": {"valInd": index[n_train + n_val:, None]},
-    })
+    savemat(
+        root / "ACT_data.mat",
+        {
+            "panoIds": np.array(ids, dtype=object),
+            "utm": utm,
+            "trainSet": {"trainInd": index[:n_train, None]},
+            "valSet": {"valInd": index[n_train : n_train + n_val, None]},
+            "valSetAll": {"valInd": index[n_train + n_val :, None]},
+        },
+    )
     return root
 
 
-def write_geotext1652(root: Path, n_train: int = 3, n_test: int = 2, drone_per_building: int = 2,
-                      seed: int = 0) -> Path:
+def write_geotext1652(
+    root: Path, n_train: int = 3, n_test: int = 2, drone_per_building: int = 2, seed: int = 0
+) -> Path:
     """GeoText-1652 (Hugging Face release): ``train.json`` and ``test_951_version.json`` (one entry
     per image: ``image_id``, ``image`` relative to ``images/``, ``caption``, ``sentences``,
     ``bboxes``; test captions are lists) and ``images/`` with University-1652 names."""
     root, rng = Path(root), np.random.default_rng(seed)
     test_folders = ("query_drone/", "gallery_satellite/")
-    for split, buildings, folders in (("train", _ids(1, n_train), ("", "")),
-                                      ("test", _ids(n_train + 1, n_test), test_folders)):
+    for split, buildings, folders in (
+        ("train", _ids(1, n_train), ("", "")),
+        ("test", _ids(n_train + 1, n_test), test_folders),
+    ):
         entries = []
         for ident in buildings:
             names = [f"image-{k:02d}.jpeg" for k in range(1, drone_per_building + 1)] + [f"{ident}.jpg"]
@@ -203,10 +240,15 @@ def write_geotext1652(root: Path, n_train: int = 3, n_test: int = 2, drone_per_b
                 image = f"{split}/{folder}{ident}/{name}"
                 write_image(root / "images" / image, ident, rng)
                 captions = [f"Building {ident}, {name}: a {c} roof." for c in ("red", "grey", "flat")]
-                entries.append({"image_id": f"{ident}/{name}", "image": image,
-                                "caption": captions[0] if split == "train" else captions,
-                                "sentences": [f"A roof of building {ident}."],
-                                "bboxes": [[0.5, 0.5, 0.2, 0.2]]})
+                entries.append(
+                    {
+                        "image_id": f"{ident}/{name}",
+                        "image": image,
+                        "caption": captions[0] if split == "train" else captions,
+                        "sentences": [f"A roof of building {ident}."],
+                        "bboxes": [[0.5, 0.5, 0.2, 0.2]],
+                    }
+                )
         name = "train.json" if split == "train" else "test_951_version.json"
         (root / name).write_text(json.dumps(entries, indent=1))
     return root

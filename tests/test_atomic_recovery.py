@@ -112,7 +112,6 @@ def test_new_folders_are_readable_by_others(tmp_path):
 def test_training_killed_while_replacing_last_resumes_from_it(tmp_path, capsys):
     """A kill between the renames of ``last/`` used to lose it (training restarted at step 0)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     from test_train_engine import config_for
 
     from geobridge.train import train
@@ -134,7 +133,14 @@ def test_training_killed_while_replacing_last_resumes_from_it(tmp_path, capsys):
     assert leftovers(checkpoints / "last") == []
     events = EventAccumulator(str(tmp_path / "run" / "logs" / "tensorboard"))
     events.Reload()
-    assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3, 4, 5, 6]  # 5, 6 of the killed run purged
+    assert [e.step for e in events.Scalars("train/loss")] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+    ]  # 5, 6 of the killed run purged
 
 
 def _synthetic(tmp_path: Path) -> Path:
@@ -152,8 +158,9 @@ def _synthetic(tmp_path: Path) -> Path:
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(rng.integers(0, 256, shape + (3,), dtype=np.uint8)).save(path)
             paths[view] = path
-        locations.append(Location(id=f"loc{i}", lat=60 + i * 1e-3, lon=24.9, split="train", text=f"place {i}",
-                                  paths=paths))
+        locations.append(
+            Location(id=f"loc{i}", lat=60 + i * 1e-3, lon=24.9, split="train", text=f"place {i}", paths=paths)
+        )
     return write_manifest(locations, tmp_path / "data" / "manifest.parquet")
 
 

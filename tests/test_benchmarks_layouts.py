@@ -15,17 +15,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import official_layouts as official  # noqa: E402
+
 from geobridge.data.benchmarks import DatasetNotFoundError, load_benchmark  # noqa: E402
 from geobridge.data.benchmarks.vigor import satellite_latlon  # noqa: E402
 from geobridge.geo import haversine_m  # noqa: E402
 from geobridge.views import View  # noqa: E402
 
-
 # -- University-1652 ---------------------------------------------------------------------------
 
+
 def test_university1652_official_layout(tmp_path):
-    root = official.write_university1652(tmp_path, n_train=3, n_test=2, n_distractors=2,
-                                         drone_per_building=4, street_per_building=2)
+    root = official.write_university1652(
+        tmp_path, n_train=3, n_test=2, n_distractors=2, drone_per_building=4, street_per_building=2
+    )
     bench = load_benchmark("university1652", root)
     query, gallery = bench.query_set("D2S"), bench.gallery_set("D2S")
     assert len(query) == 2 * 4 and len(set(query.ids)) == 2
@@ -39,6 +41,7 @@ def test_university1652_official_layout(tmp_path):
 
 
 # -- SUES-200 ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("layout", ["split", "raw"])
 def test_sues200_split_and_raw_layouts_agree(tmp_path, layout):
@@ -70,6 +73,7 @@ def test_sues200_without_either_layout_is_named(tmp_path):
 
 
 # -- VIGOR -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("reorganised", [False, True])
 def test_vigor_released_and_reorganised_layouts(tmp_path, reorganised):
@@ -118,6 +122,7 @@ def test_vigor_missing_panorama_is_skipped_in_eval_and_training(tmp_path):
 
 # -- CVUSA -------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("with_locations", [False, True])
 def test_cvusa_official_layout_and_coordinates(tmp_path, with_locations):
     root = official.write_cvusa(tmp_path, n_train=3, n_val=2, with_locations=with_locations)
@@ -154,6 +159,7 @@ def test_cvusa_split_without_any_image_is_named(tmp_path):
 
 # -- CVACT -------------------------------------------------------------------------------------
 
+
 def test_cvact_val_test_and_training_places(tmp_path):
     root = official.write_cvact(tmp_path, n_train=3, n_val=2, n_test=2)
     val = load_benchmark("cvact", root)
@@ -188,11 +194,15 @@ def test_cvact_missing_query_is_skipped(tmp_path):
 
 # -- GeoText-1652 and GeoLoc -------------------------------------------------------------------
 
+
 def test_geotext1652_official_layout(tmp_path):
     root = official.write_geotext1652(tmp_path, n_train=3, n_test=2, drone_per_building=2)
     official_setting = load_benchmark("geotext1652", root)
     assert [d.name for d in official_setting.directions()] == ["T2I"]
-    assert len(official_setting.query_set("T2I")) == 2 * 3 * 3 and len(official_setting.gallery_set("T2I")) == 2 * 3
+    assert (
+        len(official_setting.query_set("T2I")) == 2 * 3 * 3
+        and len(official_setting.gallery_set("T2I")) == 2 * 3
+    )
     bench = load_benchmark("geotext1652", root, match="image")
     assert [d.name for d in bench.directions()] == ["T2D", "T2S"]
     assert len(bench.query_set("T2D")) == 2 * 2 * 3 and len(bench.gallery_set("T2S")) == 2
@@ -217,6 +227,7 @@ def test_geoloc_official_layout(tmp_path):
 
 
 # -- the evaluation notes skipped files --------------------------------------------------------
+
 
 def test_evaluation_notes_the_skipped_files(tmp_path):
     from geobridge.evaluation.run_dataset import evaluate_model_on_dataset

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from geobridge.data.benchmarks import DatasetNotFoundError, ImageSet, list_benchmarks, load_benchmark
-from geobridge.data.benchmarks.geoloc import coordinates_from_name, FOOTPRINT_BOX_PATTERN
+from geobridge.data.benchmarks.geoloc import FOOTPRINT_BOX_PATTERN, coordinates_from_name
 from geobridge.data.benchmarks.vigor import panorama_latlon, satellite_latlon
 from geobridge.data.fixtures import list_fixtures, write_fixture
 from geobridge.geo import haversine_m
@@ -39,9 +39,19 @@ def names(directions: list[Direction]) -> list[str]:
 
 # -- registry ------------------------------------------------------------------------------------
 
+
 def test_every_benchmark_has_a_fixture_writer():
     assert set(list_benchmarks()) == set(list_fixtures())
-    assert set(list_benchmarks()) >= {"world", "geoloc", "university1652", "cvusa", "cvact", "vigor", "sues200", "geotext1652"}
+    assert set(list_benchmarks()) >= {
+        "world",
+        "geoloc",
+        "university1652",
+        "cvusa",
+        "cvact",
+        "vigor",
+        "sues200",
+        "geotext1652",
+    }
 
 
 def test_unknown_name_and_option_are_clear_errors(fixtures):
@@ -54,7 +64,9 @@ def test_unknown_name_and_option_are_clear_errors(fixtures):
 
 
 def test_missing_root_names_it(tmp_path):
-    with pytest.raises(DatasetNotFoundError, match=r"cvusa: dataset root folder not found: .*nowhere.*Get the dataset from"):
+    with pytest.raises(
+        DatasetNotFoundError, match=r"cvusa: dataset root folder not found: .*nowhere.*Get the dataset from"
+    ):
         load_benchmark("cvusa", tmp_path / "nowhere")
 
 
@@ -66,6 +78,7 @@ def test_imageset_rejects_inconsistent_lengths():
 
 
 # -- University-1652 -----------------------------------------------------------------------------
+
 
 def test_university1652_sets_labels_and_distractors(fixtures):
     bench = load_benchmark("university1652", fixtures["university1652"])
@@ -101,7 +114,9 @@ def test_university1652_protocol_option_and_training_places(fixtures):
 def test_university1652_missing_gallery_is_named(tmp_path):
     root = fresh("university1652", tmp_path)
     shutil.rmtree(root / "test" / "gallery_satellite")
-    with pytest.raises(DatasetNotFoundError, match=r"test folder gallery_satellite not found: .*test/gallery_satellite"):
+    with pytest.raises(
+        DatasetNotFoundError, match=r"test folder gallery_satellite not found: .*test/gallery_satellite"
+    ):
         load_benchmark("university1652", root)
 
 
@@ -113,6 +128,7 @@ def test_university1652_without_street_offers_drone_satellite_only(tmp_path):
 
 
 # -- SUES-200 ------------------------------------------------------------------------------------
+
 
 def test_sues200_galleries_hold_every_place(fixtures):
     bench = load_benchmark("sues200", fixtures["sues200"], altitude=250)
@@ -133,11 +149,14 @@ def test_sues200_missing_altitude_is_named(tmp_path):
     root = fresh("sues200", tmp_path)
     shutil.rmtree(root / "Testing" / "300" / "gallery_satellite")
     load_benchmark("sues200", root, altitude=150)  # other altitudes are intact
-    with pytest.raises(DatasetNotFoundError, match=r"gallery_satellite not found: .*Testing/300/gallery_satellite"):
+    with pytest.raises(
+        DatasetNotFoundError, match=r"gallery_satellite not found: .*Testing/300/gallery_satellite"
+    ):
         load_benchmark("sues200", root, altitude=300)
 
 
 # -- CVUSA -----------------------------------------------------------------------------------
+
 
 def test_cvusa_reads_headerless_split_csv(fixtures):
     root = fixtures["cvusa"]
@@ -174,6 +193,7 @@ def test_cvusa_missing_image_is_skipped_and_missing_split_named(tmp_path):
 
 # -- CVACT ---------------------------------------------------------------------------------------
 
+
 def test_cvact_uses_one_based_indices_and_utm(fixtures):
     from scipy.io import loadmat
 
@@ -199,8 +219,15 @@ def test_cvact_reads_char_matrix_ids(tmp_path):
     from geobridge.data.benchmarks.cvact import read_act_data
 
     path = tmp_path / "ACT_data.mat"
-    savemat(path, {"panoIds": np.array(["aaa", "bbb", "ccc"]), "utm": np.zeros((3, 2)),
-                   "trainSet": {"trainInd": np.array([[1.0], [3.0]])}, "valSet": {"valInd": np.array([[2.0]])}})
+    savemat(
+        path,
+        {
+            "panoIds": np.array(["aaa", "bbb", "ccc"]),
+            "utm": np.zeros((3, 2)),
+            "trainSet": {"trainInd": np.array([[1.0], [3.0]])},
+            "valSet": {"valInd": np.array([[2.0]])},
+        },
+    )
     data = read_act_data(path)
     assert data.pano_ids == ["aaa", "bbb", "ccc"]
     assert data.split_indices["train"].tolist() == [0, 2] and data.split_indices["val"].tolist() == [1]
@@ -224,6 +251,7 @@ def test_cvact_missing_image_is_skipped_and_missing_mat_named(tmp_path):
 
 # -- VIGOR ---------------------------------------------------------------------------------------
 
+
 def test_vigor_name_parsing():
     assert panorama_latlon("abc_-x,41.8812345,-87.6301234,.jpg") == (41.8812345, -87.6301234)
     assert satellite_latlon("satellite_41.88_-87.63.png") == (41.88, -87.63)
@@ -235,7 +263,11 @@ def test_vigor_cross_area_sets_and_semi_positives(fixtures):
     bench = load_benchmark("vigor", fixtures["vigor"])
     assert bench.default_protocol == "vigor" and names(bench.directions()) == ["P2S"]
     query, gallery = bench.query_set("P2S"), bench.gallery_set("P2S")
-    assert {p.parts[-3] for p in query.paths} == {"Chicago", "SanFrancisco"} == {p.parts[-3] for p in gallery.paths}
+    assert (
+        {p.parts[-3] for p in query.paths}
+        == {"Chicago", "SanFrancisco"}
+        == {p.parts[-3] for p in gallery.paths}
+    )
     assert len(query) == 2 * N
     gallery_ids = set(gallery.ids)
     assert len(gallery_ids) == len(gallery)
@@ -269,11 +301,14 @@ def test_vigor_missing_satellite_is_skipped_and_missing_split_named(tmp_path):
     assert Path(listed[0]).stem not in bench.gallery_set("P2S").ids
     assert bench.skipped_files == {"satellite image": 1}
     (root / "splits" / "SanFrancisco" / "pano_label_balanced.txt").unlink()
-    with pytest.raises(DatasetNotFoundError, match=r"SanFrancisco split file not found: .*pano_label_balanced.txt"):
+    with pytest.raises(
+        DatasetNotFoundError, match=r"SanFrancisco split file not found: .*pano_label_balanced.txt"
+    ):
         load_benchmark("vigor", root)
 
 
 # -- GeoText-1652 --------------------------------------------------------------------------------
+
 
 def test_geotext1652_official_setting_is_the_default(fixtures):
     root = fixtures["geotext1652"]
@@ -339,6 +374,7 @@ def test_geotext1652_missing_image_is_skipped_and_missing_json_named(tmp_path):
 
 # -- GeoLoc and world ----------------------------------------------------------------------------
 
+
 def test_geoloc_stems_texts_and_footprint_coordinates(fixtures):
     root = fixtures["geoloc"]
     bench = load_benchmark("geoloc", root)  # the folder holding data/ is accepted
@@ -389,7 +425,9 @@ def test_world_manifest_views_and_coordinates(fixtures):
         assert lat == truth[ident].lat and path == truth[ident].path(View.MAP)
     text = bench.query_set("T2D")
     assert [truth[i].text for i in text.ids] == text.texts
-    assert load_benchmark("world", root / "manifest.parquet", split="val").query_set("D2S").ids[0] not in truth
+    assert (
+        load_benchmark("world", root / "manifest.parquet", split="val").query_set("D2S").ids[0] not in truth
+    )
 
 
 def test_world_missing_image_is_skipped_and_missing_manifest_named(tmp_path):
@@ -401,7 +439,9 @@ def test_world_missing_image_is_skipped_and_missing_manifest_named(tmp_path):
     assert victim not in gallery.paths and len(gallery) == len(gallery.lat) == len(bench.query_set("D2S")) - 1
     assert bench.skipped_files == {"satellite image": 1}
     (root / "manifest.parquet").unlink()
-    with pytest.raises(DatasetNotFoundError, match=r"world: manifest not found: .*manifest.parquet.*geobridge world"):
+    with pytest.raises(
+        DatasetNotFoundError, match=r"world: manifest not found: .*manifest.parquet.*geobridge world"
+    ):
         load_benchmark("world", root)
 
 

@@ -30,8 +30,14 @@ pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -53,12 +59,20 @@ def server_url(tiny_world_dir, tmp_path_factory):
     model = create_model("tiny")
     model.save_pretrained(model_dir)
     gallery_dir = tmp_path_factory.mktemp("browser_gallery") / "gallery"
-    gallery = Gallery.build(model, read_locations(tiny_world_dir, "satellite"), "satellite", out=gallery_dir,
-                            model_path=model_dir, progress=False)  # the world's 120 m footprints
+    gallery = Gallery.build(
+        model,
+        read_locations(tiny_world_dir, "satellite"),
+        "satellite",
+        out=gallery_dir,
+        model_path=model_dir,
+        progress=False,
+    )  # the world's 120 m footprints
     test = read_manifest(tiny_world_dir, split="test")
     gallery.set_calibration(calibrate_gallery(gallery, test, ["drone"], split="test"))
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(gallery_dir), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(gallery_dir), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -74,7 +88,9 @@ def server_url(tiny_world_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium, or `make browser`)")
+        pytest.skip(
+            "Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium, or `make browser`)"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -164,7 +180,9 @@ def test_text_query_and_a_refused_upload_in_the_page(page, tmp_path):
     assert "not an image" in page.inner_text("#status")
     assert page.locator("#results li").count() == 0
     assert not page.is_visible("#query-preview")  # no broken-image icon for the refused file
-    assert page.locator("#map .match-marker").count() == 0 and page.locator("#map .estimate-marker").count() == 0
+    assert (
+        page.locator("#map .match-marker").count() == 0 and page.locator("#map .estimate-marker").count() == 0
+    )
 
 
 NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= window.innerWidth"
@@ -185,7 +203,10 @@ def test_phone_sized_page_drone_query_with_a_calibrated_estimate(browser, server
         page.click("#locate-button")
         page.wait_for_selector("body[data-state=done]")
         assert page.locator("#results li").count() == 5
-        assert page.is_visible("#map .estimate-marker") and page.locator("#map path.estimate-circle").count() == 1
+        assert (
+            page.is_visible("#map .estimate-marker")
+            and page.locator("#map path.estimate-circle").count() == 1
+        )
         assert "80% of held-out places fall inside" in page.inner_text("#estimate")
         assert page.evaluate(NO_SIDEWAYS_SCROLL), "the page scrolls sideways at 360 px"
         assert page.evaluate(IDS_IN_ONE_PIECE)

@@ -16,8 +16,9 @@ def ground(size: int = 256, seed: int = 0) -> np.ndarray:
     import cv2
 
     rng = np.random.default_rng(seed)
-    blocks = cv2.resize(rng.integers(40, 170, (16, 16, 3), dtype=np.uint8), (size, size),
-                        interpolation=cv2.INTER_NEAREST)
+    blocks = cv2.resize(
+        rng.integers(40, 170, (16, 16, 3), dtype=np.uint8), (size, size), interpolation=cv2.INTER_NEAREST
+    )
     detail = rng.normal(0, 18, (size, size, 3))
     return np.clip(blocks + detail, 0, 255).astype(np.uint8)
 
@@ -60,8 +61,9 @@ def test_bright_textured_ground_is_not_cloud():
 
 
 def test_cloud_max_is_a_build_config_key():
-    from geobridge.configs import resolve_config
     import yaml
+
+    from geobridge.configs import resolve_config
 
     raw = yaml.safe_load(open(resolve_config("build-world"), encoding="utf-8"))
     raw["gates"]["cloud_max"] = 0.4

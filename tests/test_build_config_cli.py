@@ -57,13 +57,17 @@ def run_cli(*args):
 def test_build_run_reports_bad_input_in_one_line(tmp_path):
     missing = run_cli("build", "run", "--config", str(tmp_path / "nope.yaml"))
     assert missing.exit_code == 2 and "error: build config not found" in missing.output
-    bad = run_cli("build", "run", "--config", str(write_yaml(tmp_path / "bad.yaml", {**MINIMAL, "colour": "red"})))
+    bad = run_cli(
+        "build", "run", "--config", str(write_yaml(tmp_path / "bad.yaml", {**MINIMAL, "colour": "red"}))
+    )
     assert bad.exit_code == 2 and "colour: Extra inputs are not permitted" in bad.output
     assert "Traceback" not in bad.output
     # the only orthomosaic has no geo-reference: nothing to build, said in one line, nothing written
     import rasterio
 
-    with rasterio.open(tmp_path / "ortho.tif", "w", driver="GTiff", width=16, height=16, count=3, dtype="uint8") as dst:
+    with rasterio.open(
+        tmp_path / "ortho.tif", "w", driver="GTiff", width=16, height=16, count=3, dtype="uint8"
+    ) as dst:
         dst.write(np.zeros((3, 16, 16), np.uint8))
     (tmp_path / "panos.csv").write_text("id,lat,lon,heading,path\n")
     (tmp_path / "tiles").mkdir()

@@ -10,18 +10,18 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from test_build_pipeline import PRODUCTS, products  # noqa: F401 (module fixture: rendered products)
+from test_photo_metadata import DJI_XMP_ATTRIBUTES, camera_jpeg
 
 from geobridge.build.config import DronePhotoSettings, DroneSubsetSettings
 from geobridge.build.drone_subset import complete_drone_photos, photo_footprint
 from geobridge.data.photo_metadata import PhotoMetadata
 from geobridge.records import read_manifest
 
-from test_build_pipeline import PRODUCTS, products  # noqa: F401 (module fixture: rendered products)
-from test_photo_metadata import DJI_XMP_ATTRIBUTES, camera_jpeg
-
 
 def test_footprint_from_height_field_of_view_and_pitch():
     settings = DronePhotoSettings(hfov_deg=90.0, default_altitude_m=40.0, oblique_scale=2.0)
+
     def tagged(pitch: float) -> PhotoMetadata:
         return PhotoMetadata(lat=60.0, lon=25.0, relative_altitude_m=50.0, gimbal_pitch_deg=pitch)
 
@@ -46,17 +46,35 @@ def test_a_folder_of_geotagged_photos_becomes_records(products, tmp_path):  # no
         middle = ortho.pixel_to_latlon(ortho.height / 2, 0)[0]
         pano = sorted(catalogue.panoramas, key=lambda p: abs(p.lat - middle))[0]
         lat, lon = (float(v) for v in offset_latlon(pano.lat, pano.lon, 5.0, 0.0))
-        nadir = camera_jpeg(photos / "DJI_0001.JPG", lat, lon, 92.0, size=(400, 300),
-                            xmp=DJI_XMP_ATTRIBUTES.replace("{pitch}", "-90.00"))
-        oblique = camera_jpeg(photos / "DJI_0002.JPG", lat, lon, 92.0, size=(400, 300),
-                              xmp=DJI_XMP_ATTRIBUTES.replace("{pitch}", "-35.00"))
+        nadir = camera_jpeg(
+            photos / "DJI_0001.JPG",
+            lat,
+            lon,
+            92.0,
+            size=(400, 300),
+            xmp=DJI_XMP_ATTRIBUTES.replace("{pitch}", "-90.00"),
+        )
+        camera_jpeg(
+            photos / "DJI_0002.JPG",
+            lat,
+            lon,
+            92.0,
+            size=(400, 300),
+            xmp=DJI_XMP_ATTRIBUTES.replace("{pitch}", "-35.00"),
+        )
     phone = camera_jpeg(photos / "IMG_0003.jpg", lat + 0.05, lon, 10.0, make="Apple")  # 5 km off, no tiles
     camera_jpeg(photos / "DJI_0004.JPG", None, None)  # GPS off
     (photos / "DJI_0005.JPG").write_bytes(nadir.read_bytes()[:200])  # truncated copy
     satellite = TileMosaicSatellite(XYZDirectory(products.tiles), PRODUCTS.tile_zoom)
-    result = complete_drone_photos(tmp_path / "photos", tmp_path / "out", satellite, catalogue,
-                                   DroneSubsetSettings(search_radius_m=30, size_px=64),
-                                   DronePhotoSettings(max_side_px=128), progress=False)
+    result = complete_drone_photos(
+        tmp_path / "photos",
+        tmp_path / "out",
+        satellite,
+        catalogue,
+        DroneSubsetSettings(search_radius_m=30, size_px=64),
+        DronePhotoSettings(max_side_px=128),
+        progress=False,
+    )
     assert result.completed == 2
     reasons = {s["item"]: s["reason"] for s in result.skipped}
     assert "no GPS position" in reasons["test/DJI_0004.JPG"]
@@ -84,13 +102,19 @@ def test_locate_reports_the_error_against_the_photos_own_gps(tmp_path, tiny_worl
     model = create_model("tiny")
     model.save_pretrained(tmp_path / "model")
     locations = read_manifest(tiny_world_dir)
-    Gallery.build(model, locations, "satellite", out=tmp_path / "gallery", model_path=tmp_path / "model",
-                  progress=False)
+    Gallery.build(
+        model, locations, "satellite", out=tmp_path / "gallery", model_path=tmp_path / "model", progress=False
+    )
     truth = locations[3]
-    photo = camera_jpeg(tmp_path / "DJI_0007.JPG", truth.lat, truth.lon, 80.0, size=(64, 64),
-                        xmp=DJI_XMP_ATTRIBUTES.replace("{pitch}", "-90.00"))
-    code = main(["locate", str(photo), "--gallery", str(tmp_path / "gallery"), "--view", "drone",
-                 "--json"])
+    photo = camera_jpeg(
+        tmp_path / "DJI_0007.JPG",
+        truth.lat,
+        truth.lon,
+        80.0,
+        size=(64, 64),
+        xmp=DJI_XMP_ATTRIBUTES.replace("{pitch}", "-90.00"),
+    )
+    code = main(["locate", str(photo), "--gallery", str(tmp_path / "gallery"), "--view", "drone", "--json"])
     assert code == 0
     result = json.loads(capsys.readouterr().out)[0]
     assert (result["true_lat"], result["true_lon"]) == pytest.approx((truth.lat, truth.lon), abs=1e-6)

@@ -41,8 +41,15 @@ class FakeServer:
             def _serve(self, body: bytes):
                 parts = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-                server.log.append({"method": self.command, "path": parts.path, "query": query,
-                                   "headers": dict(self.headers), "body": body})
+                server.log.append(
+                    {
+                        "method": self.command,
+                        "path": parts.path,
+                        "query": query,
+                        "headers": dict(self.headers),
+                        "body": body,
+                    }
+                )
                 route = server.routes.get(parts.path)
                 if route is None:
                     route = next((r for p, r in server.prefix_routes if parts.path.startswith(p)), None)
@@ -67,7 +74,7 @@ class FakeServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "FakeServer":
+    def __enter__(self) -> FakeServer:
         self.thread.start()
         return self
 

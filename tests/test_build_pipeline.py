@@ -10,14 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_build_fakes import HTML_ERROR, FakeServer
 
 from geobridge.build.config import parse_build_config
 from geobridge.build.pipeline import Build, run_build
 from geobridge.build.products import ProductSettings, orthomosaic_settings, render_products, world_from_file
 from geobridge.records import read_manifest
-from test_build_fakes import HTML_ERROR, FakeServer
 
-PRODUCTS = ProductSettings(seed=0, world_size_m=700, regions=2, gsd_m=0.5, panoramas=16, panorama_height_px=48, tile_zoom=18)
+PRODUCTS = ProductSettings(
+    seed=0, world_size_m=700, regions=2, gsd_m=0.5, panoramas=16, panorama_height_px=48, tile_zoom=18
+)
 SIZE_PX = 128
 
 
@@ -34,9 +36,15 @@ def inputs(products, tmp_path_factory):
     root = tmp_path_factory.mktemp("inputs")
     lines = products.catalogue.read_text().splitlines()
     broken = ["bad1,not-a-lat,8.5,0,panoramas/x.png", "bad2,47.377,,0,panoramas/x.png"]
-    rows = [lines[0]] + [line.replace(",panoramas/", f",{products.root}/panoramas/") for line in lines[1:]] + broken
+    rows = (
+        [lines[0]]
+        + [line.replace(",panoramas/", f",{products.root}/panoramas/") for line in lines[1:]]
+        + broken
+    )
     (root / "catalogue.csv").write_text("\n".join(rows) + "\n")
-    with rasterio.open(root / "plain.tif", "w", driver="GTiff", width=64, height=64, count=3, dtype="uint8") as dst:
+    with rasterio.open(
+        root / "plain.tif", "w", driver="GTiff", width=64, height=64, count=3, dtype="uint8"
+    ) as dst:
         dst.write(np.full((3, 64, 64), 128, np.uint8))
     return root
 
@@ -56,17 +64,23 @@ def tile_server(products, html_tiles: set) -> FakeServer:
 
 
 def config(products, inputs, out: Path, tile_url: str):
-    return parse_build_config({
-        "out": str(out),
-        "orthomosaics": [str(products.orthomosaic), str(inputs / "plain.tif")],
-        "panoramas": {"kind": "local", "catalogue": str(inputs / "catalogue.csv")},
-        "satellite": {"kind": "xyz-url", "url": tile_url + "/tiles/{z}/{x}/{y}.png", "zoom": PRODUCTS.tile_zoom},
-        "crop": {"scales_m": [80, 100, 120, 150, 180], "size_px": SIZE_PX},
-        "seeds": {"window_m": 200, "stride_m": 150},
-        "text": {"world": str(products.world_file)},
-        "split": {"block_m": 150, "val": 0.2, "test": 0.3},
-        "http": {"requests_per_second": 1000, "retries": 1, "backoff_s": 0.01},
-    })
+    return parse_build_config(
+        {
+            "out": str(out),
+            "orthomosaics": [str(products.orthomosaic), str(inputs / "plain.tif")],
+            "panoramas": {"kind": "local", "catalogue": str(inputs / "catalogue.csv")},
+            "satellite": {
+                "kind": "xyz-url",
+                "url": tile_url + "/tiles/{z}/{x}/{y}.png",
+                "zoom": PRODUCTS.tile_zoom,
+            },
+            "crop": {"scales_m": [80, 100, 120, 150, 180], "size_px": SIZE_PX},
+            "seeds": {"window_m": 200, "stride_m": 150},
+            "text": {"world": str(products.world_file)},
+            "split": {"block_m": 150, "val": 0.2, "test": 0.3},
+            "http": {"requests_per_second": 1000, "retries": 1, "backoff_s": 0.01},
+        }
+    )
 
 
 def grey(image: np.ndarray) -> np.ndarray:
@@ -114,7 +128,9 @@ def test_build_end_to_end_places_every_triple_on_the_panorama(products, inputs, 
         for view, settings in (("drone", drone_settings), ("satellite", satellite_settings)):
             image = np.asarray(Image.open(loc.path(view)).convert("RGB"))
             assert image.shape == (SIZE_PX, SIZE_PX, 3)
-            truth = render_satellite(world, loc.lat, loc.lon, size_px=SIZE_PX, ground_m=scale, settings=settings)
+            truth = render_satellite(
+                world, loc.lat, loc.lon, size_px=SIZE_PX, ground_m=scale, settings=settings
+            )
             worst[view] = max(worst[view], offset_m(image, truth, scale))
         street = np.asarray(Image.open(loc.path("street")))
         assert street.shape[1] == 2 * street.shape[0]
@@ -128,7 +144,9 @@ def test_build_end_to_end_places_every_triple_on_the_panorama(products, inputs, 
     from geobridge.geo import offset_latlon
 
     moved = offset_latlon(loc.lat, loc.lon, 8.0, 0.0)
-    shifted = render_satellite(world, float(moved[0]), float(moved[1]), size_px=SIZE_PX, ground_m=scale, settings=drone_settings)
+    shifted = render_satellite(
+        world, float(moved[0]), float(moved[1]), size_px=SIZE_PX, ground_m=scale, settings=drone_settings
+    )
     measured = offset_m(np.asarray(Image.open(loc.path("drone")).convert("RGB")), shifted, scale)
     assert 6.5 < measured < 9.5
 
@@ -138,7 +156,9 @@ def test_build_end_to_end_places_every_triple_on_the_panorama(products, inputs, 
     assert "no geo-reference" in report
     assert any("bad1" not in r and "row" in r for r in summaries["candidates"]["catalogue_rows_skipped"])
     assert len(summaries["candidates"]["catalogue_rows_skipped"]) == 2
-    assert "HTML page instead of an image" in report  # the HTML tile's locations were skipped, the run went on
+    assert (
+        "HTML page instead of an image" in report
+    )  # the HTML tile's locations were skipped, the run went on
     assert any("HTML" in s["reason"] for s in summaries["align"]["skipped"])
     assert summaries["export"]["locations"] == len(locations) == summaries["align"]["aligned"]
     assert (tmp_path / "out" / "report.png").stat().st_size > 1000
@@ -148,8 +168,8 @@ def test_build_end_to_end_places_every_triple_on_the_panorama(products, inputs, 
     # every kept pair of locations overlaps at most 50% on the ground
     from geobridge.geo import Footprint
 
-    fps = [Footprint.around(l.lat, l.lon, float(l.extra["scale_m"])) for l in locations]
-    assert all(a.overlap_fraction(b) <= 0.5 for i, a in enumerate(fps) for b in fps[i + 1:])
+    fps = [Footprint.around(loc.lat, loc.lon, float(loc.extra["scale_m"])) for loc in locations]
+    assert all(a.overlap_fraction(b) <= 0.5 for i, a in enumerate(fps) for b in fps[i + 1 :])
 
 
 @pytest.mark.slow
@@ -181,7 +201,9 @@ def test_interrupted_build_resumes_without_redoing_work(products, inputs, tmp_pa
         result = run_build(cfg, progress=False)
         kept = result.summaries["clean"]["kept"]
         assert calls["n"] == kept - 2  # only the unfinished locations were fetched
-        assert {p.name: p.stat().st_mtime_ns for p in (work / "drone").glob("*.png")} == crops_before  # stage 2 not redone
+        assert {
+            p.name: p.stat().st_mtime_ns for p in (work / "drone").glob("*.png")
+        } == crops_before  # stage 2 not redone
         calls["n"] = 0
         again = run_build(cfg, progress=False)  # everything done: nothing is fetched again
         assert calls["n"] == 0
@@ -192,7 +214,11 @@ def test_interrupted_build_resumes_without_redoing_work(products, inputs, tmp_pa
         assert strict.summaries["clean"]["kept"] < kept
         assert {p.name: p.stat().st_mtime_ns for p in (work / "drone").glob("*.png")} == crops_before
         manifest_ids = {loc.id for loc in read_manifest(strict.manifest)}
-        on_disk = {p.stem for split in ("train", "val", "test") for p in (tmp_path / "out" / split).glob("drone/*.png")}
+        on_disk = {
+            p.stem
+            for split in ("train", "val", "test")
+            for p in (tmp_path / "out" / split).glob("drone/*.png")
+        }
         assert on_disk == manifest_ids  # stale layout images of the earlier export were removed
 
 
@@ -213,19 +239,30 @@ def test_complete_a_released_drone_subset(products, tmp_path):
     expected = {}
     with Orthomosaic(products.orthomosaic) as ortho:
         center_lat, center_lon = ortho.pixel_to_latlon(ortho.height / 2, ortho.width / 2)
-        ordered = sorted(catalogue.panoramas, key=lambda p: (p.lat - center_lat) ** 2 + (p.lon - center_lon) ** 2)
+        ordered = sorted(
+            catalogue.panoramas, key=lambda p: (p.lat - center_lat) ** 2 + (p.lon - center_lon) ** 2
+        )
         for pano in ordered[:2]:
             lat, lon = offset_latlon(pano.lat, pano.lon, 6.0, -4.0)  # 7 m from the panorama
             fp = Footprint.around(float(lat), float(lon), 80.0)
             name = f"{fp.south:.7f}_{fp.west:.7f}_{fp.north:.7f}_{fp.east:.7f}"
-            Image.fromarray(ortho.crop(float(lat), float(lon), 80.0, 96).image).save(drone_dir / f"{name}.png")
+            Image.fromarray(ortho.crop(float(lat), float(lon), 80.0, 96).image).save(
+                drone_dir / f"{name}.png"
+            )
             expected[name] = pano.id
     (drone_dir / "IMG_0001.png").write_bytes((drone_dir / f"{name}.png").read_bytes())  # no box in the name
     far = Footprint.around(float(lat) + 0.05, float(lon), 80.0)  # 5 km away: no tiles there
-    Image.new("RGB", (96, 96)).save(drone_dir / f"{far.south:.7f}_{far.west:.7f}_{far.north:.7f}_{far.east:.7f}.png")
-    result = complete_drone_subset(tmp_path / "drone", tmp_path / "out",
-                                   TileMosaicSatellite(XYZDirectory(products.tiles), PRODUCTS.tile_zoom), catalogue,
-                                   DroneSubsetSettings(search_radius_m=30, size_px=96), progress=False)
+    Image.new("RGB", (96, 96)).save(
+        drone_dir / f"{far.south:.7f}_{far.west:.7f}_{far.north:.7f}_{far.east:.7f}.png"
+    )
+    result = complete_drone_subset(
+        tmp_path / "drone",
+        tmp_path / "out",
+        TileMosaicSatellite(XYZDirectory(products.tiles), PRODUCTS.tile_zoom),
+        catalogue,
+        DroneSubsetSettings(search_radius_m=30, size_px=96),
+        progress=False,
+    )
     assert result.completed == 2
     reasons = {s["item"]: s["reason"] for s in result.skipped}
     assert "does not match the footprint pattern" in reasons["test/IMG_0001.png"]
@@ -258,7 +295,10 @@ def test_cli_build_run_on_the_products(products, tmp_path):
     }
     from geobridge.build.providers.local import write_mbtiles
 
-    tiles = {(int(p.parts[-3]), int(p.parts[-2]), int(p.stem)): p.read_bytes() for p in products.tiles.glob("*/*/*.png")}
+    tiles = {
+        (int(p.parts[-3]), int(p.parts[-2]), int(p.stem)): p.read_bytes()
+        for p in products.tiles.glob("*/*/*.png")
+    }
     write_mbtiles(tmp_path / "tiles.mbtiles", tiles)
     (tmp_path / "build.yaml").write_text(yaml.safe_dump(cfg))
     result = CliRunner().invoke(app, ["build", "run", "--quiet", "--config", str(tmp_path / "build.yaml")])
@@ -266,7 +306,9 @@ def test_cli_build_run_on_the_products(products, tmp_path):
     locations = read_manifest(tmp_path / "out" / "manifest.parquet")
     assert locations and "locations ->" in result.output
     assert all(loc.text == "" for loc in locations)  # no endpoint, no known world: empty text...
-    assert "no text endpoint configured" in (tmp_path / "out" / "report.md").read_text()  # ...and the report says why
+    assert (
+        "no text endpoint configured" in (tmp_path / "out" / "report.md").read_text()
+    )  # ...and the report says why
 
 
 @pytest.mark.slow
@@ -279,24 +321,63 @@ def test_cli_products_and_complete_drone(tmp_path):
     from geobridge.geo import Footprint
 
     runner = CliRunner()
-    made = runner.invoke(app, ["build", "products", str(tmp_path / "p"), "--seed", "1", "--size-m", "300",
-                               "--panoramas", "3", "--zoom", "17"])
+    made = runner.invoke(
+        app,
+        [
+            "build",
+            "products",
+            str(tmp_path / "p"),
+            "--seed",
+            "1",
+            "--size-m",
+            "300",
+            "--panoramas",
+            "3",
+            "--zoom",
+            "17",
+        ],
+    )
     assert made.exit_code == 0, made.output
     for name in ("orthomosaic.tif", "panoramas.csv", "world.json"):
         assert (tmp_path / "p" / name).exists()
     first = (tmp_path / "p" / "panoramas.csv").read_text().splitlines()[1].split(",")
     fp = Footprint.around(float(first[1]), float(first[2]), 60.0)
     (tmp_path / "drone").mkdir()
-    Image.new("RGB", (32, 32), "gray").save(tmp_path / "drone" / f"{fp.south:.7f}_{fp.west:.7f}_{fp.north:.7f}_{fp.east:.7f}.png")
-    cfg = {"out": "unused", "panoramas": {"kind": "local", "catalogue": "p/panoramas.csv"},
-           "satellite": {"kind": "xyz-dir", "path": "p/tiles", "zoom": 17}, "drone_subset": {"size_px": 32}}
+    Image.new("RGB", (32, 32), "gray").save(
+        tmp_path / "drone" / f"{fp.south:.7f}_{fp.west:.7f}_{fp.north:.7f}_{fp.east:.7f}.png"
+    )
+    cfg = {
+        "out": "unused",
+        "panoramas": {"kind": "local", "catalogue": "p/panoramas.csv"},
+        "satellite": {"kind": "xyz-dir", "path": "p/tiles", "zoom": 17},
+        "drone_subset": {"size_px": 32},
+    }
     (tmp_path / "b.yaml").write_text(yaml.safe_dump(cfg))
-    done = runner.invoke(app, ["build", "complete-drone", str(tmp_path / "drone"), str(tmp_path / "out"),
-                               "--config", str(tmp_path / "b.yaml"), "--quiet"])
+    done = runner.invoke(
+        app,
+        [
+            "build",
+            "complete-drone",
+            str(tmp_path / "drone"),
+            str(tmp_path / "out"),
+            "--config",
+            str(tmp_path / "b.yaml"),
+            "--quiet",
+        ],
+    )
     assert done.exit_code == 0, done.output
     assert "1 drone images completed (0 without a panorama" in done.output
     loc = read_manifest(tmp_path / "out")[0]
     assert loc.extra["pano_id"] == first[0] and loc.extra["pano_distance_m"] < 0.5
-    bad = runner.invoke(app, ["build", "complete-drone", str(tmp_path / "nope"), str(tmp_path / "out2"),
-                              "--config", str(tmp_path / "b.yaml")])
+    bad = runner.invoke(
+        app,
+        [
+            "build",
+            "complete-drone",
+            str(tmp_path / "nope"),
+            str(tmp_path / "out2"),
+            "--config",
+            str(tmp_path / "b.yaml"),
+        ],
+    )
     assert bad.exit_code == 2 and "drone folder not found" in bad.output

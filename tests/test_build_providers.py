@@ -7,17 +7,17 @@ import math
 
 import numpy as np
 import pytest
+from test_build_fakes import HTML_ERROR, FakeServer, json_reply, png_bytes
 
 from geobridge.build.config import HttpSettings
 from geobridge.build.providers.base import ProviderError
 from geobridge.build.providers.google_streetview import GoogleStreetView
 from geobridge.build.providers.http import HttpClient, redact
-from geobridge.build.providers.local import MBTiles, LocalPanoramaCatalogue, XYZDirectory, write_mbtiles
+from geobridge.build.providers.local import LocalPanoramaCatalogue, MBTiles, XYZDirectory, write_mbtiles
 from geobridge.build.providers.mapillary import Mapillary
 from geobridge.build.providers.openaerialmap import OpenAerialMapCatalogue
 from geobridge.build.providers.xyz import TileMosaicSatellite, XYZUrlTiles, tile_fractions
 from geobridge.geo import Footprint, haversine_m, offset_latlon
-from test_build_fakes import HTML_ERROR, FakeServer, json_reply, png_bytes
 
 FAST = HttpSettings(requests_per_second=1000, retries=2, backoff_s=0.01, timeout_s=5)
 LAT, LON = 47.3770, 8.5040
@@ -32,7 +32,11 @@ def test_http_client_retries_with_backoff_then_caches(tmp_path):
 
     def flaky(path, query, headers, body):
         calls["n"] += 1
-        return (503, "text/plain", b"busy") if calls["n"] <= 2 else (200, "image/png", png_bytes(np.zeros((4, 4, 3), np.uint8)))
+        return (
+            (503, "text/plain", b"busy")
+            if calls["n"] <= 2
+            else (200, "image/png", png_bytes(np.zeros((4, 4, 3), np.uint8)))
+        )
 
     with FakeServer() as server:
         server.routes["/img.png"] = flaky
@@ -68,16 +72,25 @@ def test_http_client_injected_sleep_retry_statuses_cap_and_refusal_reason(tmp_pa
     sleeps: list[float] = []
     with FakeServer() as server:
         server.routes["/slow"] = lambda *a: (408, "text/plain", b"request timeout")
-        server.routes["/denied"] = lambda *a: (401, "application/json", b'{"error": "token SECRETTOKEN123 is revoked"}')
+        server.routes["/denied"] = lambda *a: (
+            401,
+            "application/json",
+            b'{"error": "token SECRETTOKEN123 is revoked"}',
+        )
         default = HttpClient(FAST, cache_dir=None, sleep=sleeps.append)
         with pytest.raises(ProviderError, match=r"HTTP 408 from .*/slow: request timeout"):
             default.get(f"{server.url}/slow")
         assert len(server.requests_to("/slow")) == 1 and sleeps == []  # 408 is not a default retry status
-        custom = HttpClient(FAST, cache_dir=None, sleep=sleeps.append, retry_statuses={408}, max_backoff_s=0.015)
+        custom = HttpClient(
+            FAST, cache_dir=None, sleep=sleeps.append, retry_statuses={408}, max_backoff_s=0.015
+        )
         with pytest.raises(ProviderError, match=r"HTTP 408 from .*/slow \(gave up after 3 attempts\)"):
             custom.get(f"{server.url}/slow")
         assert len(server.requests_to("/slow")) == 4
-        assert sleeps == [0.01, 0.015]  # back-off 0.01 s then 0.02 s capped at 0.015 s, through the injected sleep
+        assert sleeps == [
+            0.01,
+            0.015,
+        ]  # back-off 0.01 s then 0.02 s capped at 0.015 s, through the injected sleep
         with pytest.raises(ProviderError) as err:
             default.get(f"{server.url}/denied", headers={"Authorization": "Bearer SECRETTOKEN123"})
         assert "HTTP 401" in str(err.value) and "is revoked" in str(err.value)
@@ -89,15 +102,28 @@ def test_http_client_injected_sleep_retry_statuses_cap_and_refusal_reason(tmp_pa
 
 def test_openaerialmap_catalogue_search_and_broken_results(tmp_path):
     results = [
-        {"_id": "a1", "uuid": "http://example/a1.tif", "title": "flight A", "bbox": [8.50, 47.37, 8.51, 47.38],
-         "gsd": 0.05, "platform": "uav", "properties": {"thumbnail": "http://example/a1.png"}},
+        {
+            "_id": "a1",
+            "uuid": "http://example/a1.tif",
+            "title": "flight A",
+            "bbox": [8.50, 47.37, 8.51, 47.38],
+            "gsd": 0.05,
+            "platform": "uav",
+            "properties": {"thumbnail": "http://example/a1.png"},
+        },
         {"_id": "b2", "title": "no url", "bbox": [8.5, 47.37, 8.51, 47.38], "platform": "uav"},
         {"_id": "c3", "uuid": "http://example/c3.tif", "bbox": "broken", "platform": "uav"},
-        {"_id": "d4", "uuid": "http://example/d4.tif", "bbox": [8.5, 47.37, 8.51, 47.38], "platform": "satellite"},
+        {
+            "_id": "d4",
+            "uuid": "http://example/d4.tif",
+            "bbox": [8.5, 47.37, 8.51, 47.38],
+            "platform": "satellite",
+        },
     ]
     with FakeServer() as server:
-        server.routes["/meta"] = lambda p, q, h, b: json_reply({"meta": {"found": len(results), "limit": 100, "page": 1},
-                                                               "results": results})
+        server.routes["/meta"] = lambda p, q, h, b: json_reply(
+            {"meta": {"found": len(results), "limit": 100, "page": 1}, "results": results}
+        )
         catalogue = OpenAerialMapCatalogue(client(tmp_path), base_url=server.url)
         found = catalogue.search(Footprint(8.5, 47.37, 8.51, 47.38))
         query = server.requests_to("/meta")[0]["query"]
@@ -117,23 +143,39 @@ def test_google_streetview_metadata_then_image(tmp_path, monkeypatch):
         lat, lon = (float(v) for v in query["location"].split(","))
         if lat > LAT:  # northern probes find nothing
             return json_reply({"status": "ZERO_RESULTS"})
-        return json_reply({"status": "OK", "pano_id": "PANO_1", "location": {"lat": float(p_lat), "lng": float(p_lon)},
-                           "date": "2021-06"})
+        return json_reply(
+            {
+                "status": "OK",
+                "pano_id": "PANO_1",
+                "location": {"lat": float(p_lat), "lng": float(p_lon)},
+                "date": "2021-06",
+            }
+        )
 
     def image(path, query, headers, body):
         heading = int(query["heading"])
-        return 200, "image/jpeg" if False else "image/png", png_bytes(np.full((32, 32, 3), heading // 90 * 60, np.uint8))
+        return (
+            200,
+            "image/jpeg" if False else "image/png",
+            png_bytes(np.full((32, 32, 3), heading // 90 * 60, np.uint8)),
+        )
 
     with FakeServer() as server:
         server.routes["/streetview/metadata"] = metadata
         server.routes["/streetview"] = image
-        gsv = GoogleStreetView(client(tmp_path), key_env="FAKE_GSV_KEY", base_url=server.url, grid_m=50, view_px=32)
+        gsv = GoogleStreetView(
+            client(tmp_path), key_env="FAKE_GSV_KEY", base_url=server.url, grid_m=50, view_px=32
+        )
         found = gsv.search(fp)
         assert [p.id for p in found.panoramas] == ["PANO_1"]  # 2 southern probes, one panorama
         assert len(server.requests_to("/streetview/metadata")) == 4
         assert all(r["query"]["key"] == "SECRET-GSV" for r in server.log)
         data = gsv.fetch_image(found.panoramas[0])
-        headings = sorted(int(r["query"]["heading"]) for r in server.requests_to("/streetview") if r["path"] == "/streetview")
+        headings = sorted(
+            int(r["query"]["heading"])
+            for r in server.requests_to("/streetview")
+            if r["path"] == "/streetview"
+        )
         assert headings == [0, 90, 180, 270]
     from geobridge.build.providers.images import decode_rgb
 
@@ -150,13 +192,29 @@ def test_mapillary_bbox_search_flags_panoramas_and_uses_a_header_token(tmp_path,
     fp = Footprint.around(LAT, LON, 100)
     with FakeServer() as server:
         thumb = f"{server.url}/thumbs/1.png"
-        server.routes["/images"] = lambda p, q, h, b: json_reply({"data": [
-            {"id": "1", "geometry": {"type": "Point", "coordinates": [LON, LAT]}, "is_pano": True,
-             "compass_angle": 370.0, "thumb_2048_url": thumb},
-            {"id": "2", "geometry": {"type": "Point", "coordinates": [LON, LAT]}, "is_pano": False, "thumb_2048_url": thumb},
-            {"id": "3", "is_pano": True},
-        ]})
-        server.prefix_routes.append(("/thumbs/", lambda *a: (200, "image/png", png_bytes(np.zeros((8, 16, 3), np.uint8)))))
+        server.routes["/images"] = lambda p, q, h, b: json_reply(
+            {
+                "data": [
+                    {
+                        "id": "1",
+                        "geometry": {"type": "Point", "coordinates": [LON, LAT]},
+                        "is_pano": True,
+                        "compass_angle": 370.0,
+                        "thumb_2048_url": thumb,
+                    },
+                    {
+                        "id": "2",
+                        "geometry": {"type": "Point", "coordinates": [LON, LAT]},
+                        "is_pano": False,
+                        "thumb_2048_url": thumb,
+                    },
+                    {"id": "3", "is_pano": True},
+                ]
+            }
+        )
+        server.prefix_routes.append(
+            ("/thumbs/", lambda *a: (200, "image/png", png_bytes(np.zeros((8, 16, 3), np.uint8))))
+        )
         mly = Mapillary(client(tmp_path), key_env="FAKE_MLY", base_url=server.url)
         found = mly.search(fp)
         request = server.requests_to("/images")[0]
@@ -164,7 +222,9 @@ def test_mapillary_bbox_search_flags_panoramas_and_uses_a_header_token(tmp_path,
         assert "secret" not in str(request["query"]) and request["query"]["is_pano"] == "true"
         w, s, e, n = (float(v) for v in request["query"]["bbox"].split(","))
         assert Footprint(w, s, e, n).contains(LAT, LON)
-        assert [p.id for p in found.panoramas] == ["1"] and found.panoramas[0].heading_deg == pytest.approx(10.0)
+        assert [p.id for p in found.panoramas] == ["1"] and found.panoramas[0].heading_deg == pytest.approx(
+            10.0
+        )
         assert len(found.skipped) == 2
         assert mly.fetch_image(found.panoramas[0]).startswith(b"\x89PNG")
 
@@ -191,7 +251,9 @@ def test_xyz_mosaic_is_centred_on_the_point_and_html_tiles_are_refused(tmp_path)
 
     with FakeServer() as server:
         server.prefix_routes.append(("/tiles/", tile))
-        sat = TileMosaicSatellite(XYZUrlTiles(server.url + "/tiles/{z}/{x}/{y}.png", client(tmp_path)), zoom=zoom)
+        sat = TileMosaicSatellite(
+            XYZUrlTiles(server.url + "/tiles/{z}/{x}/{y}.png", client(tmp_path)), zoom=zoom
+        )
         image = sat.fetch(LAT, LON, size_m=60.0, size_px=64)
         # the centre pixel encodes the global mercator pixel of (LAT, LON)
         centre = image[31:33, 31:33].astype(float).mean(axis=(0, 1))
@@ -204,7 +266,11 @@ def test_xyz_mosaic_is_centred_on_the_point_and_html_tiles_are_refused(tmp_path)
 def test_local_tile_folder_and_mbtiles_agree(tmp_path):
     zoom = 18
     cx, cy = (int(v) for v in tile_fractions(np.array(LAT), np.array(LON), zoom))
-    tiles = {(zoom, x, y): png_bytes(_tile_with_grid(zoom, x, y)) for x in range(cx - 1, cx + 2) for y in range(cy - 1, cy + 2)}
+    tiles = {
+        (zoom, x, y): png_bytes(_tile_with_grid(zoom, x, y))
+        for x in range(cx - 1, cx + 2)
+        for y in range(cy - 1, cy + 2)
+    }
     for (z, x, y), data in tiles.items():
         (tmp_path / "xyz" / str(z) / str(x)).mkdir(parents=True, exist_ok=True)
         (tmp_path / "xyz" / str(z) / str(x) / f"{y}.png").write_bytes(data)
@@ -263,20 +329,32 @@ def test_pipeline_stage1_downloads_openaerialmap_orthomosaics(tmp_path):
     tif = write_marked_geotiff(tmp_path / "src.tif", "EPSG:32632", 0.5, size=400).read_bytes()
     with FakeServer() as server:
         results = [
-            {"_id": "good", "uuid": f"{server.url}/files/good.tif", "bbox": [8.50, 47.37, 8.51, 47.38], "platform": "uav"},
-            {"_id": "html", "uuid": f"{server.url}/files/html.tif", "bbox": [8.50, 47.37, 8.51, 47.38], "platform": "uav"},
+            {
+                "_id": "good",
+                "uuid": f"{server.url}/files/good.tif",
+                "bbox": [8.50, 47.37, 8.51, 47.38],
+                "platform": "uav",
+            },
+            {
+                "_id": "html",
+                "uuid": f"{server.url}/files/html.tif",
+                "bbox": [8.50, 47.37, 8.51, 47.38],
+                "platform": "uav",
+            },
         ]
         server.routes["/meta"] = lambda *a: json_reply({"meta": {"found": 2}, "results": results})
         server.routes["/files/good.tif"] = lambda *a: (200, "image/tiff", tif)
         server.routes["/files/html.tif"] = lambda *a: (200, "text/html", HTML_ERROR)
-        cfg = parse_build_config({
-            "out": str(tmp_path / "out"),
-            "openaerialmap": {"bbox": [8.49, 47.36, 8.52, 47.39], "base_url": server.url},
-            "panoramas": {"kind": "local", "catalogue": str(tmp_path / "none.csv")},
-            "satellite": {"kind": "xyz-dir", "path": str(tmp_path)},
-            "seeds": {"window_m": 100, "stride_m": 100},
-            "http": {"requests_per_second": 1000, "retries": 0},
-        })
+        cfg = parse_build_config(
+            {
+                "out": str(tmp_path / "out"),
+                "openaerialmap": {"bbox": [8.49, 47.36, 8.52, 47.39], "base_url": server.url},
+                "panoramas": {"kind": "local", "catalogue": str(tmp_path / "none.csv")},
+                "satellite": {"kind": "xyz-dir", "path": str(tmp_path)},
+                "seeds": {"window_m": 100, "stride_m": 100},
+                "http": {"requests_per_second": 1000, "retries": 0},
+            }
+        )
         build = Build(cfg, progress=False)
         summary = build._stage_seeds({})
     assert summary["seeds"] == 4  # the 200 m x 200 m download, 100 m windows

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 rasterio = pytest.importorskip("rasterio")
-from pyproj import Transformer  # noqa: E402
 from affine import Affine  # noqa: E402
+from pyproj import Transformer  # noqa: E402
 
 from geobridge.build.config import GateSettings, SeedSettings  # noqa: E402
 from geobridge.build.dedup import deduplicate  # noqa: E402
@@ -22,7 +22,9 @@ from geobridge.geo import Footprint, haversine_m, offset_latlon  # noqa: E402
 CENTRE = (47.3770, 8.5040)  # a marker is painted here in every synthetic raster
 
 
-def write_marked_geotiff(path, crs: str, gsd: float, size: int = 600, nodata_left: int = 0, with_georef: bool = True):
+def write_marked_geotiff(
+    path, crs: str, gsd: float, size: int = 600, nodata_left: int = 0, with_georef: bool = True
+):
     """A textured RGB GeoTIFF centred near CENTRE with a bright 6 m square marker exactly on CENTRE.
 
     ``gsd`` is in the CRS's units. Columns < ``nodata_left`` are masked out (nodata)."""
@@ -43,7 +45,16 @@ def write_marked_geotiff(path, crs: str, gsd: float, size: int = 600, nodata_lef
     mask = np.full((size, size), 255, np.uint8)
     mask[:, :nodata_left] = 0
     image[:, mask == 0] = 0
-    profile = dict(driver="GTiff", width=size, height=size, count=3, dtype="uint8", tiled=True, blockxsize=128, blockysize=128)
+    profile = dict(
+        driver="GTiff",
+        width=size,
+        height=size,
+        count=3,
+        dtype="uint8",
+        tiled=True,
+        blockxsize=128,
+        blockysize=128,
+    )
     if with_georef:
         profile.update(crs=crs, transform=transform)
     with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
@@ -94,10 +105,21 @@ def test_orthomosaic_without_georeference_or_with_untransformable_crs(tmp_path):
     plain = write_marked_geotiff(tmp_path / "plain.tif", "EPSG:32632", 0.5, size=64, with_georef=False)
     with pytest.raises(OrthomosaicError, match="no geo-reference"):
         Orthomosaic(plain)
-    engineering = 'LOCAL_CS["site grid",LOCAL_DATUM["site",32767],UNIT["metre",1],AXIS["x",EAST],AXIS["y",NORTH]]'
+    engineering = (
+        'LOCAL_CS["site grid",LOCAL_DATUM["site",32767],UNIT["metre",1],AXIS["x",EAST],AXIS["y",NORTH]]'
+    )
     path = tmp_path / "local.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=32, height=32, count=3, dtype="uint8", crs=engineering,
-                       transform=Affine(0.5, 0.0, 1000, 0.0, -0.5, 2000)) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=32,
+        height=32,
+        count=3,
+        dtype="uint8",
+        crs=engineering,
+        transform=Affine(0.5, 0.0, 1000, 0.0, -0.5, 2000),
+    ) as dst:
         dst.write(np.zeros((3, 32, 32), np.uint8))
     with pytest.raises(OrthomosaicError, match="cannot be transformed"):
         Orthomosaic(path)
@@ -191,7 +213,9 @@ def test_spatial_splits_keep_neighbours_together():
 
     settings = SplitSettings(val=0.2, test=0.3, block_m=100)
     rng = np.random.default_rng(0)
-    points = [tuple(float(v) for v in offset_latlon(*CENTRE, e, n)) for e, n in rng.uniform(0, 3000, size=(2000, 2))]
+    points = [
+        tuple(float(v) for v in offset_latlon(*CENTRE, e, n)) for e, n in rng.uniform(0, 3000, size=(2000, 2))
+    ]
     splits = assign_splits(points, settings, seed=0)
     assert assign_splits(points, settings, seed=0) == splits
     shares = {s: splits.count(s) / len(splits) for s in ("train", "val", "test")}

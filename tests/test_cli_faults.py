@@ -11,8 +11,8 @@ import builtins
 import errno
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -34,29 +34,101 @@ def files(tmp_path_factory, tiny_world_dir) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("faults")
     create_model("tiny").save_pretrained(root / "model")
-    assert main(["build", "products", str(root / "products"), "--size-m", "300", "--panoramas", "2",
-                 "--gsd", "1.0", "--zoom", "16"]) == 0
-    config = {"out": "out/build", "orthomosaics": ["products/orthomosaic.tif"],
-              "panoramas": {"kind": "local", "catalogue": "products/panoramas.csv"},
-              "satellite": {"kind": "xyz-dir", "path": "products/tiles", "zoom": 16}}
+    assert (
+        main(
+            [
+                "build",
+                "products",
+                str(root / "products"),
+                "--size-m",
+                "300",
+                "--panoramas",
+                "2",
+                "--gsd",
+                "1.0",
+                "--zoom",
+                "16",
+            ]
+        )
+        == 0
+    )
+    config = {
+        "out": "out/build",
+        "orthomosaics": ["products/orthomosaic.tif"],
+        "panoramas": {"kind": "local", "catalogue": "products/panoramas.csv"},
+        "satellite": {"kind": "xyz-dir", "path": "products/tiles", "zoom": 16},
+    }
     (root / "build.yaml").write_text(yaml.safe_dump(config))
-    return {"root": root, "model": root / "model", "world": tiny_world_dir.parent, "manifest": tiny_world_dir,
-            "build": root / "build.yaml"}
+    return {
+        "root": root,
+        "model": root / "model",
+        "world": tiny_world_dir.parent,
+        "manifest": tiny_world_dir,
+        "build": root / "build.yaml",
+    }
 
 
 def commands(f: dict[str, Path], out: Path, model: Path) -> dict[str, list[str]]:
-    tiny_train = ["model.preset=tiny", f"data.manifest={f['manifest']}", "optim.epochs=1", "data.batch_size=8",
-                  "progress=false", "tensorboard=false"]
+    tiny_train = [
+        "model.preset=tiny",
+        f"data.manifest={f['manifest']}",
+        "optim.epochs=1",
+        "data.batch_size=8",
+        "progress=false",
+        "tensorboard=false",
+    ]
     return {
-        "world": ["world", str(out / "w"), "-n", "6", "--size", "32", "--views", "satellite",
-                  "--world-size", "500", "--regions", "2"],
+        "world": [
+            "world",
+            str(out / "w"),
+            "-n",
+            "6",
+            "--size",
+            "32",
+            "--views",
+            "satellite",
+            "--world-size",
+            "500",
+            "--regions",
+            "2",
+        ],
         "world-sheet": ["world-sheet", str(f["manifest"]), "--out", str(out / "sheet.png")],
-        "embed": ["embed", "--model", str(model), "--manifest", str(f["manifest"]), "--view", "satellite",
-                  "--out", str(out / "e.npz")],
-        "gallery build": ["gallery", "build", "--model", str(model), "--images", str(f["world"]),
-                          "--view", "satellite", "--out", str(out / "g")],
-        "evaluate --model": ["evaluate", "--model", str(model), "--dataset", "world", "--root", str(f["world"]),
-                             "--directions", "D2S", "--json", str(out / "r.json")],
+        "embed": [
+            "embed",
+            "--model",
+            str(model),
+            "--manifest",
+            str(f["manifest"]),
+            "--view",
+            "satellite",
+            "--out",
+            str(out / "e.npz"),
+        ],
+        "gallery build": [
+            "gallery",
+            "build",
+            "--model",
+            str(model),
+            "--images",
+            str(f["world"]),
+            "--view",
+            "satellite",
+            "--out",
+            str(out / "g"),
+        ],
+        "evaluate --model": [
+            "evaluate",
+            "--model",
+            str(model),
+            "--dataset",
+            "world",
+            "--root",
+            str(f["world"]),
+            "--directions",
+            "D2S",
+            "--json",
+            str(out / "r.json"),
+        ],
         "train": ["train", *tiny_train, f"output_dir={out / 'run'}"],
         "build run": ["build", "run", "--quiet", "--config", str(f["build"]), "--out", str(out / "build")],
     }
@@ -74,6 +146,7 @@ def refuse_writes_under(monkeypatch, folder: Path, code: int, message: str) -> N
             if under(path) and is_write(*args, **kwargs):
                 raise OSError(code, message, None if code == errno.ENOSPC else os.fspath(path))
             return real(path, *args, **kwargs)
+
         return call
 
     def open_for_writing(mode="r", *args, **kwargs) -> bool:
@@ -98,8 +171,9 @@ def assert_one_error_line(capsys, code: int) -> str:
 
 WRITERS = ["world", "world-sheet", "embed", "gallery build", "evaluate --model", "train", "build run"]
 #: every command on a read-only disk; the other faults take the same path, shown on three commands
-CASES = [(c, "read-only") for c in WRITERS] + [(c, f) for c in ("world", "embed", "gallery build")
-                                               for f in ("disk full", "permission")]
+CASES = [(c, "read-only") for c in WRITERS] + [
+    (c, f) for c in ("world", "embed", "gallery build") for f in ("disk full", "permission")
+]
 
 
 @pytest.mark.parametrize("command, fault", CASES)
@@ -138,13 +212,21 @@ def test_a_corrupt_weights_file_is_one_error_line(files, tmp_path, capsys, comma
     shutil.copytree(files["model"], model)
     weights = model / "model.safetensors"
     data = weights.read_bytes()
-    weights.write_bytes({"garbage": b"not a safetensors file" * 8, "truncated": data[: len(data) // 2],
-                         "empty": b""}[damage])
+    weights.write_bytes(
+        {"garbage": b"not a safetensors file" * 8, "truncated": data[: len(data) // 2], "empty": b""}[damage]
+    )
     out = tmp_path / "out"
     argv = commands(files, out, model)[command]
     if command == "train":  # train on from the damaged saved model
-        argv = ["train", f"model.preset={model}", f"data.manifest={files['manifest']}", "optim.epochs=1",
-                f"output_dir={out / 'run'}", "progress=false", "tensorboard=false"]
+        argv = [
+            "train",
+            f"model.preset={model}",
+            f"data.manifest={files['manifest']}",
+            "optim.epochs=1",
+            f"output_dir={out / 'run'}",
+            "progress=false",
+            "tensorboard=false",
+        ]
     line = assert_one_error_line(capsys, main(argv))
     assert str(weights) in line and "save or copy the model again" in line
     assert not out.exists() or not any(out.rglob("*")), "nothing may be written"

@@ -12,12 +12,16 @@ from geobridge.configs import available, resolve_config
 
 def test_shipped_recipes_resolve_by_name_inside_the_package():
     names = available()
-    assert {"demo", "geobridge-clip-l14", "sample4geo-convnext", "gleam-c", "planet", "build-world"} <= set(names)
+    assert {"demo", "geobridge-clip-l14", "sample4geo-convnext", "gleam-c", "planet", "build-world"} <= set(
+        names
+    )
     demo = resolve_config("demo")
     assert demo == resolve_config("demo.yaml") and demo.name == "demo.yaml"
     import geobridge
 
-    assert demo.parent == Path(geobridge.__file__).resolve().parent / "configs"  # package data, not the checkout
+    assert (
+        demo.parent == Path(geobridge.__file__).resolve().parent / "configs"
+    )  # package data, not the checkout
 
 
 def test_an_existing_path_wins_and_an_unknown_name_lists_the_recipes(tmp_path: Path, monkeypatch):

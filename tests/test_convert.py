@@ -25,8 +25,13 @@ from typer.testing import CliRunner
 
 from geobridge.cli import app
 from geobridge.models import load_model
-from geobridge.models.convert import (ConversionError, UnsafePickleError, convert_geobridge,
-                                      convert_sample4geo, load_checkpoint)
+from geobridge.models.convert import (
+    ConversionError,
+    UnsafePickleError,
+    convert_geobridge,
+    convert_sample4geo,
+    load_checkpoint,
+)
 
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 TEXTS = ["a river crosses a grid of roads", "two bridges near a park", "x"]
@@ -62,11 +67,25 @@ def _tiny_tokenizer(folder: Path) -> Path:
 def _tiny_clip_config(tokenizer):
     from transformers import CLIPConfig
 
-    text = dict(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                num_attention_heads=2, max_position_embeddings=40, eos_token_id=tokenizer.eos_token_id,
-                bos_token_id=tokenizer.bos_token_id, pad_token_id=tokenizer.pad_token_id)
-    vision = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
-                  image_size=32, patch_size=8)
+    text = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=40,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    vision = dict(
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=32,
+        patch_size=8,
+    )
     return CLIPConfig(text_config=text, vision_config=vision, projection_dim=12)
 
 
@@ -127,8 +146,13 @@ def _authors_geobridge_transform(size: int):
     """The released test script: bicubic resize to (h, w), ToTensor, ImageNet mean/std."""
     from torchvision import transforms as T
 
-    return T.Compose([T.Resize((size, size), interpolation=T.InterpolationMode.BICUBIC), T.ToTensor(),
-                      T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    return T.Compose(
+        [
+            T.Resize((size, size), interpolation=T.InterpolationMode.BICUBIC),
+            T.ToTensor(),
+            T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -158,8 +182,11 @@ def test_geobridge_embeddings_match_the_original(geobridge_release, tmp_path):
     images = _images(3)
     theirs_transform = _authors_geobridge_transform(32)
     with torch.no_grad():
-        for view, encoder in (("drone", original.drone_encoder), ("street", original.street_encoder),
-                              ("satellite", original.satellite_encoder)):
+        for view, encoder in (
+            ("drone", original.drone_encoder),
+            ("street", original.street_encoder),
+            ("satellite", original.satellite_encoder),
+        ):
             ours_pixels = torch.stack([model.image_transform(view)(im) for im in images])
             theirs_pixels = torch.stack([theirs_transform(im) for im in images])
             assert torch.allclose(ours_pixels, theirs_pixels, atol=1e-5)
@@ -197,8 +224,9 @@ def test_converting_twice_gives_identical_bytes(geobridge_release, tmp_path):
 @pytest.mark.parametrize("kind", ["open", "system"])
 def test_code_in_a_pickle_is_refused_and_never_runs(tmp_path, kind):
     target = tmp_path / "pwned.txt"
-    payload = Payload(builtins.open, str(target), "w") if kind == "open" else \
-        Payload(os.system, f"touch {target}")
+    payload = (
+        Payload(builtins.open, str(target), "w") if kind == "open" else Payload(os.system, f"touch {target}")
+    )
     evil = tmp_path / "evil.pth"
     torch.save({"model.weight": torch.zeros(2), "hook": payload}, evil)
     with pytest.raises(UnsafePickleError, match="refusing to run code"):
@@ -216,8 +244,9 @@ def test_a_payload_inside_a_pickled_module_is_refused(geobridge_release, tmp_pat
     evil_model = GeoBridge(original.text_encoder.CLIP.config)
     evil_model.drone_encoder.extra = Payload(builtins.open, str(target), "w")
     torch.save(evil_model, tmp_path / "evil.pth")
-    result = _run("convert", "geobridge-official", tmp_path / "evil.pth", tmp_path / "out",
-                  "--tokenizer", tokenizer_dir)
+    result = _run(
+        "convert", "geobridge-official", tmp_path / "evil.pth", tmp_path / "out", "--tokenizer", tokenizer_dir
+    )
     assert result.exit_code != 0 and "refused: the checkpoint asks to call io.open(" in result.output
     assert not target.exists()
 
@@ -264,8 +293,20 @@ def test_sample4geo_embeddings_match_the_original(sample4geo_release, tmp_path, 
     original, plain, parallel = sample4geo_release
     checkpoint = plain if which == "plain" else parallel
     out = tmp_path / "s4g"
-    result = _run("convert", "sample4geo", checkpoint, out, "--arch", "convnext_atto", "--img-size", "64",
-                  "--street-size", "32x128", "--published", "sample4geo-cvusa")
+    result = _run(
+        "convert",
+        "sample4geo",
+        checkpoint,
+        out,
+        "--arch",
+        "convnext_atto",
+        "--img-size",
+        "64",
+        "--street-size",
+        "32x128",
+        "--published",
+        "sample4geo-cvusa",
+    )
     assert result.exit_code == 0, result.output
     model = load_model(out).eval()
     import timm
@@ -276,8 +317,9 @@ def test_sample4geo_embeddings_match_the_original(sample4geo_release, tmp_path, 
     with torch.no_grad():
         for view, size in (("satellite", (64, 64)), ("drone", (64, 64)), ("street", (32, 128))):
             ours = torch.stack([model.image_transform(view)(im) for im in images])
-            theirs = torch.stack([_authors_sample4geo_transform(im, size, data["mean"], data["std"])
-                                  for im in images])
+            theirs = torch.stack(
+                [_authors_sample4geo_transform(im, size, data["mean"], data["std"]) for im in images]
+            )
             assert ours.shape[-2:] == size and torch.allclose(ours, theirs, atol=1e-6)
             assert torch.allclose(model.encode(view, ours), F.normalize(original(theirs), dim=-1), atol=1e-5)
     assert "98.68" in (out / "README.md").read_text()
@@ -303,12 +345,15 @@ def test_sample4geo_unknown_missing_and_misshapen_keys_are_named(sample4geo_rele
     assert len(result.output.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("args, message", [
-    (["sample4geo", "NOFILE", "out"], "not found"),
-    (["sample4geo", "CKPT", "out", "--street-size", "140by768"], "HxW"),
-    (["sample4geo", "CKPT", "out", "--published", "nope"], "no published numbers"),
-    (["geobridge-official", "CKPT", "out", "--no-text"], "not a pickled GeoBridge module"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["sample4geo", "NOFILE", "out"], "not found"),
+        (["sample4geo", "CKPT", "out", "--street-size", "140by768"], "HxW"),
+        (["sample4geo", "CKPT", "out", "--published", "nope"], "no published numbers"),
+        (["geobridge-official", "CKPT", "out", "--no-text"], "not a pickled GeoBridge module"),
+    ],
+)
 def test_bad_input_is_one_error_line(sample4geo_release, tmp_path, args, message):
     _, plain, _ = sample4geo_release
     args = [str(plain) if a == "CKPT" else str(tmp_path / a) if a in ("NOFILE", "out") else a for a in args]

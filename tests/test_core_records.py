@@ -1,7 +1,5 @@
 """Location records, manifests, embeddings files and atomic output."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -16,19 +14,22 @@ def test_manifest_round_trip_keeps_missing_views_and_relative_paths(tmp_path):
     img.parent.mkdir(parents=True)
     img.write_bytes(b"x")
     locs = [
-        Location("a", 60.1, 24.9, "train", "north", "a river", {"drone": img, "street": None}, {"scale_m": 80}),
+        Location(
+            "a", 60.1, 24.9, "train", "north", "a river", {"drone": img, "street": None}, {"scale_m": 80}
+        ),
         Location("b", 60.2, 24.8, "test", "south", "", {"drone": None}),
     ]
     path = write_manifest(locs, tmp_path / "manifest.parquet")
     back = read_manifest(path)
-    assert [l.id for l in back] == ["a", "b"]
+    assert [loc.id for loc in back] == ["a", "b"]
     assert back[0].path(View.DRONE) == img.resolve()
     assert back[0].path("street") is None and not back[1].has(View.DRONE)
     assert back[0].views == [View.DRONE, View.TEXT] and back[1].views == []
     assert back[0].extra["scale_m"] == 80
-    assert [l.id for l in read_manifest(tmp_path, split="test")] == ["b"]
+    assert [loc.id for loc in read_manifest(tmp_path, split="test")] == ["b"]
     assert set(by_split(back)) == {"train", "test"}
     import pyarrow.parquet as pq
+
     assert pq.read_table(path).column("drone").to_pylist()[0] == "train/drone/a.png"
 
 

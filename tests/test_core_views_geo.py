@@ -4,14 +4,25 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from geobridge import geo
 from geobridge.views import GEOBRIDGE_DIRECTIONS, Direction, View, all_directions, parse_directions
 
 
 def test_direction_names_follow_the_papers_letters():
-    assert [d.name for d in GEOBRIDGE_DIRECTIONS] == ["D2S", "S2D", "D2P", "P2D", "P2S", "S2P", "T2D", "T2P", "T2S"]
+    assert [d.name for d in GEOBRIDGE_DIRECTIONS] == [
+        "D2S",
+        "S2D",
+        "D2P",
+        "P2D",
+        "P2S",
+        "S2P",
+        "T2D",
+        "T2P",
+        "T2S",
+    ]
     assert Direction.parse("drone->satellite") == Direction(View.DRONE, View.SATELLITE)
     assert Direction.parse("p2d") == Direction(View.STREET, View.DRONE)
 
@@ -46,8 +57,10 @@ def test_haversine_broadcasts():
 
 
 @given(
-    lat=st.floats(-70, 70), lon=st.floats(-170, 170),
-    east=st.floats(-2000, 2000), north=st.floats(-2000, 2000),
+    lat=st.floats(-70, 70),
+    lon=st.floats(-170, 170),
+    east=st.floats(-2000, 2000),
+    north=st.floats(-2000, 2000),
 )
 def test_local_projection_round_trip_and_distance(lat, lon, east, north):
     proj = geo.LocalProjection(lat, lon)

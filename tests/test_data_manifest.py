@@ -20,6 +20,7 @@ VIEWS = [View.DRONE, View.SATELLITE, View.TEXT]
 def manifest(tmp_path):
     """Four locations: one lacks its satellite view, one has a corrupt drone file, one a
     greyscale 50x30 drone image, one a palette satellite image."""
+
     def save(image: Image.Image, name: str):
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -32,14 +33,44 @@ def manifest(tmp_path):
     corrupt.parent.mkdir(parents=True, exist_ok=True)
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
     locations = [
-        Location("a", 60.0, 24.0, "train", text="a bridge", paths={"drone": save(rgb, "train/drone/a.png"), "satellite": None}),
-        Location("b", 60.1, 24.0, "train", text="a park",
-                 paths={"drone": corrupt, "satellite": save(rgb, "train/satellite/b.png")}),
-        Location("c", 60.2, 24.0, "train", text="a river",
-                 paths={"drone": save(Image.new("L", (50, 30), 90), "train/drone/c.png"),
-                        "satellite": save(rgb.convert("P"), "train/satellite/c.png")}),
-        Location("d", 60.3, 24.0, "test", text="a tower",
-                 paths={"drone": save(rgb, "test/drone/d.png"), "satellite": save(textured, "test/satellite/d.png")}),
+        Location(
+            "a",
+            60.0,
+            24.0,
+            "train",
+            text="a bridge",
+            paths={"drone": save(rgb, "train/drone/a.png"), "satellite": None},
+        ),
+        Location(
+            "b",
+            60.1,
+            24.0,
+            "train",
+            text="a park",
+            paths={"drone": corrupt, "satellite": save(rgb, "train/satellite/b.png")},
+        ),
+        Location(
+            "c",
+            60.2,
+            24.0,
+            "train",
+            text="a river",
+            paths={
+                "drone": save(Image.new("L", (50, 30), 90), "train/drone/c.png"),
+                "satellite": save(rgb.convert("P"), "train/satellite/c.png"),
+            },
+        ),
+        Location(
+            "d",
+            60.3,
+            24.0,
+            "test",
+            text="a tower",
+            paths={
+                "drone": save(rgb, "test/drone/d.png"),
+                "satellite": save(textured, "test/satellite/d.png"),
+            },
+        ),
     ]
     return write_manifest(locations, tmp_path / "manifest.parquet")
 
@@ -81,7 +112,9 @@ def test_joint_augment_is_deterministic_per_epoch_and_index(manifest):
     from geobridge.data.transforms import JointAugment
 
     transforms = {View.DRONE: default_transform(16), View.SATELLITE: default_transform(16)}
-    dataset = ManifestDataset(manifest, "test", VIEWS, transforms, joint_augment=JointAugment(0.5, 0.5), seed=3)
+    dataset = ManifestDataset(
+        manifest, "test", VIEWS, transforms, joint_augment=JointAugment(0.5, 0.5), seed=3
+    )
     draws = []
     for epoch in range(6):
         dataset.set_epoch(epoch)
@@ -98,9 +131,13 @@ def test_random_per_view_transforms_are_seeded_per_item_not_by_the_global_rng(ma
     from torchvision import transforms as T
 
     def jittered(image):
-        return T.ToTensor()(T.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4)(image.convert("RGB").resize((16, 16))))
+        return T.ToTensor()(
+            T.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4)(image.convert("RGB").resize((16, 16)))
+        )
 
-    dataset = ManifestDataset(manifest, "test", VIEWS, {View.DRONE: jittered, View.SATELLITE: jittered}, seed=3)
+    dataset = ManifestDataset(
+        manifest, "test", VIEWS, {View.DRONE: jittered, View.SATELLITE: jittered}, seed=3
+    )
     torch.manual_seed(0)
     first = dataset[0][View.SATELLITE]
     after_first = torch.rand(1)
@@ -113,7 +150,9 @@ def test_random_per_view_transforms_are_seeded_per_item_not_by_the_global_rng(ma
     assert torch.equal(torch.rand(1), after_first)  # the global stream is untouched
     dataset.set_epoch(1)
     assert not torch.equal(dataset[0][View.SATELLITE], first)  # a new epoch, new draws
-    other_seed = ManifestDataset(manifest, "test", VIEWS, {View.DRONE: jittered, View.SATELLITE: jittered}, seed=4)
+    other_seed = ManifestDataset(
+        manifest, "test", VIEWS, {View.DRONE: jittered, View.SATELLITE: jittered}, seed=4
+    )
     assert not torch.equal(other_seed[0][View.SATELLITE], first)
 
 

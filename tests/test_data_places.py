@@ -17,8 +17,10 @@ D, P, S, T = View.DRONE, View.STREET, View.SATELLITE, View.TEXT
 
 
 def place(ident: str, drones: int, streets: int, satellite: bool = True, **kw) -> TrainingPlace:
-    images = {D: tuple(Path(f"{ident}/d{i}.jpg") for i in range(drones)),
-              P: tuple(Path(f"{ident}/p{i}.jpg") for i in range(streets))}
+    images = {
+        D: tuple(Path(f"{ident}/d{i}.jpg") for i in range(drones)),
+        P: tuple(Path(f"{ident}/p{i}.jpg") for i in range(streets)),
+    }
     if satellite:
         images[S] = (Path(f"{ident}/s.jpg"),)
     return TrainingPlace(id=ident, images=images, **kw)
@@ -43,14 +45,21 @@ def test_the_requested_views_choose_the_epoch_view_and_empty_places_are_left_out
     items = expand_places(places, [P, S])
     assert [loc.path(P).name for loc in items] == ["p0.jpg", "p1.jpg", "p2.jpg"]  # street leads without drone
     assert all(loc.path(D) is None for loc in items)
-    one_each = [TrainingPlace(id=str(i), images={S: (Path(f"{i}.png"),), P: (Path(f"{i}.jpg"),)}) for i in range(3)]
+    one_each = [
+        TrainingPlace(id=str(i), images={S: (Path(f"{i}.png"),), P: (Path(f"{i}.jpg"),)}) for i in range(3)
+    ]
     assert epoch_view(one_each, [P, S]) is None
     assert len(expand_places(one_each, [P, S])) == 3
 
 
 def test_a_caption_goes_with_the_image_it_was_written_for():
-    a = place("a", drones=2, streets=0, text="the building",
-              image_texts={Path("a/d1.jpg"): "caption of d1", Path("a/s.jpg"): "caption of the satellite"})
+    a = place(
+        "a",
+        drones=2,
+        streets=0,
+        text="the building",
+        image_texts={Path("a/d1.jpg"): "caption of d1", Path("a/s.jpg"): "caption of the satellite"},
+    )
     items = expand_places([a], [D, S, T])
     assert [loc.text for loc in items] == ["caption of the satellite", "caption of d1"]
     # without a caption of the item's images the place's text is used
@@ -70,7 +79,9 @@ def test_a_source_is_a_manifest_or_a_dataset_with_its_root():
 def test_weighted_sources_get_their_share_of_every_batch():
     keys = [f"u{i}" for i in range(40)] + [f"v{i}" for i in range(20)]
     groups = ["u1652"] * 40 + ["vigor"] * 20
-    sampler = ModalityBalancedBatchSampler(keys, 6, groups=groups, weights={"u1652": 2.0, "vigor": 1.0}, seed=3)
+    sampler = ModalityBalancedBatchSampler(
+        keys, 6, groups=groups, weights={"u1652": 2.0, "vigor": 1.0}, seed=3
+    )
     for batch in sampler.global_batches(0):
         assert collections.Counter(groups[i] for i in batch) == {"u1652": 4, "vigor": 2}
         assert len({keys[i] for i in batch}) == 6

@@ -15,13 +15,25 @@ from geobridge.world.dataset import generate_world_dataset
 
 
 def test_demo_gallery_holds_the_test_satellite_views_of_the_saved_model(tmp_path: Path) -> None:
-    manifest = generate_world_dataset(tmp_path / "world", locations=12, seed=1, size=32, views=("drone", "street", "satellite"),
-                                      world_size_m=600.0, regions=2, progress=False)
+    manifest = generate_world_dataset(
+        tmp_path / "world",
+        locations=12,
+        seed=1,
+        size=32,
+        views=("drone", "street", "satellite"),
+        world_size_m=600.0,
+        regions=2,
+        progress=False,
+    )
     cnn = {"backend": "tiny-cnn", "image_size": 32, "options": {"widths": [8, 16]}}
-    config = ModelConfig.model_validate({
-        "name": "t", "embed_dim": 16, "towers": {"aerial": cnn, "street": {**cnn, "image_size": [16, 32]}},
-        "image_towers": {"drone": "aerial", "satellite": "aerial", "street": "street"},
-    })
+    config = ModelConfig.model_validate(
+        {
+            "name": "t",
+            "embed_dim": 16,
+            "towers": {"aerial": cnn, "street": {**cnn, "image_size": [16, 32]}},
+            "image_towers": {"drone": "aerial", "satellite": "aerial", "street": "street"},
+        }
+    )
     torch.manual_seed(0)
     MultiViewModel(config).eval().save_pretrained(tmp_path / "model")
 

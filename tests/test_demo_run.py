@@ -4,7 +4,6 @@ ablation variants, evaluate every direction, write the report, the model and the
 from __future__ import annotations
 
 import json
-
 from dataclasses import replace
 
 from geobridge.demo import DEMO_WORLD, run_demo
@@ -17,9 +16,18 @@ DIRECTIONS = {"D2S", "S2D", "D2P", "P2D", "P2S", "S2P", "T2D", "T2P", "T2S"}
 def test_run_demo_writes_every_result_a_reader_is_promised(tmp_path):
     out = tmp_path / "demo"
     lines: list[str] = []
-    result = run_demo(out, world=replace(DEMO_WORLD, locations=90, size=32, world_size_m=600, regions=4, test_regions=1),
-                      overrides=["optim.epochs=1", "data.batch_size=8"], progress=False, echo=lines.append)
-    assert set(result.metrics) == DIRECTIONS and set(result.ablation) == {"image-only", "text-only", "geobridge"}
+    result = run_demo(
+        out,
+        world=replace(DEMO_WORLD, locations=90, size=32, world_size_m=600, regions=4, test_regions=1),
+        overrides=["optim.epochs=1", "data.batch_size=8"],
+        progress=False,
+        echo=lines.append,
+    )
+    assert set(result.metrics) == DIRECTIONS and set(result.ablation) == {
+        "image-only",
+        "text-only",
+        "geobridge",
+    }
     test_places = result.metrics["D2S"]["gallery"]
     assert all(row["gallery"] == test_places for row in result.metrics.values())
     assert all(0.0 <= row["R@1"] <= row["R@5"] <= 100.0 for row in result.metrics.values())

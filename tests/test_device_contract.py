@@ -40,7 +40,9 @@ def refuse_foreign_inputs(module: torch.nn.Module, args: tuple[Any, ...]) -> Non
     device = next(module.parameters()).device
     for arg in args:
         if isinstance(arg, torch.Tensor) and arg.device != device:
-            raise WrongDevice(f"{type(module).__name__} got an input on {arg.device}, its parameters are on {device}")
+            raise WrongDevice(
+                f"{type(module).__name__} got an input on {arg.device}, its parameters are on {device}"
+            )
 
 
 def rows_on_cpu(module: torch.nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
@@ -61,6 +63,7 @@ def shape_only_twin(model: Any) -> Any:
 @pytest.fixture()
 def meta_weights_hash(monkeypatch):
     """A meta model has no weights to hash: fingerprint names and shapes instead."""
+
     def by_shape(model: Any) -> str:
         text = ";".join(f"{k}:{tuple(v.shape)}" for k, v in model.state_dict().items())
         return hashlib.sha256(text.encode()).hexdigest()
@@ -82,13 +85,16 @@ def test_the_towers_refuse_a_cpu_input(model):
 def test_embed_images_and_texts(model, tiny_world_dir):
     locations = read_manifest(tiny_world_dir, split="test")
     for view in (View.SATELLITE, View.DRONE, View.TEXT):
-        embedded = embed_locations(model, locations, view, progress=False, tta="flip" if view.is_image else None)
+        embedded = embed_locations(
+            model, locations, view, progress=False, tta="flip" if view.is_image else None
+        )
         assert embedded.emb.shape == (len(locations), model.embed_dim)
 
 
 def test_evaluate_a_benchmark(model, tiny_world_dir):
-    results = evaluate_model_on_dataset(model, WorldBenchmark(tiny_world_dir, split="test"),
-                                        directions="D2S,T2S", progress=False)
+    results = evaluate_model_on_dataset(
+        model, WorldBenchmark(tiny_world_dir, split="test"), directions="D2S,T2S", progress=False
+    )
     assert set(results) == {"D2S", "T2S"} and results["D2S"].n_query > 0
 
 
@@ -107,11 +113,22 @@ def test_explain_a_pair(model, tiny_world_dir):
 
 
 def test_train_with_validation_on_the_models_device(tmp_path: Path, tiny_world_dir):
-    config = TrainConfig.load(None, [
-        "model.preset=tiny", f"data.manifest={tiny_world_dir}", "data.val_split=test", "data.batch_size=8",
-        "optim.epochs=1", "optim.max_steps=2", f"output_dir={tmp_path / 'run'}", "progress=false",
-        "tensorboard=false", "device=cpu", "val_every=2",
-    ])
+    config = TrainConfig.load(
+        None,
+        [
+            "model.preset=tiny",
+            f"data.manifest={tiny_world_dir}",
+            "data.val_split=test",
+            "data.batch_size=8",
+            "optim.epochs=1",
+            "optim.max_steps=2",
+            f"output_dir={tmp_path / 'run'}",
+            "progress=false",
+            "tensorboard=false",
+            "device=cpu",
+            "val_every=2",
+        ],
+    )
     validate = validation_fn(config)
     assert validate is not None
     seen: list[dict[str, float]] = []

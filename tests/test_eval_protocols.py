@@ -146,13 +146,19 @@ def naive_u1652_metrics(qf, ql, gf, gl, distractors_junk):
         rows_good = np.flatnonzero(np.isin(index, good))
         if rows_good.size == 0:
             continue
-        cmc[rows_good[0]:] += 1
+        cmc[rows_good[0] :] += 1
         for j, r in enumerate(rows_good):
             old = 1.0 if r == 0 else j / r
             ap += (1.0 / len(rows_good)) * (old + (j + 1) / (r + 1)) / 2
     cmc = cmc / len(ql)
     at = lambda k: 100 * cmc[min(k, len(cmc) - 1)]  # noqa: E731
-    return {"R@1": at(0), "R@5": at(4), "R@10": at(9), "R@1%": at(round(len(gl) * 0.01)), "AP": 100 * ap / len(ql)}
+    return {
+        "R@1": at(0),
+        "R@5": at(4),
+        "R@10": at(9),
+        "R@1%": at(round(len(gl) * 0.01)),
+        "AP": 100 * ap / len(ql),
+    }
 
 
 @st.composite
@@ -162,7 +168,9 @@ def u1652_sets(draw):
     def vectors(n):
         out = np.zeros((n, dim), np.float32)
         for r in range(n):
-            out[r, draw(st.permutations(range(dim)))[:4]] = draw(st.lists(st.sampled_from([-0.5, 0.5]), min_size=4, max_size=4))
+            out[r, draw(st.permutations(range(dim)))[:4]] = draw(
+                st.lists(st.sampled_from([-0.5, 0.5]), min_size=4, max_size=4)
+            )
         return out
 
     labels = st.sampled_from(["-1", "a", "b", "c", "d"])

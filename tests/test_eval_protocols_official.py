@@ -70,8 +70,21 @@ def test_vigor_npz_per_row_semi_positives_and_json_formats(tmp_path):
     assert loaded.semi_positive_lists() == [["s1"], ["s2", "x"]]
 
     def hit_rate(query_file, *extra):
-        out = run(["evaluate", "--query", str(tmp_path / query_file), "--gallery", str(tmp_path / "g.npz"),
-                   "--protocol", "vigor", "--quiet", "--json", str(tmp_path / "r.json"), *extra])
+        out = run(
+            [
+                "evaluate",
+                "--query",
+                str(tmp_path / query_file),
+                "--gallery",
+                str(tmp_path / "g.npz"),
+                "--protocol",
+                "vigor",
+                "--quiet",
+                "--json",
+                str(tmp_path / "r.json"),
+                *extra,
+            ]
+        )
         assert out.exit_code == 0, out.output
         return json.loads((tmp_path / "r.json").read_text())["metrics"]["hit_rate"]
 
@@ -82,14 +95,38 @@ def test_vigor_npz_per_row_semi_positives_and_json_formats(tmp_path):
     assert hit_rate("q.npz", "--semi-positives", str(tmp_path / "keyed.json")) == 50.0
     # an older mapping written with one key per panorama: the repeat with another list is refused
     (tmp_path / "repeat.json").write_text('{"pos": ["s1"], "pos": ["s2"]}')
-    out = run(["evaluate", "--query", str(tmp_path / "q.npz"), "--gallery", str(tmp_path / "g.npz"),
-               "--protocol", "vigor", "--semi-positives", str(tmp_path / "repeat.json")])
-    assert out.exit_code != 0 and "query id 'pos' appears twice with different semi-positive lists" in out.output
+    out = run(
+        [
+            "evaluate",
+            "--query",
+            str(tmp_path / "q.npz"),
+            "--gallery",
+            str(tmp_path / "g.npz"),
+            "--protocol",
+            "vigor",
+            "--semi-positives",
+            str(tmp_path / "repeat.json"),
+        ]
+    )
+    assert (
+        out.exit_code != 0 and "query id 'pos' appears twice with different semi-positive lists" in out.output
+    )
     (tmp_path / "same.json").write_text('{"pos": ["s2"], "pos": ["s2"]}')  # repeats that agree are read
     assert hit_rate("q.npz", "--semi-positives", str(tmp_path / "same.json")) == 50.0
     (tmp_path / "short.json").write_text(json.dumps([["s1"]]))
-    out = run(["evaluate", "--query", str(tmp_path / "q.npz"), "--gallery", str(tmp_path / "g.npz"),
-               "--protocol", "vigor", "--semi-positives", str(tmp_path / "short.json")])
+    out = run(
+        [
+            "evaluate",
+            "--query",
+            str(tmp_path / "q.npz"),
+            "--gallery",
+            str(tmp_path / "g.npz"),
+            "--protocol",
+            "vigor",
+            "--semi-positives",
+            str(tmp_path / "short.json"),
+        ]
+    )
     assert out.exit_code != 0 and "1 semi-positive lists for 2 queries" in out.output
 
 
@@ -135,8 +172,16 @@ def test_geotext_both_directions_by_building_hand_computed():
     assert m["r_mean"] == pytest.approx((100 / 3 + 100 + 100 + 75 + 100 + 100) / 6)
     assert m["R@1"] == m["img_r1"] and "I2T_R@1" not in m
     reverse = result.reverse  # image -> text as a result of its own: images are the queries
-    assert (reverse.n_query, reverse.n_gallery) == (4, 3) and reverse.per_query["rank"].tolist() == [0, 0, 2, 0]
-    assert reverse.metrics["R@1"] == reverse.metrics["txt_r1"] == 75.0 and reverse.metrics["r_mean"] == m["r_mean"]
+    assert (reverse.n_query, reverse.n_gallery) == (4, 3) and reverse.per_query["rank"].tolist() == [
+        0,
+        0,
+        2,
+        0,
+    ]
+    assert (
+        reverse.metrics["R@1"] == reverse.metrics["txt_r1"] == 75.0
+        and reverse.metrics["r_mean"] == m["r_mean"]
+    )
     assert "AP" not in m and "R@1%" not in m
     expected = naive_itm_eval(texts.emb, texts.ids, images.emb, images.ids)
     for key, value in expected.items():
@@ -197,8 +242,12 @@ def test_u1652_multi_query_fuses_a_buildings_drone_images_hand_computed():
     with pytest.raises(EvaluationError, match="protocol 'vigor' does not take option.*rerank"):
         evaluate(query, gallery, "vigor", rerank=True)
     with pytest.raises(EvaluationError, match="average to zero"):
-        evaluate(Embeddings(np.array([[1, 0], [-1, 0]], np.float32), np.array(["A", "A"])), gallery, "u1652",
-                 multi_query=True)
+        evaluate(
+            Embeddings(np.array([[1, 0], [-1, 0]], np.float32), np.array(["A", "A"])),
+            gallery,
+            "u1652",
+            multi_query=True,
+        )
 
 
 def naive_rerank(qf, gf, k1, k2, lam):
@@ -229,8 +278,12 @@ def naive_rerank(qf, gf, k1, k2, lam):
         V[i, members] = weights / weights.sum()
     if k2 > 1:
         V = np.array([V[order[i][:k2]].mean(axis=0) for i in range(n)])
-    jaccard = np.array([[1 - np.minimum(V[i], V[j]).sum() / np.maximum(V[i], V[j]).sum() for j in range(n)]
-                        for i in range(nq)])
+    jaccard = np.array(
+        [
+            [1 - np.minimum(V[i], V[j]).sum() / np.maximum(V[i], V[j]).sum() for j in range(n)]
+            for i in range(nq)
+        ]
+    )
     return ((1 - lam) * jaccard + lam * d[:nq])[:, nq:]
 
 
@@ -319,9 +372,26 @@ def test_cli_multi_query_reaches_the_protocol(tmp_path):
 
     root = write_fixture("university1652", tmp_path / "u1652", n_locations=4)
     create_model("tiny").save_pretrained(tmp_path / "model")
-    out = run(["evaluate", "--model", str(tmp_path / "model"), "--dataset", "university1652", "--root", str(root),
-               "--directions", "D2S", "--option", "multi_query=true", "--option", "rerank=true", "--quiet",
-               "--json", str(tmp_path / "r.json")])
+    out = run(
+        [
+            "evaluate",
+            "--model",
+            str(tmp_path / "model"),
+            "--dataset",
+            "university1652",
+            "--root",
+            str(root),
+            "--directions",
+            "D2S",
+            "--option",
+            "multi_query=true",
+            "--option",
+            "rerank=true",
+            "--quiet",
+            "--json",
+            str(tmp_path / "r.json"),
+        ]
+    )
     assert out.exit_code == 0, out.output
     row = json.loads((tmp_path / "r.json").read_text())["results"]["D2S"]
     buildings = set(load_benchmark("university1652", root).query_set("D2S").ids)
@@ -330,9 +400,17 @@ def test_cli_multi_query_reaches_the_protocol(tmp_path):
     from geobridge.evaluation.run_dataset import evaluate_model_on_dataset
     from geobridge.models import load_model
 
-    result = evaluate_model_on_dataset(load_model(tmp_path / "model"), "university1652", root, directions="D2S",
-                                       progress=False, loader_options={"multi_query": True})["D2S"]
-    assert len(result.query_items) == result.n_query == len(buildings)  # the scored items: each fused query's first
+    result = evaluate_model_on_dataset(
+        load_model(tmp_path / "model"),
+        "university1652",
+        root,
+        directions="D2S",
+        progress=False,
+        loader_options={"multi_query": True},
+    )["D2S"]
+    assert (
+        len(result.query_items) == result.n_query == len(buildings)
+    )  # the scored items: each fused query's first
     assert sorted(result.query_items.ids) == sorted(buildings)
 
 
@@ -351,5 +429,16 @@ def test_cli_npz_multi_query_and_rerank_flags(tmp_path):
     assert "k1=20, k2=6" in json.loads((tmp_path / "r.json").read_text())["description"]
     out = run([*base, "--protocol", "pairs", "--multi-query"])
     assert out.exit_code != 0 and "protocol 'pairs' does not take option(s) multi_query" in out.output
-    out = run(["evaluate", "--model", str(tmp_path), "--dataset", "university1652", "--root", str(tmp_path), "--rerank"])
+    out = run(
+        [
+            "evaluate",
+            "--model",
+            str(tmp_path),
+            "--dataset",
+            "university1652",
+            "--root",
+            str(tmp_path),
+            "--rerank",
+        ]
+    )
     assert out.exit_code != 0 and "--option rerank=true" in out.output

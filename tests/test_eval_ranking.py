@@ -62,7 +62,9 @@ def test_argsort_rule_matches_layumi(problem, passes_up_to):
     query, gallery, q_labels, g_labels, chunk, top_k = problem
     ranking.PASSES_UP_TO, saved = passes_up_to, ranking.PASSES_UP_TO
     try:
-        result = rank_queries(query, gallery, Relevance(q_labels, g_labels), TieRule.ARGSORT_DESC, top_k=top_k, chunk_size=chunk)
+        result = rank_queries(
+            query, gallery, Relevance(q_labels, g_labels), TieRule.ARGSORT_DESC, top_k=top_k, chunk_size=chunk
+        )
     finally:
         ranking.PASSES_UP_TO = saved
     scores = query @ gallery.T
@@ -89,7 +91,9 @@ def pair_problems(draw):
     semis = []
     for p in positives:
         others = [i for i in range(n_gallery) if i != p]
-        semis.append(np.array(draw(st.lists(st.sampled_from(others), max_size=3, unique=True)), dtype=np.int64))
+        semis.append(
+            np.array(draw(st.lists(st.sampled_from(others), max_size=3, unique=True)), dtype=np.int64)
+        )
     return query, gallery, positives, semis, draw(st.integers(1, n_query + 1)), draw(st.integers(1, 12))
 
 
@@ -119,9 +123,10 @@ def test_many_goods_random_floats_agree_with_sorting(monkeypatch, passes_up_to):
     g_labels = rng.integers(-1, 6, size=400)
     q_labels = rng.integers(0, 7, size=37)
     results = [
-        rank_queries(query, gallery, Relevance(q_labels, g_labels), TieRule.ARGSORT_DESC, chunk_size=c) for c in (1, 8, 64)
+        rank_queries(query, gallery, Relevance(q_labels, g_labels), TieRule.ARGSORT_DESC, chunk_size=c)
+        for c in (1, 8, 64)
     ]
-    scores = (query.astype(np.float64) @ gallery.T.astype(np.float64))
+    scores = query.astype(np.float64) @ gallery.T.astype(np.float64)
     junk = np.flatnonzero(g_labels == JUNK)
     for q in range(len(query)):
         rows_good, top = naive_layumi(scores[q], np.flatnonzero(g_labels == q_labels[q]), junk, 10)
@@ -139,10 +144,16 @@ def test_hand_built_ties_follow_each_rule():
         assert rank_queries(query, gallery, relevance, TieRule.ARGSORT_DESC).first_rank[0] == argsort_rank
         # Sample4Geo: only strictly greater scores count, the tie goes to the true match
         assert rank_queries(query, gallery, relevance, TieRule.STRICTLY_GREATER).first_rank[0] == 0
-    assert rank_queries(query, gallery, Relevance(np.array([0]), np.arange(3)), "argsort-desc").top_indices[0, :3].tolist() == [1, 0, 2]
-    assert rank_queries(query, gallery, Relevance(np.array([0]), np.arange(3)), "strictly-greater").top_indices[0, :3].tolist() == [0, 1, 2]
+    assert rank_queries(query, gallery, Relevance(np.array([0]), np.arange(3)), "argsort-desc").top_indices[
+        0, :3
+    ].tolist() == [1, 0, 2]
+    assert rank_queries(
+        query, gallery, Relevance(np.array([0]), np.arange(3)), "strictly-greater"
+    ).top_indices[0, :3].tolist() == [0, 1, 2]
 
 
 def test_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="must be"):
-        rank_queries(np.zeros((2, 3), np.float32), np.zeros((4, 5), np.float32), Relevance(np.zeros(2), np.zeros(4)))
+        rank_queries(
+            np.zeros((2, 3), np.float32), np.zeros((4, 5), np.float32), Relevance(np.zeros(2), np.zeros(4))
+        )

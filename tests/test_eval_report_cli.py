@@ -57,7 +57,9 @@ def test_reports_hold_the_protocol_and_every_metric(files):
     assert table[2].startswith("| D2S | geobridge | 6 | 12 | ")
     assert f"{results['S2D'].metrics['AP']:.2f}" in table[3]
     curve = recall_curve(results["D2S"])
-    assert curve.size == 12 and curve[0] == pytest.approx(results["D2S"].metrics["R@1"]) and curve[-1] == 100.0
+    assert (
+        curve.size == 12 and curve[0] == pytest.approx(results["D2S"].metrics["R@1"]) and curve[-1] == 100.0
+    )
     png = plot_recall_curves(results, files / "curves.png")
     with Image.open(png) as image:
         assert image.format == "PNG" and image.size[0] > 300
@@ -70,7 +72,9 @@ def test_html_page_embeds_thumbnails_and_marks_the_true_match(tmp_path):
         Image.fromarray(np.full((10, 10, 3), 60 * i, np.uint8)).save(path)
         paths.append(path)
     top = np.array([[1, 2, 3, 0, -1], [2, 3, 1, 0, -1]])
-    page = write_html_examples(paths[:2], paths, top, np.array([1, 0]), tmp_path / "ex.html", ranks=np.array([0, 3]), top=3)
+    page = write_html_examples(
+        paths[:2], paths, top, np.array([1, 0]), tmp_path / "ex.html", ranks=np.array([0, 3]), top=3
+    )
     text = page.read_text()
     assert text.count("data:image/jpeg;base64,") == 2 + 3 + 3 + 1  # queries, top-3s, q1's true match
     assert text.count("✓ true match") == 1  # query 0's #1
@@ -83,10 +87,24 @@ def run(args):
 
 
 def test_cli_npz_mode_prints_the_table_and_writes_reports(files):
-    out = run([
-        "evaluate", "--query", str(files / "q.npz"), "--gallery", str(files / "g.npz"), "--protocol", "pairs",
-        "--json", str(files / "r.json"), "--markdown", str(files / "r.md"), "--html", str(files / "r.html"), "--quiet",
-    ])
+    out = run(
+        [
+            "evaluate",
+            "--query",
+            str(files / "q.npz"),
+            "--gallery",
+            str(files / "g.npz"),
+            "--protocol",
+            "pairs",
+            "--json",
+            str(files / "r.json"),
+            "--markdown",
+            str(files / "r.md"),
+            "--html",
+            str(files / "r.html"),
+            "--quiet",
+        ]
+    )
     assert out.exit_code == 0, out.output
     expected = evaluate(Embeddings.load(files / "q.npz"), Embeddings.load(files / "g.npz"), "pairs")
     assert "protocol: pairs" in out.output and f"{expected.metrics['R@1']:.2f}%" in out.output
@@ -106,16 +124,40 @@ def test_cli_npz_mode_prints_the_table_and_writes_reports(files):
     ],
 )
 def test_cli_errors_are_one_line(files, extra, message):
-    out = run(["evaluate", "--query", str(files / "q.npz"), "--gallery", str(files / "g.npz"), "--quiet", *extra])
+    out = run(
+        ["evaluate", "--query", str(files / "q.npz"), "--gallery", str(files / "g.npz"), "--quiet", *extra]
+    )
     assert out.exit_code != 0
     assert message in out.output and "Traceback" not in out.output
 
 
 def test_cli_reports_missing_and_mismatched_files(files):
-    out = run(["evaluate", "--query", str(files / "missing.npz"), "--gallery", str(files / "g.npz"), "--protocol", "u1652"])
+    out = run(
+        [
+            "evaluate",
+            "--query",
+            str(files / "missing.npz"),
+            "--gallery",
+            str(files / "g.npz"),
+            "--protocol",
+            "u1652",
+        ]
+    )
     assert out.exit_code != 0 and "embeddings file not found" in out.output
     Embeddings(np.ones((2, 3), np.float32), np.array(["a", "b"])).save(files / "d3.npz")
-    out = run(["evaluate", "--query", str(files / "d3.npz"), "--gallery", str(files / "g.npz"), "--protocol", "u1652", "--json", str(files / "bad.json")])
+    out = run(
+        [
+            "evaluate",
+            "--query",
+            str(files / "d3.npz"),
+            "--gallery",
+            str(files / "g.npz"),
+            "--protocol",
+            "u1652",
+            "--json",
+            str(files / "bad.json"),
+        ]
+    )
     assert out.exit_code != 0 and "dimension 3 but gallery vectors 8" in out.output
     assert not (files / "bad.json").exists()
     out = run(["evaluate", "--query", str(files / "q.npz")])
@@ -129,10 +171,22 @@ def test_cli_model_mode_evaluates_a_benchmark_fixture(tmp_path, monkeypatch):
 
     create_model("tiny").save_pretrained(tmp_path / "model")
     root = write_fixture("cvusa", tmp_path / "cvusa", n_locations=4)
-    out = run([
-        "evaluate", "--model", str(tmp_path / "model"), "--dataset", "cvusa", "--root", str(root),
-        "--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md"), "--quiet",
-    ])
+    out = run(
+        [
+            "evaluate",
+            "--model",
+            str(tmp_path / "model"),
+            "--dataset",
+            "cvusa",
+            "--root",
+            str(root),
+            "--json",
+            str(tmp_path / "r.json"),
+            "--markdown",
+            str(tmp_path / "r.md"),
+            "--quiet",
+        ]
+    )
     assert out.exit_code == 0, out.output
     results = json.loads((tmp_path / "r.json").read_text())["results"]
     assert results and all(r["protocol"] == "pairs" for r in results.values())
@@ -143,7 +197,17 @@ def test_cli_model_mode_evaluates_a_benchmark_fixture(tmp_path, monkeypatch):
     assert "note (" not in out.output
     out = run(["evaluate", "--model", str(tmp_path / "nope"), "--dataset", "cvusa", "--root", str(root)])
     assert out.exit_code != 0 and "model folder" in out.output
-    out = run(["evaluate", "--model", str(tmp_path / "model"), "--dataset", "cvusa", "--root", str(tmp_path / "empty")])
+    out = run(
+        [
+            "evaluate",
+            "--model",
+            str(tmp_path / "model"),
+            "--dataset",
+            "cvusa",
+            "--root",
+            str(tmp_path / "empty"),
+        ]
+    )
     assert out.exit_code != 0 and "Traceback" not in out.output
 
 
@@ -152,8 +216,14 @@ def test_html_section_shows_texts_or_ids_where_there_is_no_image(tmp_path):
     Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(image)
     top = np.array([[0, 1], [1, 0]])
     section = html_examples_section(
-        None, [image, None], top, np.array([0, 0]), query_ids=["q-a", "q-b"], gallery_ids=["g-0", "g-1"],
-        query_texts=["a <red> roof", "x" * 1000], top=2,
+        None,
+        [image, None],
+        top,
+        np.array([0, 0]),
+        query_ids=["q-a", "q-b"],
+        gallery_ids=["g-0", "g-1"],
+        query_texts=["a <red> roof", "x" * 1000],
+        top=2,
     )
     assert "a &lt;red&gt; roof" in section and "x" * 1000 not in section  # escaped, long text cut
     assert section.count("data:image/jpeg;base64,") == 2  # only g-0 has an image
@@ -179,7 +249,19 @@ def bench(tmp_path_factory):
 
 
 def model_run(bench, dataset, *extra):
-    return run(["evaluate", "--model", str(bench / "model"), "--dataset", dataset, "--root", str(bench / dataset), "--quiet", *extra])
+    return run(
+        [
+            "evaluate",
+            "--model",
+            str(bench / "model"),
+            "--dataset",
+            dataset,
+            "--root",
+            str(bench / dataset),
+            "--quiet",
+            *extra,
+        ]
+    )
 
 
 def test_cli_option_reaches_the_loader_and_html_shows_the_queries(bench, tmp_path):
@@ -187,8 +269,18 @@ def test_cli_option_reaches_the_loader_and_html_shows_the_queries(bench, tmp_pat
 
     out = model_run(bench, "vigor", "--json", str(tmp_path / "cross.json"))
     assert out.exit_code == 0, out.output
-    out = model_run(bench, "vigor", "--option", "mode=same", "--option", "split=test",
-                    "--json", str(tmp_path / "same.json"), "--html", str(tmp_path / "same.html"))
+    out = model_run(
+        bench,
+        "vigor",
+        "--option",
+        "mode=same",
+        "--option",
+        "split=test",
+        "--json",
+        str(tmp_path / "same.json"),
+        "--html",
+        str(tmp_path / "same.html"),
+    )
     assert out.exit_code == 0, out.output
     cross = json.loads((tmp_path / "cross.json").read_text())["results"]["P2S"]
     same = json.loads((tmp_path / "same.json").read_text())["results"]["P2S"]
@@ -205,7 +297,16 @@ def test_cli_option_reaches_the_loader_and_html_shows_the_queries(bench, tmp_pat
 def test_cli_html_of_text_queries_shows_the_text(bench, tmp_path):
     from geobridge.data.benchmarks import load_benchmark
 
-    out = model_run(bench, "geotext1652", "--option", "match=image", "--directions", "T2S", "--html", str(tmp_path / "t.html"))
+    out = model_run(
+        bench,
+        "geotext1652",
+        "--option",
+        "match=image",
+        "--directions",
+        "T2S",
+        "--html",
+        str(tmp_path / "t.html"),
+    )
     assert out.exit_code == 0, out.output
     page = (tmp_path / "t.html").read_text()
     texts = load_benchmark("geotext1652", bench / "geotext1652", match="image").query_set("T2S").texts
@@ -221,7 +322,9 @@ def test_cli_geotext_reports_both_official_directions_by_default(bench, tmp_path
     row = results["T2I"]
     assert row["protocol"] == "geotext" and row["n_query"] == 4 * 4 * 3 and row["n_gallery"] == 4 * 4
     metrics = row["metrics"]
-    assert metrics["r_mean"] == pytest.approx(sum(metrics[f"{s}_r{k}"] for s in ("img", "txt") for k in (1, 5, 10)) / 6)
+    assert metrics["r_mean"] == pytest.approx(
+        sum(metrics[f"{s}_r{k}"] for s in ("img", "txt") for k in (1, 5, 10)) / 6
+    )
     assert metrics["R@1"] == metrics["img_r1"] and results["I2T"]["metrics"]["R@1"] == metrics["txt_r1"]
     assert (results["I2T"]["n_query"], results["I2T"]["n_gallery"]) == (4 * 4, 4 * 4 * 3)
     assert "I2T" in out.output and "T2I" in out.output
@@ -230,7 +333,10 @@ def test_cli_geotext_reports_both_official_directions_by_default(bench, tmp_path
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--option", "foo=1"], "error: dataset vigor has no option 'foo'; its options are: mode, split, splits_dir"),
+        (
+            ["--option", "foo=1"],
+            "error: dataset vigor has no option 'foo'; its options are: mode, split, splits_dir",
+        ),
         (["--option", "foo"], "error: --option 'foo' is not KEY=VALUE"),
         (["--option", "=same"], "is not KEY=VALUE"),
         (["--option", "mode=same", "--option", "mode=cross"], "--option mode is given twice"),
@@ -238,7 +344,9 @@ def test_cli_geotext_reports_both_official_directions_by_default(bench, tmp_path
     ],
 )
 def test_cli_bad_options_are_one_line_errors_and_write_nothing(bench, tmp_path, options, message):
-    out = model_run(bench, "vigor", *options, "--json", str(tmp_path / "r.json"), "--html", str(tmp_path / "r.html"))
+    out = model_run(
+        bench, "vigor", *options, "--json", str(tmp_path / "r.json"), "--html", str(tmp_path / "r.html")
+    )
     assert out.exit_code == 2
     assert message in out.output and "Traceback" not in out.output
     assert len([line for line in out.output.splitlines() if line.strip()]) == 1
@@ -249,14 +357,32 @@ def test_cli_option_values_are_parsed_by_the_loader_signature(files):
     from geobridge.cli.evaluate import parse_loader_options
 
     assert parse_loader_options("sues200", ["altitude=200"]) == {"altitude": 200}
-    assert parse_loader_options("cvact", ["utm_epsg=null", "split=test"]) == {"utm_epsg": None, "split": "test"}
+    assert parse_loader_options("cvact", ["utm_epsg=null", "split=test"]) == {
+        "utm_epsg": None,
+        "split": "test",
+    }
     assert parse_loader_options("cvact", ["utm_epsg= 32633"]) == {"utm_epsg": 32633}
     # text-typed options keep the text as written: a regex is not read as a YAML list, 2019 not as a number
     assert parse_loader_options("geoloc", ["id_pattern=[0-9]+_(\\w+)", "split=2019"]) == {
-        "id_pattern": "[0-9]+_(\\w+)", "split": "2019"}
+        "id_pattern": "[0-9]+_(\\w+)",
+        "split": "2019",
+    }
     assert parse_loader_options("geoloc", ["coordinate_pattern=null"]) == {"coordinate_pattern": None}
-    out = run(["evaluate", "--model", "m", "--dataset", "sues200", "--root", "r", "--option", "altitude=high"])
+    out = run(
+        ["evaluate", "--model", "m", "--dataset", "sues200", "--root", "r", "--option", "altitude=high"]
+    )
     assert out.exit_code == 2 and "error: --option altitude=high: sues200's altitude takes int" in out.output
-    out = run(["evaluate", "--query", str(files / "q.npz"), "--gallery", str(files / "g.npz"), "--protocol", "pairs",
-               "--option", "mode=same"])
+    out = run(
+        [
+            "evaluate",
+            "--query",
+            str(files / "q.npz"),
+            "--gallery",
+            str(files / "g.npz"),
+            "--protocol",
+            "pairs",
+            "--option",
+            "mode=same",
+        ]
+    )
     assert out.exit_code == 2 and "use it with --model/--dataset" in out.output

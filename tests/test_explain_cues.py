@@ -19,8 +19,13 @@ def _solid(rgb, size=32):
 
 @pytest.mark.parametrize(
     "colour, expected",
-    [((52, 92, 134), "water"), ((88, 144, 72), "vegetation"), ((176, 82, 58), "built"), ((80, 80, 84), "road"),
-     ((152, 138, 112), "bare")],
+    [
+        ((52, 92, 134), "water"),
+        ((88, 144, 72), "vegetation"),
+        ((176, 82, 58), "built"),
+        ((80, 80, 84), "road"),
+        ((152, 138, 112), "bare"),
+    ],
 )
 def test_solid_surfaces_are_classified_as_their_land_cover(colour, expected):
     cues = extract_cues(_solid(colour), "satellite")
@@ -49,9 +54,9 @@ def test_panorama_with_tall_buildings_has_a_higher_skyline_and_less_sky():
     h, w = 32, 64
     sky, ground, facade = (140, 180, 230), (98, 98, 102), (150, 120, 100)
     open_pano = np.zeros((h, w, 3), np.uint8)
-    open_pano[: h // 2], open_pano[h // 2:] = sky, ground
+    open_pano[: h // 2], open_pano[h // 2 :] = sky, ground
     tall = open_pano.copy()
-    tall[4: h // 2] = facade  # buildings reaching 70 degrees all around
+    tall[4 : h // 2] = facade  # buildings reaching 70 degrees all around
     open_cues, tall_cues = extract_cues(open_pano, "street").skyline, extract_cues(tall, "street").skyline
     assert open_cues.sky_fraction > 0.95 and tall_cues.sky_fraction < 0.3
     assert tall_cues.skyline_mean_deg > 60 > open_cues.skyline_mean_deg

@@ -57,9 +57,13 @@ def test_model_verdict_uses_the_models_cosine_similarity(tiny_world_dir):
     model = create_model("tiny").eval()
     loc = read_manifest(tiny_world_dir)[0]
     calibration = Calibration(kind="cosine", threshold=0.0, temperature=0.1)
-    result = Explainer(model=model, calibration=calibration).explain(loc.path("satellite"), loc.path("drone"), "drone")
+    result = Explainer(model=model, calibration=calibration).explain(
+        loc.path("satellite"), loc.path("drone"), "drone"
+    )
     with torch.no_grad():
-        a = model.encode("satellite", model.image_transform("satellite")(Image.open(loc.path("satellite"))).unsqueeze(0))
+        a = model.encode(
+            "satellite", model.image_transform("satellite")(Image.open(loc.path("satellite"))).unsqueeze(0)
+        )
         b = model.encode("drone", model.image_transform("drone")(Image.open(loc.path("drone"))).unsqueeze(0))
     assert result.similarity == pytest.approx(float((a * b).sum()), abs=1e-5)
     assert result.verdict == (result.similarity >= 0.0)

@@ -23,8 +23,24 @@ def project(tmp_path_factory, tiny_world_dir):
     root = tmp_path_factory.mktemp("portable") / "project"
     shutil.copytree(tiny_world_dir.parent, root / "world")
     create_model("tiny").save_pretrained(root / "model")
-    assert main(["gallery", "build", "--model", str(root / "model"), "--images", str(root / "world"),
-                 "--view", "satellite", "--out", str(root / "gallery"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "gallery",
+                "build",
+                "--model",
+                str(root / "model"),
+                "--images",
+                str(root / "world"),
+                "--view",
+                "satellite",
+                "--out",
+                str(root / "gallery"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return root
 
 
@@ -45,8 +61,22 @@ def test_a_copied_project_finds_its_own_images_and_locate_shows_portable_paths(p
     assert gallery.path_of(first).is_file() and str(gallery.path_of(first)).startswith(str(moved))
     query = next(loc for loc in read_manifest(moved / "world") if loc.id == first).path("satellite")
     capsys.readouterr()
-    assert main(["locate", str(query), "--gallery", str(moved / "gallery"), "--view", "satellite", "--k", "2",
-                 "--json"]) == 0
+    assert (
+        main(
+            [
+                "locate",
+                str(query),
+                "--gallery",
+                str(moved / "gallery"),
+                "--view",
+                "satellite",
+                "--k",
+                "2",
+                "--json",
+            ]
+        )
+        == 0
+    )
     best = json.loads(capsys.readouterr().out)[0]["matches"][0]
     assert best["id"] == first and not best["path"].startswith("/")
     assert (moved / "world" / best["path"]).is_file()

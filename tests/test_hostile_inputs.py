@@ -12,19 +12,19 @@ image ended ``complete-drone`` in a traceback or was copied unchecked.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
 import yaml
+from hostile_files import bomb_png, huge_jpeg, truncated, zero_bytes
 from PIL import Image
+from test_cli_faults import FAULTS, refuse_writes_under
 
 from geobridge.cli import main
 from geobridge.records import read_manifest
-from hostile_files import bomb_png, huge_jpeg, truncated, zero_bytes
-from test_cli_faults import FAULTS, refuse_writes_under
 
 BAD_IMAGES = ("truncated", "zero bytes", "not an image", "bomb")
 
@@ -44,16 +44,54 @@ def env(tmp_path_factory, tiny_world_dir) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("hostile")
     create_model("tiny").save_pretrained(root / "model")
-    assert main(["gallery", "build", "--model", str(root / "model"), "--images", str(tiny_world_dir.parent),
-                 "--view", "satellite", "--out", str(root / "gallery"), "--quiet"]) == 0
-    assert main(["build", "products", str(root / "products"), "--size-m", "500", "--panoramas", "4",
-                 "--gsd", "1.0", "--zoom", "17"]) == 0
+    assert (
+        main(
+            [
+                "gallery",
+                "build",
+                "--model",
+                str(root / "model"),
+                "--images",
+                str(tiny_world_dir.parent),
+                "--view",
+                "satellite",
+                "--out",
+                str(root / "gallery"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "build",
+                "products",
+                str(root / "products"),
+                "--size-m",
+                "500",
+                "--panoramas",
+                "4",
+                "--gsd",
+                "1.0",
+                "--zoom",
+                "17",
+            ]
+        )
+        == 0
+    )
     good = Image.effect_noise((96, 64), 60).convert("RGB")
     good.save(root / "good.jpg", quality=90)
     good.save(root / "good.png")
-    return {"root": root, "model": root / "model", "gallery": root / "gallery",
-            "world": tiny_world_dir.parent, "products": root / "products",
-            "good_jpg": root / "good.jpg", "good_png": root / "good.png"}
+    return {
+        "root": root,
+        "model": root / "model",
+        "gallery": root / "gallery",
+        "world": tiny_world_dir.parent,
+        "products": root / "products",
+        "good_jpg": root / "good.jpg",
+        "good_png": root / "good.png",
+    }
 
 
 def bad_image(kind: str, env: dict[str, Path], folder: Path, name: str = "bad") -> Path:
@@ -94,9 +132,15 @@ def run(capsys, argv: list[str], outcome: Outcome) -> str:
 
 # ------------------------------------------------------------------------------------- locate, explain
 
-QUERY_CASES = [(kind, Outcome(2, what)) for kind, what in
-               (("truncated", "truncated or corrupt"), ("zero bytes", "empty (0 bytes)"),
-                ("not an image", "not an image"), ("bomb", "40000 x 40000"))] + [("huge", Outcome(0, "rank"))]
+QUERY_CASES = [
+    (kind, Outcome(2, what))
+    for kind, what in (
+        ("truncated", "truncated or corrupt"),
+        ("zero bytes", "empty (0 bytes)"),
+        ("not an image", "not an image"),
+        ("bomb", "40000 x 40000"),
+    )
+] + [("huge", Outcome(0, "rank"))]
 
 
 @pytest.mark.parametrize("kind, outcome", QUERY_CASES)
@@ -110,8 +154,11 @@ def test_locate(env, tmp_path, capsys, kind, outcome):
 @pytest.mark.parametrize("kind, outcome", QUERY_CASES[:-1] + [("huge", Outcome(0, "match"))])
 def test_explain(env, tmp_path, capsys, kind, outcome):
     satellite = bad_image(kind, env, tmp_path)
-    line = run(capsys, ["explain", "--satellite", str(satellite), "--query", str(env["good_png"]),
-                        "--view", "drone"], outcome)
+    line = run(
+        capsys,
+        ["explain", "--satellite", str(satellite), "--query", str(env["good_png"]), "--view", "drone"],
+        outcome,
+    )
     assert outcome.code == 0 or str(satellite) in line
 
 
@@ -134,8 +181,21 @@ def test_embed_skips_a_bad_image_and_names_it(env, tmp_path, capsys, kind):
     world, victim = world_with(env, tmp_path, kind)
     out = tmp_path / "e.npz"
     with pytest.warns(UserWarning, match="unreadable") as caught:
-        text = run(capsys, ["embed", "--model", str(env["model"]), "--manifest", str(world),
-                            "--view", "satellite", "--out", str(out)], Outcome(0, "wrote"))
+        text = run(
+            capsys,
+            [
+                "embed",
+                "--model",
+                str(env["model"]),
+                "--manifest",
+                str(world),
+                "--view",
+                "satellite",
+                "--out",
+                str(out),
+            ],
+            Outcome(0, "wrote"),
+        )
     assert victim.name in " ".join(str(w.message) for w in caught)
     assert f"wrote {len(read_manifest(world)) - 1} satellite embeddings" in text
 
@@ -150,8 +210,11 @@ def test_world_sheet_with_a_bad_image_is_one_error_line(env, tmp_path, capsys, k
 
 
 def test_world_refuses_negative_workers(tmp_path, capsys):
-    run(capsys, ["world", str(tmp_path / "w"), "-n", "4", "--workers", "-1"],
-        Outcome(2, "--workers must be at least 1"))
+    run(
+        capsys,
+        ["world", str(tmp_path / "w"), "-n", "4", "--workers", "-1"],
+        Outcome(2, "--workers must be at least 1"),
+    )
     assert not (tmp_path / "w").exists()
 
 
@@ -163,8 +226,21 @@ def test_embed_with_corrupt_weights_is_one_error_line(env, tmp_path, capsys):
     shutil.copytree(env["model"], model)
     truncated(model / "model.safetensors", model / "model.safetensors", 0.3)
     out = tmp_path / "e.npz"
-    run(capsys, ["embed", "--model", str(model), "--manifest", str(env["world"]), "--view", "satellite",
-                 "--out", str(out)], Outcome(1, "model.safetensors"))
+    run(
+        capsys,
+        [
+            "embed",
+            "--model",
+            str(model),
+            "--manifest",
+            str(env["world"]),
+            "--view",
+            "satellite",
+            "--out",
+            str(out),
+        ],
+        Outcome(1, "model.safetensors"),
+    )
     assert not out.exists()
 
 
@@ -173,17 +249,39 @@ def test_gallery_build_on_an_unwritable_disk_is_one_error_line(env, tmp_path, mo
     code, message, advice = FAULTS[fault]
     out = tmp_path / "out"
     refuse_writes_under(monkeypatch, out, code, message)
-    run(capsys, ["gallery", "build", "--model", str(env["model"]), "--images", str(env["world"]), "--view",
-                 "satellite", "--out", str(out / "g"), "--quiet"], Outcome(1, advice))
+    run(
+        capsys,
+        [
+            "gallery",
+            "build",
+            "--model",
+            str(env["model"]),
+            "--images",
+            str(env["world"]),
+            "--view",
+            "satellite",
+            "--out",
+            str(out / "g"),
+            "--quiet",
+        ],
+        Outcome(1, advice),
+    )
     assert not out.exists() or not any(out.rglob("*"))
 
 
 # ------------------------------------------------------------------------------------- build complete-drone
 
 
-@pytest.mark.parametrize("kind, reason", [("truncated jpeg", "truncated or corrupt"), ("zero bytes", "empty"),
-                                          ("truncated", "truncated or corrupt"), ("bomb", "40000 x 40000"),
-                                          ("not an image", "not an image")])
+@pytest.mark.parametrize(
+    "kind, reason",
+    [
+        ("truncated jpeg", "truncated or corrupt"),
+        ("zero bytes", "empty"),
+        ("truncated", "truncated or corrupt"),
+        ("bomb", "40000 x 40000"),
+        ("not an image", "not an image"),
+    ],
+)
 def test_complete_drone_skips_a_bad_image_with_its_reason(env, tmp_path, capsys, kind, reason):
     import json
 
@@ -193,14 +291,27 @@ def test_complete_drone_skips_a_bad_image_with_its_reason(env, tmp_path, capsys,
     fp = Footprint.around(float(first[1]), float(first[2]), 60.0)
     name = f"{fp.south:.7f}_{fp.west:.7f}_{fp.north:.7f}_{fp.east:.7f}"
     bad = bad_image(kind, env, tmp_path / "drone" / "test", name)
-    cfg = {"out": "unused",
-           "panoramas": {"kind": "local", "catalogue": str(env["products"] / "panoramas.csv")},
-           "satellite": {"kind": "xyz-dir", "path": str(env["products"] / "tiles"), "zoom": 17},
-           "drone_subset": {"size_px": 32}}
+    cfg = {
+        "out": "unused",
+        "panoramas": {"kind": "local", "catalogue": str(env["products"] / "panoramas.csv")},
+        "satellite": {"kind": "xyz-dir", "path": str(env["products"] / "tiles"), "zoom": 17},
+        "drone_subset": {"size_px": 32},
+    }
     (tmp_path / "b.yaml").write_text(yaml.safe_dump(cfg))
     out = tmp_path / "out"
-    text = run(capsys, ["build", "complete-drone", str(tmp_path / "drone"), str(out), "--config",
-                        str(tmp_path / "b.yaml"), "--quiet"], Outcome(0, "skipped"))
+    text = run(
+        capsys,
+        [
+            "build",
+            "complete-drone",
+            str(tmp_path / "drone"),
+            str(out),
+            "--config",
+            str(tmp_path / "b.yaml"),
+            "--quiet",
+        ],
+        Outcome(0, "skipped"),
+    )
     assert "0 drone images completed" in text and "1 skipped" in text
     skipped = json.loads((out / "complete-drone.json").read_text())["skipped"]
     assert skipped[0]["item"] == bad.stem and reason in skipped[0]["reason"]
@@ -209,19 +320,28 @@ def test_complete_drone_skips_a_bad_image_with_its_reason(env, tmp_path, capsys,
 
 # ------------------------------------------------------------------------------------- build run
 
-BUILD = {"crop": {"scales_m": [60], "size_px": 64, "max_nodata_fraction": 0.5},
-         "seeds": {"window_m": 200, "stride_m": 100},
-         "gates": {"blur_min": 0, "contrast_min": 0, "entropy_min": 0, "cloud_max": 1},
-         "dedup": {"max_overlap": 1}}
+BUILD = {
+    "crop": {"scales_m": [60], "size_px": 64, "max_nodata_fraction": 0.5},
+    "seeds": {"window_m": 200, "stride_m": 100},
+    "gates": {"blur_min": 0, "contrast_min": 0, "entropy_min": 0, "cloud_max": 1},
+    "dedup": {"max_overlap": 1},
+}
 
 
-def build_config(env: dict[str, Path], tmp_path: Path, orthomosaics: list[Path] | None = None,
-                 catalogue: Path | None = None) -> Path:
+def build_config(
+    env: dict[str, Path],
+    tmp_path: Path,
+    orthomosaics: list[Path] | None = None,
+    catalogue: Path | None = None,
+) -> Path:
     products = env["products"]
-    cfg = {"out": str(tmp_path / "out"),
-           "orthomosaics": [str(p) for p in orthomosaics or [products / "orthomosaic.tif"]],
-           "panoramas": {"kind": "local", "catalogue": str(catalogue or products / "panoramas.csv")},
-           "satellite": {"kind": "xyz-dir", "path": str(products / "tiles"), "zoom": 17}, **BUILD}
+    cfg = {
+        "out": str(tmp_path / "out"),
+        "orthomosaics": [str(p) for p in orthomosaics or [products / "orthomosaic.tif"]],
+        "panoramas": {"kind": "local", "catalogue": str(catalogue or products / "panoramas.csv")},
+        "satellite": {"kind": "xyz-dir", "path": str(products / "tiles"), "zoom": 17},
+        **BUILD,
+    }
     (tmp_path / "build.yaml").write_text(yaml.safe_dump(cfg))
     return tmp_path / "build.yaml"
 
@@ -240,6 +360,7 @@ def catalogue_with(env: dict[str, Path], tmp_path: Path, edit: Callable[[list[by
 def every_panorama_is(image: Path) -> Callable[[list[bytes]], list[bytes]]:
     def edit(rows: list[bytes]) -> list[bytes]:
         return [rows[0]] + [b",".join(r.split(b",")[:4] + [str(image).encode()]) for r in rows[1:]]
+
     return edit
 
 
@@ -294,8 +415,9 @@ def test_build_run_counts_a_panorama_outside_every_orthomosaic(env, tmp_path, ca
     catalogue = catalogue_with(env, tmp_path, far_row)
     build_run(capsys, build_config(env, tmp_path, catalogue=catalogue), Outcome(0, "locations"))
     report = (tmp_path / "out" / "report.md").read_text()
-    counts = dict(line.strip("| ").split(" | ") for line in report.splitlines()
-                  if line.startswith("| panoramas "))
+    counts = dict(
+        line.strip("| ").split(" | ") for line in report.splitlines() if line.startswith("| panoramas ")
+    )
     listed = len(catalogue.read_text().splitlines()) - 1
     found, outside = int(counts["panoramas found"]), int(counts["panoramas outside footprints"])
     assert found + outside == listed  # none vanish

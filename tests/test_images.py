@@ -6,10 +6,10 @@ from __future__ import annotations
 import io
 
 import pytest
+from hostile_files import bomb_png, huge_jpeg, truncated, zero_bytes
 from PIL import Image
 
 from geobridge.images import ImageError, open_image
-from hostile_files import bomb_png, huge_jpeg, truncated, zero_bytes
 
 
 def png(path, size=(40, 30)):
@@ -46,8 +46,10 @@ def test_the_budget_is_configurable(tmp_path, monkeypatch):
         open_image(path)
 
 
-@pytest.mark.parametrize("damage, code", [("truncated", "corrupt"), ("zero", "empty"),
-                                          ("text", "not_an_image"), ("missing", "missing")])
+@pytest.mark.parametrize(
+    "damage, code",
+    [("truncated", "corrupt"), ("zero", "empty"), ("text", "not_an_image"), ("missing", "missing")],
+)
 def test_damaged_files_are_image_errors(tmp_path, damage, code):
     good = tmp_path / "good.jpg"
     Image.effect_noise((64, 64), 40).convert("RGB").save(good, quality=95)

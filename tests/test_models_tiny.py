@@ -11,7 +11,14 @@ import pytest
 import torch
 from PIL import Image
 
-from geobridge.models import MultiViewModel, ModelConfig, TowerLoadError, create_model, list_presets, load_model
+from geobridge.models import (
+    ModelConfig,
+    MultiViewModel,
+    TowerLoadError,
+    create_model,
+    list_presets,
+    load_model,
+)
 from geobridge.views import View
 
 
@@ -22,8 +29,15 @@ def _tiny_config(**changes) -> ModelConfig:
         "embed_dim": 16,
         "towers": {
             "aerial": cnn,
-            "street": {"backend": "tiny-vit", "image_size": [16, 32], "options": {"width": 16, "depth": 2, "heads": 2, "patch_size": 8}},
-            "text": {"backend": "tiny-text", "options": {"width": 16, "depth": 2, "heads": 2, "vocab_size": 512}},
+            "street": {
+                "backend": "tiny-vit",
+                "image_size": [16, 32],
+                "options": {"width": 16, "depth": 2, "heads": 2, "patch_size": 8},
+            },
+            "text": {
+                "backend": "tiny-text",
+                "options": {"width": 16, "depth": 2, "heads": 2, "vocab_size": 512},
+            },
         },
         "image_towers": {"drone": "aerial", "satellite": "aerial", "street": "street"},
         "text_tower": "text",
@@ -45,7 +59,9 @@ def test_encode_shapes_and_unit_norm(model: MultiViewModel) -> None:
     assert z_d.shape == (3, 16) and z_p.shape == (2, 16) and z_t.shape == (3, 16)
     for z in (z_d, z_p, z_t):
         torch.testing.assert_close(z.norm(dim=1), torch.ones(z.shape[0]))
-    assert model.views == [View.DRONE, View.SATELLITE, View.STREET] and model.has_text and model.embed_dim == 16
+    assert (
+        model.views == [View.DRONE, View.SATELLITE, View.STREET] and model.has_text and model.embed_dim == 16
+    )
 
 
 def test_text_tower_ignores_padding_and_tells_texts_apart(model: MultiViewModel) -> None:
@@ -108,7 +124,9 @@ def test_load_errors_are_clear(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="model.safetensors is missing|config.json is missing"):
         load_model(tmp_path)
     (tmp_path / "bad").mkdir()
-    (tmp_path / "bad" / "config.json").write_text(json.dumps({"embed_dim": 4, "towers": {}, "image_towers": {}, "colour": 1}))
+    (tmp_path / "bad" / "config.json").write_text(
+        json.dumps({"embed_dim": 4, "towers": {}, "image_towers": {}, "colour": 1})
+    )
     (tmp_path / "bad" / "model.safetensors").write_bytes(b"")
     with pytest.raises(ValueError, match="colour"):
         load_model(tmp_path / "bad")
@@ -122,7 +140,14 @@ def test_unknown_keys_and_bad_mappings_are_errors() -> None:
     with pytest.raises(ValueError, match="text tower"):
         _tiny_config(image_towers={"drone": "text", "satellite": "aerial", "street": "street"})
     with pytest.raises(ValueError, match="widths2"):
-        MultiViewModel(_tiny_config(towers={**_tiny_config().model_dump()["towers"], "aerial": {"backend": "tiny-cnn", "options": {"widths2": [1]}}}))
+        MultiViewModel(
+            _tiny_config(
+                towers={
+                    **_tiny_config().model_dump()["towers"],
+                    "aerial": {"backend": "tiny-cnn", "options": {"widths2": [1]}},
+                }
+            )
+        )
 
 
 def test_config_loads_from_yaml(tmp_path: Path) -> None:
@@ -168,15 +193,21 @@ def test_freeze_all_but_last(model: MultiViewModel) -> None:
 
 
 def test_presets_build_offline_and_hub_ids_fail_clearly() -> None:
-    assert {"tiny", "tiny-vit", "demo", "geobridge-clip-l14", "sample4geo-convnext", "gleam-c"} <= set(list_presets())
+    assert {"tiny", "tiny-vit", "demo", "geobridge-clip-l14", "sample4geo-convnext", "gleam-c"} <= set(
+        list_presets()
+    )
     tiny = create_model("tiny").eval()
     assert set(tiny.views) == {View.DRONE, View.STREET, View.SATELLITE, View.MAP}
     assert tiny.encode("street", torch.randn(1, 3, 64, 128)).shape == (1, tiny.embed_dim)
     subset = create_model("tiny", views=["drone", "satellite"])
-    assert subset.views == [View.DRONE, View.SATELLITE] and not subset.has_text and set(subset.towers) == {"drone", "satellite"}
+    assert (
+        subset.views == [View.DRONE, View.SATELLITE]
+        and not subset.has_text
+        and set(subset.towers) == {"drone", "satellite"}
+    )
     with pytest.raises(ValueError, match="no tower for \\['ground'\\]"):
         create_model("tiny", views=["ground"])
-    with pytest.raises(TowerLoadError, match="cannot be downloaded here.*local directory"):
+    with pytest.raises(TowerLoadError, match="are not on this machine.*local directory"):
         create_model("someone/clip-that-is-not-here")
     with pytest.raises(ValueError, match="unknown model 'nonsense'"):
         create_model("nonsense")
@@ -191,13 +222,19 @@ def test_circular_width_makes_the_cnn_invariant_to_a_panorama_roll() -> None:
 
     torch.manual_seed(0)
     coarse = torch.randn(2, 3, 4, 16)  # smooth, seamless panorama: coarse noise upsampled around the circle
-    pano = torch.nn.functional.interpolate(torch.cat([coarse, coarse[..., :1]], dim=3), size=(16, 65), mode="bilinear",
-                                           align_corners=True)[..., :64]
+    pano = torch.nn.functional.interpolate(
+        torch.cat([coarse, coarse[..., :1]], dim=3), size=(16, 65), mode="bilinear", align_corners=True
+    )[..., :64]
     features = {}
     for circular in (True, False):
         torch.manual_seed(1)
-        tower = TinyCNN(TowerConfig(backend="tiny-cnn", image_size=[16, 64],
-                                    options={"widths": [8, 16, 24], "circular_width": circular})).eval()
+        tower = TinyCNN(
+            TowerConfig(
+                backend="tiny-cnn",
+                image_size=[16, 64],
+                options={"widths": [8, 16, 24], "circular_width": circular},
+            )
+        ).eval()
         with torch.no_grad():
             features[circular] = [tower(torch.roll(pano, shift, dims=3)) for shift in (0, 12, 7)]
     base, by_stride, by_any = features[True]

@@ -26,14 +26,18 @@ def _images() -> list[Image.Image]:
     """Photo-like and saturated images of several sizes and modes (RGB, RGBA, L)."""
     rng = np.random.default_rng(0)
     smooth = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize((80, 60), Image.BICUBIC)
-    bright = Image.fromarray((rng.integers(0, 64, (50, 70, 3)) + 192).astype(np.uint8))  # clips when brightened
+    bright = Image.fromarray(
+        (rng.integers(0, 64, (50, 70, 3)) + 192).astype(np.uint8)
+    )  # clips when brightened
     noise = Image.fromarray(rng.integers(0, 256, (33, 47, 3), dtype=np.uint8))
     return [smooth, bright, noise, noise.convert("RGBA"), smooth.convert("L")]
 
 
 def _torchvision(size: tuple[int, int], train: bool) -> T.Compose:
-    steps = [lambda im: im if im.mode == "RGB" else im.convert("RGB"),
-             T.Resize(size, interpolation=T.InterpolationMode.BICUBIC, antialias=True)]
+    steps = [
+        lambda im: im if im.mode == "RGB" else im.convert("RGB"),
+        T.Resize(size, interpolation=T.InterpolationMode.BICUBIC, antialias=True),
+    ]
     if train:
         steps.append(T.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2))
     return T.Compose(steps + [T.ToTensor(), T.Normalize(MEAN, STD)])
@@ -121,8 +125,14 @@ def test_manifest_item_replays_with_the_train_transform(tmp_path: Path):
     transform = ViewTransform((24, 24), MEAN, STD, jitter=0.2)
 
     def dataset(seed: int) -> ManifestDataset:
-        return ManifestDataset(locations, None, [View.SATELLITE], {View.SATELLITE: transform}, seed=seed,
-                               joint_augment=JointAugment(flip_p=0.5))
+        return ManifestDataset(
+            locations,
+            None,
+            [View.SATELLITE],
+            {View.SATELLITE: transform},
+            seed=seed,
+            joint_augment=JointAugment(flip_p=0.5),
+        )
 
     data = dataset(3)
     data.set_epoch(2)

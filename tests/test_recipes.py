@@ -20,8 +20,11 @@ TABLE = Path(__file__).resolve().parents[1] / "docs" / "recipes.md"
 NOT_TRAINING = {"build-world"}  # a dataset-build config, not a TrainConfig
 # recipes naming a benchmark leave its root to the user; these stand in for the user's folders
 ROOTS = {
-    "gleam-c": ["data.sources.0.root=VIGOR", "data.sources.1.root=U1652",
-                "phases.0.data.sources.0.root=VIGOR"],
+    "gleam-c": [
+        "data.sources.0.root=VIGOR",
+        "data.sources.1.root=U1652",
+        "phases.0.data.sources.0.root=VIGOR",
+    ],
 }
 
 
@@ -31,7 +34,7 @@ def table_rows() -> dict[str, dict[str, str]]:
     start = next(i for i, line in enumerate(lines) if line.startswith("| Recipe |"))
     header = [cell.strip() for cell in lines[start].strip("|").split("|")]
     rows: dict[str, dict[str, str]] = {}
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         cells = [cell.strip() for cell in line.strip("|").split("|")]
@@ -74,8 +77,13 @@ def test_every_training_recipe_has_a_row_and_every_row_a_recipe():
 
 
 def test_recipes_naming_a_benchmark_load_once_its_root_is_given():
-    for name in ("sample4geo-u1652", "sample4geo-vigor", "sample4geo-cvusa", "sample4geo-cvact",
-                 "geobridge-u1652-finetune"):
+    for name in (
+        "sample4geo-u1652",
+        "sample4geo-vigor",
+        "sample4geo-cvusa",
+        "sample4geo-cvact",
+        "geobridge-u1652-finetune",
+    ):
         config = TrainConfig.load(resolve_config(name), ["data.root=/data/ROOT"])
         assert config.data.dataset and config.data.root == "/data/ROOT"
     vigor = TrainConfig.load(resolve_config("sample4geo-vigor"), ["data.root=R"])

@@ -78,8 +78,7 @@ def test_about_fraction_of_buildings_change(fraction):
 def test_input_is_not_modified_and_result_is_deterministic():
     world = city()
     snapshot = {
-        k: getattr(world, k).copy()
-        for k in ("landcover", "height", "colour", "building_id", "road_class")
+        k: getattr(world, k).copy() for k in ("landcover", "height", "colour", "building_id", "road_class")
     }
     a = age_world(world, 0.4, np.random.default_rng(5))
     b = age_world(world, 0.4, np.random.default_rng(5))
@@ -111,9 +110,7 @@ def test_changes_are_the_documented_kinds():
     new_cells = np.isin(aged.building_id, report.added)
     assert np.all(world.landcover[new_cells] == LandCover.GRASS)
     assert np.all(world.road_class[new_cells] == 0)
-    assert np.all(aged.landcover[new_cells] == LandCover.BUILDING) and np.all(
-        aged.height[new_cells] > 0
-    )
+    assert np.all(aged.landcover[new_cells] == LandCover.BUILDING) and np.all(aged.height[new_cells] > 0)
 
 
 def test_zero_fraction_changes_nothing_and_bad_fraction_is_rejected():

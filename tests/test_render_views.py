@@ -165,9 +165,7 @@ def test_settings_reject_unknown_keys_and_bad_values():
 
 def test_satellite_is_north_up_and_shows_water_as_blue(world):
     lat, lon = latlon(world, 80.0, 80.0)
-    image = render_satellite(
-        world, lat, lon, size_px=80, ground_m=160.0
-    )  # 2 m per pixel, whole world
+    image = render_satellite(world, lat, lon, size_px=80, ground_m=160.0)  # 2 m per pixel, whole world
     # The river (cols 8-20) is blue except under the bridge (rows 76-84); the grass is not.
     river = np.concatenate([image[:37, 5:9], image[43:, 5:9]])
     assert blue(river).all()
@@ -212,16 +210,12 @@ def test_shadows_fall_opposite_the_sun(sun_azimuth, dark_side):
 def test_seasons_brightness_and_noise_change_the_satellite_view(world):
     lat, lon = latlon(world, 80.0, 80.0)
     summer = render_satellite(world, lat, lon, 48, 160.0).astype(float)
-    winter = render_satellite(world, lat, lon, 48, 160.0, RenderSettings(season="winter")).astype(
-        float
-    )
+    winter = render_satellite(world, lat, lon, 48, 160.0, RenderSettings(season="winter")).astype(float)
     grass = np.s_[2:14, 14:30]  # grass between the river and the road
     assert winter[grass].mean() > summer[grass].mean() + 60  # snow
     dim = render_satellite(world, lat, lon, 48, 160.0, RenderSettings(brightness=0.5)).astype(float)
     assert dim.mean() == pytest.approx(0.5 * summer.mean(), rel=0.05)
-    noisy = render_satellite(world, lat, lon, 48, 160.0, RenderSettings(noise_std=8.0)).astype(
-        float
-    )
+    noisy = render_satellite(world, lat, lon, 48, 160.0, RenderSettings(noise_std=8.0)).astype(float)
     assert np.std(noisy - summer) == pytest.approx(8.0, rel=0.2)
 
 
@@ -272,18 +266,14 @@ def test_drone_shows_parallax_of_a_tall_building(heading):
     ys_flat, xs_flat = np.nonzero(roof_flat)
     ys_tall, xs_tall = np.nonzero(roof_tall)
     assert len(ys_flat) > 50 and len(ys_tall) > 50
-    assert (
-        abs(ys_flat.mean() - 47.5) < 3 and abs(xs_flat.mean() - 47.5) < 3
-    )  # footprint at the centre
+    assert abs(ys_flat.mean() - 47.5) < 3 and abs(xs_flat.mean() - 47.5) < 3  # footprint at the centre
     assert ys_tall.mean() < ys_flat.mean() - 15  # roof displaced up the image, away from the camera
     assert abs(xs_tall.mean() - xs_flat.mean()) < 3
     # Between the footprint and the displaced roof the tower's facade is visible (not grass).
     gap = render_drone(tall, lat, lon, 96, rng, **pose)[
         int(ys_tall.max()) + 2 : int(ys_flat.mean()), 44:52
     ].astype(int)
-    assert gap.size and not np.any(
-        (gap[..., 1] > gap[..., 0] + 20) & (gap[..., 1] > gap[..., 2] + 20)
-    )
+    assert gap.size and not np.any((gap[..., 1] > gap[..., 0] + 20) & (gap[..., 1] > gap[..., 2] + 20))
 
 
 def test_drone_looks_at_the_location_for_any_pose(world):
@@ -292,9 +282,7 @@ def test_drone_looks_at_the_location_for_any_pose(world):
     marked = make_world(tower_height=0.2, tower_box=box)
     lat, lon = latlon(marked, 80.5, 100.5)
     for seed in range(4):
-        ys, xs = np.nonzero(
-            magenta(render_drone(marked, lat, lon, 64, np.random.default_rng(seed)))
-        )
+        ys, xs = np.nonzero(magenta(render_drone(marked, lat, lon, 64, np.random.default_rng(seed))))
         assert len(ys) > 3
         assert abs(ys.mean() - 31.5) < 4 and abs(xs.mean() - 31.5) < 4
 
@@ -375,15 +363,24 @@ def test_drone_orthophoto_is_a_north_up_crop_at_geoloc_scales_under_another_sun(
 
     lat, lon = latlon(world, 80.0, 80.0)
     settings = RenderSettings()
-    image = render_drone_orthophoto(world, lat, lon, size_px=64, rng=np.random.default_rng(4), settings=settings)
+    image = render_drone_orthophoto(
+        world, lat, lon, size_px=64, rng=np.random.default_rng(4), settings=settings
+    )
     # the 16 m magenta roof covers (16 / scale * 64)^2 px: the scale is one of GeoLoc's five
     roof_px = magenta(image).sum()
-    scale = GEOLOC_CROP_SCALES_M[int(np.argmin([abs(roof_px - (16 / s * 64) ** 2) for s in GEOLOC_CROP_SCALES_M]))]
+    scale = GEOLOC_CROP_SCALES_M[
+        int(np.argmin([abs(roof_px - (16 / s * 64) ** 2) for s in GEOLOC_CROP_SCALES_M]))
+    ]
     assert roof_px == pytest.approx((16 / scale * 64) ** 2, rel=0.25)
     # it is the satellite renderer at that scale, lit by the flight's sun, not the satellite pass's
     flight = render_satellite(world, lat, lon, size_px=64, ground_m=scale, settings=flight_settings(settings))
     np.testing.assert_array_equal(image, flight)
-    assert not np.array_equal(image, render_satellite(world, lat, lon, size_px=64, ground_m=scale, settings=settings))
+    assert not np.array_equal(
+        image, render_satellite(world, lat, lon, size_px=64, ground_m=scale, settings=settings)
+    )
     # different draws crop at different scales
-    areas = {int(magenta(render_drone_orthophoto(world, lat, lon, size_px=64, rng=np.random.default_rng(k))).sum()) for k in range(12)}
+    areas = {
+        int(magenta(render_drone_orthophoto(world, lat, lon, size_px=64, rng=np.random.default_rng(k))).sum())
+        for k in range(12)
+    }
     assert len(areas) >= 3

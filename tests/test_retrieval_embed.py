@@ -62,7 +62,9 @@ def test_unreadable_images_are_skipped_with_a_warning_naming_them(model, image_p
     truncated = tmp_path / "truncated.png"
     truncated.write_bytes(image_paths[0].read_bytes()[:200])
     paths = [image_paths[0], not_an_image, image_paths[1], truncated, tmp_path / "missing.png"]
-    locations = [Location(id=f"id{n}", lat=60.0 + n, lon=24.0, paths={"satellite": p}) for n, p in enumerate(paths)]
+    locations = [
+        Location(id=f"id{n}", lat=60.0 + n, lon=24.0, paths={"satellite": p}) for n, p in enumerate(paths)
+    ]
     with pytest.warns(UnreadableImageWarning) as caught:
         embedded = embed_locations(model, locations, View.SATELLITE, progress=False)
     message = " ".join(str(w.message) for w in caught)

@@ -11,17 +11,25 @@ import torch
 
 from geobridge.geo import haversine_m
 from geobridge.retrieval.calibration import (
-    CALIBRATION_FILE, Calibration, calibrate_gallery, held_out_split, view_calibration,
+    CALIBRATION_FILE,
+    Calibration,
+    calibrate_gallery,
+    held_out_split,
+    view_calibration,
 )
 from geobridge.retrieval.estimate import (
-    conformal_radius, covered_fraction, estimate_position, softmax_weights, weighted_position,
+    conformal_radius,
+    covered_fraction,
+    estimate_position,
+    softmax_weights,
+    weighted_position,
     weighted_spread_m,
 )
 
 
 def test_softmax_weights_by_hand():
     # scores 0.9 and 0.8 at temperature 0.1: weights e^0 : e^-1 = 1 : 0.3679 -> 0.7311, 0.2689
-    assert softmax_weights([0.9, 0.8], 0.1) == pytest.approx([1 / (1 + math.e ** -1), 1 / (1 + math.e)])
+    assert softmax_weights([0.9, 0.8], 0.1) == pytest.approx([1 / (1 + math.e**-1), 1 / (1 + math.e)])
     assert softmax_weights([0.5, 0.5, 0.5], 0.05) == pytest.approx([1 / 3] * 3)
     assert softmax_weights([1000.0, 0.0], 0.01) == pytest.approx([1.0, 0.0])  # no overflow
     with pytest.raises(ValueError):
@@ -113,8 +121,9 @@ def test_gallery_calibration_is_stored_used_and_dropped_when_the_gallery_changes
     reopened = Gallery.load(tmp_path / "g", model=model)
     assert reopened.calibration == calibration
     assert Calibration.from_json(calibration.to_json()) == calibration
-    result = reopened.search(images=[test[0].path("drone")], view="drone", k=1,
-                             truth=[(test[0].lat, test[0].lon)])[0]
+    result = reopened.search(
+        images=[test[0].path("drone")], view="drone", k=1, truth=[(test[0].lat, test[0].lon)]
+    )[0]
     assert result.estimate.radius_m == calibration.views["drone"].radius_m and result.estimate.coverage == 0.8
     assert result.to_dict()["estimate"]["error_m"] >= 0
     # An uncalibrated view still gets an estimate, with the spread as its radius and no claimed rate.

@@ -55,7 +55,9 @@ def test_directory_layout_and_summary(built, locations):
     assert names == ["checksums.json", "gallery.json", "index.npy", "metadata.parquet"]
     gallery = Gallery.load(built)
     summary = gallery.summary()
-    assert summary["size"] == len(locations) and summary["view"] == "satellite" and summary["index"] == "exact"
+    assert (
+        summary["size"] == len(locations) and summary["view"] == "satellite" and summary["index"] == "exact"
+    )
     assert summary["query_views"] == ["drone", "street", "satellite", "map", "text"]
     assert summary["bounds"]["south"] == pytest.approx(min(loc.lat for loc in locations))
     assert list(gallery.metadata.columns) == ["id", "lat", "lon", "path", "size_m"]
@@ -64,8 +66,12 @@ def test_directory_layout_and_summary(built, locations):
 def test_each_satellite_image_finds_itself_first_with_zero_error(built, locations):
     gallery = Gallery.load(built)  # the model is loaded from the recorded path
     queries = locations[:5]
-    results = gallery.search(images=[loc.path("satellite") for loc in queries], view="satellite", k=3,
-                             truth=[(loc.lat, loc.lon) for loc in queries])
+    results = gallery.search(
+        images=[loc.path("satellite") for loc in queries],
+        view="satellite",
+        k=3,
+        truth=[(loc.lat, loc.lon) for loc in queries],
+    )
     for loc, result in zip(queries, results):
         best = result.best
         assert best.id == loc.id and best.rank == 1
@@ -140,7 +146,9 @@ def test_add_appends_without_rebuilding(model, model_dir, locations, tmp_path):
 
 def test_faiss_gallery_agrees_with_exact_and_grows(model, model_dir, locations, built, tmp_path):
     folder = tmp_path / "flat"
-    Gallery.build(model, locations[:20], "satellite", out=folder, index="Flat", model_path=model_dir, progress=False)
+    Gallery.build(
+        model, locations[:20], "satellite", out=folder, index="Flat", model_path=model_dir, progress=False
+    )
     assert (folder / "index.faiss").is_file() and not (folder / "index.npy").exists()
     assert Gallery.load(folder, model=model).add(locations[20:], progress=False) == len(locations) - 20
     faiss_gallery, exact_gallery = Gallery.load(folder, model=model), Gallery.load(built, model=model)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geobridge.retrieval.index import ExactIndex, FaissIndex, SearchIndexError, create_index, load_index, normalise
+from geobridge.retrieval.index import (
+    ExactIndex,
+    FaissIndex,
+    SearchIndexError,
+    create_index,
+    load_index,
+    normalise,
+)
 
 
 def clustered(n: int, dim: int, clusters: int, seed: int, rank: int = 3) -> np.ndarray:
@@ -33,7 +40,9 @@ DIM = 32
 def data():
     gallery = clustered(4000, DIM, clusters=40, seed=0)
     rng = np.random.default_rng(1)
-    query = gallery[rng.choice(len(gallery), 200, replace=False)] + 0.05 * rng.standard_normal((200, DIM)).astype(np.float32)
+    query = gallery[rng.choice(len(gallery), 200, replace=False)] + 0.05 * rng.standard_normal(
+        (200, DIM)
+    ).astype(np.float32)
     exact = ExactIndex(DIM)
     exact.add(gallery)
     return gallery, query, exact.search(query, 10)
@@ -89,7 +98,9 @@ def test_save_load_roundtrip_and_add_after_load(spec, tmp_path):
     index.save(tmp_path)
     loaded = load_index(tmp_path, spec, dim=16)
     assert len(loaded) == 200
-    np.testing.assert_array_equal(loaded.search(vectors[:20], 3).indices, index.search(vectors[:20], 3).indices)
+    np.testing.assert_array_equal(
+        loaded.search(vectors[:20], 3).indices, index.search(vectors[:20], 3).indices
+    )
     loaded.add(vectors[200:])
     assert len(loaded) == 300
     assert loaded.search(vectors[250:251], 1).indices[0, 0] == 250

@@ -40,7 +40,11 @@ def files(tmp_path_factory) -> dict[str, Path]:
         locations.append(Location(id=f"loc{n}", lat=60.0 + n / 100, lon=24.0, paths={"satellite": str(path)}))
     torch.manual_seed(0)
     create_model("tiny").save_pretrained(root / "model")
-    return {"root": root, "model": root / "model", "manifest": write_manifest(locations, root / "manifest.parquet")}
+    return {
+        "root": root,
+        "model": root / "model",
+        "manifest": write_manifest(locations, root / "manifest.parquet"),
+    }
 
 
 def free_port() -> int:
@@ -52,21 +56,49 @@ def free_port() -> int:
 def torchrun_embed(files: dict[str, Path], out: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-        "-m", "geobridge", "embed", "--model", str(files["model"]), "--manifest", str(files["manifest"]),
-        "--view", "satellite", "--out", str(out), "--chunk-size", str(CHUNK), "--device", "cpu", "--workers", "0",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "geobridge",
+        "embed",
+        "--model",
+        str(files["model"]),
+        "--manifest",
+        str(files["manifest"]),
+        "--view",
+        "satellite",
+        "--out",
+        str(out),
+        "--chunk-size",
+        str(CHUNK),
+        "--device",
+        "cpu",
+        "--workers",
+        "0",
     ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, f"torchrun failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, (
+        f"torchrun failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
 
 
 def single_process(files: dict[str, Path]) -> Embeddings:
     from geobridge.records import read_manifest
 
     with pytest.warns(UserWarning, match="sat4.png"):
-        return embed_locations(load_model(files["model"]), read_manifest(files["manifest"]), View.SATELLITE,
-                               EmbedOptions(num_workers=0, progress=False))
+        return embed_locations(
+            load_model(files["model"]),
+            read_manifest(files["manifest"]),
+            View.SATELLITE,
+            EmbedOptions(num_workers=0, progress=False),
+        )
 
 
 @pytest.mark.distributed

@@ -32,8 +32,14 @@ def gallery_dir(model_dir, tiny_world_dir, tmp_path_factory):
     from geobridge.models import load_model
 
     out = tmp_path_factory.mktemp("serve_gallery") / "gallery"
-    Gallery.build(load_model(model_dir), read_manifest(tiny_world_dir), "satellite", out=out,
-                  model_path=model_dir, progress=False)
+    Gallery.build(
+        load_model(model_dir),
+        read_manifest(tiny_world_dir),
+        "satellite",
+        out=out,
+        model_path=model_dir,
+        progress=False,
+    )
     return out
 
 
@@ -92,7 +98,11 @@ def test_locate_text_json(client):
 
 def test_no_file_can_be_read_by_path(client):
     assert_error(client.get("/gallery/nope/image"), 404, "unknown_id", "no gallery entry")
-    for url in ("/gallery/..%2F..%2F..%2Fetc%2Fpasswd/image", "/gallery/%2Fetc%2Fpasswd/image", "/static/../../etc/passwd"):
+    for url in (
+        "/gallery/..%2F..%2F..%2Fetc%2Fpasswd/image",
+        "/gallery/%2Fetc%2Fpasswd/image",
+        "/static/../../etc/passwd",
+    ):
         response = client.get(url)
         assert response.status_code == 404, url
         assert b"root:" not in response.content
@@ -101,7 +111,14 @@ def test_no_file_can_be_read_by_path(client):
 def test_page_and_offline_docs(client):
     page = client.get("/")
     assert page.status_code == 200
-    for marker in ('id="image-input"', 'id="view-select"', 'id="text-input"', 'id="results"', 'id="map"', "/static/app.js"):
+    for marker in (
+        'id="image-input"',
+        'id="view-select"',
+        'id="text-input"',
+        'id="results"',
+        'id="map"',
+        "/static/app.js",
+    ):
         assert marker in page.text
     assert "http://" not in page.text and "https://" not in page.text  # no external resources
     for asset in ("/static/app.js", "/static/style.css", "/static/docs.js"):
@@ -134,12 +151,27 @@ def test_bad_uploads_are_refused_and_the_service_keeps_serving(client, query):
         (post_image(client, png, view="ground"), 400, "bad_query", "cannot embed ground queries"),
         (post_image(client, png, k="0"), 400, "bad_query", "k must be between 1 and 100"),
         (post_image(client, png, k="many"), 400, "bad_query", "k must be an integer"),
-        (client.post("/locate", data={"view": "drone"}, files={"other": ("x", b"1")}), 400, "missing_image", "'image'"),
+        (
+            client.post("/locate", data={"view": "drone"}, files={"other": ("x", b"1")}),
+            400,
+            "missing_image",
+            "'image'",
+        ),
         (client.post("/locate", json={"text": "   "}), 400, "bad_query", "empty"),
         (client.post("/locate", json={"text": "a park", "k": 500}), 400, "bad_query", "between 1 and 100"),
         (client.post("/locate", json={"query": "a park"}), 400, "bad_json", "text"),
-        (client.post("/locate", content=b"{not json", headers={"content-type": "application/json"}), 400, "bad_json", "not valid JSON"),
-        (client.post("/locate", content=b"hello", headers={"content-type": "text/plain"}), 415, "unsupported_content_type", "multipart"),
+        (
+            client.post("/locate", content=b"{not json", headers={"content-type": "application/json"}),
+            400,
+            "bad_json",
+            "not valid JSON",
+        ),
+        (
+            client.post("/locate", content=b"hello", headers={"content-type": "text/plain"}),
+            415,
+            "unsupported_content_type",
+            "multipart",
+        ),
     ]
     for response, status, code, fragment in cases:
         assert_error(response, status, code, fragment)
@@ -155,12 +187,21 @@ def test_oversized_uploads_are_refused_early(gallery_dir, query):
 
     with TestClient(create_app(gallery_dir)) as test_client:
         # Announced size over the limit: refused from the header.
-        response = test_client.post("/locate", content=b"x" * 10,
-                                    headers={"content-type": "multipart/form-data; boundary=b", "content-length": str(200 * 1024 * 1024)})
+        response = test_client.post(
+            "/locate",
+            content=b"x" * 10,
+            headers={
+                "content-type": "multipart/form-data; boundary=b",
+                "content-length": str(200 * 1024 * 1024),
+            },
+        )
         assert_error(response, 413, "too_large", "at most 20 MB")
         # No Content-Length (chunked): the streaming limit stops reading after 20 MB.
-        response = test_client.post("/locate", content=two_hundred_megabytes(),
-                                    headers={"content-type": "multipart/form-data; boundary=b"})
+        response = test_client.post(
+            "/locate",
+            content=two_hundred_megabytes(),
+            headers={"content-type": "multipart/form-data; boundary=b"},
+        )
         assert_error(response, 413, "too_large", "at most 20 MB")
     small = UploadLimits(max_bytes=1000)
     with TestClient(create_app(gallery_dir, limits=small)) as test_client:
@@ -172,7 +213,9 @@ def test_model_mismatch_is_a_409_and_health_says_so(gallery_dir):
 
     torch.manual_seed(5)
     with TestClient(create_app(gallery_dir, model=create_model("tiny"))) as test_client:
-        assert_error(test_client.post("/locate", json={"text": "a park"}), 409, "model_mismatch", "weights differ")
+        assert_error(
+            test_client.post("/locate", json={"text": "a park"}), 409, "model_mismatch", "weights differ"
+        )
         health = test_client.get("/health")
         assert health.status_code == 503 and health.json()["error"] == "model_mismatch"
 
@@ -220,7 +263,10 @@ def test_serve_command_refuses_a_bad_gallery_before_binding(gallery_dir, tmp_pat
     corrupt = tmp_path / "corrupt"
     shutil.copytree(gallery_dir, corrupt)
     (corrupt / "metadata.parquet").write_bytes(b"garbage")
-    for folder, message in ((corrupt, "does not match its checksum"), (tmp_path / "none", "is not a gallery")):
+    for folder, message in (
+        (corrupt, "does not match its checksum"),
+        (tmp_path / "none", "is not a gallery"),
+    ):
         result = CliRunner().invoke(app, ["serve", "--gallery", str(folder), "--port", "1"])
         assert result.exit_code != 0
         assert result.stderr.startswith("error:") and message in result.stderr
@@ -247,6 +293,10 @@ def test_locate_returns_an_estimate_and_the_map_tiles_are_the_gallerys_own(clien
         assert np.asarray(Image.open(io.BytesIO(empty.content)).convert("RGBA"))[..., 3].max() == 0
     favicon = client.get("/favicon.ico")
     assert favicon.status_code == 200 and favicon.headers["content-type"].startswith("image/svg")
-    for asset in ("/static/vendor/leaflet/leaflet.js", "/static/vendor/leaflet/leaflet.css",
-                  "/static/vendor/leaflet/LICENSE", "/static/favicon.svg"):
+    for asset in (
+        "/static/vendor/leaflet/leaflet.js",
+        "/static/vendor/leaflet/leaflet.css",
+        "/static/vendor/leaflet/LICENSE",
+        "/static/favicon.svg",
+    ):
         assert client.get(asset).status_code == 200, asset

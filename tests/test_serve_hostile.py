@@ -36,12 +36,15 @@ def test_an_image_with_the_text_view_is_a_400(client):
     assert "image view" in assert_error(response, 400, "bad_query")["detail"]
 
 
-@pytest.mark.parametrize("body", [
-    b'{"text": "a park by a river", "k": 1e400}',
-    b'{"text": "a park by a river", "k": -1e400}',
-    b"[" * 100_000 + b"]" * 100_000,
-    b'{"text": ' + b'{"a": ' * 100_000 + b"1" + b"}" * 100_001,
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"text": "a park by a river", "k": 1e400}',
+        b'{"text": "a park by a river", "k": -1e400}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"text": ' + b'{"a": ' * 100_000 + b"1" + b"}" * 100_001,
+    ],
+)
 def test_hostile_json_is_a_400(client, body):
     response = client.post("/locate", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 400, response.text
@@ -68,14 +71,25 @@ def test_the_gallery_query_view_check_serves_the_cli_too(gallery_dir, tiny_world
         gallery.search(images=[image], view="text")
 
 
-async def _call(app, scope_extra: dict, chunks: list[tuple[float, bytes]],
-                complete: bool = True) -> tuple[int, dict]:
+async def _call(
+    app, scope_extra: dict, chunks: list[tuple[float, bytes]], complete: bool = True
+) -> tuple[int, dict]:
     """Drive an ASGI app by hand: the body arrives in ``chunks`` (delay before each, bytes); an
     incomplete body is followed by silence."""
-    scope = {"type": "http", "method": "POST", "path": "/locate",
-             "headers": [(b"content-type", b"application/json")], "client": ("10.0.0.1", 1234),
-             "query_string": b"", "http_version": "1.1", "scheme": "http", "root_path": "",
-             "raw_path": b"/locate", "server": ("127.0.0.1", 80), **scope_extra}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/locate",
+        "headers": [(b"content-type", b"application/json")],
+        "client": ("10.0.0.1", 1234),
+        "query_string": b"",
+        "http_version": "1.1",
+        "scheme": "http",
+        "root_path": "",
+        "raw_path": b"/locate",
+        "server": ("127.0.0.1", 80),
+        **scope_extra,
+    }
     pending = list(chunks)
     sent: list[dict] = []
 
@@ -160,8 +174,14 @@ def test_decodes_run_in_a_bounded_pool(gallery_dir, monkeypatch):
 
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            return await asyncio.gather(*(http.post("/locate", files={"image": ("q.png", data, "image/png")},
-                                                    data={"view": "satellite"}) for _ in range(8)))
+            return await asyncio.gather(
+                *(
+                    http.post(
+                        "/locate", files={"image": ("q.png", data, "image/png")}, data={"view": "satellite"}
+                    )
+                    for _ in range(8)
+                )
+            )
 
     with TestClient(app):  # start-up
         responses = asyncio.run(many())

@@ -46,10 +46,14 @@ def test_roll_matches_world_panorama_rendered_with_turned_heading():
 
     world = generate_procedural_world(seed=3, size_m=300.0, cell_size_m=1.0, regions=1)
     lat, lon = world.georef.cell_to_latlon(150.0, 150.0)
-    north = render_street(world, float(lat), float(lon), height_px=16, rng=np.random.default_rng(0), heading_deg=0.0)
+    north = render_street(
+        world, float(lat), float(lon), height_px=16, rng=np.random.default_rng(0), heading_deg=0.0
+    )
     pixels = torch.from_numpy(north.copy()).permute(2, 0, 1).float()
     for k in (1, 2, 3):
-        turned = render_street(world, float(lat), float(lon), height_px=16, rng=np.random.default_rng(0), heading_deg=90.0 * k)
+        turned = render_street(
+            world, float(lat), float(lon), height_px=16, rng=np.random.default_rng(0), heading_deg=90.0 * k
+        )
         rolled = rotate_views({View.STREET: pixels}, k)[View.STREET].permute(1, 2, 0).numpy()
         assert np.abs(rolled - turned.astype(np.float32)).mean() < 1.0, f"k={k}"
         wrong_way = torch.roll(pixels, shifts=k * pixels.shape[-1] // 4, dims=-1).permute(1, 2, 0).numpy()
@@ -58,7 +62,11 @@ def test_roll_matches_world_panorama_rendered_with_turned_heading():
 
 
 def test_joint_augment_uses_only_its_rng():
-    images = {View.SATELLITE: torch.rand(3, 8, 8), View.STREET: torch.rand(3, 4, 16), View.DRONE: torch.rand(3, 8, 8)}
+    images = {
+        View.SATELLITE: torch.rand(3, 8, 8),
+        View.STREET: torch.rand(3, 4, 16),
+        View.DRONE: torch.rand(3, 8, 8),
+    }
     augment = JointAugment(flip_p=0.5, rotate_p=0.5)
     a = augment(images, np.random.default_rng(7))
     b = augment(images, np.random.default_rng(7))
@@ -76,7 +84,9 @@ def test_batches_never_repeat_a_location_and_resume_mid_epoch():
     assert len(sampler) == len(batches) == 3
     assert sorted(i for b in batches for i in b) == list(range(12))  # every item once
     assert sampler.global_batches(1) != batches  # a new order each epoch ...
-    assert UniqueLocationBatchSampler(keys, 4, seed=5).global_batches(1) == sampler.global_batches(1)  # ... from the seed
+    assert UniqueLocationBatchSampler(keys, 4, seed=5).global_batches(1) == sampler.global_batches(
+        1
+    )  # ... from the seed
     first = next(iter(sampler))
     state = sampler.state_dict()
     fresh = UniqueLocationBatchSampler(keys, 4, seed=5)
@@ -109,7 +119,9 @@ def test_gps_hard_negatives_fill_batches_with_neighbours():
     points = [offset_latlon(60.0, 24.0, float(e), float(n)) for e, n in rng.uniform(0, 50, (4, 2))]
     points += [offset_latlon(60.0, 24.0, 5000.0 + float(e), float(n)) for e, n in rng.uniform(0, 50, (4, 2))]
     lat, lon = np.array([p[0] for p in points]), np.array([p[1] for p in points])
-    sampler = UniqueLocationBatchSampler([str(i) for i in range(8)], 4, seed=2, lat=lat, lon=lon, neighbours=3, near=3)
+    sampler = UniqueLocationBatchSampler(
+        [str(i) for i in range(8)], 4, seed=2, lat=lat, lon=lon, neighbours=3, near=3
+    )
     for epoch in range(3):
         for batch in sampler.global_batches(epoch):
             assert sorted(batch) in ([0, 1, 2, 3], [4, 5, 6, 7])
@@ -123,5 +135,7 @@ def test_an_orthophoto_drone_listed_as_north_up_turns_with_the_satellite():
         out = augment({View.SATELLITE: satellite, View.DRONE: drone}, np.random.default_rng(seed))
         assert not torch.equal(out[View.DRONE], drone)  # turned (k is 1, 2 or 3)
         assert torch.equal(out[View.DRONE], out[View.SATELLITE])
-    oblique = JointAugment(flip_p=0.0, rotate_p=1.0)({View.SATELLITE: satellite, View.DRONE: drone}, np.random.default_rng(0))
+    oblique = JointAugment(flip_p=0.0, rotate_p=1.0)(
+        {View.SATELLITE: satellite, View.DRONE: drone}, np.random.default_rng(0)
+    )
     assert torch.equal(oblique[View.DRONE], drone)  # by default the drone is oblique: never turned

@@ -24,8 +24,12 @@ def test_yaml_and_overrides_are_typed(tmp_path):
 
 @pytest.mark.parametrize(
     "override, named",
-    [("optim.lrr=1e-4", "optim.lrr"), ("optimiser.lr=1", "optimiser.lr"), ("bacth_size=3", "bacth_size"),
-     ("optim.lr.x=1", "optim.lr")],
+    [
+        ("optim.lrr=1e-4", "optim.lrr"),
+        ("optimiser.lr=1", "optimiser.lr"),
+        ("bacth_size=3", "bacth_size"),
+        ("optim.lr.x=1", "optim.lr"),
+    ],
 )
 def test_unknown_override_key_is_named(override, named):
     with pytest.raises(ConfigError, match=f"'{named}'"):
@@ -64,10 +68,20 @@ def test_shipped_presets_load(name):
 
 def test_paper_hyper_parameters():
     geobridge = TrainConfig.load(CONFIGS / "geobridge-clip-l14.yaml")
-    assert (geobridge.optim.name, geobridge.optim.lr, geobridge.optim.epochs, geobridge.data.batch_size) == ("adam", 1e-5, 200, 32)
+    assert (geobridge.optim.name, geobridge.optim.lr, geobridge.optim.epochs, geobridge.data.batch_size) == (
+        "adam",
+        1e-5,
+        200,
+        32,
+    )
     assert geobridge.loss.edge_set == "geobridge"
     s4g = TrainConfig.load(CONFIGS / "sample4geo-convnext.yaml")
-    assert (s4g.optim.name, s4g.optim.lr, s4g.data.batch_size, s4g.optim.grad_clip_value) == ("adamw", 1e-3, 128, 100)
+    assert (s4g.optim.name, s4g.optim.lr, s4g.data.batch_size, s4g.optim.grad_clip_value) == (
+        "adamw",
+        1e-3,
+        128,
+        100,
+    )
     assert s4g.loss.options["label_smoothing"] == pytest.approx(0.1)
     assert s4g.optim.warmup_steps > 0 and s4g.optim.amp == "auto"
 

@@ -43,9 +43,14 @@ def test_a_win_counts_only_when_the_paired_interval_excludes_zero():
     noisy[100:104] = 1  # fused: 12% hits, on mostly other queries -> within noise
     clear = base.copy()
     clear[20:60] = 1  # fused: 30%, a superset of image-only's hits -> significant
-    hits = {"image-only": {n: base for n in STREET_DIRECTIONS}, "geobridge": {n: noisy for n in STREET_DIRECTIONS}}
+    hits = {
+        "image-only": {n: base for n in STREET_DIRECTIONS},
+        "geobridge": {n: noisy for n in STREET_DIRECTIONS},
+    }
     lines = compare_to_paper({"image-only": image, "geobridge": fused}, hits)
     assert "NOT reproduced" in lines[0] and all("within noise" in line for line in lines[1:])
     hits["geobridge"] = {n: clear for n in STREET_DIRECTIONS}
-    lines = compare_to_paper({"image-only": image, "geobridge": {n: row(30.0) for n in STREET_DIRECTIONS}}, hits)
+    lines = compare_to_paper(
+        {"image-only": image, "geobridge": {n: row(30.0) for n in STREET_DIRECTIONS}}, hits
+    )
     assert lines[0].endswith(": reproduced") and all("significant" in line for line in lines[1:])

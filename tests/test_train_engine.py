@@ -40,7 +40,11 @@ def tiny_model_file(tmp_path: Path, backend: str = "tiny-cnn") -> Path:
             "drone": {**image, "image_size": 32},
             "street": {**image, "image_size": [32, 64]},
             "satellite": {**image, "image_size": 32},
-            "text": {"backend": "tiny-text", "max_length": 32, "options": {"width": 32, "depth": 1, "heads": 2, "vocab_size": 512}},
+            "text": {
+                "backend": "tiny-text",
+                "max_length": 32,
+                "options": {"width": 32, "depth": 1, "heads": 2, "vocab_size": 512},
+            },
         },
         "image_towers": {"drone": "drone", "street": "street", "satellite": "satellite"},
         "text_tower": "text",
@@ -66,16 +70,31 @@ def synthetic_manifest(tmp_path_factory) -> Path:
             Image.fromarray(pixels).save(path)
             paths[view] = path
         text = f"{'red' if base[0] > 128 else 'dark'} {'green' if base[1] > 128 else 'grey'} place {i}"
-        locations.append(Location(id=f"loc{i}", lat=60.0 + i * 1e-3, lon=24.9, split="train", text=text, paths=paths))
+        locations.append(
+            Location(id=f"loc{i}", lat=60.0 + i * 1e-3, lon=24.9, split="train", text=text, paths=paths)
+        )
     return write_manifest(locations, root / "manifest.parquet")
 
 
-def config_for(tmp_path: Path, manifest: Path, out: str, *extra: str, backend: str = "tiny-cnn") -> TrainConfig:
-    return TrainConfig.load(None, [
-        f"model.preset={tiny_model_file(tmp_path, backend)}", f"data.manifest={manifest}", "data.batch_size=8",
-        "optim.epochs=2", "optim.lr=3e-3", "optim.warmup_steps=2", f"output_dir={tmp_path / out}",
-        "progress=false", "tensorboard=false", "log_every=1", *extra,
-    ])
+def config_for(
+    tmp_path: Path, manifest: Path, out: str, *extra: str, backend: str = "tiny-cnn"
+) -> TrainConfig:
+    return TrainConfig.load(
+        None,
+        [
+            f"model.preset={tiny_model_file(tmp_path, backend)}",
+            f"data.manifest={manifest}",
+            "data.batch_size=8",
+            "optim.epochs=2",
+            "optim.lr=3e-3",
+            "optim.warmup_steps=2",
+            f"output_dir={tmp_path / out}",
+            "progress=false",
+            "tensorboard=false",
+            "log_every=1",
+            *extra,
+        ],
+    )
 
 
 def weights(model) -> dict[str, torch.Tensor]:
@@ -109,8 +128,14 @@ def test_similarity_mining_run_resumes_exactly(tmp_path, synthetic_manifest):
     """Mining from epoch 1 (24 locations, 3 steps per epoch): kill at an epoch boundary (the
     resumed run mines again from the restored weights) and inside the mined epoch (it reuses the
     table saved in the checkpoint); the final weights equal those of an uninterrupted run."""
-    extra = ("optim.epochs=3", "data.sim_neighbours=3", "data.sim_pool=6", "data.sim_from_epoch=1",
-             "data.views=[drone, street, satellite, text]", "data.sim_views=[drone, satellite]")
+    extra = (
+        "optim.epochs=3",
+        "data.sim_neighbours=3",
+        "data.sim_pool=6",
+        "data.sim_from_epoch=1",
+        "data.views=[drone, street, satellite, text]",
+        "data.sim_views=[drone, satellite]",
+    )
     whole = train(config_for(tmp_path, synthetic_manifest, "whole", *extra))
     assert whole.step == 9
     saved = torch.load(tmp_path / "whole" / "checkpoints" / "last" / "train_state.pt", weights_only=True)
@@ -129,7 +154,9 @@ def test_similarity_mining_run_resumes_exactly(tmp_path, synthetic_manifest):
     trainer = Trainer(config_for(tmp_path, synthetic_manifest, "killed", *extra))
     trainer.resume_if_possible()
     trainer._prepare_neighbours(trainer.position.epoch)
-    np.testing.assert_array_equal(trainer.sampler.similarity_table, at_five["extra"]["similarity_neighbours"]["table"].numpy())
+    np.testing.assert_array_equal(
+        trainer.sampler.similarity_table, at_five["extra"]["similarity_neighbours"]["table"].numpy()
+    )
 
     resumed = train(config_for(tmp_path, synthetic_manifest, "killed", *extra))
     assert resumed.resumed_from_step == 5 and resumed.step == 9
@@ -143,16 +170,29 @@ def test_similarity_mining_packs_the_mined_neighbours(tmp_path, synthetic_manife
     from geobridge.models.embedder import EmbedOptions
     from geobridge.train.mining import mine_similarity_neighbours
 
-    config = config_for(tmp_path, synthetic_manifest, "packs", "data.sim_neighbours=3", "data.sim_pool=3",
-                        "data.sim_from_epoch=0", "data.sim_views=[street, satellite]")
+    config = config_for(
+        tmp_path,
+        synthetic_manifest,
+        "packs",
+        "data.sim_neighbours=3",
+        "data.sim_pool=3",
+        "data.sim_from_epoch=0",
+        "data.sim_views=[street, satellite]",
+    )
     trainer = Trainer(config)
     before = weights(trainer.model)
     trainer.model.train()
     trainer._prepare_neighbours(0)
     assert trainer.model.training  # back in train mode after mining in eval mode
     assert all(torch.equal(before[k], v) for k, v in weights(trainer.model).items())  # BatchNorm untouched
-    expected = mine_similarity_neighbours(trainer.model, trainer.dataset.locations, View.STREET, View.SATELLITE,
-                                          pool=3, options=EmbedOptions(batch_size=64, progress=False))
+    expected = mine_similarity_neighbours(
+        trainer.model,
+        trainer.dataset.locations,
+        View.STREET,
+        View.SATELLITE,
+        pool=3,
+        options=EmbedOptions(batch_size=64, progress=False),
+    )
     np.testing.assert_array_equal(trainer.sampler.similarity_table, expected)
     batches = trainer.sampler.global_batches(0)
     anchor = batches[0][0]  # nothing is used before the first batch: its anchor's whole pool follows it
@@ -171,7 +211,9 @@ def test_grad_cache_equals_big_batch(tmp_path, synthetic_manifest):
 
     model.zero_grad(set_to_none=True)
     torch.manual_seed(1)
-    big = loss_fn(encode_views(model, batch, VIEWS, device), model.logit_scale_value(), masks_on(batch, VIEWS, device))
+    big = loss_fn(
+        encode_views(model, batch, VIEWS, device), model.logit_scale_value(), masks_on(batch, VIEWS, device)
+    )
     big.total.backward()
     reference = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
@@ -197,7 +239,9 @@ def test_accumulation_averages_sub_batch_gradients(tmp_path, synthetic_manifest)
     expected_loss = 0.0
     for start, stop in ((0, 4), (4, 8)):
         part = slice_batch(batch, start, stop)
-        out = trainer.loss_fn(encode_views(model, part, VIEWS, device), model.logit_scale_value(), masks_on(part, VIEWS, device))
+        out = trainer.loss_fn(
+            encode_views(model, part, VIEWS, device), model.logit_scale_value(), masks_on(part, VIEWS, device)
+        )
         (out.total / 2).backward()
         expected_loss += float(out.total.detach()) / 2
     expected = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
@@ -241,26 +285,49 @@ def test_non_finite_loss_skips_step_and_restores_state(tmp_path, synthetic_manif
     with caplog.at_level("WARNING"):
         result = train(config, model=model, loss_fn=flaky_loss)
     assert result.skipped_steps == [3]
-    assert math.isnan(result.losses[2]) and all(math.isfinite(x) for i, x in enumerate(result.losses) if i != 2)
+    assert math.isnan(result.losses[2]) and all(
+        math.isfinite(x) for i, x in enumerate(result.losses) if i != 2
+    )
     assert "step 3: non-finite loss" in caplog.text
     assert all(torch.isfinite(v).all() for v in weights(result.model).values() if v.is_floating_point())
     assert result.step == 6  # training went on after the bad step
 
 
 def test_trainer_reduces_loss_on_tiny_world(tmp_path, tiny_world_dir):
-    config = TrainConfig.load(None, [
-        f"model.preset={tiny_model_file(tmp_path, 'tiny-vit')}", f"data.manifest={tiny_world_dir}",
-        "data.batch_size=8", "data.flip_p=0", "optim.epochs=6", "optim.lr=2e-3", "optim.warmup_steps=1",
-        f"output_dir={tmp_path / 'world'}", "progress=false", "tensorboard=false", "log_every=1",
-    ])
+    config = TrainConfig.load(
+        None,
+        [
+            f"model.preset={tiny_model_file(tmp_path, 'tiny-vit')}",
+            f"data.manifest={tiny_world_dir}",
+            "data.batch_size=8",
+            "data.flip_p=0",
+            "optim.epochs=6",
+            "optim.lr=2e-3",
+            "optim.warmup_steps=1",
+            f"output_dir={tmp_path / 'world'}",
+            "progress=false",
+            "tensorboard=false",
+            "log_every=1",
+        ],
+    )
     trainer = Trainer(config)
-    batch = next(iter(torch.utils.data.DataLoader(trainer.dataset, batch_size=len(trainer.dataset), collate_fn=_collate())))
+    batch = next(
+        iter(
+            torch.utils.data.DataLoader(
+                trainer.dataset, batch_size=len(trainer.dataset), collate_fn=_collate()
+            )
+        )
+    )
 
     def full_loss() -> float:
         trainer.model.eval()
         with torch.no_grad():
             emb = encode_views(trainer.model, batch, VIEWS, torch.device("cpu"))
-            value = float(trainer.loss_fn(emb, trainer.model.logit_scale_value(), masks_on(batch, VIEWS, torch.device("cpu"))).total)
+            value = float(
+                trainer.loss_fn(
+                    emb, trainer.model.logit_scale_value(), masks_on(batch, VIEWS, torch.device("cpu"))
+                ).total
+            )
         trainer.model.train()
         return value
 
@@ -279,7 +346,9 @@ def test_validation_keeps_best_checkpoint(tmp_path, synthetic_manifest):
         assert not model.training
         return {"mean_R@1": next(scores)}
 
-    result = train(config_for(tmp_path, synthetic_manifest, "val", "val_every=2", "optim.epochs=1"), validate_fn=validate)
+    result = train(
+        config_for(tmp_path, synthetic_manifest, "val", "val_every=2", "optim.epochs=1"), validate_fn=validate
+    )
     assert result.best == 30.0
     assert (tmp_path / "val" / "checkpoints" / "best" / "model" / "model.safetensors").exists()
     rows = (tmp_path / "val" / "logs" / "val.csv").read_text().splitlines()

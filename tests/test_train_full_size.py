@@ -25,21 +25,34 @@ from geobridge.configs import resolve_config  # noqa: E402
 from geobridge.train.config import TrainConfig  # noqa: E402
 
 DEVICE = os.environ.get("GEOBRIDGE_TEST_DEVICE", "cpu")  # benchmarks/gpu_check.py sets cuda
-COMMON = ["model.init=random", "data.batch_size=2", "optim.max_steps=2", "optim.amp=bf16", f"device={DEVICE}",
-          "tensorboard=false", "progress=false", "data.num_workers=0", "optim.warmup_steps=0"]
+COMMON = [
+    "model.init=random",
+    "data.batch_size=2",
+    "optim.max_steps=2",
+    "optim.amp=bf16",
+    f"device={DEVICE}",
+    "tensorboard=false",
+    "progress=false",
+    "data.num_workers=0",
+    "optim.warmup_steps=0",
+]
 RECIPES = {
     "geobridge-clip-l14": ["model.freeze_all_but_last=1"],
     "sample4geo-convnext": [],
-    "gleam-c": ["data.sources=[{manifest: MANIFEST}]", "phases.0.data.sources=[{manifest: MANIFEST}]",
-                "data.balance_modalities=false"],
+    "gleam-c": [
+        "data.sources=[{manifest: MANIFEST}]",
+        "phases.0.data.sources=[{manifest: MANIFEST}]",
+        "data.balance_modalities=false",
+    ],
     "planet": [],
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
-def test_full_size_recipe_trains_two_steps_offline_in_bf16(recipe: str, tiny_world_dir: Path,
-                                                           tmp_path: Path) -> None:
+def test_full_size_recipe_trains_two_steps_offline_in_bf16(
+    recipe: str, tiny_world_dir: Path, tmp_path: Path
+) -> None:
     from geobridge.train import train
 
     extra = [item.replace("MANIFEST", str(tiny_world_dir)) for item in RECIPES[recipe]]
@@ -52,16 +65,31 @@ def test_full_size_recipe_trains_two_steps_offline_in_bf16(recipe: str, tiny_wor
     assert (tmp_path / "run" / "checkpoints" / "last" / "model" / "config.json").is_file()
 
 
-def test_missing_pretrained_weights_are_one_error_line_within_seconds(tiny_world_dir: Path,
-                                                                     tmp_path: Path) -> None:
+def test_missing_pretrained_weights_are_one_error_line_within_seconds(
+    tiny_world_dir: Path, tmp_path: Path
+) -> None:
     # the hub endpoint refuses connections at once: the probe must not wait for a minute of retries
     env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf")}
     env.pop("HF_HUB_OFFLINE", None)
     env.pop("TRANSFORMERS_OFFLINE", None)
     started = time.perf_counter()
-    run = subprocess.run([sys.executable, "-m", "geobridge", "train", "--config", "sample4geo-convnext",
-                          f"data.manifest={tiny_world_dir}", f"output_dir={tmp_path / 'run'}", "device=cpu"],
-                         capture_output=True, text=True, env=env, timeout=120)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "geobridge",
+            "train",
+            "--config",
+            "sample4geo-convnext",
+            f"data.manifest={tiny_world_dir}",
+            f"output_dir={tmp_path / 'run'}",
+            "device=cpu",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     elapsed = time.perf_counter() - started
     assert run.returncode == 2  # the CLI's usage/config error code
     lines = [line for line in run.stderr.splitlines() if line.strip()]

@@ -20,11 +20,15 @@ def _brute_force(query, reference, k, groups=None, query_valid=None, reference_v
     for i in range(n):
         if query_valid is not None and not query_valid[i]:
             continue
-        candidates = [j for j in range(n) if j != i
-                      and (groups is None or groups[j] != groups[i])
-                      and (reference_valid is None or reference_valid[j])]
+        candidates = [
+            j
+            for j in range(n)
+            if j != i
+            and (groups is None or groups[j] != groups[i])
+            and (reference_valid is None or reference_valid[j])
+        ]
         ranked = sorted(candidates, key=lambda j: -sim[i, j])[:k]
-        out[i, :len(ranked)] = ranked
+        out[i, : len(ranked)] = ranked
     return out
 
 
@@ -55,9 +59,18 @@ def test_similarity_neighbours_skip_same_place_and_missing_views():
     query_valid[4] = False
     reference_valid = np.ones(30, dtype=bool)
     reference_valid[[7, 11]] = False
-    got = similarity_neighbours(query, reference, k=6, groups=groups, query_valid=query_valid,
-                                reference_valid=reference_valid, chunk=8)
-    np.testing.assert_array_equal(got, _brute_force(query, reference, 6, groups, query_valid, reference_valid))
+    got = similarity_neighbours(
+        query,
+        reference,
+        k=6,
+        groups=groups,
+        query_valid=query_valid,
+        reference_valid=reference_valid,
+        chunk=8,
+    )
+    np.testing.assert_array_equal(
+        got, _brute_force(query, reference, 6, groups, query_valid, reference_valid)
+    )
     assert (got[4] == -1).all()
     for i, row in enumerate(got):
         assert all(groups[j] != groups[i] for j in row if j >= 0)
@@ -73,7 +86,9 @@ def _clustered_table(n_clusters: int, size: int, pool: int, seed: int = 0) -> tu
     points = np.repeat(centres, size, axis=0) + rng.normal(scale=0.01, size=(n_clusters * size, 32))
     order = rng.permutation(n_clusters * size)  # clusters are not contiguous in index order
     points = points[order]
-    table = similarity_neighbours(_unit(points), _unit(points + rng.normal(scale=0.01, size=points.shape)), k=pool)
+    table = similarity_neighbours(
+        _unit(points), _unit(points + rng.normal(scale=0.01, size=points.shape)), k=pool
+    )
     return table, order // size
 
 
@@ -94,7 +109,9 @@ def test_sampler_invariants_hold_with_a_random_table_and_repeated_places():
     rng = np.random.default_rng(4)
     keys = [f"p{i // 2}" for i in range(40)] + [f"q{i}" for i in range(24)]  # some places twice
     n = len(keys)
-    table = similarity_neighbours(_unit(rng.normal(size=(n, 8))), _unit(rng.normal(size=(n, 8))), k=10, groups=keys)
+    table = similarity_neighbours(
+        _unit(rng.normal(size=(n, 8))), _unit(rng.normal(size=(n, 8))), k=10, groups=keys
+    )
     sampler = SimilarityNeighbourBatchSampler(keys, 8, sim_neighbours=4, seed=9, drop_last=False)
     sampler.set_similarity_neighbours(table)
     for epoch in range(3):
@@ -120,7 +137,7 @@ def test_sampler_invariants_hold_with_a_random_table_and_repeated_places():
 
 
 def _all_used_before(batches: list[list[int]], batch: list[int], table: np.ndarray) -> bool:
-    seen = {i for b in batches[:batches.index(batch)] for i in b}
+    seen = {i for b in batches[: batches.index(batch)] for i in b}
     return all(j in seen or j < 0 for j in table[batch[0]])
 
 
@@ -129,8 +146,9 @@ def test_sampler_falls_back_to_gps_neighbours_without_a_table():
 
     points = [offset_latlon(60.0, 24.0, float(e), 0.0) for e in (0, 10, 20, 30, 5000, 5010, 5020, 5030)]
     lat, lon = np.array([p[0] for p in points]), np.array([p[1] for p in points])
-    sampler = SimilarityNeighbourBatchSampler([str(i) for i in range(8)], 4, sim_neighbours=3, seed=2,
-                                              lat=lat, lon=lon, neighbours=3, near=3)
+    sampler = SimilarityNeighbourBatchSampler(
+        [str(i) for i in range(8)], 4, sim_neighbours=3, seed=2, lat=lat, lon=lon, neighbours=3, near=3
+    )
     assert all(sorted(b) in ([0, 1, 2, 3], [4, 5, 6, 7]) for b in sampler.global_batches(0))
     # a table that pairs the two sites' items the other way round takes over
     table = np.array([[4, 5, 6], [5, 6, 7], [6, 7, 4], [7, 4, 5], [0, 1, 2], [1, 2, 3], [2, 3, 0], [3, 0, 1]])

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_train_engine import tiny_model_file, weights
 
 from geobridge.data.samplers import ModalityBalancedBatchSampler
 from geobridge.records import Location, write_manifest
 from geobridge.train import TrainConfig, train
 from geobridge.train.config import ConfigError
 from geobridge.train.engine import Trainer
-from test_train_engine import tiny_model_file, weights
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -39,7 +39,9 @@ def sources(tmp_path_factory) -> dict[str, Path]:
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(pixels).save(path)
             paths[view] = path
-        loc = Location(id=f"{kind}{i}", lat=60.0 + i * 1e-3, lon=24.9, split="train", text=f"place {i}", paths=paths)
+        loc = Location(
+            id=f"{kind}{i}", lat=60.0 + i * 1e-3, lon=24.9, split="train", text=f"place {i}", paths=paths
+        )
         (street if kind == "street" else drone).append(loc)
     out = {}
     for name, locations in (("street", street), ("fused", street + drone)):
@@ -51,15 +53,29 @@ def sources(tmp_path_factory) -> dict[str, Path]:
 def phased_config(tmp_path: Path, sources: dict[str, Path], out: str, *extra: str) -> TrainConfig:
     """Phase 1: 2 epochs of street->satellite (2 steps each); phase 2: 1 epoch of the fused set
     with balanced modalities (4 steps), at a higher peak learning rate. 8 steps in all."""
-    phases = (f"phases=[{{name: one-source, epochs: 2, data: {{manifest: {sources['street']}, views: [street, satellite]}}}},"
-              f" {{name: fused, epochs: 1, data: {{manifest: {sources['fused']}, balance_modalities: true}},"
-              f" optim: {{lr: 4.0e-3}}}}]")
-    return TrainConfig.load(None, [
-        f"model.preset={tiny_model_file(tmp_path)}", "data.views=[drone, street, satellite]", "data.batch_size=8",
-        "loss.edge_set=satellite-centric", "loss.options={views: [drone, street]}", "optim.lr=2e-3",
-        "optim.warmup_steps=1", f"output_dir={tmp_path / out}", "progress=false", "tensorboard=false",
-        "log_every=1", phases, *extra,
-    ])
+    phases = (
+        f"phases=[{{name: one-source, epochs: 2, data: {{manifest: {sources['street']}, views: [street, satellite]}}}},"
+        f" {{name: fused, epochs: 1, data: {{manifest: {sources['fused']}, balance_modalities: true}},"
+        f" optim: {{lr: 4.0e-3}}}}]"
+    )
+    return TrainConfig.load(
+        None,
+        [
+            f"model.preset={tiny_model_file(tmp_path)}",
+            "data.views=[drone, street, satellite]",
+            "data.batch_size=8",
+            "loss.edge_set=satellite-centric",
+            "loss.options={views: [drone, street]}",
+            "optim.lr=2e-3",
+            "optim.warmup_steps=1",
+            f"output_dir={tmp_path / out}",
+            "progress=false",
+            "tensorboard=false",
+            "log_every=1",
+            phases,
+            *extra,
+        ],
+    )
 
 
 class RecordingTrainer(Trainer):
@@ -100,7 +116,13 @@ def test_resume_across_the_phase_boundary_is_exact(tmp_path, sources):
     first = train(phased_config(tmp_path, sources, "killed", "stop_at_step=4"))
     second = train(phased_config(tmp_path, sources, "killed", "stop_at_step=6"))
     last = train(phased_config(tmp_path, sources, "killed"))
-    assert (first.step, second.resumed_from_step, second.step, last.resumed_from_step, last.step) == (4, 4, 6, 6, 8)
+    assert (first.step, second.resumed_from_step, second.step, last.resumed_from_step, last.step) == (
+        4,
+        4,
+        6,
+        6,
+        8,
+    )
     a, b = weights(whole.model), weights(last.model)
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the uninterrupted run"
     assert first.losses + second.losses + last.losses == whole.losses
@@ -117,8 +139,13 @@ def test_bad_phase_keys_are_named(tmp_path):
     with pytest.raises(ConfigError, match="optim.epochs"):
         TrainConfig.load(None, ["optim.epochs=3", "phases=[{epochs: 1}]"])
     with pytest.raises(ConfigError, match=r"phases\[1\] \(fused\).*balance_modalities"):
-        TrainConfig.load(None, ["data.gps_neighbours=2",
-                                "phases=[{epochs: 1}, {name: fused, epochs: 1, data: {balance_modalities: true}}]"]).phase_configs()
+        TrainConfig.load(
+            None,
+            [
+                "data.gps_neighbours=2",
+                "phases=[{epochs: 1}, {name: fused, epochs: 1, data: {balance_modalities: true}}]",
+            ],
+        ).phase_configs()
 
 
 GLEAM_ROOTS = ["data.sources.0.root=VIGOR", "data.sources.1.root=U1652", "phases.0.data.sources.0.root=VIGOR"]
@@ -143,16 +170,22 @@ def test_balanced_batches_give_each_modality_an_equal_share():
             assert collections.Counter(groups[i] for i in batch) == {"drone": 2, "street": 2, "map": 2}
             assert len({keys[i] for i in batch}) == 6
     # a batch size not divisible by the groups: the extra slots rotate, totals stay within one
-    totals = collections.Counter(groups[i] for b in ModalityBalancedBatchSampler(keys, 4, groups=groups).global_batches(0) for i in b)
+    totals = collections.Counter(
+        groups[i] for b in ModalityBalancedBatchSampler(keys, 4, groups=groups).global_batches(0) for i in b
+    )
     assert max(totals.values()) - min(totals.values()) <= 1
-    assert ModalityBalancedBatchSampler(keys, 6, groups=groups, seed=1).global_batches(2) == sampler.global_batches(2)
+    assert ModalityBalancedBatchSampler(keys, 6, groups=groups, seed=1).global_batches(
+        2
+    ) == sampler.global_batches(2)
     with pytest.raises(ValueError, match="6 distinct locations, fewer than its share 8"):
         ModalityBalancedBatchSampler(keys, 24, groups=groups)  # 6 street (and map) places cannot fill 8 slots
 
 
 def test_phase_fields_take_indexed_overrides():
-    config = TrainConfig.load(CONFIGS / "gleam-c.yaml",
-                              [*GLEAM_ROOTS, "phases.0.data.sources.0.root=vigor-only", "phases.1.optim.lr=3e-6"])
+    config = TrainConfig.load(
+        CONFIGS / "gleam-c.yaml",
+        [*GLEAM_ROOTS, "phases.0.data.sources.0.root=vigor-only", "phases.1.optim.lr=3e-6"],
+    )
     one, two = config.phase_configs()
     assert [s.root for s in one.data.sources] == ["vigor-only"]
     assert [s.root for s in two.data.sources] == ["VIGOR", "U1652"]

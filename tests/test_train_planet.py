@@ -23,12 +23,18 @@ from geobridge.train import ConfigError, TrainConfig, train
 from geobridge.train.engine import Trainer
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-PHYSICAL = ("physical.dim=16", "physical.attention_dim=16", "physical.heads=2", "physical.hidden=32",
-            "physical.lambda_phy=0.5")
+PHYSICAL = (
+    "physical.dim=16",
+    "physical.attention_dim=16",
+    "physical.heads=2",
+    "physical.hidden=32",
+    "physical.lambda_phy=0.5",
+)
 
 
-@pytest.mark.parametrize("path", sorted(p for p in CONFIGS.glob("*.yaml") if p.name != "build-world.yaml"),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted(p for p in CONFIGS.glob("*.yaml") if p.name != "build-world.yaml"), ids=lambda p: p.name
+)
 def test_every_training_config_loads(path):
     config = TrainConfig.load(path)
     assert config.view_list  # a real, typed config came back
@@ -56,8 +62,11 @@ def _model_file(tmp_path: Path) -> Path:
         "embed_dim": 32,
         "towers": {
             "satellite": {"backend": "tiny-cnn", "image_size": 32, "options": {"widths": [8, 16]}},
-            "text": {"backend": "tiny-text", "max_length": 32,
-                     "options": {"width": 32, "depth": 1, "heads": 2, "vocab_size": 512}},
+            "text": {
+                "backend": "tiny-text",
+                "max_length": 32,
+                "options": {"width": 32, "depth": 1, "heads": 2, "vocab_size": 512},
+            },
         },
         "image_towers": {"satellite": "satellite"},
         "text_tower": "text",
@@ -83,17 +92,38 @@ def manifest(tmp_path_factory) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path)
         text = f"{'red' if base[0] > 128 else 'dark'} {'striped' if striped else 'plain'} {'green' if base[1] > 128 else 'grey'} area"
-        locations.append(Location(id=f"loc{i}", lat=60.0 + i * 1e-3, lon=24.9, split="train", text=text,
-                                  paths={"satellite": path}))
+        locations.append(
+            Location(
+                id=f"loc{i}",
+                lat=60.0 + i * 1e-3,
+                lon=24.9,
+                split="train",
+                text=text,
+                paths={"satellite": path},
+            )
+        )
     return write_manifest(locations, root / "manifest.parquet")
 
 
 def _config(tmp_path: Path, manifest: Path, out: str, *extra: str) -> TrainConfig:
-    return TrainConfig.load(CONFIGS / "planet.yaml", [
-        f"model.preset={_model_file(tmp_path)}", "model.freeze_views={}", f"data.manifest={manifest}",
-        "data.batch_size=8", "optim.epochs=2", "optim.lr=3e-3", "optim.warmup_steps=1",
-        f"output_dir={tmp_path / out}", "progress=false", "tensorboard=false", "log_every=1", *PHYSICAL, *extra,
-    ])
+    return TrainConfig.load(
+        CONFIGS / "planet.yaml",
+        [
+            f"model.preset={_model_file(tmp_path)}",
+            "model.freeze_views={}",
+            f"data.manifest={manifest}",
+            "data.batch_size=8",
+            "optim.epochs=2",
+            "optim.lr=3e-3",
+            "optim.warmup_steps=1",
+            f"output_dir={tmp_path / out}",
+            "progress=false",
+            "tensorboard=false",
+            "log_every=1",
+            *PHYSICAL,
+            *extra,
+        ],
+    )
 
 
 def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -150,10 +180,13 @@ def test_planet_checkpoint_without_head_refuses_to_resume(tmp_path, manifest):
         train(_config(tmp_path, manifest, "lost"))
 
 
-@pytest.mark.parametrize("extra, message", [
-    (("data.views=[drone, satellite, text]",), "data.views"),
-    (("optim.grad_cache_micro_batch=4",), "grad_cache_micro_batch"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (("data.views=[drone, satellite, text]",), "data.views"),
+        (("optim.grad_cache_micro_batch=4",), "grad_cache_micro_batch"),
+    ],
+)
 def test_planet_refuses_options_it_cannot_honour(tmp_path, manifest, extra, message):
     config = _config(tmp_path, manifest, "bad", *extra)
     if "drone" in config.data.views:  # give the model a drone tower so the view check is PLANET's

@@ -45,7 +45,11 @@ def tiny_cnn_model_file(root: Path) -> Path:
             "drone": {**image, "image_size": 32},
             "street": {**image, "image_size": [32, 64]},
             "satellite": {**image, "image_size": 32},
-            "text": {"backend": "tiny-text", "max_length": 32, "options": {"width": 32, "depth": 1, "heads": 2, "vocab_size": 512}},
+            "text": {
+                "backend": "tiny-text",
+                "max_length": 32,
+                "options": {"width": 32, "depth": 1, "heads": 2, "vocab_size": 512},
+            },
         },
         "image_towers": {"drone": "drone", "street": "street", "satellite": "satellite"},
         "text_tower": "text",
@@ -61,8 +65,15 @@ def run_files(tmp_path_factory) -> dict[str, Path]:
     from geobridge.world.dataset import generate_world_dataset
 
     root = tmp_path_factory.mktemp("torchrun")
-    manifest = generate_world_dataset(root / "world", locations=24, size=32, views=["drone", "street", "satellite"],
-                                      world_size_m=600, regions=2, progress=False)
+    manifest = generate_world_dataset(
+        root / "world",
+        locations=24,
+        size=32,
+        views=["drone", "street", "satellite"],
+        world_size_m=600,
+        regions=2,
+        progress=False,
+    )
     config = root / "train.yaml"
     config.write_text(
         f"model: {{preset: {tiny_cnn_model_file(root)}}}\n"
@@ -98,16 +109,22 @@ def step_one_loss_as_ranks_saw_it(config: TrainConfig) -> dict[str, float]:
     batch = collate([trainer.dataset[i] for i in indices])
     views = trainer.views
     with torch.no_grad():
-        parts = [encode_views(trainer.model, slice_batch(batch, r * share, (r + 1) * share), views, trainer.device)
-                 for r in range(WORLD)]
+        parts = [
+            encode_views(trainer.model, slice_batch(batch, r * share, (r + 1) * share), views, trainer.device)
+            for r in range(WORLD)
+        ]
         gathered = {v: torch.cat([p[v] for p in parts]).float() for v in views}
         scale = trainer.model.logit_scale_value()
         loss = trainer.loss_fn(gathered, scale, masks_on(batch, views, trainer.device)).total
-        rank0 = trainer.loss_fn({v: parts[0][v].float() for v in views}, scale,
-                                masks_on(slice_batch(batch, 0, share), views, trainer.device)).total
+        rank0 = trainer.loss_fn(
+            {v: parts[0][v].float() for v in views},
+            scale,
+            masks_on(slice_batch(batch, 0, share), views, trainer.device),
+        ).total
         whole = encode_views(trainer.model, batch, views, trainer.device)  # BatchNorm over all 8
-        synced = trainer.loss_fn({v: e.float() for v, e in whole.items()}, scale,
-                                 masks_on(batch, views, trainer.device)).total
+        synced = trainer.loss_fn(
+            {v: e.float() for v, e in whole.items()}, scale, masks_on(batch, views, trainer.device)
+        ).total
     return {"gathered": float(loss), "rank0_only": float(rank0), "global_batchnorm": float(synced)}
 
 
@@ -117,14 +134,31 @@ def test_torchrun_two_processes_train_command(run_files, tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(WORLD),
-        "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-        "-m", "geobridge", "train", "--config", str(run_files["config"]),
-        f"data.manifest={run_files['manifest']}", f"output_dir={out}", "optim.max_steps=3",
-        "progress=false", "tensorboard=false", "--no-validate",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(WORLD),
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "geobridge",
+        "train",
+        "--config",
+        str(run_files["config"]),
+        f"data.manifest={run_files['manifest']}",
+        f"output_dir={out}",
+        "optim.max_steps=3",
+        "progress=false",
+        "tensorboard=false",
+        "--no-validate",
     ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, f"torchrun failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, (
+        f"torchrun failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
     assert done.stdout.count("trained 3 steps") == WORLD  # each rank finished the same 3 steps
 
     # only rank 0 writes: one checkpoint folder, one log
@@ -138,9 +172,16 @@ def test_torchrun_two_processes_train_command(run_files, tmp_path):
     assert all(0.0 < x < 20.0 for x in losses)
 
     # the logged step-1 loss is the loss over the whole global batch (the gather works) ...
-    config = TrainConfig.load(run_files["config"], [f"data.manifest={run_files['manifest']}",
-                                                   f"output_dir={tmp_path / 'reference'}", "optim.max_steps=3",
-                                                   "progress=false", "tensorboard=false"])
+    config = TrainConfig.load(
+        run_files["config"],
+        [
+            f"data.manifest={run_files['manifest']}",
+            f"output_dir={tmp_path / 'reference'}",
+            "optim.max_steps=3",
+            "progress=false",
+            "tensorboard=false",
+        ],
+    )
     reference = step_one_loss_as_ranks_saw_it(config)
     assert losses[0] == pytest.approx(reference["gathered"], rel=1e-5, abs=1e-6)
     # ... not that of rank 0's share alone (what the log shows with loss.options.gather=false)
@@ -161,7 +202,11 @@ def tiny_cnn_model(root: Path):
 
 
 def batchnorm_layers(model) -> dict[str, type]:
-    return {name: type(m) for name, m in model.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
+    return {
+        name: type(m)
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+    }
 
 
 @pytest.mark.parametrize(
@@ -180,7 +225,9 @@ def test_sync_batchnorm_decision(mode, device, context, expected):
 
 
 def test_sync_batchnorm_true_on_distributed_cpu_is_a_config_error():
-    with pytest.raises(ConfigError, match=r"model\.sync_batchnorm=true needs a GPU.*model\.sync_batchnorm=auto"):
+    with pytest.raises(
+        ConfigError, match=r"model\.sync_batchnorm=true needs a GPU.*model\.sync_batchnorm=auto"
+    ):
         wants_sync_batchnorm(True, torch.device("cpu"), TWO_RANKS)
 
 
@@ -205,13 +252,23 @@ def test_sync_batchnorm_converts_every_layer_and_keeps_parameters(tmp_path):
 
 
 def _sync_config(tmp_path: Path, manifest: Path, mode: str) -> TrainConfig:
-    return TrainConfig.load(None, [
-        f"model.preset={tiny_cnn_model_file(tmp_path)}", f"model.sync_batchnorm={mode}", f"data.manifest={manifest}",
-        f"data.batch_size={GLOBAL_BATCH}", f"output_dir={tmp_path / 'out'}", "progress=false", "tensorboard=false",
-    ])
+    return TrainConfig.load(
+        None,
+        [
+            f"model.preset={tiny_cnn_model_file(tmp_path)}",
+            f"model.sync_batchnorm={mode}",
+            f"data.manifest={manifest}",
+            f"data.batch_size={GLOBAL_BATCH}",
+            f"output_dir={tmp_path / 'out'}",
+            "progress=false",
+            "tensorboard=false",
+        ],
+    )
 
 
-def test_trainer_refuses_sync_batchnorm_true_before_training_on_distributed_cpu(run_files, tmp_path, monkeypatch):
+def test_trainer_refuses_sync_batchnorm_true_before_training_on_distributed_cpu(
+    run_files, tmp_path, monkeypatch
+):
     """The Trainer, as rank 0 of two CPU processes, fails at set-up with the ConfigError (which
     ``geobridge train`` prints as a one-line error), not in the first forward pass."""
     monkeypatch.setattr("geobridge.train.engine.init_distributed", lambda device: TWO_RANKS)

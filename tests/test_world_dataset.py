@@ -22,7 +22,11 @@ SMALL = {"locations": 8, "size": 32, "world_size_m": 500.0, "regions": 3, "progr
 
 
 def _hashes(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_layout_manifest_and_text_csv(tiny_world_dir: Path):
@@ -32,7 +36,12 @@ def test_layout_manifest_and_text_csv(tiny_world_dir: Path):
     assert len(frame) == 36 and frame["id"].is_unique
     locations = read_manifest(tiny_world_dir)
     for loc in locations:
-        for view, shape in (("drone", (64, 64)), ("satellite", (64, 64)), ("map", (64, 64)), ("street", (32, 64))):
+        for view, shape in (
+            ("drone", (64, 64)),
+            ("satellite", (64, 64)),
+            ("map", (64, 64)),
+            ("street", (32, 64)),
+        ):
             path = loc.path(view)
             assert path == root / loc.split / view / f"{loc.id}.png"
             with Image.open(path) as im:
@@ -89,13 +98,18 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path):
     changed = {k.split("/")[1] for k in ha if k.count("/") == 2 and aged[k] != ha[k]}
     assert changed == {"satellite"}
     assert sum(aged[k] != ha[k] for k in ha if "/satellite/" in k) >= 4
-    assert pd.read_parquet(a / "manifest.parquet")["text"].tolist() == pd.read_parquet(tmp_path / "aged" / "manifest.parquet")["text"].tolist()
+    assert (
+        pd.read_parquet(a / "manifest.parquet")["text"].tolist()
+        == pd.read_parquet(tmp_path / "aged" / "manifest.parquet")["text"].tolist()
+    )
 
 
 def test_capture_variation_changes_each_views_conditions_not_the_places(tmp_path: Path):
     together = generate_world_dataset(tmp_path / "together", seed=11, **SMALL).parent
     apart = generate_world_dataset(tmp_path / "apart", seed=11, capture_variation=1.0, **SMALL).parent
-    again = generate_world_dataset(tmp_path / "again", seed=11, capture_variation=1.0, workers=2, **SMALL).parent
+    again = generate_world_dataset(
+        tmp_path / "again", seed=11, capture_variation=1.0, workers=2, **SMALL
+    ).parent
     ht, ha = _hashes(together), _hashes(apart)
     assert ha == _hashes(again)  # still the same bytes for the same seed
     images = [k for k in ht if k.count("/") == 2 and k.endswith(".png")]
@@ -105,7 +119,9 @@ def test_capture_variation_changes_each_views_conditions_not_the_places(tmp_path
     texts = lambda root: pd.read_parquet(root / "manifest.parquet")[["id", "lat", "lon", "text"]]  # noqa: E731
     assert texts(apart).equals(texts(together))
     assert json.loads((apart / "world.json").read_text())["capture_variation"] == 1.0
-    assert "capture_variation" not in json.loads((together / "world.json").read_text())  # old signatures still match
+    assert "capture_variation" not in json.loads(
+        (together / "world.json").read_text()
+    )  # old signatures still match
     with pytest.raises(WorldDatasetError, match="capture variation must be in"):
         generate_world_dataset(tmp_path / "bad", seed=11, capture_variation=1.5, **SMALL)
 
@@ -130,7 +146,9 @@ def test_bad_input_is_refused_without_touching_existing_output(tmp_path: Path):
     with pytest.raises(WorldDatasetError, match="different world"):
         generate_world_dataset(out, seed=2, **SMALL)
     with pytest.raises(WorldDatasetError, match="unknown view 'thermal'"):
-        generate_world_dataset(tmp_path / "x", seed=1, views="drone,thermal", **{k: v for k, v in SMALL.items()})
+        generate_world_dataset(
+            tmp_path / "x", seed=1, views="drone,thermal", **{k: v for k, v in SMALL.items()}
+        )
     with pytest.raises(WorldDatasetError, match="asked for 5000 locations"):
         generate_world_dataset(tmp_path / "y", seed=1, **{**SMALL, "locations": 5000})
     foreign = tmp_path / "foreign"
@@ -150,14 +168,29 @@ def test_bad_input_is_refused_without_touching_existing_output(tmp_path: Path):
 def test_cli_world_and_contact_sheet(tmp_path: Path):
     runner = CliRunner()
     out = tmp_path / "cli"
-    args = ["world", str(out), "--locations", "6", "--size", "32", "--world-size", "500", "--regions", "3", "--seed", "5"]
+    args = [
+        "world",
+        str(out),
+        "--locations",
+        "6",
+        "--size",
+        "32",
+        "--world-size",
+        "500",
+        "--regions",
+        "3",
+        "--seed",
+        "5",
+    ]
     result = runner.invoke(app, args + ["--contact-sheet"])
     assert result.exit_code == 0, result.output
     assert len(read_manifest(out / "manifest.parquet")) == 6
     with Image.open(out / "contact_sheet.png") as sheet:
         assert sheet.size[0] > 600 and sheet.size[1] > 400
     sheet2 = tmp_path / "sheet.png"
-    result = runner.invoke(app, ["world-sheet", str(out / "manifest.parquet"), "--out", str(sheet2), "--count", "2"])
+    result = runner.invoke(
+        app, ["world-sheet", str(out / "manifest.parquet"), "--out", str(sheet2), "--count", "2"]
+    )
     assert result.exit_code == 0, result.output
     assert sheet2.exists()
 
@@ -181,18 +214,69 @@ def test_cli_world_and_contact_sheet(tmp_path: Path):
 def test_cli_geoloc_like_world_options_reach_the_dataset(tmp_path: Path):
     runner = CliRunner()
     out = tmp_path / "geoloc-like"
-    result = runner.invoke(app, ["world", str(out), "--locations", "30", "--size", "32", "--world-size", "700", "--regions", "6",
-                                 "--test-regions", "2", "--test-region-policy", "shared-style", "--drone-view", "orthophoto",
-                                 "--no-text-compass", "--min-spacing", "20", "--views", "drone,satellite", "--capture-variation", "0.5"])
+    result = runner.invoke(
+        app,
+        [
+            "world",
+            str(out),
+            "--locations",
+            "30",
+            "--size",
+            "32",
+            "--world-size",
+            "700",
+            "--regions",
+            "6",
+            "--test-regions",
+            "2",
+            "--test-region-policy",
+            "shared-style",
+            "--drone-view",
+            "orthophoto",
+            "--no-text-compass",
+            "--min-spacing",
+            "20",
+            "--views",
+            "drone,satellite",
+            "--capture-variation",
+            "0.5",
+        ],
+    )
     assert result.exit_code == 0, result.output
     signature = json.loads((out / "world.json").read_text())
-    assert (signature["drone_view"], signature["text_compass"], signature["test_regions"], signature["min_spacing_m"],
-            signature["capture_variation"]) == ("orthophoto", False, 2, 20.0, 0.5)
+    assert (
+        signature["drone_view"],
+        signature["text_compass"],
+        signature["test_regions"],
+        signature["min_spacing_m"],
+        signature["capture_variation"],
+    ) == ("orthophoto", False, 2, 20.0, 0.5)
     locations = read_manifest(out / "manifest.parquet")
     assert len({loc.region for loc in locations if loc.split == "test"}) == 2
-    assert not any(word in loc.text for loc in locations for word in (" to the north", " to the south", " to the east", " to the west"))
-    for argv, message in ((["--drone-view", "tilted"], "unknown drone view 'tilted'"), (["--test-regions", "6"], "cannot hold out 6 regions")):
-        bad = runner.invoke(app, ["world", str(tmp_path / "bad"), "--locations", "12", "--size", "32", "--world-size", "700",
-                                  "--regions", "6"] + argv)
+    assert not any(
+        word in loc.text
+        for loc in locations
+        for word in (" to the north", " to the south", " to the east", " to the west")
+    )
+    for argv, message in (
+        (["--drone-view", "tilted"], "unknown drone view 'tilted'"),
+        (["--test-regions", "6"], "cannot hold out 6 regions"),
+    ):
+        bad = runner.invoke(
+            app,
+            [
+                "world",
+                str(tmp_path / "bad"),
+                "--locations",
+                "12",
+                "--size",
+                "32",
+                "--world-size",
+                "700",
+                "--regions",
+                "6",
+            ]
+            + argv,
+        )
         assert bad.exit_code == 2 and message in bad.output
         assert not (tmp_path / "bad").exists()

@@ -19,13 +19,17 @@ def city() -> World:
 
 def _water_share(world: World, row: float, col: float, radius_cells: int) -> float:
     r0, c0 = int(row), int(col)
-    sl = world.landcover[max(r0 - radius_cells, 0) : r0 + radius_cells, max(c0 - radius_cells, 0) : c0 + radius_cells]
+    sl = world.landcover[
+        max(r0 - radius_cells, 0) : r0 + radius_cells, max(c0 - radius_cells, 0) : c0 + radius_cells
+    ]
     return float((sl == LandCover.WATER).mean())
 
 
 def _blue_share(pixels: np.ndarray) -> float:
     p = pixels.astype(int)
-    return float(((p[..., 2] > p[..., 0] + 60) & (p[..., 2] > p[..., 1] + 25)).mean())  # water blue, not blue-grey roofs
+    return float(
+        ((p[..., 2] > p[..., 0] + 60) & (p[..., 2] > p[..., 1] + 25)).mean()
+    )  # water blue, not blue-grey roofs
 
 
 def test_banned_word_check_catches_view_words():
@@ -60,18 +64,30 @@ def test_same_seed_same_text_other_seed_other_wording(city: World):
 def test_water_in_the_scene_is_in_the_satellite_tile_and_named_in_the_text(city: World):
     cand = road_candidates(city, margin_m=70)
     rng = np.random.default_rng(0)
-    wet = [tuple(c) for c in cand[rng.permutation(len(cand))[:3000]] if _water_share(city, c[0] + 0.5, c[1] + 0.5, 30) > 0.2][:5]
-    dry = [tuple(c) for c in cand[rng.permutation(len(cand))[:3000]] if _water_share(city, c[0] + 0.5, c[1] + 0.5, 90) == 0][:5]
+    wet = [
+        tuple(c)
+        for c in cand[rng.permutation(len(cand))[:3000]]
+        if _water_share(city, c[0] + 0.5, c[1] + 0.5, 30) > 0.2
+    ][:5]
+    dry = [
+        tuple(c)
+        for c in cand[rng.permutation(len(cand))[:3000]]
+        if _water_share(city, c[0] + 0.5, c[1] + 0.5, 90) == 0
+    ][:5]
     assert wet and dry
     river = next(f.name for f in city.features if f.kind == "river")
     for r, c in wet:
         lat, lon = city.georef.cell_to_latlon(r + 0.5, c + 0.5)
         text = describe_location(city, lat, lon, np.random.default_rng(0))
         assert "water" in text.lower() or river in text, text
-        assert river in text or any(f.name in text for f in city.features if f.kind in ("lake", "bridge")), text
+        assert river in text or any(f.name in text for f in city.features if f.kind in ("lake", "bridge")), (
+            text
+        )
         assert _blue_share(render_satellite(city, lat, lon, size_px=64)) > 0.08
         map_tile = render_map(city, lat, lon, size_px=64)
-        assert not np.array_equal(map_tile, render_map(city, *city.georef.cell_to_latlon(*dry[0]), size_px=64))
+        assert not np.array_equal(
+            map_tile, render_map(city, *city.georef.cell_to_latlon(*dry[0]), size_px=64)
+        )
     for r, c in dry:
         lat, lon = city.georef.cell_to_latlon(r + 0.5, c + 0.5)
         text = describe_location(city, lat, lon, np.random.default_rng(0))

@@ -36,16 +36,27 @@ def test_world_rejects_misaligned_rasters():
     h, w = 4, 5
     with pytest.raises(ValueError, match="height"):
         World(
-            landcover=np.zeros((h, w), np.uint8), height=np.zeros((h, w + 1), np.float32), colour=np.zeros((h, w, 3), np.uint8),
-            building_id=np.zeros((h, w), np.int32), road_class=np.zeros((h, w), np.uint8), region=np.zeros((h, w), np.uint8),
-            region_names=["a"], features=[], georef=GeoReference(0.0, 0.0), name="bad",
+            landcover=np.zeros((h, w), np.uint8),
+            height=np.zeros((h, w + 1), np.float32),
+            colour=np.zeros((h, w, 3), np.uint8),
+            building_id=np.zeros((h, w), np.int32),
+            road_class=np.zeros((h, w), np.uint8),
+            region=np.zeros((h, w), np.uint8),
+            region_names=["a"],
+            features=[],
+            georef=GeoReference(0.0, 0.0),
+            name="bad",
         )
 
 
 def test_procedural_world_is_consistent(city: World):
     assert city.shape == (700, 700)
     assert city.size_m == (700.0, 700.0)
-    assert city.landcover.dtype == np.uint8 and city.height.dtype == np.float32 and city.building_id.dtype == np.int32
+    assert (
+        city.landcover.dtype == np.uint8
+        and city.height.dtype == np.float32
+        and city.building_id.dtype == np.int32
+    )
     building = city.landcover == LandCover.BUILDING
     # building ids, heights and land cover agree cell by cell
     assert np.array_equal(building, city.building_id > 0)

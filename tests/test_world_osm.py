@@ -40,7 +40,9 @@ def test_building_height_from_tags():
     assert building_height({"height": "21.5 m", "building:levels": "3"}) == pytest.approx(21.5)
     assert building_height({"building:levels": "5"}) == pytest.approx(5 * 3.2 + 1.0)
     assert building_height({"building": "house"}) == pytest.approx(7.0)
-    assert building_height({"building": "yes", "tags": '{"building:levels": "2"}'}) == pytest.approx(2 * 3.2 + 1.0)
+    assert building_height({"building": "yes", "tags": '{"building:levels": "2"}'}) == pytest.approx(
+        2 * 3.2 + 1.0
+    )
 
 
 def test_helsinki_world_has_the_real_scene(helsinki: World):
@@ -63,7 +65,9 @@ def test_helsinki_world_has_the_real_scene(helsinki: World):
     # geo-reference: the world's corners are the bbox
     b = w.bounds
     assert b["west"] == pytest.approx(BAY_BBOX[0]) and b["north"] == pytest.approx(BAY_BBOX[3])
-    assert b["east"] == pytest.approx(BAY_BBOX[2], abs=2e-5) and b["south"] == pytest.approx(BAY_BBOX[1], abs=2e-5)
+    assert b["east"] == pytest.approx(BAY_BBOX[2], abs=2e-5) and b["south"] == pytest.approx(
+        BAY_BBOX[1], abs=2e-5
+    )
 
 
 def test_helsinki_texts_follow_the_scene(helsinki: World):
@@ -91,7 +95,9 @@ def test_osm_dataset_from_a_loaded_world(tmp_path: Path, helsinki: World):
     frame = pd.read_parquet(manifest)
     assert len(frame) == 6 and set(frame["split"]) <= {"train", "val", "test"}
     assert frame["id"].str.startswith("osm-Helsinki-").all()
-    assert set(frame.loc[frame["split"] == "test", "region"]).isdisjoint(frame.loc[frame["split"] != "test", "region"])
+    assert set(frame.loc[frame["split"] == "test", "region"]).isdisjoint(
+        frame.loc[frame["split"] != "test", "region"]
+    )
 
 
 def test_bad_osm_input_is_a_clear_error(tmp_path: Path):

@@ -13,8 +13,8 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 
 @contextlib.contextmanager
@@ -37,7 +37,7 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        raise _named(err, target)
+        raise _named(err, target)  # noqa: B904 (_named keeps the original as __cause__, or is it)
 
 
 def _current_umask() -> int:
@@ -85,7 +85,7 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
         _swap_in(tmp, target)
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise _named(err, target)
+        raise _named(err, target)  # noqa: B904 (_named keeps the original as __cause__, or is it)
 
 
 def _named(err: BaseException, target: Path) -> BaseException:

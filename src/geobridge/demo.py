@@ -24,9 +24,10 @@ import html
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from geobridge.atomic import atomic_write_text
 from geobridge.views import GEOBRIDGE_DIRECTIONS, View
@@ -56,8 +57,15 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"  # sh
 #: different styles, each style also present in training (a new town, like VIGOR's cross-area
 #: split; 10 regions from 5 styles), which gives 300 test queries.
 DEMO_WORLD = WorldDatasetSpec(
-    locations=1500, size=64, seed=0, world_size_m=2000.0, regions=10, test_regions=3,
-    test_region_policy="shared-style", drone_view="orthophoto", text_compass=False,
+    locations=1500,
+    size=64,
+    seed=0,
+    world_size_m=2000.0,
+    regions=10,
+    test_regions=3,
+    test_region_policy="shared-style",
+    drone_view="orthophoto",
+    text_compass=False,
     views=("drone", "street", "satellite"),
 )
 
@@ -95,7 +103,9 @@ def run_demo(
     out = Path(out)
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown or "geobridge" not in variants:
-        raise ValueError(f"variants must include 'geobridge' and be among {', '.join(VARIANTS)}; got {', '.join(variants)}")
+        raise ValueError(
+            f"variants must include 'geobridge' and be among {', '.join(VARIANTS)}; got {', '.join(variants)}"
+        )
     from geobridge.configs import resolve_config
 
     config_path = resolve_config(config_path) if config_path is not None else DEFAULT_CONFIG
@@ -113,8 +123,10 @@ def run_demo(
     val_locations = read_manifest(manifest, split="val")
     train_locations = read_manifest(manifest, split="train")
     train_regions = sorted({loc.region for loc in train_locations})
-    echo(f"      {len(train_locations)} training locations from regions {', '.join(train_regions)}; "
-         f"{len(test_locations)} test locations from unseen region(s) {', '.join(sorted({loc.region for loc in test_locations}))}")
+    echo(
+        f"      {len(train_locations)} training locations from regions {', '.join(train_regions)}; "
+        f"{len(test_locations)} test locations from unseen region(s) {', '.join(sorted({loc.region for loc in test_locations}))}"
+    )
 
     # the variants share one frozen pretrained text tower: each text is encoded once for all of them
     text_features: dict[str, torch.Tensor] = {}
@@ -123,12 +135,22 @@ def run_demo(
     for number, variant in enumerate(variants, start=1):
         run_dir = out / "runs" / variant
         shutil.rmtree(run_dir, ignore_errors=True)
-        config = TrainConfig.load(config_path, [f"device={device}"] + list(overrides or []) + [
-            f"data.manifest={manifest}", f"output_dir={run_dir}", f"loss.edge_set={variant}", "resume=false",
-            f"progress={str(progress).lower()}",
-        ])
-        echo(f"[2/3] training {number}/{len(variants)}: {variant} ({config.model.preset} preset, "
-             f"{config.optim.epochs} epochs, batch {config.data.batch_size})")
+        config = TrainConfig.load(
+            config_path,
+            [f"device={device}"]
+            + list(overrides or [])
+            + [
+                f"data.manifest={manifest}",
+                f"output_dir={run_dir}",
+                f"loss.edge_set={variant}",
+                "resume=false",
+                f"progress={str(progress).lower()}",
+            ],
+        )
+        echo(
+            f"[2/3] training {number}/{len(variants)}: {variant} ({config.model.preset} preset, "
+            f"{config.optim.epochs} epochs, batch {config.data.batch_size})"
+        )
         tick = time.perf_counter()
         run = train(config, text_features=text_features)
         seconds[f"train {variant}"] = time.perf_counter() - tick
@@ -148,14 +170,26 @@ def run_demo(
 
     echo("[3/3] results on the held-out region (protocol geobridge, percentages)")
     metrics = {name: _metric_row(ev) for name, ev in results["geobridge"].items()}
-    ablation = {variant: {name: _metric_row(ev) for name, ev in results[variant].items()} for variant in results}
+    ablation = {
+        variant: {name: _metric_row(ev) for name, ev in results[variant].items()} for variant in results
+    }
     findings = compare_to_paper(ablation, hits_at_one(results))
-    ablation_val = {variant: {name: _metric_row(ev) for name, ev in by.items()} for variant, by in seen_region.items()}
+    ablation_val = {
+        variant: {name: _metric_row(ev) for name, ev in by.items()} for variant, by in seen_region.items()
+    }
     if ablation_val:
-        findings += ["on the val split (new locations of the training regions):"] + compare_to_paper(ablation_val, hits_at_one(seen_region))
-        atomic_write_text(out / "ablation_val.json", json.dumps({v: {"directions": d} for v, d in ablation_val.items()}, indent=2) + "\n")
+        findings += ["on the val split (new locations of the training regions):"] + compare_to_paper(
+            ablation_val, hits_at_one(seen_region)
+        )
+        atomic_write_text(
+            out / "ablation_val.json",
+            json.dumps({v: {"directions": d} for v, d in ablation_val.items()}, indent=2) + "\n",
+        )
     atomic_write_text(out / "metrics.json", json.dumps({"directions": metrics}, indent=2) + "\n")
-    atomic_write_text(out / "ablation.json", json.dumps({v: {"directions": d} for v, d in ablation.items()}, indent=2) + "\n")
+    atomic_write_text(
+        out / "ablation.json",
+        json.dumps({v: {"directions": d} for v, d in ablation.items()}, indent=2) + "\n",
+    )
     seconds["total"] = time.perf_counter() - started
     write_report(out, results, ablation, findings, seconds)
     echo("")
@@ -171,7 +205,9 @@ def run_demo(
         echo(line)
     echo("")
     echo("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
-    echo(f"wrote {out / 'metrics.json'}, {out / 'ablation.json'}, {out / 'report.html'}, {out / 'model'}/, {out / 'gallery'}/")
+    echo(
+        f"wrote {out / 'metrics.json'}, {out / 'ablation.json'}, {out / 'report.html'}, {out / 'model'}/, {out / 'gallery'}/"
+    )
     return DemoResult(out=out, metrics=metrics, ablation=ablation, seconds=seconds, findings=findings)
 
 
@@ -186,14 +222,16 @@ def build_demo_gallery(out: Path, manifest: Path, progress: bool = False, device
 
     model = load_model(out / "model", device=device).eval()
     places = read_locations(manifest, "satellite", split="test")  # with the world's tile footprints
-    gallery = Gallery.build(model, places, "satellite", out=out / "gallery", model_path=out / "model",
-                            progress=progress)
+    gallery = Gallery.build(
+        model, places, "satellite", out=out / "gallery", model_path=out / "model", progress=progress
+    )
     gallery.set_calibration(calibrate_gallery(gallery, places, query_views(gallery), split="test"))
     return int(gallery.info.size)
 
 
-def evaluate_directions(model: Any, manifest: str | Path, split: str = "test",
-                        progress: bool = False) -> dict[str, Any]:
+def evaluate_directions(
+    model: Any, manifest: str | Path, split: str = "test", progress: bool = False
+) -> dict[str, Any]:
     """Every GeoBridge direction (six image + text -> each view) the model has among the
     ``split`` locations of ``manifest``, scored as ``geobridge evaluate --model`` does
     (:func:`~geobridge.evaluation.run_dataset.evaluate_model_on_dataset`, protocol ``geobridge``);
@@ -203,8 +241,12 @@ def evaluate_directions(model: Any, manifest: str | Path, split: str = "test",
 
     benchmark = WorldBenchmark(manifest, split=split)
     have = set(model.views) | ({View.TEXT} if model.has_text else set())
-    directions = [d for d in GEOBRIDGE_DIRECTIONS if d in benchmark.directions() and {d.query, d.gallery} <= have]
-    return evaluate_model_on_dataset(model, benchmark, directions=directions, batch_size=64, progress=progress)
+    directions = [
+        d for d in GEOBRIDGE_DIRECTIONS if d in benchmark.directions() and {d.query, d.gallery} <= have
+    ]
+    return evaluate_model_on_dataset(
+        model, benchmark, directions=directions, batch_size=64, progress=progress
+    )
 
 
 def _metric_row(result: Any) -> dict[str, float]:
@@ -237,19 +279,25 @@ def compare_to_paper(
             won = a > b
             if hits and name in hits.get("geobridge", {}) and name in hits.get("image-only", {}):
                 diff = paired_bootstrap(hits["geobridge"][name], hits["image-only"][name])
-                line += (f" (difference {diff.difference:+.2f}, {diff.confidence:.0%} interval {diff.low:+.2f} to "
-                         f"{diff.high:+.2f} over {diff.n_queries} queries: {'significant' if diff.significant else 'within noise'})")
+                line += (
+                    f" (difference {diff.difference:+.2f}, {diff.confidence:.0%} interval {diff.low:+.2f} to "
+                    f"{diff.high:+.2f} over {diff.n_queries} queries: {'significant' if diff.significant else 'within noise'})"
+                )
                 won = won and diff.significant and diff.difference > 0
             wins.append(won)
             lines.append(line)
     verdict = "reproduced" if wins and all(wins) else "NOT reproduced on every street direction"
-    return [f"paper's finding (fused beats image-only on street<->drone and street<->satellite): {verdict}"] + lines
+    return [
+        f"paper's finding (fused beats image-only on street<->drone and street<->satellite): {verdict}"
+    ] + lines
 
 
 def hits_at_one(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per-query 0/1 hits at rank 1 of every variant and direction (ranks are 0-based)."""
-    return {variant: {name: (ev.per_query["rank"] == 0).astype(int) for name, ev in by.items()}
-            for variant, by in results.items()}
+    return {
+        variant: {name: (ev.per_query["rank"] == 0).astype(int) for name, ev in by.items()}
+        for variant, by in results.items()
+    }
 
 
 def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
@@ -257,7 +305,11 @@ def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
     lines = [header, "|" + "---|" * (len(METRIC_KEYS) + 3)]
     for name, row in metrics.items():
         chance = 100.0 / row["gallery"] if row["gallery"] else float("nan")
-        lines.append(f"| {name} | " + " | ".join(f"{row[k]:.2f}" for k in METRIC_KEYS) + f" | {row['gallery']} | {chance:.2f} |")
+        lines.append(
+            f"| {name} | "
+            + " | ".join(f"{row[k]:.2f}" for k in METRIC_KEYS)
+            + f" | {row['gallery']} | {chance:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -269,8 +321,11 @@ def ablation_table(ablation: dict[str, dict[str, dict[str, float]]]) -> str:
     for variant in VARIANTS:
         if variant in ablation:
             row = ablation[variant]
-            lines.append(f"| {variant} (this world) | " + " | ".join(
-                f"{row[n]['R@1']:.2f}" if n in row else "-" for n in names) + " |")
+            lines.append(
+                f"| {variant} (this world) | "
+                + " | ".join(f"{row[n]['R@1']:.2f}" if n in row else "-" for n in names)
+                + " |"
+            )
         paper = PAPER_R1.get(variant, {})
         if variant == "text-only":
             cells = [PAPER_TEXT_ONLY_RANGE if n in names[:6] else "-" for n in names]
@@ -280,16 +335,25 @@ def ablation_table(ablation: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
-def write_report(out: Path, results: dict[str, dict[str, Any]], ablation: dict, findings: list[str],
-                 seconds: dict[str, float]) -> Path:
+def write_report(
+    out: Path,
+    results: dict[str, dict[str, Any]],
+    ablation: dict,
+    findings: list[str],
+    seconds: dict[str, float],
+) -> Path:
     """``report.html``: tables, recall curves per variant and example queries with their top-5."""
     from geobridge.evaluation.report import plot_recall_curves
 
     sections = []
     for variant, by_direction in results.items():
         curves = dict(by_direction)
-        image = plot_recall_curves(curves, out / f"recall_{variant}.png", title=f"{variant}: recall@K on the held-out region")
-        sections.append(f'<h3>{html.escape(variant)}</h3><img src="{image.name}" alt="recall curves of {variant}">')
+        image = plot_recall_curves(
+            curves, out / f"recall_{variant}.png", title=f"{variant}: recall@K on the held-out region"
+        )
+        sections.append(
+            f'<h3>{html.escape(variant)}</h3><img src="{image.name}" alt="recall curves of {variant}">'
+        )
     examples = []
     fused = results["geobridge"]
     for name in ("P2D", "P2S", "D2S"):
@@ -298,8 +362,10 @@ def write_report(out: Path, results: dict[str, dict[str, Any]], ablation: dict, 
         result = fused[name]
         page = out / f"examples_{name}.html"
         _write_examples(fused[name], page, name)
-        examples.append(f'<li><a href="{page.name}">{name}</a>: a few queries with their top-5 '
-                        f'(R@1 {result.metrics["R@1"]:.1f}%)</li>')
+        examples.append(
+            f'<li><a href="{page.name}">{name}</a>: a few queries with their top-5 '
+            f"(R@1 {result.metrics['R@1']:.1f}%)</li>"
+        )
     metrics = {name: _metric_row(ev) for name, ev in fused.items()}
     body = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>geobridge demo</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}} table{{border-collapse:collapse}}
@@ -310,10 +376,10 @@ occurs in a training region, like VIGOR's cross-area split). Protocol <code>geob
 (one positive per query; AP = mean reciprocal rank; R@1% = hit within the top max(1, int(0.01 N))).</p>
 <h2>GeoBridge model, every direction</h2>{_html_table(metrics_table(metrics))}
 <h2>Ablation (R@1) beside the paper</h2>{_html_table(ablation_table(ablation))}
-<ul>{''.join(f'<li>{html.escape(line)}</li>' for line in findings)}</ul>
-<h2>Recall curves</h2>{''.join(sections)}
-<h2>Example queries (GeoBridge model)</h2><ul>{''.join(examples)}</ul>
-<p>Timings: {html.escape(', '.join(f'{k} {v:.0f} s' for k, v in seconds.items()))}</p>
+<ul>{"".join(f"<li>{html.escape(line)}</li>" for line in findings)}</ul>
+<h2>Recall curves</h2>{"".join(sections)}
+<h2>Example queries (GeoBridge model)</h2><ul>{"".join(examples)}</ul>
+<p>Timings: {html.escape(", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))}</p>
 </body></html>
 """
     return atomic_write_text(out / "report.html", body)
@@ -327,9 +393,14 @@ def _write_examples(result: Any, page: Path, name: str) -> None:
     write_html_examples(
         query_paths=list(query.paths) if query.paths is not None else [None] * len(query),
         gallery_paths=list(gallery.paths) if gallery.paths is not None else [None] * len(gallery),
-        top_indices=result.per_query["top_indices"], truth=good_items(result, query.ids, gallery.ids), path=page,
-        ranks=result.per_query["rank"], query_ids=list(query.ids), gallery_ids=list(gallery.ids),
-        title=f"{name}: example queries and their top-5", n_examples=8,
+        top_indices=result.per_query["top_indices"],
+        truth=good_items(result, query.ids, gallery.ids),
+        path=page,
+        ranks=result.per_query["rank"],
+        query_ids=list(query.ids),
+        gallery_ids=list(gallery.ids),
+        title=f"{name}: example queries and their top-5",
+        n_examples=8,
     )
 
 

@@ -101,7 +101,7 @@ class Embeddings:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "Embeddings":
+    def load(cls, path: str | Path) -> Embeddings:
         """Read an embeddings ``.npz``; errors name the file and what is wrong."""
         path = Path(path)
         if not path.exists():

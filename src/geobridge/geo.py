@@ -72,7 +72,7 @@ class Footprint:
     north: float
 
     @classmethod
-    def around(cls, lat: float, lon: float, size_m: float, height_m: float | None = None) -> "Footprint":
+    def around(cls, lat: float, lon: float, size_m: float, height_m: float | None = None) -> Footprint:
         """The box of ``size_m`` x ``height_m`` metres (square by default) centred on (lat, lon)."""
         height_m = size_m if height_m is None else height_m
         s, w = offset_latlon(lat, lon, -size_m / 2.0, -height_m / 2.0)
@@ -100,7 +100,7 @@ class Footprint:
     def contains(self, lat: float, lon: float) -> bool:
         return self.south <= lat <= self.north and self.west <= lon <= self.east
 
-    def intersection_m2(self, other: "Footprint") -> float:
+    def intersection_m2(self, other: Footprint) -> float:
         """Overlapping ground area in square metres (0 when disjoint)."""
         w, e = max(self.west, other.west), min(self.east, other.east)
         s, n = max(self.south, other.south), min(self.north, other.north)
@@ -110,7 +110,7 @@ class Footprint:
         per_lat, per_lon = metres_per_degree(lat)
         return (e - w) * per_lon * (n - s) * per_lat
 
-    def overlap_fraction(self, other: "Footprint") -> float:
+    def overlap_fraction(self, other: Footprint) -> float:
         """Intersection over the smaller footprint's area, in metres on the ground."""
         smaller = min(self.area_m2, other.area_m2)
         return 0.0 if smaller <= 0 else self.intersection_m2(other) / smaller

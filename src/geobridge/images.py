@@ -23,8 +23,9 @@ import io
 import math
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Union
+from typing import TYPE_CHECKING, Union
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -67,7 +68,7 @@ def source_name(source: ImageSource, name: str | None = None) -> str:
 
 
 @contextlib.contextmanager
-def image_header(source: ImageSource, name: str | None = None) -> Iterator["Image.Image"]:
+def image_header(source: ImageSource, name: str | None = None) -> Iterator[Image.Image]:
     """The lazily opened image (header read, no pixels decoded), without PIL's global bomb check;
     failures to open are :class:`ImageError`."""
     from PIL import Image, UnidentifiedImageError
@@ -88,18 +89,20 @@ def image_header(source: ImageSource, name: str | None = None) -> Iterator["Imag
     except UnidentifiedImageError:
         if not isinstance(source, bytes) and Path(source).stat().st_size == 0:
             raise ImageError(label, "is empty (0 bytes); copy the whole image file again", "empty") from None
-        raise ImageError(label, "is not an image PIL can read; give a PNG, JPEG, WebP or TIFF file",
-                         "not_an_image") from None
+        raise ImageError(
+            label, "is not an image PIL can read; give a PNG, JPEG, WebP or TIFF file", "not_an_image"
+        ) from None
     except OSError as err:
-        raise ImageError(label, f"cannot be read ({err.strerror or err}); check the file and its permissions",
-                         "unreadable") from None
+        raise ImageError(
+            label, f"cannot be read ({err.strerror or err}); check the file and its permissions", "unreadable"
+        ) from None
     except (ValueError, SyntaxError, EOFError) as err:  # a header PIL recognised but could not parse
         raise ImageError(label, f"has a corrupt header ({err}); copy the file again", "corrupt") from None
     with image:  # closes the file at the end; pixels already loaded stay usable
         yield image
 
 
-def decode_scale(image: "Image.Image", max_pixels: int, max_side: int | None, name: str) -> int:
+def decode_scale(image: Image.Image, max_pixels: int, max_side: int | None, name: str) -> int:
     """The reduction to decode ``image`` at: 1, or a JPEG scale that fits the budget (and, with
     ``max_side``, the largest one still at least ``max_side`` on the longer side)."""
     width, height = image.size
@@ -107,19 +110,31 @@ def decode_scale(image: "Image.Image", max_pixels: int, max_side: int | None, na
     scales = JPEG_SCALES if scalable else (1,)
     fitting = [s for s in scales if math.ceil(width / s) * math.ceil(height / s) <= max_pixels]
     if not fitting:
-        how = ("even at 1/8 scale" if scalable
-               else f"and a {image.format or 'file of this format'} cannot be decoded at a reduced scale")
-        raise ImageError(name, f"declares {width} x {height} = {width * height:,} pixels, over the "
-                               f"{max_pixels:,}-pixel budget (decompression bomb guard) {how}; resize it, "
-                               f"or raise {MAX_PIXELS_ENV} if it is genuine", "too_many_pixels")
+        how = (
+            "even at 1/8 scale"
+            if scalable
+            else f"and a {image.format or 'file of this format'} cannot be decoded at a reduced scale"
+        )
+        raise ImageError(
+            name,
+            f"declares {width} x {height} = {width * height:,} pixels, over the "
+            f"{max_pixels:,}-pixel budget (decompression bomb guard) {how}; resize it, "
+            f"or raise {MAX_PIXELS_ENV} if it is genuine",
+            "too_many_pixels",
+        )
     scale = fitting[0]
     if max_side is not None:
         scale = max([scale] + [s for s in fitting if math.ceil(max(width, height) / s) >= max_side])
     return scale
 
 
-def open_image(source: ImageSource, max_pixels: int | None = None, max_side: int | None = None,
-               upright: bool = False, name: str | None = None) -> "Image.Image":
+def open_image(
+    source: ImageSource,
+    max_pixels: int | None = None,
+    max_side: int | None = None,
+    upright: bool = False,
+    name: str | None = None,
+) -> Image.Image:
     """Decode ``source`` (a path or encoded bytes) to an RGB image under the policy above.
 
     ``max_side``: the most pixels per side the caller keeps (the result is reduced to fit);
@@ -137,8 +152,9 @@ def open_image(source: ImageSource, max_pixels: int | None = None, max_side: int
             oriented = ImageOps.exif_transpose(image) if upright else image
             rgb = oriented if oriented.mode == "RGB" else oriented.convert("RGB")  # no copy when RGB
         except (OSError, ValueError, SyntaxError, EOFError) as err:
-            raise ImageError(label, f"is truncated or corrupt ({err}); copy the whole file again",
-                             "corrupt") from None
+            raise ImageError(
+                label, f"is truncated or corrupt ({err}); copy the whole file again", "corrupt"
+            ) from None
     if max_side is not None and max(rgb.size) > max_side:
         rgb.thumbnail((max_side, max_side))
     return rgb

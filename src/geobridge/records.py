@@ -9,9 +9,10 @@ that view is missing. Extra columns are kept as they are (``extra``).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from geobridge.atomic import atomic_path, recover_directory
 from geobridge.views import IMAGE_VIEWS, View

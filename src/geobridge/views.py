@@ -30,7 +30,7 @@ class View(str, Enum):
         return self is not View.TEXT
 
     @classmethod
-    def parse(cls, value: "str | View") -> "View":
+    def parse(cls, value: str | View) -> View:
         """Parse a view name (``drone``), or its letter (``D``); a clear error otherwise."""
         if isinstance(value, View):
             return value
@@ -77,11 +77,17 @@ class Direction:
         """Every view the direction needs a tower for."""
         return (self.query, self.gallery)
 
+    @property
+    def reverse_name(self) -> str:
+        """The name of the reverse direction (``S2D`` for ``D2S``), for a protocol that scores it
+        from the same pair (``geotext``)."""
+        return f"{self.gallery.letter}2{self.query.letter}"
+
     def __str__(self) -> str:  # pragma: no cover - trivial
         return self.name
 
     @classmethod
-    def parse(cls, value: "str | Direction") -> "Direction":
+    def parse(cls, value: str | Direction) -> Direction:
         """Parse ``D2S`` (letters) or ``drone2satellite`` / ``drone->satellite`` (names)."""
         if isinstance(value, Direction):
             return value
@@ -129,13 +135,16 @@ class PooledDirection:
         return self.name
 
 
+#: A benchmark's direction: one query view against one gallery view, or against a pooled gallery.
+AnyDirection = Direction | PooledDirection
+
 #: GeoBridge's six image directions plus text to each view, in the paper's order.
 GEOBRIDGE_DIRECTIONS: tuple[Direction, ...] = tuple(
     Direction.parse(name) for name in ("D2S", "S2D", "D2P", "P2D", "P2S", "S2P", "T2D", "T2P", "T2S")
 )
 
 
-def all_directions(views: "list[View] | tuple[View, ...]") -> list[Direction]:
+def all_directions(views: list[View] | tuple[View, ...]) -> list[Direction]:
     """Every direction among the given image views, plus text to each when text is present."""
     images = [v for v in views if v.is_image]
     out = [Direction(q, g) for q in images for g in images if q is not g]
@@ -144,7 +153,9 @@ def all_directions(views: "list[View] | tuple[View, ...]") -> list[Direction]:
     return out
 
 
-def parse_directions(spec: str, views: "list[View] | tuple[View, ...]" = GEOLOC_VIEWS + (View.TEXT,)) -> list[Direction]:
+def parse_directions(
+    spec: str, views: list[View] | tuple[View, ...] = GEOLOC_VIEWS + (View.TEXT,)
+) -> list[Direction]:
     """Parse ``"D2S,S2D"`` or ``"all"`` (every direction among ``views``)."""
     if spec.strip().lower() == "all":
         return all_directions(list(views))

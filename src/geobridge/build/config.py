@@ -68,7 +68,7 @@ class PanoramaSource(_Section):
     image_height_px: int = Field(256, ge=16)
 
     @model_validator(mode="after")
-    def _needs_catalogue(self) -> "PanoramaSource":
+    def _needs_catalogue(self) -> PanoramaSource:
         if self.kind == "local" and self.catalogue is None:
             raise ValueError("panoramas.kind=local needs panoramas.catalogue (a CSV or JSON file)")
         return self
@@ -85,11 +85,12 @@ class SatelliteSource(_Section):
     extension: str = "png"
 
     @model_validator(mode="after")
-    def _needs_address(self) -> "SatelliteSource":
-        if self.kind == "xyz-url" and not self.url:
-            raise ValueError("satellite.kind=xyz-url needs satellite.url with {z}, {x} and {y}")
-        if self.kind == "xyz-url" and not all(k in self.url for k in ("{z}", "{x}", "{y}")):
-            raise ValueError(f"satellite.url {self.url!r} must contain {{z}}, {{x}} and {{y}}")
+    def _needs_address(self) -> SatelliteSource:
+        if self.kind == "xyz-url":
+            if not self.url:
+                raise ValueError("satellite.kind=xyz-url needs satellite.url with {z}, {x} and {y}")
+            if not all(k in self.url for k in ("{z}", "{x}", "{y}")):
+                raise ValueError(f"satellite.url {self.url!r} must contain {{z}}, {{x}} and {{y}}")
         if self.kind in ("xyz-dir", "mbtiles") and self.path is None:
             raise ValueError(f"satellite.kind={self.kind} needs satellite.path")
         return self
@@ -152,9 +153,7 @@ class SplitSettings(_Section):
     block_m: float = Field(300.0, gt=0)
 
 
-DEFAULT_DRONE_NAME_PATTERN = (
-    r"(?P<south>-?\d+(?:\.\d+)?)_(?P<west>-?\d+(?:\.\d+)?)_(?P<north>-?\d+(?:\.\d+)?)_(?P<east>-?\d+(?:\.\d+)?)"
-)
+DEFAULT_DRONE_NAME_PATTERN = r"(?P<south>-?\d+(?:\.\d+)?)_(?P<west>-?\d+(?:\.\d+)?)_(?P<north>-?\d+(?:\.\d+)?)_(?P<east>-?\d+(?:\.\d+)?)"
 
 
 class DroneSubsetSettings(_Section):
@@ -208,21 +207,24 @@ class BuildConfig(_Section):
     drone_photos: DronePhotoSettings = Field(default_factory=DronePhotoSettings)
     report_samples: int = Field(4, ge=0)
 
-    def resolve_paths(self, base: Path) -> "BuildConfig":
+    def resolve_paths(self, base: Path) -> BuildConfig:
         """A copy whose relative paths are taken from ``base`` (the YAML file's folder)."""
 
         import os
 
-        def fix(p: Path | None) -> Path | None:
-            return None if p is None else Path(os.path.normpath(p if p.is_absolute() else base / p))
+        def fix(p: Path) -> Path:
+            return Path(os.path.normpath(p if p.is_absolute() else base / p))
+
+        def fix_optional(p: Path | None) -> Path | None:
+            return None if p is None else fix(p)
 
         data = self.model_copy(deep=True)
         data.out = fix(data.out)
         data.orthomosaics = [fix(p) for p in data.orthomosaics]
-        data.panoramas.catalogue = fix(data.panoramas.catalogue)
-        data.satellite.path = fix(data.satellite.path)
-        data.text.world = fix(data.text.world)
-        data.http.cache_dir = fix(data.http.cache_dir)
+        data.panoramas.catalogue = fix_optional(data.panoramas.catalogue)
+        data.satellite.path = fix_optional(data.satellite.path)
+        data.text.world = fix_optional(data.text.world)
+        data.http.cache_dir = fix_optional(data.http.cache_dir)
         return data
 
 
@@ -232,7 +234,9 @@ def load_build_config(path: str | Path, overrides: dict | None = None) -> BuildC
 
     path = Path(path)
     if not path.exists():
-        raise BuildConfigError(f"build config not found: {path}. See configs/build-world.yaml for an example.")
+        raise BuildConfigError(
+            f"build config not found: {path}. See configs/build-world.yaml for an example."
+        )
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:

@@ -10,9 +10,9 @@ skipped with its reason; the other scales of that panorama still go on.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from geobridge.build.orthomosaic import CropError, Orthomosaic
 from geobridge.build.providers.base import Panorama
@@ -46,8 +46,9 @@ class PanoramaSelection:
     outside: list[Panorama] = field(default_factory=list)
 
 
-def keep_inside(panoramas: list[Panorama], seeds: list[Seed],
-                listed: Sequence[Panorama] = ()) -> PanoramaSelection:
+def keep_inside(
+    panoramas: list[Panorama], seeds: list[Seed], listed: Sequence[Panorama] = ()
+) -> PanoramaSelection:
     """Panoramas lying inside some seed footprint (each kept once, owned by its first seed); the
     others, and those of ``listed`` (a catalogue's whole list) that no search found, are outside."""
     out = PanoramaSelection()
@@ -68,8 +69,10 @@ def keep_inside(panoramas: list[Panorama], seeds: list[Seed],
 
 def outside_reason(pano: Panorama) -> str:
     """Why a panorama gave no crop: where it is, and what to do."""
-    return (f"outside footprints: at ({pano.lat:.6f}, {pano.lon:.6f}) it lies in no seed footprint of any "
-            "orthomosaic; add an orthomosaic covering it, or check its coordinates")
+    return (
+        f"outside footprints: at ({pano.lat:.6f}, {pano.lon:.6f}) it lies in no seed footprint of any "
+        "orthomosaic; add an orthomosaic covering it, or check its coordinates"
+    )
 
 
 def reverse_crops(
@@ -91,10 +94,21 @@ def reverse_crops(
         cid = crop_id(pano.id, scale)
         fp = Footprint.around(pano.lat, pano.lon, scale)
         record = {
-            "id": cid, "pano_id": pano.id, "lat": pano.lat, "lon": pano.lon, "heading": pano.heading_deg,
-            "pano_source": pano.source, "provider": pano.provider, "seed_id": kept.seed.id,
-            "orthomosaic": str(ortho.path), "gsd_m": ortho.gsd_m, "scale_m": float(scale),
-            "footprint": [fp.west, fp.south, fp.east, fp.north], "path": None, "status": "ok", "reason": "",
+            "id": cid,
+            "pano_id": pano.id,
+            "lat": pano.lat,
+            "lon": pano.lon,
+            "heading": pano.heading_deg,
+            "pano_source": pano.source,
+            "provider": pano.provider,
+            "seed_id": kept.seed.id,
+            "orthomosaic": str(ortho.path),
+            "gsd_m": ortho.gsd_m,
+            "scale_m": float(scale),
+            "footprint": [fp.west, fp.south, fp.east, fp.north],
+            "path": None,
+            "status": "ok",
+            "reason": "",
         }
         try:
             crop = ortho.crop(pano.lat, pano.lon, scale, size_px, max_nodata_fraction)
@@ -104,7 +118,9 @@ def reverse_crops(
             continue
         target = out_dir / f"{cid}.png"
         with atomic_path(target) as tmp:
-            Image.fromarray(crop.image).save(tmp, format="PNG", compress_level=1)  # fast zlib level: encoding dominated stage 2
+            Image.fromarray(crop.image).save(
+                tmp, format="PNG", compress_level=1
+            )  # fast zlib level: encoding dominated stage 2
         record.update(path=str(target), nodata_fraction=crop.nodata_fraction)
         records.append(record)
     return records

@@ -10,8 +10,8 @@ this near-linear on large builds.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from geobridge.geo import Footprint, metres_per_degree
 

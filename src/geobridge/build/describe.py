@@ -64,8 +64,12 @@ class ChatDescriber:
         for view in ("drone", "street", "satellite"):
             if view in images:
                 parts += [f"{view} image:", images[view]]
-        return request_body(self.endpoint.model, [user_message(*parts)],
-                            temperature=self.endpoint.temperature, max_tokens=self.endpoint.max_tokens)
+        return request_body(
+            self.endpoint.model,
+            [user_message(*parts)],
+            temperature=self.endpoint.temperature,
+            max_tokens=self.endpoint.max_tokens,
+        )
 
     def describe(self, lat: float, lon: float, images: dict[str, bytes]) -> Description:
         # cached by the request body (model + prompt + images), never by the key
@@ -89,7 +93,9 @@ class WorldDescriber:
         from geobridge.world.describe import describe_location
 
         if not self.bounds.contains(lat, lon):
-            return Description("", "none", f"({lat:.6f}, {lon:.6f}) lies outside the known world {self.world.name}")
+            return Description(
+                "", "none", f"({lat:.6f}, {lon:.6f}) lies outside the known world {self.world.name}"
+            )
         digest = hashlib.sha256(f"{self.seed}:{lat:.7f}:{lon:.7f}".encode()).digest()
         rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
         return Description(describe_location(self.world, lat, lon, rng), f"world:{self.world.name}")
@@ -107,10 +113,14 @@ class NoDescriber:
 def make_describer(settings: TextSettings, http: HttpSettings, cache_dir: Path, seed: int = 0) -> Describer:
     """The endpoint when configured, else the embedded world's describer, else none."""
     if settings.endpoint is not None:
-        return ChatDescriber(settings.endpoint, HttpClient(http, cache_dir=cache_dir, retry_statuses=CHAT_RETRY_STATUSES))
+        return ChatDescriber(
+            settings.endpoint, HttpClient(http, cache_dir=cache_dir, retry_statuses=CHAT_RETRY_STATUSES)
+        )
     if settings.world is not None:
         try:
             return WorldDescriber(settings.world, seed=seed)
         except (OSError, ValueError, KeyError) as err:
-            raise ProviderError(f"text.world {settings.world}: cannot load the world it describes ({err})") from err
+            raise ProviderError(
+                f"text.world {settings.world}: cannot load the world it describes ({err})"
+            ) from err
     return NoDescriber()

@@ -90,8 +90,11 @@ def photo_footprint(meta: PhotoMetadata, settings: DronePhotoSettings) -> Footpr
     """The ground around the photo's position that its camera sees: ``2 h tan(hfov / 2)`` a side
     from height ``h`` above take-off, times ``oblique_scale`` when the gimbal is not pointing down."""
     assert meta.lat is not None and meta.lon is not None
-    height = meta.relative_altitude_m if meta.relative_altitude_m and meta.relative_altitude_m > 0 \
+    height = (
+        meta.relative_altitude_m
+        if meta.relative_altitude_m and meta.relative_altitude_m > 0
         else settings.default_altitude_m
+    )
     size = 2 * height * math.tan(math.radians(settings.hfov_deg) / 2)
     if meta.view_kind == "oblique":
         size *= settings.oblique_scale
@@ -111,9 +114,14 @@ def find_geotagged_photos(root: Path, settings: DronePhotoSettings) -> tuple[lis
         if meta.position is None:
             skipped.append({"item": item, "reason": "no GPS position in its EXIF tags"})
             continue
-        extra = {"view_kind": meta.view_kind, "gimbal_pitch_deg": meta.gimbal_pitch_deg,
-                 "gimbal_yaw_deg": meta.gimbal_yaw_deg, "flight_yaw_deg": meta.flight_yaw_deg,
-                 "relative_altitude_m": meta.relative_altitude_m, "gps_altitude_m": meta.altitude_m}
+        extra = {
+            "view_kind": meta.view_kind,
+            "gimbal_pitch_deg": meta.gimbal_pitch_deg,
+            "gimbal_yaw_deg": meta.gimbal_yaw_deg,
+            "flight_yaw_deg": meta.flight_yaw_deg,
+            "relative_altitude_m": meta.relative_altitude_m,
+            "gps_altitude_m": meta.altitude_m,
+        }
         images.append(DroneImage(path, photo_footprint(meta, settings), split, extra, settings.max_side_px))
     return images, skipped
 
@@ -129,8 +137,9 @@ def complete_drone_subset(
     """Records for a released drone subset whose file names give the footprints."""
     drone_root = _existing_folder(drone_root)
     images, skipped = find_drone_images(drone_root, settings.name_pattern)
-    return complete_drone_images(images, skipped, out, satellite, panoramas, settings, progress,
-                                 report="complete-drone.json")
+    return complete_drone_images(
+        images, skipped, out, satellite, panoramas, settings, progress, report="complete-drone.json"
+    )
 
 
 def complete_drone_photos(
@@ -145,8 +154,9 @@ def complete_drone_photos(
     """Records around each geotagged drone photo of a folder (position and pose from its tags)."""
     photo_root = _existing_folder(photo_root)
     images, skipped = find_geotagged_photos(photo_root, photos)
-    return complete_drone_images(images, skipped, out, satellite, panoramas, settings, progress,
-                                 report="drone-photos.json")
+    return complete_drone_images(
+        images, skipped, out, satellite, panoramas, settings, progress, report="drone-photos.json"
+    )
 
 
 def _existing_folder(folder: str | Path) -> Path:
@@ -197,8 +207,10 @@ def complete_drone_images(
         except ProviderError as err:
             result.skipped.append({"item": stem, "reason": f"satellite: {err}"})
             continue
-        paths = {"drone": out / drone.split / "drone" / f"{stem}.png",
-                 "satellite": out / drone.split / "satellite" / f"{stem}.png"}
+        paths = {
+            "drone": out / drone.split / "drone" / f"{stem}.png",
+            "satellite": out / drone.split / "satellite" / f"{stem}.png",
+        }
         with atomic_path(paths["drone"]) as tmp:
             Image.fromarray(pixels).save(tmp, format="PNG")
         with atomic_path(paths["satellite"]) as tmp:
@@ -209,8 +221,9 @@ def complete_drone_images(
                 raise ProviderError("no panorama source configured")
             pano = nearest_panorama(panoramas, lat, lon, settings.search_radius_m)
             data = panoramas.fetch_image(pano)
-            rgb = north_first(decode_rgb(data, what=f"panorama {pano.id}", max_side=PANORAMA_MAX_SIDE_PX),
-                              pano.heading_deg)
+            rgb = north_first(
+                decode_rgb(data, what=f"panorama {pano.id}", max_side=PANORAMA_MAX_SIDE_PX), pano.heading_deg
+            )
             paths["street"] = out / drone.split / "street" / f"{stem}.png"
             with atomic_path(paths["street"]) as tmp:
                 Image.fromarray(rgb).save(tmp, format="PNG")
@@ -222,8 +235,17 @@ def complete_drone_images(
     for split in sorted({loc.split for loc in locations}):
         write_text_csv(out / split / "text.csv", [loc for loc in locations if loc.split == split])
     write_manifest(locations, result.manifest)
-    atomic_write_text(out / report, json.dumps(
-        {"completed": result.completed, "without_street": result.without_street, "skipped": result.skipped}, indent=1))
+    atomic_write_text(
+        out / report,
+        json.dumps(
+            {
+                "completed": result.completed,
+                "without_street": result.without_street,
+                "skipped": result.skipped,
+            },
+            indent=1,
+        ),
+    )
     return result
 
 

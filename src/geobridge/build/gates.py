@@ -88,8 +88,12 @@ def cloud_fraction(grey: np.ndarray) -> float:
 
 
 def _scores(grey: np.ndarray) -> GateScores:
-    return GateScores(blur=blur_score(grey), contrast=contrast_score(grey), entropy=entropy_score(grey),
-                      cloud=cloud_fraction(grey))
+    return GateScores(
+        blur=blur_score(grey),
+        contrast=contrast_score(grey),
+        entropy=entropy_score(grey),
+        cloud=cloud_fraction(grey),
+    )
 
 
 def score_image(image: np.ndarray) -> GateScores:

@@ -55,7 +55,9 @@ def coarse_then_dense(func, grid: GroundGrid, nodes: int = 17) -> tuple[np.ndarr
     lat_c, lon_c = np.meshgrid(lat_nodes, lon_nodes, indexing="ij")
     u, v = func(lat_c, lon_c)
     left, frac = _linear_weights(n, nodes)
-    return _interp2(np.asarray(u, dtype=np.float64), left, frac), _interp2(np.asarray(v, dtype=np.float64), left, frac)
+    return _interp2(np.asarray(u, dtype=np.float64), left, frac), _interp2(
+        np.asarray(v, dtype=np.float64), left, frac
+    )
 
 
 def _linear_weights(n: int, nodes: int) -> tuple[np.ndarray, np.ndarray]:

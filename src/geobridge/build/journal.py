@@ -52,6 +52,10 @@ class Journal:
     def get(self, key: str) -> dict[str, Any] | None:
         return self.records.get(str(key))
 
+    def __getitem__(self, key: str) -> dict[str, Any]:
+        """The record of an item the stage has finished (KeyError for one it has not)."""
+        return self.records[str(key)]
+
     def append(self, record: dict[str, Any]) -> None:
         self.extend([record])
 

@@ -18,7 +18,6 @@ import numpy as np
 from geobridge.build.ground import coarse_then_dense, ground_grid
 from geobridge.geo import Footprint, metres_per_degree
 
-
 #: GDAL's block cache defaults to 5% of RAM (over 1 GB here); reads are bounded to this instead
 #: (rasterio passes an integer GDAL_CACHEMAX to GDAL in bytes).
 GDAL_CACHE_MB = 128
@@ -122,7 +121,7 @@ class Orthomosaic:
     def close(self) -> None:
         self.dataset.close()
 
-    def __enter__(self) -> "Orthomosaic":
+    def __enter__(self) -> Orthomosaic:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -132,13 +131,17 @@ class Orthomosaic:
 
     def pixel_to_latlon(self, row, col) -> tuple[np.ndarray, np.ndarray]:
         """(lat, lon) of pixel coordinates (row, col may be fractional; 0.5 = first pixel centre)."""
-        x, y = _apply(self.dataset.transform, np.asarray(col, dtype=np.float64), np.asarray(row, dtype=np.float64))
+        x, y = _apply(
+            self.dataset.transform, np.asarray(col, dtype=np.float64), np.asarray(row, dtype=np.float64)
+        )
         lon, lat = self._to_lonlat.transform(x, y)
         return np.asarray(lat), np.asarray(lon)
 
     def latlon_to_pixel(self, lat, lon) -> tuple[np.ndarray, np.ndarray]:
         """Fractional (row, col) of (lat, lon)."""
-        x, y = self._from_lonlat.transform(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64))
+        x, y = self._from_lonlat.transform(
+            np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+        )
         col, row = _apply(~self.dataset.transform, np.asarray(x), np.asarray(y))
         return np.asarray(row), np.asarray(col)
 
@@ -147,14 +150,15 @@ class Orthomosaic:
         rows = np.array([0, 0, 0, 0.5, 0.5, 1, 1, 1]) * height + row_off
         cols = np.array([0, 0.5, 1, 0, 1, 0, 0.5, 1]) * width + col_off
         lat, lon = self.pixel_to_latlon(rows, cols)
-        return Footprint(west=float(lon.min()), south=float(lat.min()), east=float(lon.max()), north=float(lat.max()))
+        return Footprint(
+            west=float(lon.min()), south=float(lat.min()), east=float(lon.max()), north=float(lat.max())
+        )
 
     def valid_fraction(self, row_off: int, col_off: int, height: int, width: int, samples: int = 64) -> float:
         """Share of valid (not nodata / not masked) pixels in a window, from a decimated mask read."""
+        import rasterio
         from rasterio.errors import RasterioError
         from rasterio.windows import Window
-
-        import rasterio
 
         out = (min(samples, height), min(samples, width))
         try:
@@ -167,7 +171,9 @@ class Orthomosaic:
 
     # --- reverse crop ---------------------------------------------------------------------------
 
-    def crop(self, lat: float, lon: float, size_m: float, size_px: int, max_nodata_fraction: float = 0.02) -> Crop:
+    def crop(
+        self, lat: float, lon: float, size_m: float, size_px: int, max_nodata_fraction: float = 0.02
+    ) -> Crop:
         """A north-up ``size_m`` ground square centred on (lat, lon), resampled to ``size_px``.
 
         Reads only the window under the square (decimated when the source is much finer than the
@@ -199,13 +205,17 @@ class Orthomosaic:
         resampling = Resampling.average if scale < 1.0 else Resampling.nearest
         try:
             with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024):
-                pixels = self.dataset.read((1, 2, 3), window=window, out_shape=(3, out_h, out_w),
-                                           resampling=resampling)
-                mask = self.dataset.read_masks(1, window=window, out_shape=(out_h, out_w),
-                                               resampling=Resampling.nearest)
+                pixels = self.dataset.read(
+                    (1, 2, 3), window=window, out_shape=(3, out_h, out_w), resampling=resampling
+                )
+                mask = self.dataset.read_masks(
+                    1, window=window, out_shape=(out_h, out_w), resampling=Resampling.nearest
+                )
         except RasterioError as err:  # a truncated or corrupt file: this crop fails, the build goes on
-            raise CropError(f"cannot read {self.path.name} under the {size_m:g} m crop at "
-                            f"({lat:.6f}, {lon:.6f}) ({err}): {UNREADABLE_ADVICE}") from None
+            raise CropError(
+                f"cannot read {self.path.name} under the {size_m:g} m crop at "
+                f"({lat:.6f}, {lon:.6f}) ({err}): {UNREADABLE_ADVICE}"
+            ) from None
         sx, sy = out_w / win_w, out_h / win_h
         map_x = ((col_map - c0) * sx - 0.5).astype(np.float32)
         map_y = ((row_map - r0) * sy - 0.5).astype(np.float32)
@@ -213,7 +223,9 @@ class Orthomosaic:
         if rgb.dtype != np.uint8:
             rgb = np.clip(rgb, 0, 255).astype(np.uint8)
         image = cv2.remap(rgb, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        valid = cv2.remap(mask, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        valid = cv2.remap(
+            mask, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        )
         nodata_fraction = 1.0 - float(np.count_nonzero(valid)) / valid.size
         if nodata_fraction > max_nodata_fraction:
             raise CropError(

@@ -115,30 +115,50 @@ class Build:
         downloads = self._download_orthomosaics()
         orthomosaics = self.orthomosaic_paths()
         if not orthomosaics:
-            raise BuildError("no orthomosaics: list GeoTIFF paths under `orthomosaics:` or configure `openaerialmap:`"
-                             + (f" ({'; '.join(d['reason'] for d in downloads)})" if downloads else ""))
+            raise BuildError(
+                "no orthomosaics: list GeoTIFF paths under `orthomosaics:` or configure `openaerialmap:`"
+                + (f" ({'; '.join(d['reason'] for d in downloads)})" if downloads else "")
+            )
         journal = self._journal("seeds", "orthomosaic")
         bar = self._bar(len(orthomosaics), "1/4 seeds")
         for path in orthomosaics:
             if str(path) not in journal:
                 try:
                     scan = scan_orthomosaic(path, self.config.seeds)
-                    journal.append({"orthomosaic": str(path), "status": "ok", "reason": "",
-                                    "seeds": [s.to_dict() for s in scan.seeds], "windows": scan.windows,
-                                    "rejected_nodata": scan.rejected_nodata})
+                    journal.append(
+                        {
+                            "orthomosaic": str(path),
+                            "status": "ok",
+                            "reason": "",
+                            "seeds": [s.to_dict() for s in scan.seeds],
+                            "windows": scan.windows,
+                            "rejected_nodata": scan.rejected_nodata,
+                        }
+                    )
                 except OrthomosaicError as err:
-                    journal.append({"orthomosaic": str(path), "status": "skipped", "reason": str(err), "seeds": [],
-                                    "windows": 0, "rejected_nodata": 0})
+                    journal.append(
+                        {
+                            "orthomosaic": str(path),
+                            "status": "skipped",
+                            "reason": str(err),
+                            "seeds": [],
+                            "windows": 0,
+                            "rejected_nodata": 0,
+                        }
+                    )
             bar.update()
         bar.close()
-        records = [journal.get(str(p)) for p in orthomosaics]
+        records = [journal[str(p)] for p in orthomosaics]
         seeds = [s for r in records for s in r["seeds"]]
         if not seeds:
-            reasons = "; ".join(r["reason"] for r in records if r["reason"]) or "no window had enough valid pixels"
+            reasons = (
+                "; ".join(r["reason"] for r in records if r["reason"]) or "no window had enough valid pixels"
+            )
             raise BuildError(f"no seeds: {reasons}")
         return {
             "orthomosaics": len(records),
-            "orthomosaics_skipped": downloads + [{"item": r["orthomosaic"], "reason": r["reason"]} for r in records if r["status"] != "ok"],
+            "orthomosaics_skipped": downloads
+            + [{"item": r["orthomosaic"], "reason": r["reason"]} for r in records if r["status"] != "ok"],
             "windows": sum(r["windows"] for r in records),
             "windows_rejected_nodata": sum(r["rejected_nodata"] for r in records),
             "seeds": len(seeds),
@@ -174,7 +194,9 @@ class Build:
                     journal.append({"id": record.id, "path": None, "status": "skipped", "reason": str(err)})
             bar.update()
         bar.close()
-        return skipped + [{"item": r["id"], "reason": r["reason"]} for r in journal.records.values() if r["status"] != "ok"]
+        return skipped + [
+            {"item": r["id"], "reason": r["reason"]} for r in journal.records.values() if r["status"] != "ok"
+        ]
 
     def orthomosaic_paths(self) -> list[Path]:
         """Configured orthomosaics plus the ones downloaded from OpenAerialMap."""
@@ -188,7 +210,11 @@ class Build:
         from geobridge.build.seeds import Seed
 
         journal = self._journal("seeds", "orthomosaic")
-        return [Seed.from_dict(s) for p in self.orthomosaic_paths() for s in (journal.get(str(p)) or {}).get("seeds", [])]
+        return [
+            Seed.from_dict(s)
+            for p in self.orthomosaic_paths()
+            for s in (journal.get(str(p)) or {}).get("seeds", [])
+        ]
 
     # --- stage 2 --------------------------------------------------------------------------------
 
@@ -208,13 +234,28 @@ class Build:
             if seed.id not in searches:
                 try:
                     found = provider.search(seed.footprint)
-                    searches.append({"seed": seed.id, "status": "ok", "reason": "",
-                                     "panoramas": [p.__dict__ for p in found.panoramas], "skipped": found.skipped})
+                    searches.append(
+                        {
+                            "seed": seed.id,
+                            "status": "ok",
+                            "reason": "",
+                            "panoramas": [p.__dict__ for p in found.panoramas],
+                            "skipped": found.skipped,
+                        }
+                    )
                 except ProviderError as err:
-                    searches.append({"seed": seed.id, "status": "skipped", "reason": str(err), "panoramas": [], "skipped": []})
+                    searches.append(
+                        {
+                            "seed": seed.id,
+                            "status": "skipped",
+                            "reason": str(err),
+                            "panoramas": [],
+                            "skipped": [],
+                        }
+                    )
             bar.update()
         bar.close()
-        search_records = [searches.get(s.id) for s in seeds]
+        search_records = [searches[s.id] for s in seeds]
         panoramas = [Panorama(**p) for r in search_records for p in r["panoramas"]]
         listed = getattr(provider, "panoramas", [])  # a catalogue lists all: none can vanish unsearched
         selection = keep_inside(panoramas, seeds, listed=listed)
@@ -228,25 +269,35 @@ class Build:
                     path = kept.seed.orthomosaic
                     if path not in open_orthos:
                         open_orthos[path] = Orthomosaic(path)
-                    records = reverse_crops(open_orthos[path], kept, self.config.crop.scales_m, self.config.crop.size_px,
-                                            self.config.crop.max_nodata_fraction, drone_dir)
+                    records = reverse_crops(
+                        open_orthos[path],
+                        kept,
+                        self.config.crop.scales_m,
+                        self.config.crop.size_px,
+                        self.config.crop.max_nodata_fraction,
+                        drone_dir,
+                    )
                     crops.append({"pano_id": kept.panorama.id, "crops": records})
                 bar.update()
         finally:
             for ortho in open_orthos.values():
                 ortho.close()
             bar.close()
-        all_crops = [c for k in selection.kept for c in crops.get(k.panorama.id)["crops"]]
+        all_crops = [c for k in selection.kept for c in crops[k.panorama.id]["crops"]]
         skipped_rows = sorted({s for r in search_records for s in r["skipped"]})
         return {
             "panoramas_found": len({p.id for p in panoramas}),
             "panoramas_outside_footprints": len(selection.outside),
             "panoramas_outside": [{"item": p.id, "reason": outside_reason(p)} for p in selection.outside],
             "panoramas_kept": len(selection.kept),
-            "searches_failed": [{"item": r["seed"], "reason": r["reason"]} for r in search_records if r["status"] != "ok"],
+            "searches_failed": [
+                {"item": r["seed"], "reason": r["reason"]} for r in search_records if r["status"] != "ok"
+            ],
             "catalogue_rows_skipped": skipped_rows,
             "crops_made": sum(c["status"] == "ok" for c in all_crops),
-            "crops_skipped": [{"item": c["id"], "reason": c["reason"]} for c in all_crops if c["status"] != "ok"],
+            "crops_skipped": [
+                {"item": c["id"], "reason": c["reason"]} for c in all_crops if c["status"] != "ok"
+            ],
             "crops_per_scale": dict(Counter(f"{c['scale_m']:g}" for c in all_crops if c["status"] == "ok")),
         }
 
@@ -270,17 +321,28 @@ class Build:
         for start in range(0, len(todo), GATE_CHUNK):
             chunk = todo[start : start + GATE_CHUNK]
             results = score_files([c["path"] for c in chunk], workers=GATE_WORKERS)
-            scores.extend([
-                {"id": c["id"], **r.to_dict(), "error": ""} if isinstance(r, GateScores)
-                else {"id": c["id"], "blur": 0.0, "contrast": 0.0, "entropy": 0.0, "cloud": 0.0, "error": str(r)}
-                for c, r in zip(chunk, results)
-            ])
+            scores.extend(
+                [
+                    {"id": c["id"], **r.to_dict(), "error": ""}
+                    if isinstance(r, GateScores)
+                    else {
+                        "id": c["id"],
+                        "blur": 0.0,
+                        "contrast": 0.0,
+                        "entropy": 0.0,
+                        "cloud": 0.0,
+                        "error": str(r),
+                    }
+                    for c, r in zip(chunk, results)
+                ]
+            )
             bar.update(len(chunk))
         bar.close()
-        passed, decisions = [], {}
-        gate_failures = Counter()
+        passed: list[dict[str, Any]] = []
+        decisions: dict[str, dict[str, Any]] = {}
+        gate_failures: Counter[str] = Counter()
         for c in crops:
-            rec = scores.get(c["id"])
+            rec = scores[c["id"]]
             if rec["error"]:
                 decisions[c["id"]] = {"kept": False, "reason": f"unreadable crop: {rec['error']}"}
                 continue
@@ -293,7 +355,7 @@ class Build:
             else:
                 passed.append(c)
         if self.config.dedup.order == "quality":
-            passed.sort(key=lambda c: -scores.get(c["id"])["blur"])
+            passed.sort(key=lambda c: -scores[c["id"]]["blur"])
         else:
             rng = np.random.default_rng(self.config.seed)
             passed = [passed[i] for i in rng.permutation(len(passed))]
@@ -302,8 +364,12 @@ class Build:
             if d.kept:
                 decisions[c["id"]] = {"kept": True, "reason": ""}
             else:
+                assert d.duplicate_of is not None  # deduplicate names the kept crop behind every drop
                 dup = passed[d.duplicate_of]["id"]
-                decisions[c["id"]] = {"kept": False, "reason": f"duplicate: {100 * d.overlap:.0f}% of its ground overlaps {dup}"}
+                decisions[c["id"]] = {
+                    "kept": False,
+                    "reason": f"duplicate: {100 * d.overlap:.0f}% of its ground overlaps {dup}",
+                }
         atomic_write_text(self.work / "clean.json", json.dumps(decisions, indent=0))
         kept = [c for c in crops if decisions[c["id"]]["kept"]]
         return {
@@ -321,7 +387,7 @@ class Build:
         out = []
         for c in self.crop_records():
             if c["status"] == "ok" and decisions.get(c["id"], {}).get("kept"):
-                s = scores.get(c["id"])
+                s = scores[c["id"]]
                 out.append({**c, **_gate_scores(s).to_dict()})
         return out
 
@@ -337,7 +403,9 @@ class Build:
         try:
             satellite = make_satellite_provider(self.config.satellite, self.config.http, self.cache_dir)
             panoramas = make_panorama_provider(self.config.panoramas, self.config.http, self.cache_dir)
-            describer = make_describer(self.config.text, self.config.http, self.cache_dir / "text", self.config.seed)
+            describer = make_describer(
+                self.config.text, self.config.http, self.cache_dir / "text", self.config.seed
+            )
         except ProviderError as err:
             raise BuildError(str(err)) from err
         kept = self.kept_crops()
@@ -348,28 +416,44 @@ class Build:
             if c["id"] in journal:
                 bar.update()
                 continue
-            record = {"id": c["id"], "status": "ok", "reason": "", "text": "", "text_source": "", "text_note": ""}
+            record = {
+                "id": c["id"],
+                "status": "ok",
+                "reason": "",
+                "text": "",
+                "text_source": "",
+                "text_note": "",
+            }
             try:
                 sat = satellite.fetch(c["lat"], c["lon"], c["scale_m"], self.config.crop.size_px)
-                pano_bytes = panoramas.fetch_image(Panorama(c["pano_id"], c["lat"], c["lon"], c["heading"],
-                                                            c["pano_source"], c["provider"]))
+                pano_bytes = panoramas.fetch_image(
+                    Panorama(c["pano_id"], c["lat"], c["lon"], c["heading"], c["pano_source"], c["provider"])
+                )
                 pano = decode_rgb(pano_bytes, what=f"panorama {c['pano_id']}", max_side=PANORAMA_MAX_SIDE_PX)
                 pano = north_first(pano, c["heading"])
                 sat_path, street_path = sat_dir / f"{c['id']}.png", street_dir / f"{c['id']}.png"
                 for array, target in ((sat, sat_path), (pano, street_path)):
                     with atomic_path(target) as tmp:
                         Image.fromarray(array).save(tmp, format="PNG")
-                images = {"drone": Path(c["path"]).read_bytes(), "street": street_path.read_bytes(),
-                          "satellite": sat_path.read_bytes()}
+                images = {
+                    "drone": Path(c["path"]).read_bytes(),
+                    "street": street_path.read_bytes(),
+                    "satellite": sat_path.read_bytes(),
+                }
                 description = describer.describe(c["lat"], c["lon"], images)
-                record.update(satellite=str(sat_path), street=str(street_path), text=description.text,
-                              text_source=description.source, text_note=description.note)
+                record.update(
+                    satellite=str(sat_path),
+                    street=str(street_path),
+                    text=description.text,
+                    text_source=description.source,
+                    text_note=description.note,
+                )
             except ProviderError as err:
                 record.update(status="skipped", reason=str(err))
             journal.append(record)
             bar.update()
         bar.close()
-        records = [journal.get(c["id"]) for c in kept]
+        records = [journal[c["id"]] for c in kept]
         notes = Counter(r["text_note"] for r in records if r.get("text_note"))
         return {
             "locations": len(kept),
@@ -390,26 +474,51 @@ class Build:
         splits = assign_splits([(c["lat"], c["lon"]) for c in kept], self.config.split, self.config.seed)
         locations, wanted = [], set()
         for c, split in zip(kept, splits):
-            a = align.get(c["id"])
+            a = align[c["id"]]
             paths = {}
-            for view, source in (("drone", c["path"]), ("street", a["street"]), ("satellite", a["satellite"])):
+            for view, source in (
+                ("drone", c["path"]),
+                ("street", a["street"]),
+                ("satellite", a["satellite"]),
+            ):
                 target = self.out / split / view / f"{c['id']}.png"
                 _copy_if_changed(Path(source), target)
                 wanted.add(target)
                 paths[view] = target
-            extra = {k: c[k] for k in ("scale_m", "pano_id", "heading", "gsd_m", "blur", "contrast", "entropy", "cloud")}
-            extra.update(orthomosaic=Path(c["orthomosaic"]).name, provider=c["provider"], text_source=a["text_source"])
-            locations.append(Location(id=c["id"], lat=c["lat"], lon=c["lon"], split=split, region="", text=a["text"],
-                                      paths=paths, extra=extra))
+            extra = {
+                k: c[k]
+                for k in ("scale_m", "pano_id", "heading", "gsd_m", "blur", "contrast", "entropy", "cloud")
+            }
+            extra.update(
+                orthomosaic=Path(c["orthomosaic"]).name, provider=c["provider"], text_source=a["text_source"]
+            )
+            locations.append(
+                Location(
+                    id=c["id"],
+                    lat=c["lat"],
+                    lon=c["lon"],
+                    split=split,
+                    region="",
+                    text=a["text"],
+                    paths=paths,
+                    extra=extra,
+                )
+            )
         _remove_stale(self.out, wanted)
         for split in ("train", "val", "test"):
             rows = [loc for loc in locations if loc.split == split]
             if rows or (self.out / split).exists():
                 write_text_csv(self.out / split / "text.csv", rows)
         manifest = write_manifest(locations, self.out / "manifest.parquet")
-        summary = {"locations": len(locations), "per_split": dict(Counter(splits)),
-                   "per_scale": dict(Counter(f"{c['scale_m']:g}" for c in kept)), "manifest": str(manifest)}
-        write_report(self.out, {**summaries, "export": summary}, locations, samples=self.config.report_samples)
+        summary = {
+            "locations": len(locations),
+            "per_split": dict(Counter(splits)),
+            "per_scale": dict(Counter(f"{c['scale_m']:g}" for c in kept)),
+            "manifest": str(manifest),
+        }
+        write_report(
+            self.out, {**summaries, "export": summary}, locations, samples=self.config.report_samples
+        )
         return summary
 
 
@@ -443,7 +552,11 @@ def _gate_scores(record: dict) -> GateScores:
 
 
 def _copy_if_changed(source: Path, target: Path) -> None:
-    if target.exists() and target.stat().st_size == source.stat().st_size and target.read_bytes() == source.read_bytes():
+    if (
+        target.exists()
+        and target.stat().st_size == source.stat().st_size
+        and target.read_bytes() == source.read_bytes()
+    ):
         return
     with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)

@@ -87,7 +87,9 @@ def world_bounds(world) -> Footprint:
 def orthomosaic_settings(settings: ProductSettings):
     from geobridge.world.render import RenderSettings
 
-    return RenderSettings(sun_azimuth_deg=settings.orthomosaic_sun[0], sun_elevation_deg=settings.orthomosaic_sun[1])
+    return RenderSettings(
+        sun_azimuth_deg=settings.orthomosaic_sun[0], sun_elevation_deg=settings.orthomosaic_sun[1]
+    )
 
 
 def _render_to_grid(world, grid_rows: np.ndarray, grid_cols: np.ndarray, render_settings) -> np.ndarray:
@@ -109,16 +111,21 @@ def _render_to_grid(world, grid_rows: np.ndarray, grid_cols: np.ndarray, render_
     # render pixel i has its centre at row r_c + ((i + 0.5) / n - 0.5) * ground_m / cs
     map_y = ((grid_rows - r_c) * cs / ground_m + 0.5) * n - 0.5
     map_x = ((grid_cols - c_c) * cs / ground_m + 0.5) * n - 0.5
-    return cv2.remap(source, map_x.astype(np.float32), map_y.astype(np.float32), cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(
+        source,
+        map_x.astype(np.float32),
+        map_y.astype(np.float32),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
 
 
 def write_orthomosaic(world, path: Path, settings: ProductSettings, block: int = 256) -> dict:
     """Render the drone flight's orthomosaic GeoTIFF block by block (windowed writes)."""
     import rasterio
+    from affine import Affine
     from pyproj import Transformer
     from rasterio.enums import Resampling
-    from affine import Affine
     from rasterio.windows import Window
 
     bounds = world_bounds(world)
@@ -126,8 +133,10 @@ def write_orthomosaic(world, path: Path, settings: ProductSettings, block: int =
     epsg = utm_epsg(lat_c, lon_c)
     to_utm = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
     to_ll = Transformer.from_crs(f"EPSG:{epsg}", "EPSG:4326", always_xy=True)
-    xs, ys = to_utm.transform([bounds.west, bounds.east, bounds.west, bounds.east],
-                              [bounds.south, bounds.south, bounds.north, bounds.north])
+    xs, ys = to_utm.transform(
+        [bounds.west, bounds.east, bounds.west, bounds.east],
+        [bounds.south, bounds.south, bounds.north, bounds.north],
+    )
     m = settings.flight_margin_m
     x0, x1 = max(xs[0], xs[2]) + m, min(xs[1], xs[3]) - m
     y0, y1 = max(ys[0], ys[1]) + m, min(ys[2], ys[3]) - m
@@ -139,9 +148,21 @@ def write_orthomosaic(world, path: Path, settings: ProductSettings, block: int =
     half_w, half_h = 0.44 * width, 0.40 * height
     theta = math.radians(settings.flight_rotation_deg)
     render_settings = orthomosaic_settings(settings)
-    profile = dict(driver="GTiff", width=width, height=height, count=3, dtype="uint8", crs=f"EPSG:{epsg}",
-                   transform=transform, tiled=True, blockxsize=block, blockysize=block, compress="deflate",
-                   photometric="RGB", interleave="pixel")
+    profile = dict(
+        driver="GTiff",
+        width=width,
+        height=height,
+        count=3,
+        dtype="uint8",
+        crs=f"EPSG:{epsg}",
+        transform=transform,
+        tiled=True,
+        blockxsize=block,
+        blockysize=block,
+        compress="deflate",
+        photometric="RGB",
+        interleave="pixel",
+    )
     with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
         with rasterio.open(path, "w", **profile) as dst:
             for r0 in range(0, height, block):
@@ -162,14 +183,25 @@ def write_orthomosaic(world, path: Path, settings: ProductSettings, block: int =
                     ex, ny = transform.a * pc + transform.c, transform.e * pr + transform.f
                     lon, lat = to_ll.transform(ex, ny)
                     grid_rows, grid_cols = world.georef.latlon_to_cell(lat, lon)
-                    rgb = _render_to_grid(world, np.asarray(grid_rows), np.asarray(grid_cols), render_settings)
+                    rgb = _render_to_grid(
+                        world, np.asarray(grid_rows), np.asarray(grid_cols), render_settings
+                    )
                     rgb[~valid] = 0
                     dst.write(np.moveaxis(rgb, -1, 0), window=Window(c0, r0, w, h))
                     dst.write_mask((valid * 255).astype(np.uint8), window=Window(c0, r0, w, h))
         with rasterio.open(path, "r+") as dst:
             dst.build_overviews([2, 4, 8], Resampling.average)
-    return {"epsg": epsg, "gsd_m": g, "width": width, "height": height,
-            "flight": {"centre_px": [cx, cy], "half_px": [half_w, half_h], "rotation_deg": settings.flight_rotation_deg}}
+    return {
+        "epsg": epsg,
+        "gsd_m": g,
+        "width": width,
+        "height": height,
+        "flight": {
+            "centre_px": [cx, cy],
+            "half_px": [half_w, half_h],
+            "rotation_deg": settings.flight_rotation_deg,
+        },
+    }
 
 
 def write_tiles(world, root: Path, zoom: int) -> int:
@@ -230,11 +262,20 @@ def write_panoramas(world, root: Path, settings: ProductSettings) -> int:
     for i, (r, c) in enumerate(chosen):
         lat, lon = world.georef.cell_to_latlon(r + 0.5, c + 0.5)
         heading = float(rng.uniform(0, 360))
-        pano = render_street(world, lat, lon, height_px=settings.panorama_height_px, rng=rng, heading_deg=heading)
+        pano = render_street(
+            world, lat, lon, height_px=settings.panorama_height_px, rng=rng, heading_deg=heading
+        )
         name = f"pano{i:04d}"
         Image.fromarray(pano).save(images / f"{name}.png")
-        rows.append({"id": name, "lat": f"{lat:.8f}", "lon": f"{lon:.8f}", "heading": f"{heading:.2f}",
-                     "path": f"panoramas/{name}.png"})
+        rows.append(
+            {
+                "id": name,
+                "lat": f"{lat:.8f}",
+                "lon": f"{lon:.8f}",
+                "heading": f"{heading:.2f}",
+                "path": f"panoramas/{name}.png",
+            }
+        )
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=["id", "lat", "lon", "heading", "path"])
     writer.writeheader()
@@ -243,7 +284,9 @@ def write_panoramas(world, root: Path, settings: ProductSettings) -> int:
     return len(rows)
 
 
-def render_products(out: str | Path, settings: ProductSettings | None = None, progress: bool = True) -> Products:
+def render_products(
+    out: str | Path, settings: ProductSettings | None = None, progress: bool = True
+) -> Products:
     """Render every product into ``out`` (atomically: a failure leaves no half folder)."""
     from tqdm.auto import tqdm
 
@@ -259,15 +302,34 @@ def render_products(out: str | Path, settings: ProductSettings | None = None, pr
         panos = write_panoramas(world, tmp, settings)
         steps.update()
         info = {
-            "world": {"source": "procedural", "seed": settings.seed, "size_m": settings.world_size_m,
-                      "cell_size_m": world.georef.cell_size_m, "regions": settings.regions,
-                      "name": world.name, "bounds": world.bounds},
+            "world": {
+                "source": "procedural",
+                "seed": settings.seed,
+                "size_m": settings.world_size_m,
+                "cell_size_m": world.georef.cell_size_m,
+                "regions": settings.regions,
+                "name": world.name,
+                "bounds": world.bounds,
+            },
             "orthomosaic": {"path": "orthomosaic.tif", **ortho},
-            "tiles": {"path": "tiles", "zoom": settings.tile_zoom, "count": tiles, "template": "{z}/{x}/{y}.png"},
+            "tiles": {
+                "path": "tiles",
+                "zoom": settings.tile_zoom,
+                "count": tiles,
+                "template": "{z}/{x}/{y}.png",
+            },
             "panoramas": {"catalogue": "panoramas.csv", "count": panos},
             "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()},
         }
         atomic_write_text(tmp / WORLD_FILE, json.dumps(info, indent=2))
     steps.close()
-    return Products(root=out, orthomosaic=out / "orthomosaic.tif", tiles=out / "tiles", catalogue=out / "panoramas.csv",
-                    world_file=out / WORLD_FILE, tile_zoom=settings.tile_zoom, tile_count=tiles, panorama_count=panos)
+    return Products(
+        root=out,
+        orthomosaic=out / "orthomosaic.tif",
+        tiles=out / "tiles",
+        catalogue=out / "panoramas.csv",
+        world_file=out / WORLD_FILE,
+        tile_zoom=settings.tile_zoom,
+        tile_count=tiles,
+        panorama_count=panos,
+    )

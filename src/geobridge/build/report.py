@@ -17,13 +17,21 @@ MAX_LISTED = 50
 def _reason_kind(reason: str) -> str:
     """A short family name for a skip reason, to count them."""
     lowered = reason.lower()
-    for key, kind in (("html", "HTML instead of an image"), ("off the edge", "crop off the edge"),
-                      ("nodata", "crop mostly nodata"), ("no geo-reference", "no geo-reference"),
-                      ("cannot be transformed", "untransformable CRS"), ("http ", "HTTP error"),
-                      ("missing", "missing file/tile"), ("duplicate", "duplicate footprint"),
-                      ("quality gate", "quality gate"), ("outside footprints", "panorama outside footprints"),
-                      ("not utf-8", "not UTF-8"), ("truncated or corrupt", "truncated or corrupt file"),
-                      ("pixel budget", "too many pixels")):
+    for key, kind in (
+        ("html", "HTML instead of an image"),
+        ("off the edge", "crop off the edge"),
+        ("nodata", "crop mostly nodata"),
+        ("no geo-reference", "no geo-reference"),
+        ("cannot be transformed", "untransformable CRS"),
+        ("http ", "HTTP error"),
+        ("missing", "missing file/tile"),
+        ("duplicate", "duplicate footprint"),
+        ("quality gate", "quality gate"),
+        ("outside footprints", "panorama outside footprints"),
+        ("not utf-8", "not UTF-8"),
+        ("truncated or corrupt", "truncated or corrupt file"),
+        ("pixel budget", "too many pixels"),
+    ):
         if key in lowered:
             return kind
     return "other"
@@ -45,7 +53,9 @@ def write_report(out: Path, summaries: dict[str, dict[str, Any]], locations: lis
     import json
 
     out = Path(out)
-    seeds, cands, clean, align, export = (summaries.get(s, {}) for s in ("seeds", "candidates", "clean", "align", "export"))
+    seeds, cands, clean, align, export = (
+        summaries.get(s, {}) for s in ("seeds", "candidates", "clean", "align", "export")
+    )
     decisions_path = out / "_work" / "clean.json"
     decisions = json.loads(decisions_path.read_text()) if decisions_path.exists() else {}
     rejected = [{"item": k, "reason": v["reason"]} for k, v in decisions.items() if not v["kept"]]
@@ -71,34 +81,64 @@ def write_report(out: Path, summaries: dict[str, dict[str, Any]], locations: lis
     lines += [f"| {name} | {value} |" for name, value in rows]
     lines += ["", "## Quality gates (crops failing each gate)", "", "| gate | failed |", "|---|---|"]
     lines += [f"| {g} | {n} |" for g, n in clean.get("gate_failures", {}).items()]
-    scales = sorted({*cands.get("crops_per_scale", {}), *clean.get("kept_per_scale", {}), *export.get("per_scale", {})}, key=float)
-    lines += ["", "## Per crop scale", "", "| scale (m) | crops made | kept after stage 3 | exported |", "|---|---|---|---|"]
+    scales = sorted(
+        {*cands.get("crops_per_scale", {}), *clean.get("kept_per_scale", {}), *export.get("per_scale", {})},
+        key=float,
+    )
+    lines += [
+        "",
+        "## Per crop scale",
+        "",
+        "| scale (m) | crops made | kept after stage 3 | exported |",
+        "|---|---|---|---|",
+    ]
     for s in scales:
-        lines.append(f"| {s} | {cands.get('crops_per_scale', {}).get(s, 0)} | {clean.get('kept_per_scale', {}).get(s, 0)} | "
-                     f"{export.get('per_scale', {}).get(s, 0)} |")
+        lines.append(
+            f"| {s} | {cands.get('crops_per_scale', {}).get(s, 0)} | {clean.get('kept_per_scale', {}).get(s, 0)} | "
+            f"{export.get('per_scale', {}).get(s, 0)} |"
+        )
     lines += ["", "## Splits", "", "| split | locations |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in sorted(export.get("per_split", {}).items())]
     lines += ["", "## Text", "", "| source | locations |", "|---|---|"]
     lines += [f"| {k or 'none'} | {v} |" for k, v in align.get("text_sources", {}).items()]
     for note, n in align.get("text_notes", {}).items():
         lines.append(f"\nNote ({n} locations): {note}")
-    all_skips = (seeds.get("orthomosaics_skipped", []) + cands.get("searches_failed", [])
-                 + cands.get("panoramas_outside", []) + cands.get("crops_skipped", []) + rejected
-                 + align.get("skipped", []))
+    all_skips = (
+        seeds.get("orthomosaics_skipped", [])
+        + cands.get("searches_failed", [])
+        + cands.get("panoramas_outside", [])
+        + cands.get("crops_skipped", [])
+        + rejected
+        + align.get("skipped", [])
+    )
     lines += ["", "## Skipped, by kind", "", "| kind | count |", "|---|---|"]
-    lines += [f"| {k} | {n} |" for k, n in Counter(_reason_kind(s["reason"]) for s in all_skips).most_common()]
+    lines += [
+        f"| {k} | {n} |" for k, n in Counter(_reason_kind(s["reason"]) for s in all_skips).most_common()
+    ]
     lines += ["", "## Skipped items and their reasons", ""]
     lines += _skip_table("orthomosaics", seeds.get("orthomosaics_skipped", []))
     lines += _skip_table("panorama searches", cands.get("searches_failed", []))
     rows_skipped = cands.get("catalogue_rows_skipped", [])
     if rows_skipped:
-        lines += [f"### catalogue rows ({len(rows_skipped)})", ""] + [f"- {r}" for r in rows_skipped[:MAX_LISTED]] + [""]
+        lines += (
+            [f"### catalogue rows ({len(rows_skipped)})", ""]
+            + [f"- {r}" for r in rows_skipped[:MAX_LISTED]]
+            + [""]
+        )
     lines += _skip_table("panoramas outside the footprints", cands.get("panoramas_outside", []))
     lines += _skip_table("crops (stage 2)", cands.get("crops_skipped", []))
     lines += _skip_table("crops rejected in stage 3", rejected)
     lines += _skip_table("locations (stage 4)", align.get("skipped", []))
-    lines += ["## Kept locations", "", "![map of kept locations](report.png)", "", "## Sample triples", "",
-              "![sample triples](samples.png)", ""]
+    lines += [
+        "## Kept locations",
+        "",
+        "![map of kept locations](report.png)",
+        "",
+        "## Sample triples",
+        "",
+        "![sample triples](samples.png)",
+        "",
+    ]
     _plot_map(out / "report.png", locations)
     _plot_samples(out / "samples.png", locations[:samples])
     return atomic_write_text(out / "report.md", "\n".join(lines))

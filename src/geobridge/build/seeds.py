@@ -8,9 +8,9 @@ Only masks are read, decimated, window by window, so any raster size works.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from geobridge.build.config import SeedSettings
 from geobridge.build.orthomosaic import Orthomosaic
@@ -42,7 +42,7 @@ class Seed:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Seed":
+    def from_dict(cls, d: dict) -> Seed:
         w, s, e, n = d["footprint"]
         return cls(
             id=d["id"],

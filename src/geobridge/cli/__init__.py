@@ -11,7 +11,20 @@ import sys
 import typer
 
 from geobridge import __version__
-from geobridge.cli import build, convert, data, demo, evaluate, explain, models, plan, retrieval, serve, train, world
+from geobridge.cli import (
+    build,
+    convert,
+    data,
+    demo,
+    evaluate,
+    explain,
+    models,
+    plan,
+    retrieval,
+    serve,
+    train,
+    world,
+)
 from geobridge.cli.errors import FaultReportingGroup
 
 app = typer.Typer(
@@ -36,7 +49,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     """geobridge command line."""
 

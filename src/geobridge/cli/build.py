@@ -11,13 +11,16 @@ import typer
 
 from geobridge.cli.errors import fail
 
-build_app = typer.Typer(help="Build GeoLoc-style datasets from orthomosaics, panoramas and satellite tiles.",
-                        no_args_is_help=True)
+build_app = typer.Typer(
+    help="Build GeoLoc-style datasets from orthomosaics, panoramas and satellite tiles.", no_args_is_help=True
+)
 
 
 @build_app.command("products")
 def products(
-    out: Path = typer.Argument(..., help="Folder to write orthomosaic.tif, tiles/, panoramas/ and world.json into."),
+    out: Path = typer.Argument(
+        ..., help="Folder to write orthomosaic.tif, tiles/, panoramas/ and world.json into."
+    ),
     seed: int = typer.Option(0, "--seed", help="World seed (same seed, same products)."),
     size_m: float = typer.Option(800.0, "--size-m", help="World size in metres."),
     panoramas: int = typer.Option(24, "--panoramas", help="Number of street panoramas."),
@@ -32,10 +35,13 @@ def products(
         raise fail(f"{out} already exists and is not empty; choose another folder or pass --force")
     if size_m < 300 or panoramas < 1 or gsd_m <= 0 or not 10 <= zoom <= 21:
         raise fail("need --size-m >= 300, --panoramas >= 1, --gsd > 0 and 10 <= --zoom <= 21")
-    result = render_products(out, ProductSettings(seed=seed, world_size_m=size_m, panoramas=panoramas, gsd_m=gsd_m,
-                                                  tile_zoom=zoom))
-    typer.echo(f"wrote {result.orthomosaic}, {result.tile_count} tiles under {result.tiles}, "
-               f"{result.panorama_count} panoramas in {result.catalogue}")
+    result = render_products(
+        out, ProductSettings(seed=seed, world_size_m=size_m, panoramas=panoramas, gsd_m=gsd_m, tile_zoom=zoom)
+    )
+    typer.echo(
+        f"wrote {result.orthomosaic}, {result.tile_count} tiles under {result.tiles}, "
+        f"{result.panorama_count} panoramas in {result.catalogue}"
+    )
 
 
 @build_app.command("run")
@@ -59,10 +65,19 @@ def run(
 
 @build_app.command("complete-drone")
 def complete_drone(
-    drone_dir: Path = typer.Argument(..., help="Folder of released GeoLoc drone images (footprint box in file names)."),
+    drone_dir: Path = typer.Argument(
+        ..., help="Folder of released GeoLoc drone images (footprint box in file names)."
+    ),
     out: Path = typer.Argument(..., help="Output folder for the completed GeoLoc layout."),
-    config: Path = typer.Option(..., "--config", "-c", help="Build YAML: its panoramas, satellite, http and drone_subset sections are used."),
-    pattern: Optional[str] = typer.Option(None, "--pattern", help="Regex with named groups south, west, north, east."),
+    config: Path = typer.Option(
+        ...,
+        "--config",
+        "-c",
+        help="Build YAML: its panoramas, satellite, http and drone_subset sections are used.",
+    ),
+    pattern: Optional[str] = typer.Option(
+        None, "--pattern", help="Regex with named groups south, west, north, east."
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Fetch the satellite image and nearest panorama of every drone image of a released subset."""
@@ -83,19 +98,24 @@ def complete_drone(
         cache = cfg.http.cache_dir or (out / "_work" / "http-cache")
         satellite = make_satellite_provider(cfg.satellite, cfg.http, cache)
         panoramas = make_panorama_provider(cfg.panoramas, cfg.http, cache)
-        result = complete_drone_subset(drone_dir, out, satellite, panoramas, cfg.drone_subset, progress=not quiet)
+        result = complete_drone_subset(
+            drone_dir, out, satellite, panoramas, cfg.drone_subset, progress=not quiet
+        )
     except (BuildConfigError, ProviderError, FileNotFoundError) as err:
         raise fail(str(err)) from None
-    typer.echo(f"{result.completed} drone images completed ({len(result.without_street)} without a panorama, "
-               f"{len(result.skipped)} skipped) -> {result.manifest}")
+    typer.echo(
+        f"{result.completed} drone images completed ({len(result.without_street)} without a panorama, "
+        f"{len(result.skipped)} skipped) -> {result.manifest}"
+    )
 
 
 @build_app.command("drone-photos")
 def drone_photos(
     photo_dir: Path = typer.Argument(..., help="Folder of geotagged drone photos (EXIF GPS, DJI XMP)."),
     out: Path = typer.Argument(..., help="Output folder for the GeoLoc layout."),
-    config: Path = typer.Option(..., "--config", "-c",
-                                help="Build YAML: its panoramas, satellite, http and drone_* sections."),
+    config: Path = typer.Option(
+        ..., "--config", "-c", help="Build YAML: its panoramas, satellite, http and drone_* sections."
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Build drone <-> satellite (+ street) records around each geotagged photo of a folder."""
@@ -109,12 +129,15 @@ def drone_photos(
         cache = cfg.http.cache_dir or (out / "_work" / "http-cache")
         satellite = make_satellite_provider(cfg.satellite, cfg.http, cache)
         panoramas = make_panorama_provider(cfg.panoramas, cfg.http, cache)
-        result = complete_drone_photos(photo_dir, out, satellite, panoramas, cfg.drone_subset,
-                                       cfg.drone_photos, progress=not quiet)
+        result = complete_drone_photos(
+            photo_dir, out, satellite, panoramas, cfg.drone_subset, cfg.drone_photos, progress=not quiet
+        )
     except (BuildConfigError, ProviderError, FileNotFoundError) as err:
         raise fail(str(err)) from None
-    typer.echo(f"{result.completed} drone photos placed ({len(result.without_street)} without a panorama, "
-               f"{len(result.skipped)} skipped) -> {result.manifest}")
+    typer.echo(
+        f"{result.completed} drone photos placed ({len(result.without_street)} without a panorama, "
+        f"{len(result.skipped)} skipped) -> {result.manifest}"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -22,9 +22,10 @@ _LICENCE_HELP = "Licence as stated by the checkpoint's authors, recorded in READ
 
 def register(app: typer.Typer) -> None:
     """Add this job's commands to the `geobridge` app."""
-    convert_app = typer.Typer(no_args_is_help=True,
-                              help="Convert a released checkpoint into a geobridge model directory "
-                                   "(no code runs).")
+    convert_app = typer.Typer(
+        no_args_is_help=True,
+        help="Convert a released checkpoint into a geobridge model directory (no code runs).",
+    )
     app.add_typer(convert_app, name="convert")
 
     @convert_app.command("geobridge-official")
@@ -42,8 +43,13 @@ def register(app: typer.Typer) -> None:
         from geobridge.models.convert import convert_geobridge
 
         _check_input(checkpoint)
-        _run(lambda: convert_geobridge(checkpoint, tokenizer=tokenizer, with_text=not no_text, name=name),
-             out, published, licence, source_url)
+        _run(
+            lambda: convert_geobridge(checkpoint, tokenizer=tokenizer, with_text=not no_text, name=name),
+            out,
+            published,
+            licence,
+            source_url,
+        )
 
     @convert_app.command("sample4geo")
     def sample4geo_command(
@@ -52,11 +58,15 @@ def register(app: typer.Typer) -> None:
         arch: str = typer.Option("convnext_base.fb_in22k_ft_in1k_384", "--arch", help="timm model name."),
         img_size: int = typer.Option(384, "--img-size", help="Satellite and drone input size (square)."),
         street_size: Optional[str] = typer.Option(
-            None, "--street-size", metavar="HxW",
-            help="Street/panorama size, e.g. 140x768 (CVUSA, CVACT), 384x768 (VIGOR); default --img-size."),
+            None,
+            "--street-size",
+            metavar="HxW",
+            help="Street/panorama size, e.g. 140x768 (CVUSA, CVACT), 384x768 (VIGOR); default --img-size.",
+        ),
         name: Optional[str] = typer.Option(None, "--name", help="Model name in config.json."),
         published: Optional[str] = typer.Option(
-            None, "--published", help="Published-table rows for README.md, e.g. sample4geo-u1652."),
+            None, "--published", help="Published-table rows for README.md, e.g. sample4geo-u1652."
+        ),
         licence: str = typer.Option("not stated", "--licence", help=_LICENCE_HELP),
         source_url: str = typer.Option("not stated", "--source-url", help="Where it was downloaded."),
     ) -> None:
@@ -67,8 +77,15 @@ def register(app: typer.Typer) -> None:
         street = _parse_size(street_size) if street_size is not None else None
         if img_size < 1:
             raise fail(f"--img-size must be positive, got {img_size}")
-        _run(lambda: convert_sample4geo(checkpoint, arch=arch, img_size=img_size, street_size=street,
-                                        name=name or published), out, published, licence, source_url)
+        _run(
+            lambda: convert_sample4geo(
+                checkpoint, arch=arch, img_size=img_size, street_size=street, name=name or published
+            ),
+            out,
+            published,
+            licence,
+            source_url,
+        )
 
 
 def _check_input(checkpoint: Path) -> None:
@@ -86,8 +103,7 @@ def _parse_size(text: str) -> tuple[int, int]:
 def _run(convert, out: Path, published: str | None, licence: str, source_url: str) -> None:
     """Convert, attach provenance and published rows, write the directory; errors are one line."""
     from geobridge.evaluation.published import rows_for
-    from geobridge.models.convert import (ConversionError, UnsafePickleError, render_readme,
-                                          write_model_dir)
+    from geobridge.models.convert import ConversionError, UnsafePickleError, render_readme, write_model_dir
     from geobridge.models.towers.base import TowerLoadError
 
     try:

@@ -36,20 +36,32 @@ def parse_options(items: list[str]) -> dict[str, object]:
 
 def register(app: typer.Typer) -> None:
     """Add this job's commands to the `geobridge` app."""
-    data_app = typer.Typer(help="Datasets as training data: write a benchmark's training split as a manifest.",
-                           no_args_is_help=True)
+    data_app = typer.Typer(
+        help="Datasets as training data: write a benchmark's training split as a manifest.",
+        no_args_is_help=True,
+    )
     app.add_typer(data_app, name="data")
 
     @data_app.command("prepare")
     def prepare_command(
-        dataset: str = typer.Option(..., "--dataset", help="Benchmark name: university1652, sues200, vigor, cvusa, "
-                                    "cvact, geotext1652, geoloc, world."),
+        dataset: str = typer.Option(
+            ...,
+            "--dataset",
+            help="Benchmark name: university1652, sues200, vigor, cvusa, cvact, geotext1652, geoloc, world.",
+        ),
         root: Path = typer.Option(..., "--root", help="The dataset's root folder, in its released layout."),
         out: Path = typer.Option(..., "--out", help="Manifest to write (.parquet)."),
-        option: Optional[list[str]] = typer.Option(None, "--option", help="Loader option KEY=VALUE (repeatable), "
-                                                   "e.g. mode=same (VIGOR), altitude=200 (SUES-200)."),
-        views: str = typer.Option(DEFAULT_VIEWS, "--views", help="Comma-separated views to keep; the one with the "
-                                  "most images sets the epoch (one item per image)."),
+        option: Optional[list[str]] = typer.Option(
+            None,
+            "--option",
+            help="Loader option KEY=VALUE (repeatable), e.g. mode=same (VIGOR), altitude=200 (SUES-200).",
+        ),
+        views: str = typer.Option(
+            DEFAULT_VIEWS,
+            "--views",
+            help="Comma-separated views to keep; the one with the "
+            "most images sets the epoch (one item per image).",
+        ),
     ) -> None:
         """Write a benchmark's training split as a manifest (one row per training item; no copies)."""
         from collections import Counter

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-from typing import Iterator
+from collections.abc import Iterator
 
 import click
 import typer
@@ -33,7 +33,7 @@ OS_ADVICE: dict[int, str] = {
 WEIGHTS_ADVICE = "it is truncated or not a safetensors file: save or copy the model again"
 
 
-def fail(message: str, code: int = 2) -> "typer.Exit":
+def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``error: message`` to stderr and return an Exit to raise."""
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     return typer.Exit(code)

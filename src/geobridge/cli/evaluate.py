@@ -26,49 +26,85 @@ def register(app: typer.Typer) -> None:
 
 
 def evaluate_command(
-    query: Optional[Path] = typer.Option(None, "--query", help="Query embeddings .npz (emb, ids[, lat, lon, paths])."),
+    query: Optional[Path] = typer.Option(
+        None, "--query", help="Query embeddings .npz (emb, ids[, lat, lon, paths])."
+    ),
     gallery: Optional[Path] = typer.Option(None, "--gallery", help="Gallery embeddings .npz."),
     protocol: Optional[str] = typer.Option(
-        None, "--protocol", help="u1652, u1652-s4g, pairs, vigor, geobridge or geotext (required with --query; with --dataset the benchmark's default)."
+        None,
+        "--protocol",
+        help="u1652, u1652-s4g, pairs, vigor, geobridge or geotext (required with --query; with --dataset the benchmark's default).",
     ),
-    model: Optional[Path] = typer.Option(None, "--model", help="Saved model folder, to embed and evaluate a benchmark."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="Benchmark name: world, geoloc, university1652, cvusa, cvact, vigor, sues200, geotext1652."),
+    model: Optional[Path] = typer.Option(
+        None, "--model", help="Saved model folder, to embed and evaluate a benchmark."
+    ),
+    dataset: Optional[str] = typer.Option(
+        None,
+        "--dataset",
+        help="Benchmark name: world, geoloc, university1652, cvusa, cvact, vigor, sues200, geotext1652.",
+    ),
     root: Optional[Path] = typer.Option(None, "--root", help="The benchmark's root folder."),
-    directions: str = typer.Option("all", "--directions", help="Directions to evaluate, e.g. 'D2S,S2D', or 'all'."),
+    directions: str = typer.Option(
+        "all", "--directions", help="Directions to evaluate, e.g. 'D2S,S2D', or 'all'."
+    ),
     loader_option: Optional[list[str]] = typer.Option(
-        None, "--option", metavar="KEY=VALUE",
+        None,
+        "--option",
+        metavar="KEY=VALUE",
         help="A dataset loader option (--model mode), repeatable, e.g. --option mode=same (vigor: same-area) "
         "--option altitude=200 (sues200) --option split=train. Values are read like YAML (200, 0.5, true, null); "
         "an unknown key is an error that lists the loader's options.",
     ),
     tta: Optional[str] = typer.Option(None, "--tta", help="Test-time augmentation: 'flip'."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per embedding batch (--model mode)."),
-    semi_positives: Optional[Path] = typer.Option(
-        None, "--semi-positives", help="vigor: JSON list with one list of semi-positive gallery ids per query row "
-        "(or the older mapping query id -> ids, refused when an id repeats with different lists). A query .npz "
-        "with a 'semi_positives' array needs no file."
+    batch_size: int = typer.Option(
+        32, "--batch-size", min=1, help="Images per embedding batch (--model mode)."
     ),
-    match_by: Optional[str] = typer.Option(None, "--match-by", help="geobridge: match query and gallery by 'id' or file-name 'stem'."),
-    chunk_size: Optional[int] = typer.Option(None, "--chunk-size", min=1, help="Queries scored per block (default: ~128 MB blocks)."),
+    semi_positives: Optional[Path] = typer.Option(
+        None,
+        "--semi-positives",
+        help="vigor: JSON list with one list of semi-positive gallery ids per query row "
+        "(or the older mapping query id -> ids, refused when an id repeats with different lists). A query .npz "
+        "with a 'semi_positives' array needs no file.",
+    ),
+    match_by: Optional[str] = typer.Option(
+        None, "--match-by", help="geobridge: match query and gallery by 'id' or file-name 'stem'."
+    ),
+    chunk_size: Optional[int] = typer.Option(
+        None, "--chunk-size", min=1, help="Queries scored per block (default: ~128 MB blocks)."
+    ),
     multi_query: bool = typer.Option(
-        False, "--multi-query", help="u1652 protocols, --query mode: fuse the queries of one label into one "
-        "(layumi's multi-query test). With --dataset university1652 use --option multi_query=true."),
+        False,
+        "--multi-query",
+        help="u1652 protocols, --query mode: fuse the queries of one label into one "
+        "(layumi's multi-query test). With --dataset university1652 use --option multi_query=true.",
+    ),
     rerank: bool = typer.Option(
-        False, "--rerank", help="u1652 protocols, --query mode: k-reciprocal re-ranking (k1=20, k2=6, "
-        "lambda=0.3). With --dataset university1652 use --option rerank=true."),
+        False,
+        "--rerank",
+        help="u1652 protocols, --query mode: k-reciprocal re-ranking (k1=20, k2=6, "
+        "lambda=0.3). With --dataset university1652 use --option rerank=true.",
+    ),
     published: Optional[str] = typer.Option(
-        None, "--published", metavar="NAME",
+        None,
+        "--published",
+        metavar="NAME",
         help="Print ours beside a checkpoint's published numbers (e.g. sample4geo-u1652; see "
         "geobridge/evaluation/published.csv) and the difference (--model mode).",
     ),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
-    markdown_out: Optional[Path] = typer.Option(None, "--markdown", help="Write the results as a Markdown table."),
+    markdown_out: Optional[Path] = typer.Option(
+        None, "--markdown", help="Write the results as a Markdown table."
+    ),
     plot_out: Optional[Path] = typer.Option(None, "--plot", help="Write recall@K curves as a PNG."),
     html_out: Optional[Path] = typer.Option(
-        None, "--html", help="Write a self-contained HTML page of example queries with their top-5 (npz mode needs 'paths'; "
-        "--model mode shows each direction, texts where there is no image)."
+        None,
+        "--html",
+        help="Write a self-contained HTML page of example queries with their top-5 (npz mode needs 'paths'; "
+        "--model mode shows each direction, texts where there is no image).",
     ),
-    per_query: bool = typer.Option(False, "--per-query", help="Include per-query ranks and top-10 lists in the JSON."),
+    per_query: bool = typer.Option(
+        False, "--per-query", help="Include per-query ranks and top-10 lists in the JSON."
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
     device: str = device_option(),
     precision: str = precision_option(),
@@ -84,24 +120,36 @@ def evaluate_command(
     npz_mode = query is not None or gallery is not None
     model_mode = model is not None or dataset is not None
     if npz_mode == model_mode:
-        raise fail("give either --query Q.npz --gallery G.npz --protocol NAME, or --model DIR --dataset NAME --root PATH")
+        raise fail(
+            "give either --query Q.npz --gallery G.npz --protocol NAME, or --model DIR --dataset NAME --root PATH"
+        )
     if model_mode and (multi_query or rerank):
-        raise fail("--multi-query and --rerank apply to --query/--gallery; with --dataset university1652 give "
-                   "--option multi_query=true / --option rerank=true")
+        raise fail(
+            "--multi-query and --rerank apply to --query/--gallery; with --dataset university1652 give "
+            "--option multi_query=true / --option rerank=true"
+        )
     if npz_mode and loader_option:
-        raise fail("--option sets a dataset loader's options: use it with --model/--dataset, not --query/--gallery")
+        raise fail(
+            "--option sets a dataset loader's options: use it with --model/--dataset, not --query/--gallery"
+        )
     if published is not None:
         _check_published(published, dataset)
     # an OSError (missing or unwritable file) is reported by the app's one error path
     user_errors: tuple[type[BaseException], ...] = (EvaluationError, EmbeddingsFileError, ValueError)
     try:
         if npz_mode:
-            results, embeddings = _evaluate_files(query, gallery, protocol, semi_positives, match_by, chunk_size, quiet,
-                                                  multi_query, rerank)
+            results, embeddings = _evaluate_files(
+                query, gallery, protocol, semi_positives, match_by, chunk_size, quiet, multi_query, rerank
+            )
         else:
-            run = {"device": checked_device(device, precision), "precision": precision, "num_workers": workers}
-            results = _evaluate_model(model, dataset, root, directions, protocol, tta, batch_size, quiet,
-                                      loader_option or [], run)
+            run = {
+                "device": checked_device(device, precision),
+                "precision": precision,
+                "num_workers": workers,
+            }
+            results = _evaluate_model(
+                model, dataset, root, directions, protocol, tta, batch_size, quiet, loader_option or [], run
+            )
             embeddings = None
         _print_table(results, dataset)
         if published is not None:
@@ -111,15 +159,18 @@ def evaluate_command(
         raise fail(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
 
 
-def _evaluate_files(query, gallery, protocol, semi_positives, match_by, chunk_size, quiet, multi_query=False,
-                    rerank=False):
+def _evaluate_files(
+    query, gallery, protocol, semi_positives, match_by, chunk_size, quiet, multi_query=False, rerank=False
+):
     from geobridge.embeddings import Embeddings
     from geobridge.evaluation.protocols import evaluate
 
     if query is None or gallery is None:
         raise fail("both --query and --gallery are needed")
     if protocol is None:
-        raise fail("--protocol is required with --query/--gallery: u1652, u1652-s4g, pairs, vigor, geobridge or geotext")
+        raise fail(
+            "--protocol is required with --query/--gallery: u1652, u1652-s4g, pairs, vigor, geobridge or geotext"
+        )
     options: dict[str, Any] = {"chunk_size": chunk_size, "progress": not quiet}
     if semi_positives is not None:
         if protocol != "vigor":
@@ -145,6 +196,7 @@ def _read_semi_positives(path: Path) -> list[list[str]] | dict[str, list[str]]:
     """A JSON list aligned with the query rows (one list of gallery ids per row), or the older
     object keyed by query id; an object that repeats a key with different lists is refused
     (two panoramas with the same positive but different semi-positives cannot share a key)."""
+
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in items:
@@ -167,8 +219,10 @@ def _read_semi_positives(path: Path) -> list[list[str]] | dict[str, list[str]]:
         return [[str(x) for x in v] for v in data]
     if isinstance(data, dict) and all(isinstance(v, list) for v in data.values()):
         return {str(k): [str(x) for x in v] for k, v in data.items()}
-    raise fail(f"{path} must hold a JSON list with one list of gallery ids per query row "
-               "(or an object mapping each query id to a list of gallery ids)")
+    raise fail(
+        f"{path} must hold a JSON list with one list of gallery ids per query row "
+        "(or an object mapping each query id to a list of gallery ids)"
+    )
 
 
 def _evaluate_model(model, dataset, root, directions, protocol, tta, batch_size, quiet, option_texts, run):
@@ -187,8 +241,16 @@ def _evaluate_model(model, dataset, root, directions, protocol, tta, batch_size,
         raise fail(f"model evaluation is unavailable in this installation ({err})") from None
     loaded = load_model(model, device=run["device"])
     return evaluate_model_on_dataset(
-        loaded, dataset, root, directions=directions, protocol=protocol, tta=tta, batch_size=batch_size,
-        progress=not quiet, precision=run["precision"], num_workers=run["num_workers"],
+        loaded,
+        dataset,
+        root,
+        directions=directions,
+        protocol=protocol,
+        tta=tta,
+        batch_size=batch_size,
+        progress=not quiet,
+        precision=run["precision"],
+        num_workers=run["num_workers"],
         loader_options=loader_options,
     )
 
@@ -230,8 +292,11 @@ def _loader_type_hints(loader: type) -> dict[str, Any]:
     try:
         return typing.get_type_hints(loader.__init__)
     except (NameError, TypeError):  # unresolvable annotations only lose the type check
-        return {name: p.annotation for name, p in inspect.signature(loader.__init__).parameters.items()
-                if not isinstance(p.annotation, str) and p.annotation is not inspect.Parameter.empty}
+        return {
+            name: p.annotation
+            for name, p in inspect.signature(loader.__init__).parameters.items()
+            if not isinstance(p.annotation, str) and p.annotation is not inspect.Parameter.empty
+        }
 
 
 def _option_value(loader_name: str, key: str, raw: str, hint: Any) -> Any:
@@ -307,10 +372,17 @@ def _print_table(results, dataset: str | None = None) -> None:
             console.print(f"[dim]note ({name}): {note}[/dim]")
 
 
-def _write_reports(results, embeddings, json_out, markdown_out, plot_out, html_out, per_query, dataset=None) -> None:
+def _write_reports(
+    results, embeddings, json_out, markdown_out, plot_out, html_out, per_query, dataset=None
+) -> None:
     from geobridge.atomic import atomic_write_text
     from geobridge.evaluation.protocols import good_items
-    from geobridge.evaluation.report import markdown_table, plot_recall_curves, write_html_examples, write_report_json
+    from geobridge.evaluation.report import (
+        markdown_table,
+        plot_recall_curves,
+        write_html_examples,
+        write_report_json,
+    )
 
     single = next(iter(results.values())) if len(results) == 1 and embeddings is not None else None
     if json_out is not None:
@@ -328,8 +400,14 @@ def _write_reports(results, embeddings, json_out, markdown_out, plot_out, html_o
                 raise fail("--html needs 'paths' in both the query and the gallery .npz")
             result = results[name]
             write_html_examples(
-                q.paths, g.paths, result.per_query["top_indices"], good_items(result, list(q.ids), list(g.ids)), html_out,
-                ranks=result.per_query["rank"], query_ids=q.ids, gallery_ids=g.ids,
+                q.paths,
+                g.paths,
+                result.per_query["top_indices"],
+                good_items(result, list(q.ids), list(g.ids)),
+                html_out,
+                ranks=result.per_query["rank"],
+                query_ids=q.ids,
+                gallery_ids=g.ids,
                 title=f"{name}: example queries ({result.protocol})",
                 subtitle=f"R@1 {result.metrics.get('R@1', float('nan')):.2f}%, {result.n_query} queries, {result.n_gallery} gallery items.",
             )
@@ -345,9 +423,16 @@ def _write_dataset_html(results, html_out: Path, title: str) -> None:
     for name, result in results.items():
         q, g = result.query_items, result.gallery_items
         sections[f"{name} ({result.protocol})"] = html_examples_section(
-            q.paths, g.paths, result.per_query["top_indices"], good_items(result, list(q.ids), list(g.ids)),
-            page_dir=html_out.parent, ranks=result.per_query["rank"], query_ids=q.ids, gallery_ids=g.ids,
-            query_texts=q.texts, gallery_texts=g.texts,
+            q.paths,
+            g.paths,
+            result.per_query["top_indices"],
+            good_items(result, list(q.ids), list(g.ids)),
+            page_dir=html_out.parent,
+            ranks=result.per_query["rank"],
+            query_ids=q.ids,
+            gallery_ids=g.ids,
+            query_texts=q.texts,
+            gallery_texts=g.texts,
             subtitle=f"R@1 {result.metrics.get('R@1', float('nan')):.2f}%, {result.n_query} queries, {result.n_gallery} gallery items.",
         )
     write_html_sections(sections, html_out, title=title)
@@ -388,5 +473,7 @@ def _print_published(results, dataset: str, name: str) -> None:
     for row in rows:
         ran = results.get(row.direction)
         protocol = ran.protocol if ran is not None else "not run"
-        console.print(f"[dim]{row.direction}: published with protocol {row.protocol}, gallery {row.gallery}; "
-                      f"ours: {protocol}. {row.note}[/dim]")
+        console.print(
+            f"[dim]{row.direction}: published with protocol {row.protocol}, gallery {row.gallery}; "
+            f"ours: {protocol}. {row.note}[/dim]"
+        )

@@ -45,20 +45,30 @@ def explain_pair(
     satellite: Optional[Path] = typer.Option(None, "--satellite", help="The satellite image (PNG/JPEG)."),
     query: Optional[Path] = typer.Option(None, "--query", help="The query image of another view."),
     view: str = typer.Option("drone", "--view", help="The query's view: drone, street, map or ground."),
-    model: Optional[Path] = typer.Option(None, "--model", help="Saved geobridge model folder (verdict from its similarity)."),
-    calibration: Optional[Path] = typer.Option(None, "--calibration", help="Calibration JSON (default: the one beside --model)."),
+    model: Optional[Path] = typer.Option(
+        None, "--model", help="Saved geobridge model folder (verdict from its similarity)."
+    ),
+    calibration: Optional[Path] = typer.Option(
+        None, "--calibration", help="Calibration JSON (default: the one beside --model)."
+    ),
     lang: str = typer.Option("en", "--lang", help="Language of the explanation: en or zh."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole result as JSON."),
-    llm_url: Optional[str] = typer.Option(None, "--llm-url", help="OpenAI-compatible endpoint (…/v1); key from $GEOBRIDGE_LLM_API_KEY."),
+    llm_url: Optional[str] = typer.Option(
+        None, "--llm-url", help="OpenAI-compatible endpoint (…/v1); key from $GEOBRIDGE_LLM_API_KEY."
+    ),
     llm_model: Optional[str] = typer.Option(None, "--llm-model", help="Model name at --llm-url."),
-    llm_cache: Optional[Path] = typer.Option(None, "--llm-cache", help="Folder caching the language model's answers."),
+    llm_cache: Optional[Path] = typer.Option(
+        None, "--llm-cache", help="Folder caching the language model's answers."
+    ),
     device: str = device_option(),
 ) -> None:
     """Explain one pair: a paragraph ending with the verdict (or JSON with --json)."""
     if ctx.invoked_subcommand is not None:
         return
     if satellite is None or query is None:
-        raise fail("give --satellite SAT.png --query Q.png --view drone|street|map|ground (or use `geobridge explain eval`)")
+        raise fail(
+            "give --satellite SAT.png --query Q.png --view drone|street|map|ground (or use `geobridge explain eval`)"
+        )
     if lang not in ("en", "zh"):
         raise fail(f"--lang must be en or zh, got {lang!r}")
     for name, path in (("--satellite", satellite), ("--query", query)):
@@ -71,11 +81,12 @@ def explain_pair(
     from geobridge.explain.llm import LLMError
 
     try:
-        explainer = load_explainer(model, calibration, llm=_llm_client(llm_url, llm_model, llm_cache),
-                                   device=device)
+        explainer = load_explainer(
+            model, calibration, llm=_llm_client(llm_url, llm_model, llm_cache), device=device
+        )
         result = explainer.explain(satellite, query, view, lang=lang)
     except (ValueError, OSError, LLMError) as err:
-        raise fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
+        raise fail(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
     if as_json:
         typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -88,10 +99,18 @@ def explain_eval(
     split: str = typer.Option("test", "--split", help="Split whose locations form the pairs."),
     view: str = typer.Option("drone", "--view", help="Query view: drone, street, map or ground."),
     model: Optional[Path] = typer.Option(None, "--model", help="Saved geobridge model folder."),
-    calibration: Optional[Path] = typer.Option(None, "--calibration", help="Calibration JSON (default: beside --model)."),
-    fit_split: Optional[str] = typer.Option(None, "--fit-split", help="Fit the calibration on pairs of this split first (e.g. val)."),
-    save_calibration: Optional[Path] = typer.Option(None, "--save-calibration", help="Write the fitted calibration JSON here."),
-    pairs: Optional[int] = typer.Option(None, "--pairs", min=2, help="At most this many pairs (half matching)."),
+    calibration: Optional[Path] = typer.Option(
+        None, "--calibration", help="Calibration JSON (default: beside --model)."
+    ),
+    fit_split: Optional[str] = typer.Option(
+        None, "--fit-split", help="Fit the calibration on pairs of this split first (e.g. val)."
+    ),
+    save_calibration: Optional[Path] = typer.Option(
+        None, "--save-calibration", help="Write the fitted calibration JSON here."
+    ),
+    pairs: Optional[int] = typer.Option(
+        None, "--pairs", min=2, help="At most this many pairs (half matching)."
+    ),
     lang: str = typer.Option("en", "--lang", help="Language of the explanations: en or zh."),
     seed: int = typer.Option(0, "--seed", help="Seed for drawing non-matching pairs."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
@@ -121,17 +140,23 @@ def explain_eval(
         fitted = None
         if fit_split is not None:
             fit_locations = read_manifest(manifest, split=fit_split)
-            fitted = fit_calibration(explainer, build_pairs(fit_locations, view, seed=seed + 1), progress=not quiet)
+            fitted = fit_calibration(
+                explainer, build_pairs(fit_locations, view, seed=seed + 1), progress=not quiet
+            )
             explainer = Explainer(model=explainer.model, calibration=fitted)
             if save_calibration is not None:
                 fitted.save(save_calibration)
         result = evaluate_pairs(explainer, test_pairs, lang=lang, progress=not quiet)
     except (ManifestError, ValueError, OSError) as err:
-        raise fail(str(err).splitlines()[0])
+        raise fail(str(err).splitlines()[0]) from None
     report = {"view": view, "split": split, **result.to_dict()}
     if fitted is not None:
-        report["calibration"] = {"fit_split": fit_split, "threshold": fitted.threshold,
-                                 "temperature": fitted.temperature, "fit_accuracy": fitted.accuracy}
+        report["calibration"] = {
+            "fit_split": fit_split,
+            "threshold": fitted.threshold,
+            "temperature": fitted.temperature,
+            "fit_accuracy": fitted.accuracy,
+        }
     typer.echo(
         f"{view} vs satellite, {split} split, {result.n_pairs} pairs ({result.score_kind} score, threshold "
         f"{result.threshold:.3f}): verdict accuracy {100 * result.accuracy:.1f}%, self-consistency "

@@ -69,9 +69,18 @@ def _print_model(label: str, config: Any, provenance: dict[str, Any] | None, ind
         size = config.view_image_sizes.get(view) or tower.image_size
         shown = f"{size[0]}x{size[1]}" if size else "backend default"
         pinned = config.eval_transforms.get(view)
-        transform = pinned.describe() if pinned else (
-            f"{shown} bicubic, mean/std " + ("backend default" if tower.mean is None else
-                                             "(" + ", ".join(f"{v:g}" for v in tower.mean) + ")"))
+        transform = (
+            pinned.describe()
+            if pinned
+            else (
+                f"{shown} bicubic, mean/std "
+                + (
+                    "backend default"
+                    if tower.mean is None
+                    else "(" + ", ".join(f"{v:g}" for v in tower.mean) + ")"
+                )
+            )
+        )
         source = tower.source or (tower.arch or {}).get("model_type", "from config")
         typer.echo(f"{indent}  {view.value}: tower {tower_name} ({tower.backend} {source}); eval {transform}")
     if config.text_tower:
@@ -79,6 +88,8 @@ def _print_model(label: str, config: Any, provenance: dict[str, Any] | None, ind
         source = tower.source or "from config"
         typer.echo(f"{indent}  text: tower {config.text_tower} ({tower.backend} {source})")
     if provenance:
-        typer.echo(f"{indent}  provenance: {provenance.get('format')} from {provenance.get('checkpoint')} "
-                   f"(sha256 {str(provenance.get('sha256'))[:12]}...), licence: {provenance.get('licence')}, "
-                   f"published: {provenance.get('published') or 'none'}")
+        typer.echo(
+            f"{indent}  provenance: {provenance.get('format')} from {provenance.get('checkpoint')} "
+            f"(sha256 {str(provenance.get('sha256'))[:12]}...), licence: {provenance.get('licence')}, "
+            f"published: {provenance.get('published') or 'none'}"
+        )

@@ -28,14 +28,17 @@ def register(app: typer.Typer) -> None:
 
 
 def plan_command(
-    overrides: Optional[list[str]] = typer.Argument(None, help="key=value overrides, e.g. "
-                                                    "data.batch_size=64"),
-    config: str = typer.Option(..., "--config", "-c", help="A shipped recipe by name or a YAML "
-                               "training config."),
+    overrides: Optional[list[str]] = typer.Argument(
+        None, help="key=value overrides, e.g. data.batch_size=64"
+    ),
+    config: str = typer.Option(
+        ..., "--config", "-c", help="A shipped recipe by name or a YAML training config."
+    ),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the plan as JSON to this file."),
     gpus: int = typer.Option(1, "--gpus", min=1, help="GPUs sharing data.batch_size (the global batch)."),
-    micro_batch: Optional[int] = typer.Option(None, "--micro-batch", min=1, help="Gradient-cache micro-batch "
-                                              "when the recipe sets none (default 8)."),
+    micro_batch: Optional[int] = typer.Option(
+        None, "--micro-batch", min=1, help="Gradient-cache micro-batch when the recipe sets none (default 8)."
+    ),
 ) -> None:
     """Parameters, GFLOPs and estimated peak GPU memory of a recipe's training step, without weights."""
     from geobridge.configs import resolve_config
@@ -58,16 +61,21 @@ def plan_command(
 
 def render(plan: dict[str, Any]) -> str:
     """The plan as a short text table."""
-    lines = [f"{plan['recipe']}: views {', '.join(plan['views'])}; batch {plan['per_gpu_batch']} per GPU "
-             f"({plan['global_batch']} over {plan['gpus']}), "
-             f"gradient-cache micro-batch {plan['micro_batch']}",
-             f"{'tower':<12} {'params':>10} {'trainable':>10}  GFLOPs/sample (forward)"]
+    lines = [
+        f"{plan['recipe']}: views {', '.join(plan['views'])}; batch {plan['per_gpu_batch']} per GPU "
+        f"({plan['global_batch']} over {plan['gpus']}), "
+        f"gradient-cache micro-batch {plan['micro_batch']}",
+        f"{'tower':<12} {'params':>10} {'trainable':>10}  GFLOPs/sample (forward)",
+    ]
     for name, tower in plan["towers"].items():
         flops = ", ".join(f"{view} {value:.1f}" for view, value in tower["gflops_per_sample"].items())
-        lines.append(f"{name:<12} {tower['parameters'] / 1e6:>9.1f}M "
-                     f"{tower['trainable_parameters'] / 1e6:>9.1f}M  {flops}")
-    lines.append(f"{'total':<12} {plan['parameters'] / 1e6:>9.1f}M "
-                 f"{plan['trainable_parameters'] / 1e6:>9.1f}M")
+        lines.append(
+            f"{name:<12} {tower['parameters'] / 1e6:>9.1f}M "
+            f"{tower['trainable_parameters'] / 1e6:>9.1f}M  {flops}"
+        )
+    lines.append(
+        f"{'total':<12} {plan['parameters'] / 1e6:>9.1f}M {plan['trainable_parameters'] / 1e6:>9.1f}M"
+    )
     lines.append("estimated peak memory of one step (GiB):  plain  grad-cache")
     for precision, row in plan["peak_memory_bytes"].items():
         lines.append(f"  {precision:<38} {row['plain'] / GIB:>6.1f}  {row['grad_cache'] / GIB:>10.1f}")

@@ -51,18 +51,37 @@ def _load_model(model_dir: Path, device: str):
 @gallery_app.command("build")
 def build(
     model: Path = typer.Option(..., "--model", help="Saved model folder (config.json + model.safetensors)."),
-    images: Path = typer.Option(..., "--images", help="Manifest (.parquet/.csv), dataset folder with manifest.parquet, or image folder with locations.csv."),
-    view: str = typer.Option("satellite", "--view", help="View of the gallery images: drone, street, satellite, map, ground."),
-    out: Path = typer.Option(..., "--out", help="Gallery folder to write (replaced atomically if it exists)."),
-    index: str = typer.Option("exact", "--index", help="'exact' (chunked exact search) or a FAISS string: Flat, IVF1024,PQ64, HNSW32."),
-    split: Optional[str] = typer.Option(None, "--split", help="Only locations of this manifest split (e.g. test)."),
+    images: Path = typer.Option(
+        ...,
+        "--images",
+        help="Manifest (.parquet/.csv), dataset folder with manifest.parquet, or image folder with locations.csv.",
+    ),
+    view: str = typer.Option(
+        "satellite", "--view", help="View of the gallery images: drone, street, satellite, map, ground."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Gallery folder to write (replaced atomically if it exists)."
+    ),
+    index: str = typer.Option(
+        "exact",
+        "--index",
+        help="'exact' (chunked exact search) or a FAISS string: Flat, IVF1024,PQ64, HNSW32.",
+    ),
+    split: Optional[str] = typer.Option(
+        None, "--split", help="Only locations of this manifest split (e.g. test)."
+    ),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
-    tta: Optional[str] = typer.Option(None, "--tta", help="Test-time augmentation: 'flip' averages with the mirrored image."),
+    tta: Optional[str] = typer.Option(
+        None, "--tta", help="Test-time augmentation: 'flip' averages with the mirrored image."
+    ),
     nprobe: int = typer.Option(16, "--nprobe", min=1, help="IVF lists visited per query (FAISS IVF only)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
-    calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate",
-                                   help="From a manifest: calibrate the location estimate's radius on the "
-                                   "held-out split's other views (see `gallery calibrate`)."),
+    calibrate: bool = typer.Option(
+        True,
+        "--calibrate/--no-calibrate",
+        help="From a manifest: calibrate the location estimate's radius on the "
+        "held-out split's other views (see `gallery calibrate`).",
+    ),
     device: str = device_option(),
     precision: str = precision_option(),
     workers: Optional[int] = workers_option(),
@@ -79,19 +98,30 @@ def build(
     checked_device(device, precision)
     ranks = ranks_from_env()
     try:
-        options = EmbedOptions(batch_size=batch_size, num_workers=workers, precision=precision, tta=tta,
-                               progress=not quiet)
+        options = EmbedOptions(
+            batch_size=batch_size, num_workers=workers, precision=precision, tta=tta, progress=not quiet
+        )
         locations = read_locations(images, view, split=split)
         model_obj = _load_model(model, device)
-        gallery = Gallery.build(model_obj, locations, view, out=out if ranks.is_main else None, index=index,
-                                model_path=model, nprobe=nprobe, options=options,
-                                shard_dir=shard_dir_for(out) if ranks.sharded else None)
+        gallery = Gallery.build(
+            model_obj,
+            locations,
+            view,
+            out=out if ranks.is_main else None,
+            index=index,
+            model_path=model,
+            nprobe=nprobe,
+            options=options,
+            shard_dir=shard_dir_for(out) if ranks.sharded else None,
+        )
     except _user_errors() as err:
         raise fail(str(err)) from None
     if ranks.is_main:
         remove_shards(shard_dir_for(out))
-        typer.echo(f"gallery {out}: {len(gallery)} {gallery.info.view} entries, index {gallery.info.index}, "
-                   f"dim {gallery.info.dim}")
+        typer.echo(
+            f"gallery {out}: {len(gallery)} {gallery.info.view} entries, index {gallery.info.index}, "
+            f"dim {gallery.info.dim}"
+        )
         if calibrate:
             _calibrate_after_build(gallery, images, split)
     release(ranks)
@@ -123,17 +153,22 @@ def _calibrate_after_build(gallery, images: Path, split: Optional[str]) -> None:
 @gallery_app.command("calibrate")
 def calibrate_command(
     gallery: Path = typer.Option(..., "--gallery", help="Gallery folder."),
-    manifest: Path = typer.Option(..., "--manifest",
-                                  help="Manifest (or dataset folder) of queries with known places."),
-    view: list[str] = typer.Option(..., "--view",
-                                   help="Query view(s) to calibrate: drone, street, ..., text."),
-    split: Optional[str] = typer.Option(None, "--split",
-                                        help="Queries of this split (default: the gallery's own places)."),
-    coverage: float = typer.Option(0.8, "--coverage", min=0.01, max=0.99,
-                                   help="Share of held-out places the radius must hold."),
+    manifest: Path = typer.Option(
+        ..., "--manifest", help="Manifest (or dataset folder) of queries with known places."
+    ),
+    view: list[str] = typer.Option(
+        ..., "--view", help="Query view(s) to calibrate: drone, street, ..., text."
+    ),
+    split: Optional[str] = typer.Option(
+        None, "--split", help="Queries of this split (default: the gallery's own places)."
+    ),
+    coverage: float = typer.Option(
+        0.8, "--coverage", min=0.01, max=0.99, help="Share of held-out places the radius must hold."
+    ),
     top: int = typer.Option(5, "--top", min=1, help="Matches the estimate is weighted from."),
-    temperature: float = typer.Option(0.05, "--temperature", min=1e-4,
-                                      help="Softmax temperature over the cosine scores."),
+    temperature: float = typer.Option(
+        0.05, "--temperature", min=1e-4, help="Softmax temperature over the cosine scores."
+    ),
     device: str = device_option(),
 ) -> None:
     """Measure the radius the location estimate holds at on queries whose place is known.
@@ -154,8 +189,9 @@ def calibrate_command(
         else:
             label = split or held_out_split(places) or ""
             places = [p for p in places if p.split == label]
-        calibration = calibrate_gallery(opened, places, view, coverage=coverage, split=label,
-                                        top=top, temperature=temperature)
+        calibration = calibrate_gallery(
+            opened, places, view, coverage=coverage, split=label, top=top, temperature=temperature
+        )
         opened.set_calibration(calibration)
     except _user_errors() as err:
         raise fail(str(err)) from None
@@ -166,7 +202,9 @@ def calibrate_command(
 @gallery_app.command("add")
 def add(
     gallery: Path = typer.Option(..., "--gallery", help="Existing gallery folder."),
-    images: Path = typer.Option(..., "--images", help="Manifest, dataset folder or image folder (as for build)."),
+    images: Path = typer.Option(
+        ..., "--images", help="Manifest, dataset folder or image folder (as for build)."
+    ),
     split: Optional[str] = typer.Option(None, "--split"),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -183,8 +221,12 @@ def add(
     try:
         opened = Gallery.load(gallery, device=device)
         locations = read_locations(images, opened.info.view, split=split)
-        added = opened.add(locations, options=EmbedOptions(batch_size=batch_size, num_workers=workers,
-                                                           precision=precision, progress=not quiet))
+        added = opened.add(
+            locations,
+            options=EmbedOptions(
+                batch_size=batch_size, num_workers=workers, precision=precision, progress=not quiet
+            ),
+        )
     except _user_errors() as err:
         raise fail(str(err)) from None
     typer.echo(f"gallery {gallery}: added {added}, now {len(opened)} entries")
@@ -205,14 +247,21 @@ def info(gallery: Path = typer.Option(..., "--gallery", help="Gallery folder."))
 def locate(
     images: list[Path] = typer.Argument(None, help="Query image file(s), all of --view."),
     gallery: Path = typer.Option(..., "--gallery", help="Gallery folder (from `geobridge gallery build`)."),
-    view: Optional[str] = typer.Option(None, "--view", help="View of the query images: drone, street, satellite, map, ground."),
+    view: Optional[str] = typer.Option(
+        None, "--view", help="View of the query images: drone, street, satellite, map, ground."
+    ),
     text: Optional[str] = typer.Option(None, "--text", help="A description of the place instead of images."),
     k: int = typer.Option(5, "--k", min=1, help="How many places to return per query."),
     as_json: bool = typer.Option(False, "--json", help="Print the results (and each estimate) as JSON."),
-    true_lat: Optional[float] = typer.Option(None, "--true-lat",
-                                             help="True latitude of the query (adds error_m; default: a photo's GPS)."),
-    true_lon: Optional[float] = typer.Option(None, "--true-lon", help="True longitude of the query (adds error_m)."),
-    manifest: Optional[Path] = typer.Option(None, "--manifest", help="Manifest giving the queries' true positions (matched by path or id)."),
+    true_lat: Optional[float] = typer.Option(
+        None, "--true-lat", help="True latitude of the query (adds error_m; default: a photo's GPS)."
+    ),
+    true_lon: Optional[float] = typer.Option(
+        None, "--true-lon", help="True longitude of the query (adds error_m)."
+    ),
+    manifest: Optional[Path] = typer.Option(
+        None, "--manifest", help="Manifest giving the queries' true positions (matched by path or id)."
+    ),
     tta: Optional[str] = typer.Option(None, "--tta", help="'flip' averages each image with its mirror."),
     device: str = device_option(),
 ) -> None:
@@ -220,7 +269,7 @@ def locate(
     from geobridge.retrieval.gallery import Gallery
 
     if bool(images) == (text is not None):
-        raise fail("give query image file(s) with --view, or --text \"a description\" (not both)")
+        raise fail('give query image file(s) with --view, or --text "a description" (not both)')
     if images and view is None:
         raise fail("say which view the query images are with --view drone|street|satellite|map|ground")
     if (true_lat is None) != (true_lon is None):
@@ -267,7 +316,9 @@ def _truth(images: list[Path], n_queries: int, true_lat, true_lon, manifest: Opt
     for image in images:
         found = by_path.get(str(image.resolve())) or by_id.get(image.stem)
         if found is None:
-            raise fail(f"{image} is not in manifest {manifest} (matched by path, then by id = file name without extension)")
+            raise fail(
+                f"{image} is not in manifest {manifest} (matched by path, then by id = file name without extension)"
+            )
         truth.append(found)
     return truth
 
@@ -282,7 +333,9 @@ def _print_result(result) -> None:
         title += f", true position {result.true_lat:.6f}, {result.true_lon:.6f}"
     console.print(title, highlight=False, soft_wrap=True)
     table = Table()
-    for column in ("rank", "id", "score", "lat", "lon") + (("error_m",) if result.true_lat is not None else ()):
+    for column in ("rank", "id", "score", "lat", "lon") + (
+        ("error_m",) if result.true_lat is not None else ()
+    ):
         table.add_column(column, justify="right" if column != "id" else "left")
     for match in result.matches:
         row = [str(match.rank), match.id, f"{match.score:.4f}", f"{match.lat:.6f}", f"{match.lon:.6f}"]

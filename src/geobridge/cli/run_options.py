@@ -14,8 +14,9 @@ from geobridge.cli.errors import fail
 
 DEVICE_HELP = "Where the model runs: auto (CUDA when present), cpu, cuda or cuda:N."
 PRECISION_HELP = "Autocast precision: auto (bf16/fp16 on CUDA, fp32 on CPU), fp32, bf16 or fp16 (CUDA only)."
-WORKERS_HELP = ("Image-decoding worker processes (default: one per spare CPU core, up to 8; "
-                "0: decode in-process).")
+WORKERS_HELP = (
+    "Image-decoding worker processes (default: one per spare CPU core, up to 8; 0: decode in-process)."
+)
 
 
 def device_option() -> Any:

@@ -26,4 +26,6 @@ def resolve_config(name_or_path: str | Path) -> Path:
     shipped = HERE / (path.name if path.suffix == ".yaml" else f"{path.name}.yaml")
     if path.parent == Path(".") and shipped.exists():
         return shipped
-    raise FileNotFoundError(f"config not found: {name_or_path}; give a YAML path or a shipped recipe: {', '.join(available())}")
+    raise FileNotFoundError(
+        f"config not found: {name_or_path}; give a YAML path or a shipped recipe: {', '.join(available())}"
+    )

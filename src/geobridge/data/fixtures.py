@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -62,6 +62,7 @@ def _ids(prefix: str, start: int, count: int, width: int = 4) -> list[str]:
 
 # -- University-1652 and SUES-200: label folders -----------------------------------------------
 
+
 def _write_university1652(spec: FixtureSpec) -> None:
     paint = _Painter(spec.seed, spec.image_size)
     n = spec.n_locations
@@ -88,14 +89,17 @@ def _write_sues200(spec: FixtureSpec) -> None:
     paint = _Painter(spec.seed, spec.image_size)
     places = _ids("", 1, spec.n_locations)
     n_train = max(1, round(spec.n_locations * 0.6))  # 120 of 200 in the real split
-    train, test = places[:n_train], places[n_train:]
+    train = places[:n_train]
     for altitude in (150, 200, 250, 300):
         alt = str(altitude)
         for p in places:
             drones = [f"{k}.jpg" for k in range(2)]
             role_sets = [("Testing", "gallery_drone"), ("Testing", "gallery_satellite")]
-            role_sets += [("Training", "drone"), ("Training", "satellite")] if p in train else [
-                ("Testing", "query_drone"), ("Testing", "query_satellite")]
+            role_sets += (
+                [("Training", "drone"), ("Training", "satellite")]
+                if p in train
+                else [("Testing", "query_drone"), ("Testing", "query_satellite")]
+            )
             for top, folder in role_sets:
                 names = drones if folder.endswith("drone") else ["0.png"]
                 for name in names:
@@ -103,6 +107,7 @@ def _write_sues200(spec: FixtureSpec) -> None:
 
 
 # -- CVUSA and CVACT: one-to-one pairs -----------------------------------------------------------
+
 
 def _write_cvusa(spec: FixtureSpec) -> None:
     paint = _Painter(spec.seed, spec.image_size)
@@ -185,17 +190,27 @@ def _write_vigor(spec: FixtureSpec) -> None:
                 fields += [names[j], f"{rng.uniform(-320, 320):.4f}", f"{rng.uniform(-320, 320):.4f}"]
             lines.append(" ".join(fields))
         half = (len(lines) + 1) // 2
-        (split_dir / "same_area_balanced_train.txt").write_text("".join(f"{l}\n" for l in lines[:half]))
-        (split_dir / "same_area_balanced_test.txt").write_text("".join(f"{l}\n" for l in lines[half:]))
-        (split_dir / "pano_label_balanced.txt").write_text("".join(f"{l}\n" for l in lines))
+        (split_dir / "same_area_balanced_train.txt").write_text("".join(f"{line}\n" for line in lines[:half]))
+        (split_dir / "same_area_balanced_test.txt").write_text("".join(f"{line}\n" for line in lines[half:]))
+        (split_dir / "pano_label_balanced.txt").write_text("".join(f"{line}\n" for line in lines))
 
 
 # -- GeoText-1652: University-1652 images + captions JSON ----------------------------------------
 
+
 def _write_geotext1652(spec: FixtureSpec) -> None:
     paint = _Painter(spec.seed, spec.image_size)
     rng = np.random.default_rng(spec.seed)
-    words = ["red roof", "river", "parking lot", "tall tower", "sports field", "white facade", "trees", "road"]
+    words = [
+        "red roof",
+        "river",
+        "parking lot",
+        "tall tower",
+        "sports field",
+        "white facade",
+        "trees",
+        "road",
+    ]
 
     def describe() -> str:
         chosen = rng.choice(len(words), size=2, replace=False)
@@ -212,18 +227,21 @@ def _write_geotext1652(spec: FixtureSpec) -> None:
                 image = f"{folder}/{b}/{name}"
                 paint.write(spec.root / "images" / image, b, panorama=name.endswith("_street.jpg"))
                 captions = [describe() for _ in range(n_captions)]
-                entries.append({
-                    "image_id": f"{b}/{name}",
-                    "image": image,
-                    "caption": captions[0] if split == "train" else captions,
-                    "sentences": ["the building is in the centre", "a road runs on the left"],
-                    "bboxes": [[0.5, 0.5, 0.3, 0.3], [0.2, 0.5, 0.1, 0.8]],
-                })
+                entries.append(
+                    {
+                        "image_id": f"{b}/{name}",
+                        "image": image,
+                        "caption": captions[0] if split == "train" else captions,
+                        "sentences": ["the building is in the centre", "a road runs on the left"],
+                        "bboxes": [[0.5, 0.5, 0.3, 0.3], [0.2, 0.5, 0.1, 0.8]],
+                    }
+                )
         json_name = "train.json" if split == "train" else "test_951_version.json"
         (spec.root / json_name).write_text(json.dumps(entries))
 
 
 # -- GeoLoc and our manifest datasets ----------------------------------------------------------
+
 
 def _split_counts(n: int) -> dict[str, int]:
     """Locations per split: ``n`` test (the evaluated split), as many train, half as many val."""
@@ -267,12 +285,22 @@ def _write_world(spec: FixtureSpec) -> None:
             ident = f"loc{index:05d}"
             lat, lon = 60.17 + rng.uniform(0, 0.01), 24.94 + rng.uniform(0, 0.02)
             paths = {
-                v.value: paint.write(spec.root / split / v.value / f"{ident}.png", ident, panorama=v is View.STREET)
+                v.value: paint.write(
+                    spec.root / split / v.value / f"{ident}.png", ident, panorama=v is View.STREET
+                )
                 for v in views
             }
             text = f"a {['quiet', 'busy'][index % 2]} street beside {['a park', 'a river', 'tall blocks'][index % 3]}"
             locations.append(
-                Location(id=ident, lat=lat, lon=lon, split=split, region=f"region{index % 2}", text=text, paths=paths)
+                Location(
+                    id=ident,
+                    lat=lat,
+                    lon=lon,
+                    split=split,
+                    region=f"region{index % 2}",
+                    text=text,
+                    paths=paths,
+                )
             )
             rows.append({"id": ident, "text": text, "lat": lat, "lon": lon})
             index += 1

@@ -18,8 +18,9 @@ them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,7 +73,8 @@ class ManifestDataset(Dataset):
         split: str | None,
         views: Sequence[View | str],
         transforms: Mapping[View, ImageTransform],
-        joint_augment: Callable[[dict[View, torch.Tensor], np.random.Generator], dict[View, torch.Tensor]] | None = None,
+        joint_augment: Callable[[dict[View, torch.Tensor], np.random.Generator], dict[View, torch.Tensor]]
+        | None = None,
         seed: int = 0,
         sources: Sequence[str] | None = None,
     ) -> None:
@@ -142,8 +144,13 @@ class ManifestDataset(Dataset):
             key = str(path)
             if key not in self.unreadable:
                 self.unreadable.add(key)
-                LOGGER.warning("skipping unreadable %s image %s (%s); %d unreadable so far",
-                               view.value, path, err.problem, len(self.unreadable))
+                LOGGER.warning(
+                    "skipping unreadable %s image %s (%s); %d unreadable so far",
+                    view.value,
+                    path,
+                    err.problem,
+                    len(self.unreadable),
+                )
             return None
         return self.transforms[view](rgb)
 

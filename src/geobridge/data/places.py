@@ -21,9 +21,9 @@ Items of one place share its id, and the samplers never put two items with one i
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from geobridge.records import Location
 from geobridge.views import View
@@ -72,9 +72,21 @@ def expand_places(
             for view in image_views:
                 images = place.images.get(view, ())
                 paths[view.value] = Path(images[k % len(images)]) if images else None
-            captioned = [paths[v.value] for v in ([lead] if lead else []) + image_views if paths[v.value] in place.image_texts]
+            captioned = [
+                paths[v.value]
+                for v in ([lead] if lead else []) + image_views
+                if paths[v.value] in place.image_texts
+            ]
             text = place.image_texts[captioned[0]] if captioned else place.text
-            items.append(Location(id=place.id, lat=float(place.lat), lon=float(place.lon), split=split,
-                                  region=source, text=text, paths=paths))
+            items.append(
+                Location(
+                    id=place.id,
+                    lat=float(place.lat),
+                    lon=float(place.lon),
+                    split=split,
+                    region=source,
+                    text=text,
+                    paths=paths,
+                )
+            )
     return items
-

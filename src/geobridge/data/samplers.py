@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -77,7 +77,11 @@ def similarity_neighbours(
     k = int(k)
     if k < 1:
         raise ValueError("k must be >= 1")
-    codes = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)[1] if groups is not None else None
+    codes = (
+        np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)[1]
+        if groups is not None
+        else None
+    )
     if codes is not None and codes.shape[0] != n:
         raise ValueError(f"groups has {codes.shape[0]} entries for {n} locations")
     q_ok = np.ones(n, dtype=bool) if query_valid is None else np.asarray(query_valid, dtype=bool)
@@ -239,7 +243,7 @@ class UniqueLocationBatchSampler:
         near = list(row[: self._near])[: self.neighbours]
         extra: list[int] = []
         if self.ring and row.shape[0] > self._near:
-            wider = row[self._near:]
+            wider = row[self._near :]
             extra = list(rng.choice(wider, size=min(self.ring, wider.shape[0]), replace=False))
         candidates = [int(i) for i in near + extra]
         return candidates, len(candidates)
@@ -255,7 +259,7 @@ class UniqueLocationBatchSampler:
             batch = batches[self.position]
             self.position += 1
             start = self.rank * share
-            yield batch[start:start + share] if self.world_size > 1 else batch
+            yield batch[start : start + share] if self.world_size > 1 else batch
 
 
 class SimilarityNeighbourBatchSampler(UniqueLocationBatchSampler):
@@ -320,8 +324,14 @@ class ModalityBalancedBatchSampler(UniqueLocationBatchSampler):
     Distributed and resume behaviour as :class:`UniqueLocationBatchSampler`.
     """
 
-    def __init__(self, keys: Sequence[str], batch_size: int, groups: Sequence[str],
-                 weights: Mapping[str, float] | None = None, **kwargs: object) -> None:
+    def __init__(
+        self,
+        keys: Sequence[str],
+        batch_size: int,
+        groups: Sequence[str],
+        weights: Mapping[str, float] | None = None,
+        **kwargs: object,
+    ) -> None:
         super().__init__(keys, batch_size, **kwargs)  # type: ignore[arg-type]
         if len(groups) != len(self.keys):
             raise ValueError(f"groups has {len(groups)} entries for {len(self.keys)} items")
@@ -333,20 +343,27 @@ class ModalityBalancedBatchSampler(UniqueLocationBatchSampler):
         unknown = sorted(set(weights) - set(self.group_names))
         absent = [name for name in self.group_names if name not in weights]
         if unknown or absent:
-            raise ValueError(f"weights must name exactly the groups {self.group_names}"
-                             + (f"; unknown: {unknown}" if unknown else "") + (f"; missing: {absent}" if absent else ""))
+            raise ValueError(
+                f"weights must name exactly the groups {self.group_names}"
+                + (f"; unknown: {unknown}" if unknown else "")
+                + (f"; missing: {absent}" if absent else "")
+            )
         if any(not w > 0 for w in weights.values()):
             raise ValueError(f"group weights must be positive, got {weights}")
         total = sum(weights.values())
         self.quotas = {name: self.batch_size * weights[name] / total for name in self.group_names}
-        self._members = {name: np.array([i for i, g in enumerate(self.groups) if g == name]) for name in self.group_names}
+        self._members = {
+            name: np.array([i for i, g in enumerate(self.groups) if g == name]) for name in self.group_names
+        }
         for name, members in self._members.items():
             share = math.ceil(self.quotas[name]) + (0 if self.quotas[name].is_integer() else 1)
             share = min(share, self.batch_size)
             distinct = len({self.keys[i] for i in members})
             if distinct < share:
-                raise ValueError(f"group {name!r} has {distinct} distinct locations, fewer than its "
-                                 f"share {share} of a batch of {self.batch_size}; lower the batch size")
+                raise ValueError(
+                    f"group {name!r} has {distinct} distinct locations, fewer than its "
+                    f"share {share} of a batch of {self.batch_size}; lower the batch size"
+                )
 
     def slot_counts(self, n_batches: int) -> list[dict[str, int]]:
         """How many slots each group gets in each of the first ``n_batches`` batches."""

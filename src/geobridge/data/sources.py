@@ -16,9 +16,10 @@ knows its source, so a sampler can give every source its share of a batch.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from geobridge.records import Location, read_manifest
 from geobridge.views import View
@@ -38,16 +39,20 @@ class SourceSpec:
 
     def __post_init__(self) -> None:
         if bool(self.manifest) == bool(self.dataset):
-            raise ValueError("a training source is either a manifest or a dataset (with its root), not "
-                             f"{'both' if self.manifest else 'neither'}")
+            raise ValueError(
+                "a training source is either a manifest or a dataset (with its root), not "
+                f"{'both' if self.manifest else 'neither'}"
+            )
         if self.manifest and self.options:
             raise ValueError("loader options go with a dataset, not a manifest")
 
     def root_path(self) -> Path:
         """The dataset's root folder; an error saying how to set it when the recipe left it empty."""
         if not self.root:
-            raise ValueError(f"dataset {self.dataset!r} needs its root folder: set data.root=DIR "
-                             "(data.sources.N.root=DIR for a source of a mixture)")
+            raise ValueError(
+                f"dataset {self.dataset!r} needs its root folder: set data.root=DIR "
+                "(data.sources.N.root=DIR for a source of a mixture)"
+            )
         return Path(self.root)
 
     @property

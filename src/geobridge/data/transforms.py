@@ -21,8 +21,8 @@ Everything works on tensors (3, H, W) after the per-view transform.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 import torch
@@ -53,7 +53,9 @@ def rotate_views(
         elif view is View.STREET:
             width = image.shape[-1]
             if width % 4:
-                raise ValueError(f"panorama width {width} is not a multiple of 4; cannot roll by quarter turns")
+                raise ValueError(
+                    f"panorama width {width} is not a multiple of 4; cannot roll by quarter turns"
+                )
             out[view] = torch.roll(image, shifts=-k * width // 4, dims=-1)
         else:
             out[view] = image
@@ -73,7 +75,9 @@ class JointAugment:
     rotate_p: float = 0.0
     north_up: frozenset[View] = NORTH_UP_VIEWS
 
-    def __call__(self, images: Mapping[View, torch.Tensor], rng: np.random.Generator) -> dict[View, torch.Tensor]:
+    def __call__(
+        self, images: Mapping[View, torch.Tensor], rng: np.random.Generator
+    ) -> dict[View, torch.Tensor]:
         out = dict(images)
         if self.flip_p > 0 and rng.random() < self.flip_p:
             out = flip_views(out)

@@ -79,7 +79,9 @@ def recall_at_k(ranks: np.ndarray, k: int) -> float:
     return float(hits_within(ranks, k).mean())
 
 
-def recall_at_one_percent(ranks: np.ndarray, gallery_size: int, convention: OnePercentConvention | str) -> float:
+def recall_at_one_percent(
+    ranks: np.ndarray, gallery_size: int, convention: OnePercentConvention | str
+) -> float:
     """R@1% under the named convention (see :class:`OnePercentConvention`)."""
     return recall_at_k(ranks, one_percent_cutoff(gallery_size, convention))
 
@@ -198,7 +200,9 @@ def mean_error(errors_m: np.ndarray) -> float:
     return float(errors.mean())
 
 
-def geobridge_localisation(errors_m: np.ndarray, radii_m: tuple[float, ...] = (50.0, 100.0, 150.0)) -> dict[str, float]:
+def geobridge_localisation(
+    errors_m: np.ndarray, radii_m: tuple[float, ...] = (50.0, 100.0, 150.0)
+) -> dict[str, float]:
     """GeoBridge's L@50/100/150 (fractions within each radius, top-1) and mean error in km."""
     metrics = {f"L@{radius:g}": accuracy_within(errors_m, radius) for radius in radii_m}
     metrics["mean_error_km"] = mean_error(errors_m) / 1000.0

@@ -51,10 +51,10 @@ miss, and the result's notes say how many there were.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import PurePath
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -91,7 +91,7 @@ class EvaluationResult:
     per_query: dict[str, np.ndarray] = field(default_factory=dict)
     description: str = ""
     #: the reverse direction scored from the same pair (``geotext``: image -> text), or None
-    reverse: "EvaluationResult | None" = None
+    reverse: EvaluationResult | None = None
 
     def to_dict(self, include_per_query: bool = False) -> dict[str, Any]:
         """A JSON-ready dict; per-query arrays only when asked (they can be large)."""
@@ -218,7 +218,9 @@ def _prepare(query: Embeddings, gallery: Embeddings) -> _Prepared:
             f"query vectors have dimension {query.emb.shape[1]} but gallery vectors {gallery.emb.shape[1]}; "
             "embed both with the same model"
         )
-    return _Prepared(_checked_vectors(query, "query", notes), _checked_vectors(gallery, "gallery", notes), notes)
+    return _Prepared(
+        _checked_vectors(query, "query", notes), _checked_vectors(gallery, "gallery", notes), notes
+    )
 
 
 def _require_unique(keys: np.ndarray, protocol: str) -> None:
@@ -231,7 +233,9 @@ def _require_unique(keys: np.ndarray, protocol: str) -> None:
         )
 
 
-def _codes(query_keys: np.ndarray, gallery_keys: np.ndarray, gallery_junk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _codes(
+    query_keys: np.ndarray, gallery_keys: np.ndarray, gallery_junk: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Integer label codes shared by both sides; junk gallery items get ``JUNK``."""
     vocabulary, inverse = np.unique(np.concatenate([query_keys, gallery_keys]), return_inverse=True)
     q_codes = inverse[: len(query_keys)].astype(np.int64)
@@ -247,7 +251,9 @@ def _recalls(ranks: np.ndarray) -> dict[str, float]:
 def _no_match_note(ranks: np.ndarray, notes: list[str]) -> None:
     missing = int((ranks < 0).sum())
     if missing:
-        notes.append(f"{missing} of {ranks.size} queries have no positive in the gallery; they count as misses")
+        notes.append(
+            f"{missing} of {ranks.size} queries have no positive in the gallery; they count as misses"
+        )
 
 
 def _base_per_query(ranking: RankingResult) -> dict[str, np.ndarray]:
@@ -275,7 +281,9 @@ def _truth_coordinates(query: Embeddings, gallery: Embeddings, ranking: RankingR
     return gallery.lat[idx], gallery.lon[idx], known
 
 
-def _top1_errors(query: Embeddings, gallery: Embeddings, ranking: RankingResult, notes: list[str]) -> np.ndarray | None:
+def _top1_errors(
+    query: Embeddings, gallery: Embeddings, ranking: RankingResult, notes: list[str]
+) -> np.ndarray | None:
     """Metres between each query's top-1 gallery item and its true position (NaN if unknown)."""
     truth = _truth_coordinates(query, gallery, ranking, notes)
     if truth is None or ranking.top_indices.shape[1] == 0:
@@ -291,7 +299,9 @@ def _top1_errors(query: Embeddings, gallery: Embeddings, ranking: RankingResult,
 # protocols
 
 
-def _fuse_queries(vectors: np.ndarray, ids: np.ndarray, notes: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _fuse_queries(
+    vectors: np.ndarray, ids: np.ndarray, notes: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Multi-query: per label (in order of first appearance) the L2-normalised mean of its
     (unit) query vectors; returns the fused vectors, their labels and each one's first row."""
     labels, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
@@ -301,15 +311,21 @@ def _fuse_queries(vectors: np.ndarray, ids: np.ndarray, notes: list[str]) -> tup
     means = sums / np.bincount(inverse, minlength=labels.size)[:, None]
     norms = np.linalg.norm(means, axis=1)
     if np.any(norms == 0):
-        raise EvaluationError(f"multi-query: the query vectors of label {str(labels[np.flatnonzero(norms == 0)[0]])!r} "
-                              "average to zero; they cannot be fused")
+        raise EvaluationError(
+            f"multi-query: the query vectors of label {str(labels[np.flatnonzero(norms == 0)[0]])!r} "
+            "average to zero; they cannot be fused"
+        )
     fused = (means / norms[:, None]).astype(np.float32)[order]
-    notes.append(f"multi-query: {len(ids)} query items fused into {labels.size} queries, one per label "
-                 "(mean of the L2-normalised features, L2-normalised)")
+    notes.append(
+        f"multi-query: {len(ids)} query items fused into {labels.size} queries, one per label "
+        "(mean of the L2-normalised features, L2-normalised)"
+    )
     return fused, labels[order], first[order].astype(np.int64)
 
 
-def _u1652(query: Embeddings, gallery: Embeddings, options: U1652Options, distractors_junk: bool, name: str) -> EvaluationResult:
+def _u1652(
+    query: Embeddings, gallery: Embeddings, options: U1652Options, distractors_junk: bool, name: str
+) -> EvaluationResult:
     from geobridge.evaluation.rerank import check_rerank, k_reciprocal_distances
 
     try:
@@ -325,7 +341,9 @@ def _u1652(query: Embeddings, gallery: Embeddings, options: U1652Options, distra
     if distractors_junk:
         distractors = ~np.isin(gallery.ids, query.ids) & ~junk
         if distractors.any():
-            notes.append(f"{int(distractors.sum())} gallery items whose label no query has were treated as junk")
+            notes.append(
+                f"{int(distractors.sum())} gallery items whose label no query has were treated as junk"
+            )
         junk |= distractors
     elif junk.any():
         notes.append(f"{int(junk.sum())} gallery items labelled '-1' were treated as junk")
@@ -335,14 +353,21 @@ def _u1652(query: Embeddings, gallery: Embeddings, options: U1652Options, distra
     description = PROTOCOLS[name].description
     if rerank is None:
         ranking = rank_queries(
-            query_vectors, prepared.gallery, Relevance(q_codes, g_codes), TieRule.ARGSORT_DESC,
-            top_k=options.top_k, chunk_size=options.chunk_size, progress=options.progress,
+            query_vectors,
+            prepared.gallery,
+            Relevance(q_codes, g_codes),
+            TieRule.ARGSORT_DESC,
+            top_k=options.top_k,
+            chunk_size=options.chunk_size,
+            progress=options.progress,
         )
     else:
         k1, k2, lam = rerank
         distances = k_reciprocal_distances(query_vectors, prepared.gallery, k1, k2, lam)
         ranking = rank_distances(distances, Relevance(q_codes, g_codes), top_k=options.top_k)
-        notes.append(f"k-reciprocal re-ranking (k1={k1}, k2={k2}, lambda={lam:g}); ranked by np.argsort(distance)")
+        notes.append(
+            f"k-reciprocal re-ranking (k1={k1}, k2={k2}, lambda={lam:g}); ranked by np.argsort(distance)"
+        )
         description += f"; k-reciprocal re-ranking (k1={k1}, k2={k2}, lambda={lam:g})"
     if options.multi_query:
         description += "; multi-query (one fused query per label)"
@@ -359,8 +384,15 @@ def _u1652(query: Embeddings, gallery: Embeddings, options: U1652Options, distra
     return EvaluationResult(name, metrics, len(query_ids), len(gallery), notes, per_query, description)
 
 
-def _pairs_ranking(query: Embeddings, gallery: Embeddings, name: str, options: CommonOptions, query_keys=None,
-                   gallery_keys=None, semi_positives=None) -> tuple[_Prepared, RankingResult]:
+def _pairs_ranking(
+    query: Embeddings,
+    gallery: Embeddings,
+    name: str,
+    options: CommonOptions,
+    query_keys=None,
+    gallery_keys=None,
+    semi_positives=None,
+) -> tuple[_Prepared, RankingResult]:
     prepared = _prepare(query, gallery)
     query_keys = query.ids if query_keys is None else query_keys
     gallery_keys = gallery.ids if gallery_keys is None else gallery_keys
@@ -368,8 +400,13 @@ def _pairs_ranking(query: Embeddings, gallery: Embeddings, name: str, options: C
     q_codes, g_codes = _codes(query_keys, gallery_keys, np.zeros(len(gallery), dtype=bool))
     q_codes = np.where(np.isin(query_keys, gallery_keys), q_codes, JUNK)
     ranking = rank_queries(
-        prepared.query, prepared.gallery, Relevance(q_codes, g_codes, semi_positives), TieRule.STRICTLY_GREATER,
-        top_k=options.top_k, chunk_size=options.chunk_size, progress=options.progress,
+        prepared.query,
+        prepared.gallery,
+        Relevance(q_codes, g_codes, semi_positives),
+        TieRule.STRICTLY_GREATER,
+        top_k=options.top_k,
+        chunk_size=options.chunk_size,
+        progress=options.progress,
     )
     _no_match_note(ranking.first_rank, prepared.notes)
     return prepared, ranking
@@ -380,8 +417,15 @@ def _pairs(query: Embeddings, gallery: Embeddings, options: CommonOptions) -> Ev
     ranks = ranking.first_rank
     metrics = _recalls(ranks)
     metrics["R@1%"] = 100.0 * M.recall_at_one_percent(ranks, len(gallery), M.OnePercentConvention.SAMPLE4GEO)
-    return EvaluationResult("pairs", metrics, len(query), len(gallery), prepared.notes, _base_per_query(ranking),
-                            PROTOCOLS["pairs"].description)
+    return EvaluationResult(
+        "pairs",
+        metrics,
+        len(query),
+        len(gallery),
+        prepared.notes,
+        _base_per_query(ranking),
+        PROTOCOLS["pairs"].description,
+    )
 
 
 def _semi_positive_lists(query: Embeddings, semi, notes: list[str]) -> list:
@@ -417,8 +461,10 @@ def _vigor(query: Embeddings, gallery: Embeddings, options: VigorOptions) -> Eva
     semis, semi_notes = None, []
     given = options.semi_positives
     if given is not None and query.semi_positives is not None:
-        raise EvaluationError("semi-positives are given twice: in the query embeddings (per row) and as the "
-                              "semi_positives option; give one")
+        raise EvaluationError(
+            "semi-positives are given twice: in the query embeddings (per row) and as the "
+            "semi_positives option; give one"
+        )
     if given is None and query.semi_positives is not None:
         given = query.semi_positive_lists()
     if given is not None:
@@ -445,7 +491,9 @@ def _vigor(query: Embeddings, gallery: Embeddings, options: VigorOptions) -> Eva
             metrics["median_error_m"] = M.median_error(known)
             metrics["mean_error_m"] = M.mean_error(known)
         per_query["error_m"] = errors
-    return EvaluationResult("vigor", metrics, len(query), len(gallery), notes, per_query, PROTOCOLS["vigor"].description)
+    return EvaluationResult(
+        "vigor", metrics, len(query), len(gallery), notes, per_query, PROTOCOLS["vigor"].description
+    )
 
 
 def _stems(ids: np.ndarray) -> np.ndarray:
@@ -455,7 +503,9 @@ def _stems(ids: np.ndarray) -> np.ndarray:
 def _geobridge(query: Embeddings, gallery: Embeddings, options: GeoBridgeOptions) -> EvaluationResult:
     if options.match_by not in ("id", "stem"):
         raise EvaluationError(f"match_by must be 'id' or 'stem', got {options.match_by!r}")
-    keys = (_stems(query.ids), _stems(gallery.ids)) if options.match_by == "stem" else (query.ids, gallery.ids)
+    keys = (
+        (_stems(query.ids), _stems(gallery.ids)) if options.match_by == "stem" else (query.ids, gallery.ids)
+    )
     prepared, ranking = _pairs_ranking(query, gallery, "geobridge", options, *keys)
     notes, ranks = prepared.notes, ranking.first_rank
     metrics = _recalls(ranks)
@@ -471,8 +521,9 @@ def _geobridge(query: Embeddings, gallery: Embeddings, options: GeoBridgeOptions
             for key, value in M.geobridge_localisation(known, options.radii_m).items():
                 metrics[key] = value if key.endswith("_km") else 100.0 * value
         per_query["error_m"] = errors
-    return EvaluationResult("geobridge", metrics, len(query), len(gallery), notes, per_query,
-                            PROTOCOLS["geobridge"].description)
+    return EvaluationResult(
+        "geobridge", metrics, len(query), len(gallery), notes, per_query, PROTOCOLS["geobridge"].description
+    )
 
 
 GEOTEXT_KS: tuple[int, ...] = (1, 5, 10)
@@ -485,28 +536,48 @@ def _geotext(query: Embeddings, gallery: Embeddings, options: CommonOptions) -> 
     notes = prepared.notes
     q_codes, g_codes = _codes(query.ids, gallery.ids, np.zeros(len(gallery), dtype=bool))
     common = dict(top_k=options.top_k, chunk_size=options.chunk_size, progress=options.progress)
-    t2i = rank_queries(prepared.query, prepared.gallery, Relevance(q_codes, g_codes), TieRule.ARGSORT_DESC, **common)
-    i2t = rank_queries(prepared.gallery, prepared.query, Relevance(g_codes, q_codes), TieRule.ARGSORT_DESC, **common)
+    t2i = rank_queries(
+        prepared.query, prepared.gallery, Relevance(q_codes, g_codes), TieRule.ARGSORT_DESC, **common
+    )
+    i2t = rank_queries(
+        prepared.gallery, prepared.query, Relevance(g_codes, q_codes), TieRule.ARGSORT_DESC, **common
+    )
     for ranks, who, where in ((t2i.first_rank, "text", "image"), (i2t.first_rank, "image", "text")):
         missing = int((ranks < 0).sum())
         if missing:
-            notes.append(f"{missing} of {ranks.size} {who} queries have no {where} of their building; they count as misses")
+            notes.append(
+                f"{missing} of {ranks.size} {who} queries have no {where} of their building; they count as misses"
+            )
     metrics: dict[str, float] = {}
     for k in GEOTEXT_KS:  # the official names: img_r* are TEXT queries, txt_r* are IMAGE queries
         metrics[f"img_r{k}"] = 100.0 * M.recall_at_k(t2i.first_rank, k)
     for k in GEOTEXT_KS:
         metrics[f"txt_r{k}"] = 100.0 * M.recall_at_k(i2t.first_rank, k)
-    metrics["r_mean"] = float(np.mean([metrics[f"{side}_r{k}"] for side in ("img", "txt") for k in GEOTEXT_KS]))
+    metrics["r_mean"] = float(
+        np.mean([metrics[f"{side}_r{k}"] for side in ("img", "txt") for k in GEOTEXT_KS])
+    )
     for k in GEOTEXT_KS:
         metrics[f"R@{k}"] = metrics[f"img_r{k}"]
     description = PROTOCOLS["geotext"].description
-    reverse_metrics = {**{f"txt_r{k}": metrics[f"txt_r{k}"] for k in GEOTEXT_KS}, "r_mean": metrics["r_mean"],
-                       **{f"R@{k}": metrics[f"txt_r{k}"] for k in GEOTEXT_KS}}
-    reverse = EvaluationResult("geotext", reverse_metrics, len(gallery), len(query), list(notes),
-                               _base_per_query(i2t), description + " (image -> text side)")
+    reverse_metrics = {
+        **{f"txt_r{k}": metrics[f"txt_r{k}"] for k in GEOTEXT_KS},
+        "r_mean": metrics["r_mean"],
+        **{f"R@{k}": metrics[f"txt_r{k}"] for k in GEOTEXT_KS},
+    }
+    reverse = EvaluationResult(
+        "geotext",
+        reverse_metrics,
+        len(gallery),
+        len(query),
+        list(notes),
+        _base_per_query(i2t),
+        description + " (image -> text side)",
+    )
     per_query = _base_per_query(t2i)
     per_query["reverse_rank"] = i2t.first_rank
-    return EvaluationResult("geotext", metrics, len(query), len(gallery), notes, per_query, description, reverse)
+    return EvaluationResult(
+        "geotext", metrics, len(query), len(gallery), notes, per_query, description, reverse
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -528,19 +599,50 @@ class Protocol:
 PROTOCOLS: dict[str, Protocol] = {
     p.name: p
     for p in (
-        Protocol("u1652", "University-1652 (layumi): distractors compete; R@1% = CMC[round(0.01 N)]; "
-                 "AP trapezoidal", U1652Options, lambda q, g, o: _u1652(q, g, o, False, "u1652"), True),
-        Protocol("u1652-s4g", "University-1652 as in Sample4Geo/DAC: gallery labels absent from the "
-                 "queries are junk; R@1% = CMC[round(0.01 N)]; AP trapezoidal", U1652Options,
-                 lambda q, g, o: _u1652(q, g, o, True, "u1652-s4g"), True),
-        Protocol("pairs", "CVUSA/CVACT (Sample4Geo): one match by id; rank = # scores strictly above; "
-                 "R@1% cut-off N // 100", CommonOptions, _pairs),
-        Protocol("vigor", "VIGOR (Sample4Geo): rank = # scores strictly above the positive; hit rate "
-                 "with semi-positives; R@1% = N // 100 (R@1%_vigor: int(0.01 N) + 1)", VigorOptions, _vigor),
-        Protocol("geobridge", "GeoBridge: one positive by id; AP = mean reciprocal rank; R@1% = top "
-                 "max(1, int(0.01 N)); L@50/100/150 and mean error (km)", GeoBridgeOptions, _geobridge),
-        Protocol("geotext", "GeoText-1652 (itm_eval): texts vs one gallery of every view, match by building; "
-                 "img_r* = text queries, txt_r* = image queries, r_mean of the six", CommonOptions, _geotext, True),
+        Protocol(
+            "u1652",
+            "University-1652 (layumi): distractors compete; R@1% = CMC[round(0.01 N)]; AP trapezoidal",
+            U1652Options,
+            lambda q, g, o: _u1652(q, g, o, False, "u1652"),
+            True,
+        ),
+        Protocol(
+            "u1652-s4g",
+            "University-1652 as in Sample4Geo/DAC: gallery labels absent from the "
+            "queries are junk; R@1% = CMC[round(0.01 N)]; AP trapezoidal",
+            U1652Options,
+            lambda q, g, o: _u1652(q, g, o, True, "u1652-s4g"),
+            True,
+        ),
+        Protocol(
+            "pairs",
+            "CVUSA/CVACT (Sample4Geo): one match by id; rank = # scores strictly above; "
+            "R@1% cut-off N // 100",
+            CommonOptions,
+            _pairs,
+        ),
+        Protocol(
+            "vigor",
+            "VIGOR (Sample4Geo): rank = # scores strictly above the positive; hit rate "
+            "with semi-positives; R@1% = N // 100 (R@1%_vigor: int(0.01 N) + 1)",
+            VigorOptions,
+            _vigor,
+        ),
+        Protocol(
+            "geobridge",
+            "GeoBridge: one positive by id; AP = mean reciprocal rank; R@1% = top "
+            "max(1, int(0.01 N)); L@50/100/150 and mean error (km)",
+            GeoBridgeOptions,
+            _geobridge,
+        ),
+        Protocol(
+            "geotext",
+            "GeoText-1652 (itm_eval): texts vs one gallery of every view, match by building; "
+            "img_r* = text queries, txt_r* = image queries, r_mean of the six",
+            CommonOptions,
+            _geotext,
+            True,
+        ),
     )
 }
 
@@ -558,7 +660,9 @@ def get_protocol(name: str) -> Protocol:
         raise EvaluationError(f"unknown protocol {name!r}; choose one of: {', '.join(PROTOCOLS)}") from None
 
 
-def good_items(result: EvaluationResult, query_ids: Sequence[str], gallery_ids: Sequence[str]) -> list[set[int]]:
+def good_items(
+    result: EvaluationResult, query_ids: Sequence[str], gallery_ids: Sequence[str]
+) -> list[set[int]]:
     """The gallery indices that are good for each query under ``result``'s protocol (for reports
     that mark them): every item with the query's label (junk label excluded) for label-matching
     protocols, else the query's one positive (none when it has no positive in the gallery)."""
@@ -567,7 +671,9 @@ def good_items(result: EvaluationResult, query_ids: Sequence[str], gallery_ids: 
     by_label: dict[str, set[int]] = {}
     for index, label in enumerate(gallery_ids):
         by_label.setdefault(str(label), set()).add(index)
-    return [set() if str(label) == U1652_JUNK_LABEL else by_label.get(str(label), set()) for label in query_ids]
+    return [
+        set() if str(label) == U1652_JUNK_LABEL else by_label.get(str(label), set()) for label in query_ids
+    ]
 
 
 def evaluate(query: Embeddings, gallery: Embeddings, protocol: str, **options: Any) -> EvaluationResult:
@@ -583,5 +689,13 @@ def evaluate(query: Embeddings, gallery: Embeddings, protocol: str, **options: A
     return spec.run(query, gallery, parsed)
 
 
-__all__ = ["EvaluationError", "EvaluationResult", "PROTOCOLS", "Protocol", "evaluate", "get_protocol", "good_items",
-           "list_protocols"]
+__all__ = [
+    "EvaluationError",
+    "EvaluationResult",
+    "PROTOCOLS",
+    "Protocol",
+    "evaluate",
+    "get_protocol",
+    "good_items",
+    "list_protocols",
+]

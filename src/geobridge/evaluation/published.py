@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Mapping
+from typing import Any
 
 METRICS = ("R@1", "R@5", "R@10", "R@1%", "AP")
 
@@ -36,11 +37,19 @@ class PublishedRow:
 
     def as_dict(self) -> dict[str, Any]:
         """A flat dict (metrics as text, empty when unpublished) for tables and model cards."""
-        return {"checkpoint": self.checkpoint, "method": self.method, "benchmark": self.benchmark,
-                "setting": self.setting, "direction": self.direction,
-                **{m: f"{self.metrics[m]:.2f}" if m in self.metrics else "" for m in METRICS},
-                "gallery": self.gallery, "protocol": self.protocol, "released": self.released,
-                "source": self.source, "note": self.note}
+        return {
+            "checkpoint": self.checkpoint,
+            "method": self.method,
+            "benchmark": self.benchmark,
+            "setting": self.setting,
+            "direction": self.direction,
+            **{m: f"{self.metrics[m]:.2f}" if m in self.metrics else "" for m in METRICS},
+            "gallery": self.gallery,
+            "protocol": self.protocol,
+            "released": self.released,
+            "source": self.source,
+            "note": self.note,
+        }
 
 
 @dataclass(frozen=True)
@@ -61,13 +70,21 @@ def _parse(text: str) -> list[PublishedRow]:
     rows = []
     for record in csv.DictReader(io.StringIO(text)):
         metrics = {m: float(record[m]) for m in METRICS if record.get(m, "").strip()}
-        rows.append(PublishedRow(
-            checkpoint=record["checkpoint"], method=record["method"], benchmark=record["benchmark"],
-            setting=record["setting"], direction=record["direction"], metrics=metrics,
-            gallery=record["gallery"], protocol=record["protocol"], released=record["released"],
-            source=record["source"],
-            note=record["note"],
-        ))
+        rows.append(
+            PublishedRow(
+                checkpoint=record["checkpoint"],
+                method=record["method"],
+                benchmark=record["benchmark"],
+                setting=record["setting"],
+                direction=record["direction"],
+                metrics=metrics,
+                gallery=record["gallery"],
+                protocol=record["protocol"],
+                released=record["released"],
+                source=record["source"],
+                note=record["note"],
+            )
+        )
     return rows
 
 
@@ -97,8 +114,9 @@ def compare(checkpoint: str, dataset: str, ours: Mapping[str, Mapping[str, float
     rows = [row for row in rows_for(checkpoint) if row.benchmark == dataset]
     if not rows:
         have = sorted({row.benchmark for row in rows_for(checkpoint)})
-        raise ValueError(f"{checkpoint!r} has published numbers for {', '.join(have)}, "
-                         f"not for dataset {dataset!r}")
+        raise ValueError(
+            f"{checkpoint!r} has published numbers for {', '.join(have)}, not for dataset {dataset!r}"
+        )
     out = []
     for row in rows:
         measured = ours.get(row.direction, {})

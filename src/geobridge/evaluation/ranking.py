@@ -175,9 +175,13 @@ def rank_queries(
         counts = goods.count[lo:hi]
         width = int(counts.max(initial=0))
         if width:
-            good_idx = goods.order[np.minimum(goods.start[lo:hi, None] + np.arange(width), goods.order.size - 1)]
+            good_idx = goods.order[
+                np.minimum(goods.start[lo:hi, None] + np.arange(width), goods.order.size - 1)
+            ]
             valid = np.arange(width) < counts[:, None]
-            ranks_np, best = _good_ranks(scores, torch.from_numpy(good_idx), torch.from_numpy(valid), tie_rule)
+            ranks_np, best = _good_ranks(
+                scores, torch.from_numpy(good_idx), torch.from_numpy(valid), tie_rule
+            )
             rank_rows.append(ranks_np[valid])  # valid entries are each row's smallest, in order
             has_good = counts > 0
             first_rank[lo:hi][has_good] = ranks_np[has_good, 0]
@@ -228,7 +232,9 @@ def rank_distances(distances: np.ndarray, relevance: Relevance, top_k: int = 10)
     for q in range(n_query):
         order = np.argsort(distances[q], kind="stable")
         order = order[candidates[order]]
-        good = np.flatnonzero(gallery_labels[order] == query_labels[q]) if query_labels[q] != JUNK else order[:0]
+        good = (
+            np.flatnonzero(gallery_labels[order] == query_labels[q]) if query_labels[q] != JUNK else order[:0]
+        )
         rows.append(good)
         counts[q] = good.size
         if good.size:
@@ -237,8 +243,17 @@ def rank_distances(distances: np.ndarray, relevance: Relevance, top_k: int = 10)
         top_scores[q, :k] = distances[q, order[:k]]
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     good_ranks = np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, dtype=np.int64)
-    return RankingResult(first_rank, first_good, good_ranks, offsets, top_indices, top_scores, None,
-                         n_candidates, TieRule.ARGSORT_ASC)
+    return RankingResult(
+        first_rank,
+        first_good,
+        good_ranks,
+        offsets,
+        top_indices,
+        top_scores,
+        None,
+        n_candidates,
+        TieRule.ARGSORT_ASC,
+    )
 
 
 def _good_ranks(

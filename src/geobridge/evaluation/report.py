@@ -36,7 +36,9 @@ def is_distance_metric(key: str) -> bool:
     return key.endswith("_m") or key.endswith("_km")
 
 
-def write_report_json(results: EvaluationResult | Results, path: str | Path, include_per_query: bool = False) -> Path:
+def write_report_json(
+    results: EvaluationResult | Results, path: str | Path, include_per_query: bool = False
+) -> Path:
     """Write one result, or ``{direction: result}``, as JSON (atomically)."""
     if isinstance(results, EvaluationResult):
         payload = results.to_dict(include_per_query)
@@ -80,7 +82,9 @@ def recall_curve(result: EvaluationResult, max_k: int = MAX_CURVE_K) -> np.ndarr
     return 100.0 * M.cmc_curve(np.asarray(result.per_query["rank"]), length)
 
 
-def plot_recall_curves(results: EvaluationResult | Results, path: str | Path, title: str | None = None) -> Path:
+def plot_recall_curves(
+    results: EvaluationResult | Results, path: str | Path, title: str | None = None
+) -> Path:
     """Plot R@K (K = 1..min(100, gallery)) for each direction into a PNG (atomically)."""
     import matplotlib
 
@@ -95,7 +99,9 @@ def plot_recall_curves(results: EvaluationResult | Results, path: str | Path, ti
             label = f"{name + ' ' if name else ''}({result.protocol}) R@1 {curve[0]:.1f}%"
             ax.plot(np.arange(1, curve.size + 1), curve, drawstyle="steps-post", label=label)
         ax.set_xscale("log")
-        ticks = [k for k in (1, 2, 5, 10, 20, 50, 100) if k <= max(len(recall_curve(r)) for r in results.values())]
+        ticks = [
+            k for k in (1, 2, 5, 10, 20, 50, 100) if k <= max(len(recall_curve(r)) for r in results.values())
+        ]
         ax.set_xticks(ticks, [str(k) for k in ticks])
         ax.minorticks_off()
         ax.set_xlabel("K (top-K retrieved)")
@@ -143,8 +149,13 @@ MAX_CARD_TEXT = 400
 
 
 def _item_card(
-    paths: Sequence[str | Path | None] | None, texts: Sequence[str] | None, index: int, label: str,
-    size: int, embed: bool, page_dir: Path,
+    paths: Sequence[str | Path | None] | None,
+    texts: Sequence[str] | None,
+    index: int,
+    label: str,
+    size: int,
+    embed: bool,
+    page_dir: Path,
 ) -> str:
     """What one item looks like on the page: its image, else its text (text queries), else its id."""
     path = None if paths is None else paths[index]
@@ -209,11 +220,19 @@ def html_examples_section(
     goods = _good_sets(truth)
     top_indices = np.asarray(top_indices)
     n_query = top_indices.shape[0]
-    per_query = {"query_paths": query_paths, "query_ids": query_ids, "query_texts": query_texts, "truth": goods}
+    per_query = {
+        "query_paths": query_paths,
+        "query_ids": query_ids,
+        "query_texts": query_texts,
+        "truth": goods,
+    }
     wrong = [name for name, values in per_query.items() if values is not None and len(values) != n_query]
     if wrong:
         raise ValueError(f"{', '.join(wrong)} and top_indices must have one entry per query ({n_query})")
-    hit = np.array([bool(top_indices.shape[1]) and int(top_indices[q, 0]) in goods[q] for q in range(n_query)], dtype=bool)
+    hit = np.array(
+        [bool(top_indices.shape[1]) and int(top_indices[q, 0]) in goods[q] for q in range(n_query)],
+        dtype=bool,
+    )
     misses, hits = np.flatnonzero(~hit), np.flatnonzero(hit)
     n_miss = min(len(misses), (n_examples + 1) // 2)
     n_hit = min(len(hits), n_examples - n_miss)
@@ -245,7 +264,9 @@ def html_examples_section(
         missing_truth = sorted(goods[q] - set(shown))
         if missing_truth and not (goods[q] & set(shown)):
             g = missing_truth[0]
-            rank_text = f"rank {int(ranks[q]) + 1}" if ranks is not None and int(ranks[q]) >= 0 else "not retrieved"
+            rank_text = (
+                f"rank {int(ranks[q]) + 1}" if ranks is not None and int(ranks[q]) >= 0 else "not retrieved"
+            )
             cells.append(
                 f'<td><div class="cell truth">{gallery_card(g)}</div>'
                 f'true match {gallery_label(g)}<br><span class="tag ok">{rank_text}</span></td>'
@@ -264,7 +285,7 @@ def html_examples_section(
 def _page(title: str, body: str, thumb_px: int) -> str:
     style = _STYLE % {"px": thumb_px, "w": thumb_px * 2}
     return (
-        f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n"
     )
 
@@ -298,14 +319,28 @@ def write_html_examples(
     """
     path = Path(path)
     section = html_examples_section(
-        query_paths, gallery_paths, top_indices, truth, page_dir=path.parent, ranks=ranks,
-        query_ids=query_ids, gallery_ids=gallery_ids, query_texts=query_texts, gallery_texts=gallery_texts,
-        subtitle=subtitle, n_examples=n_examples, top=top, thumb_px=thumb_px, embed=embed,
+        query_paths,
+        gallery_paths,
+        top_indices,
+        truth,
+        page_dir=path.parent,
+        ranks=ranks,
+        query_ids=query_ids,
+        gallery_ids=gallery_ids,
+        query_texts=query_texts,
+        gallery_texts=gallery_texts,
+        subtitle=subtitle,
+        n_examples=n_examples,
+        top=top,
+        thumb_px=thumb_px,
+        embed=embed,
     )
     return atomic_write_text(path, _page(title, section, thumb_px))
 
 
-def write_html_sections(sections: Mapping[str, str], path: str | Path, title: str = "Example queries", thumb_px: int = 112) -> Path:
+def write_html_sections(
+    sections: Mapping[str, str], path: str | Path, title: str = "Example queries", thumb_px: int = 112
+) -> Path:
     """One self-contained HTML page holding several :func:`html_examples_section` outputs, each
     under its heading (e.g. one per retrieval direction); written atomically."""
     body = "".join(f"<h2>{html.escape(heading)}</h2>{section}" for heading, section in sections.items())

@@ -38,8 +38,10 @@ def check_rerank(value: object) -> tuple[int, int, float] | None:
     if value is True:
         return DEFAULT_RERANK
     numbers = (int, float, np.integer, np.floating)
-    if not isinstance(value, (tuple, list)) or len(value) != 3 or not all(
-        isinstance(v, numbers) and not isinstance(v, bool) for v in value
+    if (
+        not isinstance(value, (tuple, list))
+        or len(value) != 3
+        or not all(isinstance(v, numbers) and not isinstance(v, bool) for v in value)
     ):
         raise ValueError(f"rerank must be True or (k1, k2, lambda_value), got {value!r}")
     k1, k2, lam = value

@@ -26,7 +26,7 @@ from geobridge.data.benchmarks.base import pool_image_sets
 from geobridge.embeddings import Embeddings
 from geobridge.evaluation.protocols import EvaluationResult, evaluate, get_protocol
 from geobridge.models.embedder import EmbedOptions, encode_images, encode_texts
-from geobridge.views import Direction, View
+from geobridge.views import AnyDirection, View
 
 
 class ModelViewError(ValueError):
@@ -44,7 +44,7 @@ class DatasetResult(EvaluationResult):
     gallery_items: ImageSet | None = None
 
     @classmethod
-    def of(cls, result: EvaluationResult, query_items: ImageSet, gallery_items: ImageSet) -> "DatasetResult":
+    def of(cls, result: EvaluationResult, query_items: ImageSet, gallery_items: ImageSet) -> DatasetResult:
         """``result`` with its items attached (the arrays are shared, not copied)."""
         base = {f.name: getattr(result, f.name) for f in fields(EvaluationResult)}
         return cls(**base, query_items=query_items, gallery_items=gallery_items)
@@ -71,11 +71,11 @@ def provenance_note(dataset: str, direction: str) -> str:
 
 
 def resolve_directions(
-    benchmark: Benchmark, directions: str | Sequence[str | Direction] | None
-) -> list[Direction]:
+    benchmark: Benchmark, directions: str | Sequence[str | AnyDirection] | None
+) -> list[AnyDirection]:
     """``None`` or ``"all"``: every direction of the benchmark; else ``"D2S,S2D"`` or a list."""
     if directions is None or (isinstance(directions, str) and directions.strip().lower() == "all"):
-        return benchmark.directions()
+        return list(benchmark.directions())
     parts = directions.split(",") if isinstance(directions, str) else list(directions)
     parts = [p.strip() if isinstance(p, str) else p for p in parts]
     chosen = [benchmark.check_direction(p) for p in parts if p]
@@ -84,7 +84,7 @@ def resolve_directions(
     return list(dict.fromkeys(chosen))
 
 
-def check_model_views(model: Any, directions: Sequence[Direction]) -> None:
+def check_model_views(model: Any, directions: Sequence[AnyDirection]) -> None:
     """Fail before any work if the model lacks a tower for a view of ``directions``."""
     have = list(getattr(model, "views", []))
     has_text = bool(getattr(model, "has_text", False))
@@ -133,8 +133,9 @@ def embed_set(model: Any, images: ImageSet, options: EmbedOptions = EmbedOptions
         kept_positions = [i for i, text in enumerate(texts) if str(text).strip()]
         emb = encode_texts(model, [texts[i] for i in kept_positions], options)
     else:
-        encoding = encode_images(model, images.paths or [], images.view, options,
-                                 desc=f"embed {images.view.value}")
+        encoding = encode_images(
+            model, images.paths or [], images.view, options, desc=f"embed {images.view.value}"
+        )
         emb, kept_positions = encoding.emb, encoding.kept
     kept = subset(images, kept_positions)
     embeddings = Embeddings(
@@ -145,8 +146,9 @@ def embed_set(model: Any, images: ImageSet, options: EmbedOptions = EmbedOptions
         paths=None if kept.paths is None else np.array([str(p) for p in kept.paths], dtype=str),
         meta={"view": images.view.value, "tta": options.tta},
     )
-    return EmbeddedSet(images=kept, embeddings=embeddings, skipped=len(images) - len(kept),
-                       kept=kept_positions)
+    return EmbeddedSet(
+        images=kept, embeddings=embeddings, skipped=len(images) - len(kept), kept=kept_positions
+    )
 
 
 def as_queries(embedded: EmbeddedSet, full: ImageSet) -> EmbeddedSet:
@@ -162,7 +164,10 @@ def as_queries(embedded: EmbeddedSet, full: ImageSet) -> EmbeddedSet:
     ids = np.array([UNREADABLE_QUERY_ID.format(i) for i in range(n)], dtype=object)
     ids[embedded.kept] = np.asarray(embedded.embeddings.ids, dtype=object)
     embeddings = Embeddings(
-        emb=emb, ids=ids.astype(str), lat=full.lat, lon=full.lon,
+        emb=emb,
+        ids=ids.astype(str),
+        lat=full.lat,
+        lon=full.lon,
         paths=None if full.paths is None else np.array([str(p) for p in full.paths], dtype=str),
         meta=dict(embedded.embeddings.meta),
     )
@@ -207,7 +212,7 @@ def evaluate_model_on_dataset(
     model: Any,
     name: str | Benchmark,
     root: str | Path | None = None,
-    directions: str | Sequence[str | Direction] | None = None,
+    directions: str | Sequence[str | AnyDirection] | None = None,
     protocol: str | None = None,
     tta: str | None = None,
     batch_size: int = 32,
@@ -246,8 +251,9 @@ def evaluate_model_on_dataset(
     protocol_name = protocol or benchmark.default_protocol
     get_protocol(protocol_name)  # an unknown protocol fails before embedding
 
-    embed_options = EmbedOptions(batch_size=batch_size, num_workers=num_workers, precision=precision, tta=tta,
-                                 progress=progress)
+    embed_options = EmbedOptions(
+        batch_size=batch_size, num_workers=num_workers, precision=precision, tta=tta, progress=progress
+    )
     cache: dict[tuple, EmbeddedSet] = {}
 
     def embedded(images: ImageSet) -> EmbeddedSet:
@@ -264,8 +270,12 @@ def evaluate_model_on_dataset(
         query = as_queries(embedded(query_set), query_set)
         gallery = pool_embedded([embedded(part) for part in gallery_parts])
         offered = benchmark.protocol_options(direction, query.images, gallery.images)
-        result = evaluate(query.embeddings, gallery.embeddings, protocol_name,
-                          **protocol_options_for(protocol_name, offered, progress))
+        result = evaluate(
+            query.embeddings,
+            gallery.embeddings,
+            protocol_name,
+            **protocol_options_for(protocol_name, offered, progress),
+        )
         result.notes.insert(0, provenance_note(benchmark.name, direction.name))
         for what, n in skipped.items():
             if n:
@@ -282,6 +292,8 @@ def evaluate_model_on_dataset(
             scored = subset(query.images, result.per_query["query_row"].tolist())
         results[direction.name] = DatasetResult.of(result, scored, gallery.images)
         if result.reverse is not None:  # the reverse scored from the same pair (geotext: I2T)
-            result.reverse.notes[:] = [provenance_note(benchmark.name, direction.reverse_name)] + result.notes[1:]
+            result.reverse.notes[:] = [
+                provenance_note(benchmark.name, direction.reverse_name)
+            ] + result.notes[1:]
             results[direction.reverse_name] = DatasetResult.of(result.reverse, gallery.images, query.images)
     return results

@@ -61,6 +61,11 @@ def paired_bootstrap(
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(means, [tail, 1.0 - tail])
     return PairedDifference(
-        a=float(a.mean() * scale), b=float(b.mean() * scale), difference=float(diff.mean()),
-        low=float(low), high=float(high), confidence=float(confidence), n_queries=int(a.size),
+        a=float(a.mean() * scale),
+        b=float(b.mean() * scale),
+        difference=float(diff.mean()),
+        low=float(low),
+        high=float(high),
+        confidence=float(confidence),
+        n_queries=int(a.size),
     )

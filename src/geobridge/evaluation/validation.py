@@ -18,15 +18,16 @@ Metrics are named ``D2S/R@1`` (``<source>/D2S/R@1`` when the run mixes several s
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from geobridge.data.benchmarks import Benchmark, benchmark_class, load_benchmark
 from geobridge.data.benchmarks.locations import LocationBenchmark
 from geobridge.data.benchmarks.world import WorldBenchmark
 from geobridge.evaluation.run_dataset import evaluate_model_on_dataset
 from geobridge.train.config import SourceSection, TrainConfig
-from geobridge.views import Direction, View
+from geobridge.views import AnyDirection, View
 
 LOGGER = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class ValidationSet:
 
     label: str
     benchmark: Benchmark
-    directions: list[Direction]
+    directions: list[AnyDirection]
 
 
 def validation_benchmark(section: SourceSection, val_split: str) -> Benchmark | None:
@@ -88,7 +89,9 @@ def validation_fn(config: TrainConfig, progress: bool = False) -> Callable[[Any]
             directions = [d for d in chosen.directions if all(v in have for v in d.views)]
             if not directions:
                 continue
-            results = evaluate_model_on_dataset(model, chosen.benchmark, directions=directions, progress=progress)
+            results = evaluate_model_on_dataset(
+                model, chosen.benchmark, directions=directions, progress=progress
+            )
             prefix = f"{chosen.label}/" if prefixed else ""
             for name, result in results.items():
                 for key in VALIDATION_METRICS:

@@ -46,7 +46,11 @@ class CueComparison:
     @property
     def salient(self) -> bool:
         """Worth citing: not a land-cover class that is (nearly) absent from both images."""
-        return self.key not in ABSENCE_KEYS or max(self.satellite_value, self.query_value) >= 0.03 or self.status == "conflict"
+        return (
+            self.key not in ABSENCE_KEYS
+            or max(self.satellite_value, self.query_value) >= 0.03
+            or self.status == "conflict"
+        )
 
     @property
     def agreement(self) -> float:
@@ -56,14 +60,21 @@ class CueComparison:
         return {**asdict(self), "status": self.status, "agreement": self.agreement}
 
 
-def _fraction_rule(key: str, sat: ImageCues, query: ImageCues, tolerance: float, weight: float) -> CueComparison:
+def _fraction_rule(
+    key: str, sat: ImageCues, query: ImageCues, tolerance: float, weight: float
+) -> CueComparison:
     s, q = sat.landcover[key], query.landcover[key]
     return CueComparison(key, s, q, s, abs(s - q) / tolerance, weight)
 
 
 def _roof_rule(sat: ImageCues, query: ImageCues, weight: float) -> CueComparison | None:
     """Histogram intersection of named roof colours (only when both images show roofs)."""
-    if sat.landcover["built"] < 0.05 or query.landcover["built"] < 0.05 or not sat.roof_colours or not query.roof_colours:
+    if (
+        sat.landcover["built"] < 0.05
+        or query.landcover["built"] < 0.05
+        or not sat.roof_colours
+        or not query.roof_colours
+    ):
         return None
     overlap = sum(min(share, query.roof_colours.get(name, 0.0)) for name, share in sat.roof_colours.items())
     names = f"{sat.dominant_roof}/{query.dominant_roof}"
@@ -84,10 +95,21 @@ def _ground_rules(sat: ImageCues, query: ImageCues) -> list[CueComparison]:
     vegetation = sat.landcover["vegetation"]
     expected_green = 0.4 * vegetation  # greenery near the horizon grows with the green share from above
     rules = [
-        CueComparison("enclosure", built, sky.sky_fraction, expected_sky, abs(expected_sky - sky.sky_fraction) / 0.15, 2.0),
         CueComparison(
-            "horizon_vegetation", vegetation, sky.horizon_vegetation, expected_green,
-            abs(expected_green - sky.horizon_vegetation) / 0.1, 1.5,
+            "enclosure",
+            built,
+            sky.sky_fraction,
+            expected_sky,
+            abs(expected_sky - sky.sky_fraction) / 0.15,
+            2.0,
+        ),
+        CueComparison(
+            "horizon_vegetation",
+            vegetation,
+            sky.horizon_vegetation,
+            expected_green,
+            abs(expected_green - sky.horizon_vegetation) / 0.1,
+            1.5,
         ),
     ]
     if sky.horizon_water > 0.03 or sat.landcover["water"] > 0.3:
@@ -95,8 +117,12 @@ def _ground_rules(sat: ImageCues, query: ImageCues) -> list[CueComparison]:
         expected_water = min(0.3 * sat.landcover["water"], 0.2)
         rules.append(
             CueComparison(
-                "horizon_water", sat.landcover["water"], sky.horizon_water, expected_water,
-                abs(expected_water - sky.horizon_water) / 0.05, 1.0,
+                "horizon_water",
+                sat.landcover["water"],
+                sky.horizon_water,
+                expected_water,
+                abs(expected_water - sky.horizon_water) / 0.05,
+                1.0,
             )
         )
     return rules
@@ -108,13 +134,17 @@ def compare_cues(satellite: ImageCues, query: ImageCues) -> list[CueComparison]:
     if view in (View.STREET, View.GROUND):
         return _ground_rules(satellite, query)
     if view is View.MAP:
-        rules = [_fraction_rule(k, satellite, query, 0.1, w) for k, w in
-                 (("vegetation", 2.0), ("water", 2.0), ("built", 1.5), ("road", 1.0), ("bare", 0.5))]
+        rules = [
+            _fraction_rule(k, satellite, query, 0.1, w)
+            for k, w in (("vegetation", 2.0), ("water", 2.0), ("built", 1.5), ("road", 1.0), ("bare", 0.5))
+        ]
         rules.append(_layout_rule(satellite, query, 0.2, 0.5))
         return rules
     # drone (and any other overhead photo): the oblique frame sees a little further, so wider tolerances
-    rules = [_fraction_rule(k, satellite, query, 0.12, w) for k, w in
-             (("vegetation", 2.0), ("water", 2.0), ("built", 1.5), ("road", 1.0), ("bare", 1.0))]
+    rules = [
+        _fraction_rule(k, satellite, query, 0.12, w)
+        for k, w in (("vegetation", 2.0), ("water", 2.0), ("built", 1.5), ("road", 1.0), ("bare", 1.0))
+    ]
     roof = _roof_rule(satellite, query, 1.5)
     if roof is not None:
         rules.append(roof)

@@ -57,8 +57,16 @@ MAP_PALETTE: dict[str, tuple[tuple[int, int, int], ...]] = {
     "vegetation": ((205, 235, 176), (200, 250, 204), (173, 209, 158)),
     "water": ((170, 211, 223),),
     "built": ((217, 208, 201), (196, 182, 171)),
-    "road": ((252, 214, 164), (247, 250, 191), (255, 255, 255), (187, 187, 187), (196, 140, 60),
-             (150, 160, 60), (250, 128, 114), (221, 221, 232)),
+    "road": (
+        (252, 214, 164),
+        (247, 250, 191),
+        (255, 255, 255),
+        (187, 187, 187),
+        (196, 140, 60),
+        (150, 160, 60),
+        (250, 128, 114),
+        (221, 221, 232),
+    ),
     "bare": ((238, 229, 220), (242, 239, 233)),
 }
 
@@ -80,7 +88,9 @@ class SkylineCues:
     """What a ground-level view shows above and at the horizon."""
 
     sky_fraction: float  # share of the upper half that is sky
-    skyline_mean_deg: float  # mean elevation of the skyline over all columns (panorama) or its height share x 90 (photo)
+    skyline_mean_deg: (
+        float  # mean elevation of the skyline over all columns (panorama) or its height share x 90 (photo)
+    )
     skyline_max_deg: float
     enclosed_fraction: float  # share of columns whose skyline is above 10 degrees (tall, close buildings)
     horizon_vegetation: float  # greenery in the band around the horizon
@@ -170,7 +180,8 @@ def fractions(masks: dict[str, np.ndarray], region: np.ndarray | None = None) ->
     if total == 0:
         return {name: 0.0 for name in masks}
     return {
-        name: float((m & region).sum() if region is not None else m.sum()) / total for name, m in masks.items()
+        name: float((m & region).sum() if region is not None else m.sum()) / total
+        for name, m in masks.items()
     }
 
 
@@ -203,7 +214,9 @@ def layout_cues(rgb: np.ndarray) -> LayoutCues:
     angle = np.degrees(np.arctan2(gy, gx)) % 90.0  # edge orientation folded to [0, 90)
     weights = magnitude.ravel()
     bins = ORIENTATION_BINS // 2  # 5-degree bins over [0, 90)
-    hist = np.bincount(np.minimum((angle.ravel() / 5.0).astype(int), bins - 1), weights=weights, minlength=bins)
+    hist = np.bincount(
+        np.minimum((angle.ravel() / 5.0).astype(int), bins - 1), weights=weights, minlength=bins
+    )
     total = hist.sum()
     if total <= 1e-6:
         regularity, dominant = 20.0 / 90.0, 0.0
@@ -278,7 +291,7 @@ def overhead_region(shape: tuple[int, int], view: View) -> np.ndarray:
     h, w = shape
     region = np.zeros(shape, dtype=bool)
     if view is View.DRONE:
-        region[int(0.3 * h): int(0.95 * h), int(0.15 * w): int(0.85 * w)] = True
+        region[int(0.3 * h) : int(0.95 * h), int(0.15 * w) : int(0.85 * w)] = True
     else:
         region[:] = True
     return region
@@ -304,7 +317,9 @@ def extract_cues(image: Any, view: View | str) -> ImageCues:
     if view is View.MAP:
         masks = classify_map_pixels(rgb)
         cover = fractions(masks)
-        return ImageCues(view.value, cover, {}, 0.0, layout_cues(rgb), None, ["map palette (OpenStreetMap-Carto-like)"])
+        return ImageCues(
+            view.value, cover, {}, 0.0, layout_cues(rgb), None, ["map palette (OpenStreetMap-Carto-like)"]
+        )
     region = overhead_region(rgb.shape[:2], view)
     masks = classify_photo_pixels(rgb)
     cover = fractions(masks, region)
@@ -313,4 +328,6 @@ def extract_cues(image: Any, view: View | str) -> ImageCues:
     sub = rgb[np.ix_(region.any(axis=1), region.any(axis=0))]
     if view is View.DRONE:
         notes.append("oblique view: cues from the lower-central part of the frame")
-    return ImageCues(view.value, cover, roofs, float(dark.sum() / region.sum()), layout_cues(sub), None, notes)
+    return ImageCues(
+        view.value, cover, roofs, float(dark.sum() / region.sum()), layout_cues(sub), None, notes
+    )

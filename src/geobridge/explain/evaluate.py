@@ -40,11 +40,15 @@ def fit_calibration(explainer: Explainer, pairs: list[Pair], progress: bool = Tr
     return calibrate(scored, kind=explainer.calibration.kind)
 
 
-def evaluate_pairs(explainer: Explainer, pairs: list[Pair], lang: str = "en", progress: bool = True) -> ExplainEvaluation:
+def evaluate_pairs(
+    explainer: Explainer, pairs: list[Pair], lang: str = "en", progress: bool = True
+) -> ExplainEvaluation:
     if not pairs:
         raise ValueError("no pairs to evaluate")
-    results = [explainer.explain(p.satellite, p.query, p.query_view, lang=lang)
-               for p in tqdm(pairs, desc="explain", disable=not progress)]
+    results = [
+        explainer.explain(p.satellite, p.query, p.query_view, lang=lang)
+        for p in tqdm(pairs, desc="explain", disable=not progress)
+    ]
     labels = [p.label for p in pairs]
     verdicts = [r.verdict for r in results]
     consistent = [parse_verdict(r.text) == r.verdict for r in results]

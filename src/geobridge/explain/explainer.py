@@ -20,7 +20,13 @@ from typing import Any
 from geobridge.explain.compare import agreement_score, compare_cues
 from geobridge.explain.cues import as_rgb_array, extract_cues
 from geobridge.explain.templates import LANGS, describe_comparison, write_paragraph
-from geobridge.explain.verdict import DEFAULT_CALIBRATION, Calibration, decide, model_similarity, model_supports
+from geobridge.explain.verdict import (
+    DEFAULT_CALIBRATION,
+    Calibration,
+    decide,
+    model_similarity,
+    model_supports,
+)
 from geobridge.explain.verdict_text import parse_verdict
 from geobridge.views import View
 
@@ -78,9 +84,18 @@ class Explainer:
                 raise ValueError(f"the model has no tower for the satellite and {query_view.value} views")
             similarity = model_similarity(self.model, sat_rgb, query_rgb, query_view)
         score = similarity if similarity is not None else agreement
-        return {"sat_cues": sat_cues, "query_cues": query_cues, "comparisons": comparisons,
-                "agreement": agreement, "similarity": similarity, "score": score, "notes": notes,
-                "sat_rgb": sat_rgb, "query_rgb": query_rgb, "query_view": query_view}
+        return {
+            "sat_cues": sat_cues,
+            "query_cues": query_cues,
+            "comparisons": comparisons,
+            "agreement": agreement,
+            "similarity": similarity,
+            "score": score,
+            "notes": notes,
+            "sat_rgb": sat_rgb,
+            "query_rgb": query_rgb,
+            "query_view": query_view,
+        }
 
     def explain(self, satellite: Any, query: Any, query_view: View | str, lang: str = "en") -> Explanation:
         """Verdict, probability, cues and a GLEAM-X paragraph for one pair.
@@ -93,7 +108,9 @@ class Explainer:
         verdict = decide(scored["score"], self.calibration, scored["similarity"])
         comparisons = scored["comparisons"]
         view = scored["query_view"].value
-        matching = [describe_comparison(c, view, lang) for c in comparisons if c.status == "match" and c.salient]
+        matching = [
+            describe_comparison(c, view, lang) for c in comparisons if c.status == "match" and c.salient
+        ]
         conflicting = [describe_comparison(c, view, lang) for c in comparisons if c.status == "conflict"]
         cues = {
             "satellite": scored["sat_cues"].to_dict(),
@@ -107,19 +124,46 @@ class Explainer:
             llm_verdict = parse_verdict(answer.text)
             if llm_verdict is not None:
                 return Explanation(
-                    verdict=llm_verdict, probability=verdict.probability, similarity=verdict.similarity, cues=cues,
-                    matching=matching, conflicting=conflicting, text=answer.text.strip(), lang=lang, source="llm",
+                    verdict=llm_verdict,
+                    probability=verdict.probability,
+                    similarity=verdict.similarity,
+                    cues=cues,
+                    matching=matching,
+                    conflicting=conflicting,
+                    text=answer.text.strip(),
+                    lang=lang,
+                    source="llm",
                     notes=notes + ["verdict from the language model; probability from the score"],
                 )
             notes.append("the language model's answer had no readable verdict; offline explanation used")
-        text = write_paragraph(scored["sat_cues"], scored["query_cues"], comparisons, verdict.match,
-                               verdict.probability, lang=lang, similarity=verdict.similarity)
-        return Explanation(verdict=verdict.match, probability=verdict.probability, similarity=verdict.similarity,
-                           cues=cues, matching=matching, conflicting=conflicting, text=text, lang=lang, notes=notes)
+        text = write_paragraph(
+            scored["sat_cues"],
+            scored["query_cues"],
+            comparisons,
+            verdict.match,
+            verdict.probability,
+            lang=lang,
+            similarity=verdict.similarity,
+        )
+        return Explanation(
+            verdict=verdict.match,
+            probability=verdict.probability,
+            similarity=verdict.similarity,
+            cues=cues,
+            matching=matching,
+            conflicting=conflicting,
+            text=text,
+            lang=lang,
+            notes=notes,
+        )
 
 
-def load_explainer(model_dir: str | Path | None = None, calibration: str | Path | None = None, llm: Any = None,
-                   device: str = "auto") -> Explainer:
+def load_explainer(
+    model_dir: str | Path | None = None,
+    calibration: str | Path | None = None,
+    llm: Any = None,
+    device: str = "auto",
+) -> Explainer:
     """An explainer with a saved model loaded onto ``device`` (and its calibration file beside it,
     if present)."""
     model = None

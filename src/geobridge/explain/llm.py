@@ -22,9 +22,10 @@ import io
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from geobridge.build.config import HttpSettings
 from geobridge.build.providers.base import ProviderError
@@ -33,7 +34,6 @@ from geobridge.build.providers.chat import (
     ChatReply,
     ask_chat,
     completions_url,
-    image_data_url,
     request_body,
     user_message,
 )
@@ -58,7 +58,12 @@ PROMPTS = {
     ),
 }
 VIEW_WORDS = {
-    "en": {"drone": "drone (UAV) image", "street": "street-view panorama", "map": "street map tile", "ground": "ground photo"},
+    "en": {
+        "drone": "drone (UAV) image",
+        "street": "street-view panorama",
+        "map": "street map tile",
+        "ground": "ground photo",
+    },
     "zh": {"drone": "无人机影像", "street": "街景全景图", "map": "街道地图瓦片", "ground": "地面照片"},
 }
 RETRY_STATUS = CHAT_RETRY_STATUSES  # the statuses retried (rate limits, timeouts, server errors)
@@ -108,10 +113,19 @@ class LLMClient:
 
     def __init__(self, config: LLMConfig, sleep: Callable[[float], None] = time.sleep) -> None:
         self.config = config
-        settings = HttpSettings(retries=config.max_retries, backoff_s=config.backoff_s, timeout_s=config.timeout_s,
-                                user_agent="geobridge-explain/0.1")
-        self.http = HttpClient(settings, cache_dir=config.cache_dir, sleep=sleep,
-                               retry_statuses=RETRY_STATUS, max_backoff_s=config.max_backoff_s)
+        settings = HttpSettings(
+            retries=config.max_retries,
+            backoff_s=config.backoff_s,
+            timeout_s=config.timeout_s,
+            user_agent="geobridge-explain/0.1",
+        )
+        self.http = HttpClient(
+            settings,
+            cache_dir=config.cache_dir,
+            sleep=sleep,
+            retry_statuses=RETRY_STATUS,
+            max_backoff_s=config.max_backoff_s,
+        )
 
     def close(self) -> None:
         self.http.close()
@@ -135,16 +149,27 @@ class LLMClient:
 
     def _ask(self, messages: list[dict]) -> ChatReply:
         config = self.config
-        body = request_body(config.model, messages, temperature=config.temperature, max_tokens=config.max_tokens)
+        body = request_body(
+            config.model, messages, temperature=config.temperature, max_tokens=config.max_tokens
+        )
         key = os.environ.get(config.api_key_env) or None
         shown = redact(completions_url(config.base_url))
         try:
             reply = ask_chat(self.http, config.base_url, body, api_key=key)
         except ProviderError as err:
-            raise LLMError(_scrub(
-                f"{err}; check that an OpenAI-compatible server answers at {redact(config.base_url)} and serves "
-                f"model {config.model!r}, and that ${config.api_key_env} holds its API key if it needs one", key)) from err
-        log.info("llm POST %s (model %s): %s", shown, config.model, "answer from the cache" if reply.from_cache else "answered")
+            raise LLMError(
+                _scrub(
+                    f"{err}; check that an OpenAI-compatible server answers at {redact(config.base_url)} and serves "
+                    f"model {config.model!r}, and that ${config.api_key_env} holds its API key if it needs one",
+                    key,
+                )
+            ) from err
+        log.info(
+            "llm POST %s (model %s): %s",
+            shown,
+            config.model,
+            "answer from the cache" if reply.from_cache else "answered",
+        )
         return reply
 
 

@@ -9,8 +9,9 @@ similarity of the pairs (in [-1, 1]; the paper reports it per language).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,17 +41,32 @@ class TextSimilarity:
     per_pair: np.ndarray  # cosine similarity of each generated/reference pair
 
 
-def sbert_similarity(generated: Sequence[str], references: Sequence[str], model: Any = None,
-                     batch_size: int = 32, progress: bool = False) -> TextSimilarity:
+def sbert_similarity(
+    generated: Sequence[str],
+    references: Sequence[str],
+    model: Any = None,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> TextSimilarity:
     """Mean Sentence-BERT cosine similarity between generated explanations and their references."""
     if len(generated) != len(references):
         raise ValueError(f"{len(generated)} generated explanations but {len(references)} references")
     if not generated:
         raise ValueError("text similarity needs at least one pair")
     model = model or load_sentence_model()
-    a = model.encode(list(generated), batch_size=batch_size, show_progress_bar=progress,
-                     convert_to_numpy=True, normalize_embeddings=True)
-    b = model.encode(list(references), batch_size=batch_size, show_progress_bar=progress,
-                     convert_to_numpy=True, normalize_embeddings=True)
+    a = model.encode(
+        list(generated),
+        batch_size=batch_size,
+        show_progress_bar=progress,
+        convert_to_numpy=True,
+        normalize_embeddings=True,
+    )
+    b = model.encode(
+        list(references),
+        batch_size=batch_size,
+        show_progress_bar=progress,
+        convert_to_numpy=True,
+        normalize_embeddings=True,
+    )
     per_pair = (a * b).sum(axis=1).astype(np.float32)
     return TextSimilarity(mean=float(per_pair.mean()), per_pair=per_pair)

@@ -23,7 +23,9 @@ class Pair:
     query_id: str
 
 
-def build_pairs(locations: list[Location], query_view: View | str, n_pairs: int | None = None, seed: int = 0) -> list[Pair]:
+def build_pairs(
+    locations: list[Location], query_view: View | str, n_pairs: int | None = None, seed: int = 0
+) -> list[Pair]:
     """Half matching, half non-matching pairs (balanced), shuffled with ``seed``; at most ``n_pairs``."""
     view = View.parse(query_view)
     usable = [loc for loc in locations if loc.has(View.SATELLITE) and loc.has(view)]

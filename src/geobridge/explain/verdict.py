@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,7 @@ class Calibration:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "Calibration":
+    def load(cls, path: str | Path) -> Calibration:
         path = Path(path)
         if path.is_dir():
             path = path / CALIBRATION_FILE
@@ -124,8 +125,13 @@ def calibrate(pairs: Iterable[LabelledScore | tuple[float, bool]], kind: str = "
         return float(-(labels * np.log(p + eps) + (~labels) * np.log(1 - p + eps)).mean())
 
     temperature = float(min(temperatures, key=log_loss))
-    return Calibration(kind=kind, threshold=fit["threshold"], temperature=temperature,
-                       accuracy=fit["accuracy"], n_pairs=len(items))
+    return Calibration(
+        kind=kind,
+        threshold=fit["threshold"],
+        temperature=temperature,
+        accuracy=fit["accuracy"],
+        n_pairs=len(items),
+    )
 
 
 @dataclass(frozen=True)
@@ -141,8 +147,13 @@ class Verdict:
 
 def decide(score: float, calibration: Calibration, similarity: float | None = None) -> Verdict:
     probability = calibration.probability(score)
-    return Verdict(match=score >= calibration.threshold, probability=probability, score=float(score),
-                   kind=calibration.kind, similarity=similarity)
+    return Verdict(
+        match=score >= calibration.threshold,
+        probability=probability,
+        score=float(score),
+        kind=calibration.kind,
+        similarity=similarity,
+    )
 
 
 def model_similarity(model: Any, satellite: np.ndarray, query: np.ndarray, query_view: View | str) -> float:

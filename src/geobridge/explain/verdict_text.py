@@ -15,13 +15,17 @@ _LABELLED = re.compile(
     r"(?:verdict|answer|conclusion|final\s+answer|correspondence)\s*[:：]?\s*\**\s*(?P<word>yes|no|true|false|match|mismatch|not\s+a\s+match)\b",
     re.IGNORECASE,
 )
-_ZH_LABELLED = re.compile(r"(?:结论|答案|判断|最终结论)\s*[:：]?\s*\**\s*(?P<word>是|否|匹配|不匹配|一致|不一致)")
+_ZH_LABELLED = re.compile(
+    r"(?:结论|答案|判断|最终结论)\s*[:：]?\s*\**\s*(?P<word>是|否|匹配|不匹配|一致|不一致)"
+)
 _TRAILING = re.compile(r"\b(?P<word>yes|no)\b[\s.!*\"'”)]*$", re.IGNORECASE)
 _PHRASE_NO = re.compile(
     r"(do(?:es)?\s+not\s+(?:show\s+the\s+same|match|correspond)|not\s+the\s+same\s+(?:place|location)|different\s+(?:places|locations))",
     re.IGNORECASE,
 )
-_PHRASE_YES = re.compile(r"(same\s+(?:place|location)|do\s+match|does\s+match|correspond\s+to\s+each\s+other)", re.IGNORECASE)
+_PHRASE_YES = re.compile(
+    r"(same\s+(?:place|location)|do\s+match|does\s+match|correspond\s+to\s+each\s+other)", re.IGNORECASE
+)
 
 _YES_WORDS = {"yes", "true", "match", "是", "匹配", "一致"}
 

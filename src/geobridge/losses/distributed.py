@@ -52,9 +52,7 @@ def all_gather_no_grad(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, dim=0)
 
 
-def gather_batch(
-    embeddings: dict, masks: dict | None
-) -> tuple[dict, dict | None]:
+def gather_batch(embeddings: dict, masks: dict | None) -> tuple[dict, dict | None]:
     """Gather every entry of `embeddings` (with gradient) and `masks` across ranks.
 
     Ranks may hold different batch sizes (e.g. the last batch): each is padded to the largest,

@@ -24,8 +24,8 @@ Extending without changing this class:
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Hashable, Iterable, Mapping
 
 import torch
 
@@ -108,7 +108,9 @@ class EdgeSet:
             raise ValueError(f"group names must differ from edge names; both use {sorted(clash)}")
         unknown = sorted(set(self.group_weights) - groups)
         if unknown:
-            raise ValueError(f"group_weights names groups {unknown} that have no edge; groups are {sorted(groups)}")
+            raise ValueError(
+                f"group_weights names groups {unknown} that have no edge; groups are {sorted(groups)}"
+            )
 
     @property
     def groups(self) -> list[str]:
@@ -120,7 +122,7 @@ class EdgeSet:
         """Every embedding key an edge uses."""
         return list(dict.fromkeys(k for e in self.edges for k in (e.u, e.v)))
 
-    def reweighted(self, group_weights: Mapping[str, float] | None = None, **changes) -> "EdgeSet":
+    def reweighted(self, group_weights: Mapping[str, float] | None = None, **changes) -> EdgeSet:
         """A copy with other group weights (or other fields), e.g. for a phase schedule."""
         if group_weights is not None:
             changes["group_weights"] = dict(group_weights)
@@ -154,7 +156,9 @@ class EdgeSet:
                 skipped.append(edge.name)
                 continue
             mask = None if bool(valid.all()) else valid
-            loss = info_nce(a, b, logit_scale, symmetric=self.symmetric, label_smoothing=self.label_smoothing, mask=mask)
+            loss = info_nce(
+                a, b, logit_scale, symmetric=self.symmetric, label_smoothing=self.label_smoothing, mask=mask
+            )
             terms[edge.name] = loss
             group_sum[edge.group] = group_sum.get(edge.group, 0.0) + edge.weight * loss
             group_weight[edge.group] = group_weight.get(edge.group, 0.0) + edge.weight
@@ -175,7 +179,9 @@ def _valid(tensor: torch.Tensor, key: Key, masks: Mapping[Key, torch.Tensor] | N
     if masks is not None and key in masks:
         mask = masks[key].to(device=tensor.device, dtype=torch.bool)
         if mask.shape != tensor.shape[:1]:
-            raise ValueError(f"mask of {_key_name(key)} has shape {tuple(mask.shape)}; embeddings have {tensor.shape[0]} rows")
+            raise ValueError(
+                f"mask of {_key_name(key)} has shape {tuple(mask.shape)}; embeddings have {tensor.shape[0]} rows"
+            )
         return mask
     return torch.ones(tensor.shape[0], dtype=torch.bool, device=tensor.device)
 
@@ -194,9 +200,9 @@ def _edges(pairs: Iterable[tuple[Key, Key]], group: str) -> list[Edge]:
 def edge_set(
     name: str,
     *,
-    query: "View | str | None" = None,
-    reference: "View | str | None" = None,
-    views: "Iterable[View | str] | None" = None,
+    query: View | str | None = None,
+    reference: View | str | None = None,
+    views: Iterable[View | str] | None = None,
     symmetric: bool = True,
     label_smoothing: float = 0.0,
     gather: bool = False,
@@ -220,7 +226,9 @@ def edge_set(
         edges = _edges([(v, View.SATELLITE) for v in chosen if v is not View.SATELLITE], "satellite")
     elif name == "pairs":
         if query is None or reference is None:
-            raise ValueError("the pairs edge set needs query= and reference= views, e.g. query='drone', reference='satellite'")
+            raise ValueError(
+                "the pairs edge set needs query= and reference= views, e.g. query='drone', reference='satellite'"
+            )
         edges = [Edge(View.parse(query), View.parse(reference), group="pairs")]
     else:
         raise ValueError(f"unknown edge set {name!r}; presets: {', '.join(PRESETS)}")
@@ -229,6 +237,9 @@ def edge_set(
     if name != "satellite-centric" and views is not None:
         raise ValueError("views= only applies to the satellite-centric edge set")
     return EdgeSet(
-        edges=tuple(edges), group_weights=dict(group_weights or {}), symmetric=symmetric,
-        label_smoothing=label_smoothing, gather=gather,
+        edges=tuple(edges),
+        group_weights=dict(group_weights or {}),
+        symmetric=symmetric,
+        label_smoothing=label_smoothing,
+        gather=gather,
     )

@@ -25,7 +25,9 @@ def info_nce(
     item the result is a zero that keeps the graph (never NaN).
     """
     if a.ndim != 2 or a.shape != b.shape:
-        raise ValueError(f"info_nce needs two (B, D) tensors of the same shape; got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ValueError(
+            f"info_nce needs two (B, D) tensors of the same shape; got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
     if mask is not None:
         if mask.shape != a.shape[:1]:
             raise ValueError(f"mask must be ({a.shape[0]},); got {tuple(mask.shape)}")

@@ -41,8 +41,9 @@ from a batch, so any training loop can call it:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -106,7 +107,9 @@ def orientation_histogram(images: torch.Tensor, bins: int = 18) -> torch.Tensor:
     """Magnitude-weighted histogram of Sobel gradient orientations modulo 180 deg -> (B, bins),
     bin i centred on i * 180 / bins degrees, linear vote splitting, sums to 1 (0 if flat)."""
     grey = luminance(_check_images(images)).unsqueeze(1)
-    sobel_x = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=grey.dtype, device=grey.device)
+    sobel_x = torch.tensor(
+        [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=grey.dtype, device=grey.device
+    )
     kernels = torch.stack([sobel_x, sobel_x.t()]).unsqueeze(1)  # (2, 1, 3, 3): d/dx, d/dy (y down)
     with torch.autocast(grey.device.type, enabled=False):  # a descriptor: full precision under AMP
         gradient = F.conv2d(grey, kernels)  # valid: no padding artefacts at the border
@@ -139,8 +142,10 @@ def ring_power(images: torch.Tensor, rings: int = 16) -> torch.Tensor:
     grey = luminance(_check_images(images)).double()
     height, width = grey.shape[-2:]
     grey = grey - grey.mean(dim=(-2, -1), keepdim=True)
-    window = torch.outer(torch.hann_window(height, periodic=False, dtype=grey.dtype, device=grey.device),
-                         torch.hann_window(width, periodic=False, dtype=grey.dtype, device=grey.device))
+    window = torch.outer(
+        torch.hann_window(height, periodic=False, dtype=grey.dtype, device=grey.device),
+        torch.hann_window(width, periodic=False, dtype=grey.dtype, device=grey.device),
+    )
     power = torch.fft.fft2(grey * window).abs().pow(2).flatten(1)  # (B, H*W)
     fy = torch.fft.fftfreq(height, dtype=grey.dtype, device=grey.device)
     fx = torch.fft.fftfreq(width, dtype=grey.dtype, device=grey.device)
@@ -151,7 +156,9 @@ def ring_power(images: torch.Tensor, rings: int = 16) -> torch.Tensor:
     index = ring.clamp(0, rings - 1)
     sums = torch.zeros(grey.shape[0], rings, dtype=grey.dtype, device=grey.device)
     sums.index_add_(1, index[inside], power[:, inside])
-    counts = torch.zeros(rings, dtype=grey.dtype, device=grey.device).index_add_(0, index[inside], torch.ones_like(radius[inside]))
+    counts = torch.zeros(rings, dtype=grey.dtype, device=grey.device).index_add_(
+        0, index[inside], torch.ones_like(radius[inside])
+    )
     return (sums / counts.clamp_min(1)).to(images.dtype if images.is_floating_point() else torch.float32)
 
 
@@ -166,7 +173,9 @@ def texture_spectrum(images: torch.Tensor, rings: int = 16, eps: float = 1e-5) -
     return (log_share - log_share.mean(dim=1, keepdim=True)).float()
 
 
-def physical_signatures(images: torch.Tensor, config: SignatureConfig = SignatureConfig()) -> dict[str, torch.Tensor]:
+def physical_signatures(
+    images: torch.Tensor, config: SignatureConfig = SignatureConfig()
+) -> dict[str, torch.Tensor]:
     """All three signatures of (B, 3, H, W) images in [0, 1]: {"color", "struc", "tex"}."""
     return {
         "color": colour_histogram(images, config.color_bins),
@@ -175,7 +184,9 @@ def physical_signatures(images: torch.Tensor, config: SignatureConfig = Signatur
     }
 
 
-def denormalise(pixels: torch.Tensor, mean: tuple[float, float, float], std: tuple[float, float, float]) -> torch.Tensor:
+def denormalise(
+    pixels: torch.Tensor, mean: tuple[float, float, float], std: tuple[float, float, float]
+) -> torch.Tensor:
     """Undo the tower's Normalize: model-ready pixels -> [0, 1] images (clamped)."""
     m = torch.tensor(mean, dtype=pixels.dtype, device=pixels.device).view(1, 3, 1, 1)
     s = torch.tensor(std, dtype=pixels.dtype, device=pixels.device).view(1, 3, 1, 1)
@@ -188,15 +199,25 @@ def physical_key(side: str, descriptor: str) -> str:
     return f"{side}:{descriptor}"
 
 
-def planet_edge_set(lambda_phy: float, *, symmetric: bool = True, label_smoothing: float = 0.0, gather: bool = False) -> EdgeSet:
+def planet_edge_set(
+    lambda_phy: float, *, symmetric: bool = True, label_smoothing: float = 0.0, gather: bool = False
+) -> EdgeSet:
     """The PLANET loss as an EdgeSet: itc = InfoNCE(text, satellite); physical group = mean of
     the three descriptor edges with weight 3 * lambda_phy, so total = L_itc + lambda * L_phy."""
     if lambda_phy < 0:
         raise ValueError(f"lambda_phy must be >= 0; got {lambda_phy}")
     edges = [Edge(View.TEXT, View.SATELLITE, group="itc", name="t-s")]
-    edges += [Edge(physical_key("text", d), physical_key("satellite", d), group="physical", name=d) for d in DESCRIPTORS]
-    return EdgeSet(edges=tuple(edges), group_weights={"physical": len(DESCRIPTORS) * float(lambda_phy)},
-                   symmetric=symmetric, label_smoothing=label_smoothing, gather=gather)
+    edges += [
+        Edge(physical_key("text", d), physical_key("satellite", d), group="physical", name=d)
+        for d in DESCRIPTORS
+    ]
+    return EdgeSet(
+        edges=tuple(edges),
+        group_weights={"physical": len(DESCRIPTORS) * float(lambda_phy)},
+        symmetric=symmetric,
+        label_smoothing=label_smoothing,
+        gather=gather,
+    )
 
 
 class PlanetConfig(BaseModel):
@@ -218,8 +239,14 @@ class PlanetConfig(BaseModel):
         return SignatureConfig(self.color_bins, self.orientation_bins, self.texture_rings)
 
     def head_config(self, token_width: int) -> PhysicalHeadConfig:
-        return PhysicalHeadConfig(token_width=token_width, signature_dims=self.signatures.dims, dim=self.dim,
-                                  attention_dim=self.attention_dim, heads=self.heads, hidden=self.hidden)
+        return PhysicalHeadConfig(
+            token_width=token_width,
+            signature_dims=self.signatures.dims,
+            dim=self.dim,
+            attention_dim=self.attention_dim,
+            heads=self.heads,
+            hidden=self.hidden,
+        )
 
 
 class PlanetObjective:
@@ -246,13 +273,17 @@ class PlanetObjective:
         gather: bool = False,
     ) -> None:
         if physical_head.config.signature_dims != signatures.dims:
-            raise ValueError(f"physical head expects signature sizes {physical_head.config.signature_dims}, "
-                             f"but the signature config gives {signatures.dims}")
+            raise ValueError(
+                f"physical head expects signature sizes {physical_head.config.signature_dims}, "
+                f"but the signature config gives {signatures.dims}"
+            )
         self.model = model
         self.physical_head = physical_head
         self.lambda_phy = float(lambda_phy)
         self.signatures = signatures
-        self.edges = planet_edge_set(lambda_phy, symmetric=symmetric, label_smoothing=label_smoothing, gather=gather)
+        self.edges = planet_edge_set(
+            lambda_phy, symmetric=symmetric, label_smoothing=label_smoothing, gather=gather
+        )
 
     def parameters(self) -> list[torch.nn.Parameter]:
         """Everything the objective trains: the model's and the physical head's parameters."""
@@ -271,13 +302,18 @@ class PlanetObjective:
             mined = physical_signatures(denormalise(pixels, tower.mean, tower.std), self.signatures)
         t = self.physical_head.project_text(text.tokens, text.attention_mask)
         f = self.physical_head.project_signatures(mined)
-        out: dict[Any, torch.Tensor] = {View.TEXT: text.embedding, View.SATELLITE: self.model.encode(View.SATELLITE, pixels)}
+        out: dict[Any, torch.Tensor] = {
+            View.TEXT: text.embedding,
+            View.SATELLITE: self.model.encode(View.SATELLITE, pixels),
+        }
         for name in DESCRIPTORS:
             out[physical_key("text", name)] = t[name]
             out[physical_key("satellite", name)] = f[name]
         return out
 
-    def loss(self, embeddings: Mapping[Any, torch.Tensor], masks: Mapping[Any, torch.Tensor] | None = None) -> LossOutput:
+    def loss(
+        self, embeddings: Mapping[Any, torch.Tensor], masks: Mapping[Any, torch.Tensor] | None = None
+    ) -> LossOutput:
         """The PLANET loss of an embeddings dict (see `embeddings`); masks keyed by View apply to
         that view's physical descriptors too."""
         full_masks = None

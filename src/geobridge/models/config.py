@@ -17,7 +17,9 @@ from geobridge.models.eval_transform import EvalTransform
 from geobridge.views import View
 
 #: Backends a tower can be built with; each is registered in `geobridge.models.registry`.
-Backend = Literal["tiny-cnn", "tiny-vit", "tiny-text", "hf-clip", "open-clip", "timm", "sentence-transformers"]
+Backend = Literal[
+    "tiny-cnn", "tiny-vit", "tiny-text", "hf-clip", "open-clip", "timm", "sentence-transformers"
+]
 Modality = Literal["image", "text"]
 
 _TEXT_ONLY = {"tiny-text", "sentence-transformers"}
@@ -59,7 +61,7 @@ class TowerConfig(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _modality_of_backend(self) -> "TowerConfig":
+    def _modality_of_backend(self) -> TowerConfig:
         implied = "text" if self.backend in _TEXT_ONLY else "image" if self.backend in _IMAGE_ONLY else None
         if self.modality is None:
             if implied is None:
@@ -117,17 +119,20 @@ class ModelConfig(_Strict):
     def _positive_sizes(cls, value: dict[View, tuple[int, int]]) -> dict[View, tuple[int, int]]:
         for view, size in value.items():
             if min(size) < 1:
-                raise ValueError(f"view_image_sizes[{view.value!r}] must be positive (height, width), "
-                                 f"got {size}")
+                raise ValueError(
+                    f"view_image_sizes[{view.value!r}] must be positive (height, width), got {size}"
+                )
         return value
 
     @model_validator(mode="after")
-    def _towers_exist(self) -> "ModelConfig":
+    def _towers_exist(self) -> ModelConfig:
         for view, tower in self.image_towers.items():
             if view is View.TEXT:
                 raise ValueError("image_towers cannot map the text view; use text_tower")
             if tower not in self.towers:
-                raise ValueError(f"view {view.value!r} uses tower {tower!r}, which is not in towers ({sorted(self.towers)})")
+                raise ValueError(
+                    f"view {view.value!r} uses tower {tower!r}, which is not in towers ({sorted(self.towers)})"
+                )
             if self.towers[tower].modality != "image":
                 raise ValueError(f"view {view.value!r} uses tower {tower!r}, which is a text tower")
         if self.text_tower is not None:
@@ -138,8 +143,10 @@ class ModelConfig(_Strict):
         unknown = [v.value for v in self.view_image_sizes if v not in self.image_towers]
         if unknown:
             have = ", ".join(v.value for v in self.image_towers)
-            raise ValueError(f"view_image_sizes names {', '.join(unknown)}, which no image tower encodes "
-                             f"(image_towers has: {have})")
+            raise ValueError(
+                f"view_image_sizes names {', '.join(unknown)}, which no image tower encodes "
+                f"(image_towers has: {have})"
+            )
         used = set(self.image_towers.values()) | ({self.text_tower} if self.text_tower else set())
         unused = sorted(set(self.towers) - used)
         if unused:
@@ -161,7 +168,7 @@ class ModelConfig(_Strict):
         return self.model_dump(mode="json")
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "ModelConfig":
+    def from_file(cls, path: str | Path) -> ModelConfig:
         """Load a JSON or YAML file; a clear error names the file and the bad key."""
         path = Path(path)
         if not path.is_file():

@@ -39,8 +39,9 @@ def resolve_device(name: str | torch.device) -> torch.device:
         text = "cuda" if torch.cuda.is_available() else "cpu"
     if text.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise DeviceError(f"device {name!r} asked for, but this machine has no CUDA GPU; "
-                              "use --device cpu or auto")
+            raise DeviceError(
+                f"device {name!r} asked for, but this machine has no CUDA GPU; use --device cpu or auto"
+            )
         if text == "cuda" and "LOCAL_RANK" in os.environ:
             text = f"cuda:{int(os.environ['LOCAL_RANK'])}"
         index = torch.device(text).index

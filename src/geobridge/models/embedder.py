@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,8 +61,9 @@ class EmbedOptions:
         if self.num_workers is not None and self.num_workers < 0:
             raise ValueError(f"num_workers must be 0 or more, got {self.num_workers}")
         if self.tta is not None and self.tta not in TTA_MODES:
-            raise ValueError(f"unknown test-time augmentation {self.tta!r}: expected one of "
-                             f"{', '.join(TTA_MODES)} or None")
+            raise ValueError(
+                f"unknown test-time augmentation {self.tta!r}: expected one of {', '.join(TTA_MODES)} or None"
+            )
 
     def workers_for(self, n_items: int, device: torch.device = torch.device("cuda")) -> int:
         """Loader workers for ``n_items`` inputs: none for a single batch (starting workers would
@@ -117,7 +119,7 @@ class _Batch:
     pixels: torch.Tensor | None
     failed: dict[int, str]
 
-    def pin_memory(self) -> "_Batch":  # called by the loader's pinning thread
+    def pin_memory(self) -> _Batch:  # called by the loader's pinning thread
         if self.pixels is not None:
             self.pixels = self.pixels.pin_memory()
         return self
@@ -125,13 +127,21 @@ class _Batch:
 
 def _collate(samples: list[tuple[int, torch.Tensor | None, str | None]]) -> _Batch:
     good = [(i, t) for i, t, _ in samples if t is not None]
-    return _Batch(positions=[i for i, _ in good], pixels=torch.stack([t for _, t in good]) if good else None,
-                  failed={i: str(reason) for i, t, reason in samples if t is None})
+    return _Batch(
+        positions=[i for i, _ in good],
+        pixels=torch.stack([t for _, t in good]) if good else None,
+        failed={i: str(reason) for i, t, reason in samples if t is None},
+    )
 
 
-def encode_images(model: Any, images: Sequence[ImageInput], view: View | str,
-                  options: EmbedOptions = EmbedOptions(), desc: str | None = None,
-                  warn: bool = True) -> ImageEncoding:
+def encode_images(
+    model: Any,
+    images: Sequence[ImageInput],
+    view: View | str,
+    options: EmbedOptions = EmbedOptions(),
+    desc: str | None = None,
+    warn: bool = True,
+) -> ImageEncoding:
     """Embed image files or PIL images as ``view``; unreadable ones are skipped and named in one
     warning (``warn=False``: only in the result, for callers that refuse them, e.g. queries)."""
     view = View.parse(view)
@@ -142,9 +152,14 @@ def encode_images(model: Any, images: Sequence[ImageInput], view: View | str,
     images = list(images)
     workers = options.workers_for(len(images), device)
     loader = DataLoader(
-        _ImageInputs(images, model.image_transform(view)), batch_size=options.batch_size, shuffle=False,
-        num_workers=workers, collate_fn=_collate, pin_memory=device.type == "cuda",
-        generator=torch.Generator(), prefetch_factor=4 if workers else None,
+        _ImageInputs(images, model.image_transform(view)),
+        batch_size=options.batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=_collate,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator(),
+        prefetch_factor=4 if workers else None,
     )
     chunks: list[np.ndarray] = []
     kept: list[int] = []
@@ -159,13 +174,15 @@ def encode_images(model: Any, images: Sequence[ImageInput], view: View | str,
             bar.update(len(batch.positions) + len(batch.failed))
     if skipped and warn:
         names = "; ".join(f"{name} ({reason})" for name, reason in skipped.items())
-        warnings.warn(f"skipped {len(skipped)} unreadable image(s): {names}", UnreadableImageWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"skipped {len(skipped)} unreadable image(s): {names}", UnreadableImageWarning, stacklevel=2
+        )
     return ImageEncoding(emb=_stack(chunks, model), kept=kept, skipped=skipped)
 
 
-def encode_texts(model: Any, texts: Sequence[str], options: EmbedOptions = EmbedOptions(),
-                 desc: str = "embed text") -> np.ndarray:
+def encode_texts(
+    model: Any, texts: Sequence[str], options: EmbedOptions = EmbedOptions(), desc: str = "embed text"
+) -> np.ndarray:
     """Embed descriptions with the model's text tower (its towers move the tokens to its device)."""
     if not getattr(model, "has_text", True):
         raise ValueError("this model has no text tower, so it cannot embed text queries")
@@ -181,8 +198,9 @@ def encode_texts(model: Any, texts: Sequence[str], options: EmbedOptions = Embed
     return _stack(chunks, model)
 
 
-def encode_pixels(model: Any, view: View, pixels: torch.Tensor, tta: str | None = None,
-                  precision: str = "fp32") -> torch.Tensor:
+def encode_pixels(
+    model: Any, view: View, pixels: torch.Tensor, tta: str | None = None, precision: str = "fp32"
+) -> torch.Tensor:
     """Embed a transformed batch (N,3,H,W) on the model's device under autocast; float32 rows on
     that device. ``tta='flip'`` averages with the mirror image. ``precision`` is resolved."""
     device = model_device(model)
@@ -232,8 +250,9 @@ class _progress:
     def __init__(self, total: int, desc: str, enabled: bool) -> None:
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=total, desc=desc, unit="item", disable=not enabled, leave=False,
-                        dynamic_ncols=True)
+        self.bar = tqdm(
+            total=total, desc=desc, unit="item", disable=not enabled, leave=False, dynamic_ncols=True
+        )
 
     def __enter__(self) -> Any:
         return self.bar

@@ -15,7 +15,8 @@ Decoding is not part of the spec: PIL and OpenCV may decode the same JPEG a few 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 

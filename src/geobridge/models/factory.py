@@ -3,8 +3,9 @@ hub ids (open_clip-style config-driven factory)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from geobridge.models.config import ModelConfig, TowerConfig
 from geobridge.models.device import resolve_device
@@ -16,22 +17,28 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 
-def load_model(directory: str | Path, device: "str | torch.device" = "cpu") -> MultiViewModel:
+def load_model(directory: str | Path, device: str | torch.device = "cpu") -> MultiViewModel:
     """Load a model saved with `save_pretrained` onto ``device`` (``auto|cpu|cuda|cuda:N``)."""
     return MultiViewModel.from_pretrained(directory, device=resolve_device(device))
 
 
 def hub_clip_config(hub_id: str) -> ModelConfig:
     """GeoBridge's layout for a Hugging Face CLIP id: one separate CLIP per GeoLoc view + text."""
-    towers = {view.value: TowerConfig(backend="hf-clip", modality="image", source=hub_id) for view in GEOLOC_VIEWS}
+    towers = {
+        view.value: TowerConfig(backend="hf-clip", modality="image", source=hub_id) for view in GEOLOC_VIEWS
+    }
     towers["text"] = TowerConfig(backend="hf-clip", modality="text", source=hub_id)
     return ModelConfig(
-        name=hub_id, embed_dim=768, projection="auto", towers=towers,
-        image_towers={view: view.value for view in GEOLOC_VIEWS}, text_tower="text",
+        name=hub_id,
+        embed_dim=768,
+        projection="auto",
+        towers=towers,
+        image_towers={view: view.value for view in GEOLOC_VIEWS},
+        text_tower="text",
     )
 
 
-def resolve_config(spec: "str | Path | ModelConfig") -> ModelConfig:
+def resolve_config(spec: str | Path | ModelConfig) -> ModelConfig:
     """A ModelConfig from a preset name, a JSON/YAML file, or a hub id (``org/name``)."""
     if isinstance(spec, ModelConfig):
         return spec.model_copy(deep=True)
@@ -42,7 +49,9 @@ def resolve_config(spec: "str | Path | ModelConfig") -> ModelConfig:
     if text in list_presets():
         return preset_config(text)
     if path.exists():
-        raise ValueError(f"{path} is neither a model config file nor a saved model directory (no {CONFIG_NAME})")
+        raise ValueError(
+            f"{path} is neither a model config file nor a saved model directory (no {CONFIG_NAME})"
+        )
     if text.count("/") == 1 and not text.startswith((".", "/")):
         return hub_clip_config(text)
     raise ValueError(
@@ -51,7 +60,7 @@ def resolve_config(spec: "str | Path | ModelConfig") -> ModelConfig:
     )
 
 
-def keep_views(config: ModelConfig, views: Iterable["View | str"]) -> ModelConfig:
+def keep_views(config: ModelConfig, views: Iterable[View | str]) -> ModelConfig:
     """The config restricted to `views` (image views, plus "text" to keep the text tower);
     towers no kept view uses are dropped, so no parameter goes unused (DDP requires that)."""
     wanted = [View.parse(v) for v in views]
@@ -64,8 +73,15 @@ def keep_views(config: ModelConfig, views: Iterable["View | str"]) -> ModelConfi
     used = set(image_towers.values()) | ({text_tower} if text_tower else set())
     towers = {name: tower for name, tower in config.towers.items() if name in used}
     sizes = {v: size for v, size in config.view_image_sizes.items() if v in image_towers}
-    return ModelConfig.model_validate({**config.model_dump(), "towers": towers, "image_towers": image_towers,
-                                       "text_tower": text_tower, "view_image_sizes": sizes})
+    return ModelConfig.model_validate(
+        {
+            **config.model_dump(),
+            "towers": towers,
+            "image_towers": image_towers,
+            "text_tower": text_tower,
+            "view_image_sizes": sizes,
+        }
+    )
 
 
 Init = Literal["pretrained", "random"]
@@ -85,8 +101,11 @@ def merge_overrides(config: ModelConfig, overrides: dict[str, Any]) -> ModelConf
             towers = dict(data["towers"])
             for name, tower in value.items():
                 have = towers.get(name)
-                same_backend = isinstance(have, dict) and isinstance(tower, dict) and tower.get(
-                    "backend", have["backend"]) == have["backend"]
+                same_backend = (
+                    isinstance(have, dict)
+                    and isinstance(tower, dict)
+                    and tower.get("backend", have["backend"]) == have["backend"]
+                )
                 towers[name] = _deep_merge(have, tower) if same_backend else tower
             data["towers"] = towers
         else:
@@ -103,11 +122,11 @@ def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_model(
-    spec: "str | Path | ModelConfig",
+    spec: str | Path | ModelConfig,
     *,
     pretrained: bool | None = None,
     init: Init | None = None,
-    views: Iterable["View | str"] | None = None,
+    views: Iterable[View | str] | None = None,
     **overrides: Any,
 ) -> MultiViewModel:
     """Build a model from a preset name, a ModelConfig, a config file, a saved directory, or a
@@ -123,7 +142,9 @@ def create_model(
         pretrained = False if init == "random" else None
     if not isinstance(spec, ModelConfig) and (Path(str(spec)) / CONFIG_NAME).is_file():
         if overrides or pretrained is not None or views is not None:
-            raise ValueError("a saved model directory cannot take overrides; change its config.json or build a new model")
+            raise ValueError(
+                "a saved model directory cannot take overrides; change its config.json or build a new model"
+            )
         return load_model(spec)
     config = resolve_config(spec)
     if overrides:
@@ -131,6 +152,8 @@ def create_model(
     if views is not None:
         config = keep_views(config, views)
     if pretrained is not None:
-        towers = {name: tower.model_copy(update={"pretrained": pretrained}) for name, tower in config.towers.items()}
+        towers = {
+            name: tower.model_copy(update={"pretrained": pretrained}) for name, tower in config.towers.items()
+        }
         config = config.model_copy(update={"towers": towers})
     return MultiViewModel(config)

@@ -9,9 +9,10 @@ tokenizer files some towers need under `assets/<tower>/`); never as a pickle.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -46,7 +47,9 @@ class TextTokens:
 class MultiViewModel(nn.Module):
     """Towers keyed by name; views map onto towers (views sharing a name share parameters)."""
 
-    def __init__(self, config: ModelConfig, *, load_weights: bool = True, assets_dir: Path | None = None) -> None:
+    def __init__(
+        self, config: ModelConfig, *, load_weights: bool = True, assets_dir: Path | None = None
+    ) -> None:
         """Build every tower. `load_weights=False` (used by `from_pretrained`) builds the
         architecture only, from the resolved config and the saved assets, with no download."""
         super().__init__()
@@ -58,17 +61,23 @@ class MultiViewModel(nn.Module):
             except TowerLoadError as err:  # name the tower in the advice (towers.TOWER.options...)
                 raise TowerLoadError(str(err).replace(".TOWER.", f".{name}.")) from None
         self.towers = nn.ModuleDict(towers)
-        self.projections = nn.ModuleDict({name: self._projection(config, name, tower) for name, tower in towers.items()})
+        self.projections = nn.ModuleDict(
+            {name: self._projection(config, name, tower) for name, tower in towers.items()}
+        )
         self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init)))
         # The config as built: every tower's resolved architecture, image size and mean/std.
-        self.config = config.model_copy(update={"towers": {name: tower.config for name, tower in towers.items()}})
+        self.config = config.model_copy(
+            update={"towers": {name: tower.config for name, tower in towers.items()}}
+        )
 
     @staticmethod
     def _projection(config: ModelConfig, name: str, tower: Tower) -> nn.Module:
         if config.projection == "always" or (config.projection == "auto" and tower.width != config.embed_dim):
             return nn.Linear(tower.width, config.embed_dim, bias=False)
         if tower.width != config.embed_dim:
-            raise ValueError(f"tower {name!r} has width {tower.width} but embed_dim is {config.embed_dim}; set projection to 'auto'")
+            raise ValueError(
+                f"tower {name!r} has width {tower.width} but embed_dim is {config.embed_dim}; set projection to 'auto'"
+            )
         return nn.Identity()
 
     # ----------------------------------------------------------------- properties
@@ -98,7 +107,9 @@ class MultiViewModel(nn.Module):
             return self.config.text_tower
         if view not in self.config.image_towers:
             have = ", ".join(v.value for v in self.views)
-            raise ValueError(f"model {self.config.name!r} has no tower for view {view.value!r} (it has: {have})")
+            raise ValueError(
+                f"model {self.config.name!r} has no tower for view {view.value!r} (it has: {have})"
+            )
         return self.config.image_towers[view]
 
     def tower(self, view: View | str) -> Tower:
@@ -190,9 +201,15 @@ class MultiViewModel(nn.Module):
 
         directory = Path(directory)
         with atomic_directory(directory) as tmp:
-            (tmp / CONFIG_NAME).write_text(json.dumps(self.config.to_json_dict(), indent=2) + "\n", encoding="utf-8")
+            (tmp / CONFIG_NAME).write_text(
+                json.dumps(self.config.to_json_dict(), indent=2) + "\n", encoding="utf-8"
+            )
             state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-            save_file(_unshare(state), str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "geobridge": "MultiViewModel"})
+            save_file(
+                _unshare(state),
+                str(tmp / WEIGHTS_NAME),
+                metadata={"format": "pt", "geobridge": "MultiViewModel"},
+            )
             for name, tower in self.towers.items():
                 target = tmp / ASSETS_DIR / name
                 target.mkdir(parents=True)
@@ -203,7 +220,7 @@ class MultiViewModel(nn.Module):
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "MultiViewModel":
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> MultiViewModel:
         """Rebuild from `config.json` (no download) and load `model.safetensors` strictly onto `device`
         (the meta device, for a shape-only model, keeps the architecture and no weights)."""
         from safetensors.torch import load_file
@@ -218,7 +235,9 @@ class MultiViewModel(nn.Module):
         config = ModelConfig.from_file(directory / CONFIG_NAME)
         model = cls(config, load_weights=False, assets_dir=directory / ASSETS_DIR)
         device = torch.device(device)
-        state = load_file(str(directory / WEIGHTS_NAME), device="cpu" if device.type == "meta" else str(device))
+        state = load_file(
+            str(directory / WEIGHTS_NAME), device="cpu" if device.type == "meta" else str(device)
+        )
         model.load_state_dict(state, strict=True)
         return model.to(device)
 

@@ -52,17 +52,29 @@ class PhysicalHeadConfig:
 
     def __post_init__(self) -> None:
         if set(self.signature_dims) != set(DESCRIPTORS):
-            raise ValueError(f"signature_dims needs exactly the keys {list(DESCRIPTORS)}; got {sorted(self.signature_dims)}")
-        for name, value in {"token_width": self.token_width, "dim": self.dim, "attention_dim": self.attention_dim,
-                            "heads": self.heads, "hidden": self.hidden, **self.signature_dims}.items():
+            raise ValueError(
+                f"signature_dims needs exactly the keys {list(DESCRIPTORS)}; got {sorted(self.signature_dims)}"
+            )
+        for name, value in {
+            "token_width": self.token_width,
+            "dim": self.dim,
+            "attention_dim": self.attention_dim,
+            "heads": self.heads,
+            "hidden": self.hidden,
+            **self.signature_dims,
+        }.items():
             if int(value) <= 0:
                 raise ValueError(f"{name} must be a positive integer; got {value}")
         if self.attention_dim % self.heads:
-            raise ValueError(f"attention_dim ({self.attention_dim}) must be divisible by heads ({self.heads})")
+            raise ValueError(
+                f"attention_dim ({self.attention_dim}) must be divisible by heads ({self.heads})"
+            )
 
 
 def _mlp(width_in: int, hidden: int, width_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.LayerNorm(width_in), nn.Linear(width_in, hidden), nn.GELU(), nn.Linear(hidden, width_out))
+    return nn.Sequential(
+        nn.LayerNorm(width_in), nn.Linear(width_in, hidden), nn.GELU(), nn.Linear(hidden, width_out)
+    )
 
 
 class PhysicalSemanticProjection(nn.Module):
@@ -73,23 +85,35 @@ class PhysicalSemanticProjection(nn.Module):
         self.queries = nn.Parameter(torch.randn(len(DESCRIPTORS), config.attention_dim) * 0.02)
         self.token_norm = nn.LayerNorm(config.token_width)
         self.attention = nn.MultiheadAttention(
-            config.attention_dim, config.heads, kdim=config.token_width, vdim=config.token_width, batch_first=True
+            config.attention_dim,
+            config.heads,
+            kdim=config.token_width,
+            vdim=config.token_width,
+            batch_first=True,
         )
-        self.mlps = nn.ModuleDict({name: _mlp(config.attention_dim, config.hidden, config.dim) for name in DESCRIPTORS})
+        self.mlps = nn.ModuleDict(
+            {name: _mlp(config.attention_dim, config.hidden, config.dim) for name in DESCRIPTORS}
+        )
 
     def forward(self, tokens: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """tokens (B, L, token_width), attention_mask (B, L) bool (True = real token) ->
         {"color", "struc", "tex"}: (B, dim) L2-normalised. Padding positions are never attended,
         so their values cannot change the result."""
         if tokens.ndim != 3 or attention_mask.shape != tokens.shape[:2]:
-            raise ValueError(f"need tokens (B, L, W) and attention_mask (B, L); got {tuple(tokens.shape)} and {tuple(attention_mask.shape)}")
+            raise ValueError(
+                f"need tokens (B, L, W) and attention_mask (B, L); got {tuple(tokens.shape)} and {tuple(attention_mask.shape)}"
+            )
         real = attention_mask.to(device=tokens.device, dtype=torch.bool)
         if not bool(real.any(dim=1).all()):
-            raise ValueError("every text needs at least one real token (an attention_mask row is all padding)")
+            raise ValueError(
+                "every text needs at least one real token (an attention_mask row is all padding)"
+            )
         keys = self.token_norm(tokens)
         queries = self.queries.unsqueeze(0).expand(tokens.shape[0], -1, -1)
         attended, _ = self.attention(queries, keys, keys, key_padding_mask=~real, need_weights=False)
-        return {name: F.normalize(self.mlps[name](attended[:, i]), dim=-1) for i, name in enumerate(DESCRIPTORS)}
+        return {
+            name: F.normalize(self.mlps[name](attended[:, i]), dim=-1) for i, name in enumerate(DESCRIPTORS)
+        }
 
 
 class SignatureProjection(nn.Module):
@@ -98,7 +122,9 @@ class SignatureProjection(nn.Module):
     def __init__(self, config: PhysicalHeadConfig) -> None:
         super().__init__()
         self.dims = dict(config.signature_dims)
-        self.mlps = nn.ModuleDict({name: _mlp(int(self.dims[name]), config.hidden, config.dim) for name in DESCRIPTORS})
+        self.mlps = nn.ModuleDict(
+            {name: _mlp(int(self.dims[name]), config.hidden, config.dim) for name in DESCRIPTORS}
+        )
 
     def forward(self, signatures: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out = {}
@@ -107,7 +133,9 @@ class SignatureProjection(nn.Module):
                 raise ValueError(f"missing signature {name!r}; got {sorted(signatures)}")
             value = signatures[name]
             if value.ndim != 2 or value.shape[1] != self.dims[name]:
-                raise ValueError(f"signature {name!r} must be (B, {self.dims[name]}); got {tuple(value.shape)}")
+                raise ValueError(
+                    f"signature {name!r} must be (B, {self.dims[name]}); got {tuple(value.shape)}"
+                )
             out[name] = F.normalize(self.mlps[name](value), dim=-1)
         return out
 
@@ -137,17 +165,22 @@ class PhysicalHead(nn.Module):
         directory = Path(directory)
         with atomic_directory(directory) as tmp:
             (tmp / CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=2) + "\n", encoding="utf-8")
-            save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(tmp / WEIGHTS_NAME))
+            save_file(
+                {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()},
+                str(tmp / WEIGHTS_NAME),
+            )
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> "PhysicalHead":
+    def from_pretrained(cls, directory: str | Path) -> PhysicalHead:
         from safetensors.torch import load_file
 
         directory = Path(directory)
         for needed in (CONFIG_NAME, WEIGHTS_NAME):
             if not (directory / needed).is_file():
-                raise FileNotFoundError(f"{directory} is not a saved physical head: {needed} is missing (written by PhysicalHead.save_pretrained)")
+                raise FileNotFoundError(
+                    f"{directory} is not a saved physical head: {needed} is missing (written by PhysicalHead.save_pretrained)"
+                )
         head = cls(PhysicalHeadConfig(**json.loads((directory / CONFIG_NAME).read_text(encoding="utf-8"))))
         head.load_state_dict(load_file(str(directory / WEIGHTS_NAME)), strict=True)
         return head

@@ -7,9 +7,10 @@ JSON files in `geobridge/models/presets/` plus anything registered at run time.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from geobridge.models.config import ModelConfig, TowerConfig
 
@@ -36,7 +37,7 @@ def register_backend(name: str) -> Callable[[TowerBuilder], TowerBuilder]:
     return decorate
 
 
-def build_tower(config: TowerConfig, *, load_weights: bool = True, assets: Path | None = None) -> "Tower":
+def build_tower(config: TowerConfig, *, load_weights: bool = True, assets: Path | None = None) -> Tower:
     """Build a tower from its config. `load_weights=False` rebuilds the architecture only."""
     import geobridge.models.towers  # noqa: F401  (registers the backends)
 

@@ -17,7 +17,7 @@ decode + resize alone):
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -49,7 +49,8 @@ class PhotometricJitter:
 
     def __init__(self, brightness: float = 0.2, contrast: float = 0.2, saturation: float = 0.2) -> None:
         self.ranges: tuple[Range | None, ...] = tuple(
-            _factor_range(value) for value in (brightness, contrast, saturation))
+            _factor_range(value) for value in (brightness, contrast, saturation)
+        )
 
     def draw(self) -> tuple[list[int], list[float | None]]:
         """ColorJitter.get_params's draws: the order (0 brightness, 1 contrast, 2 saturation,
@@ -104,8 +105,9 @@ class ViewTransform:
     consistent), then ToTensor + Normalize fused. ``jitter=0`` (evaluation) is deterministic.
     """
 
-    def __init__(self, size: Sequence[int], mean: Sequence[float], std: Sequence[float],
-                 jitter: float = 0.0) -> None:
+    def __init__(
+        self, size: Sequence[int], mean: Sequence[float], std: Sequence[float], jitter: float = 0.0
+    ) -> None:
         self.size = (int(size[0]), int(size[1]))
         self.jitter = PhotometricJitter(jitter, jitter, jitter) if jitter > 0 else None
         self.to_tensor = NormalizedTensor(mean, std)

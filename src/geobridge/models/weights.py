@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 from urllib.parse import urlparse
 
 from geobridge.models.towers.base import TowerLoadError
@@ -22,16 +23,24 @@ T = TypeVar("T")
 
 #: How to supply weights, per backend; ``{name}`` is the weights' name (hub id, timm or open_clip name).
 ADVICE = {
-    "hf-clip": ("pass a local directory written by CLIPModel.save_pretrained as the tower's source "
-                "(model.overrides.towers.TOWER.source=DIR), or copy the Hugging Face cache of {name} "
-                "(huggingface-cli download {name} on a machine with internet) into HF_HOME here"),
-    "timm": ("give timm the weights file: model.overrides.towers.TOWER.options.pretrained_cfg_overlay.file="
-             "/path/to/{name}.safetensors, or copy the Hugging Face cache of timm/{name} into HF_HOME here"),
-    "open-clip": ("give open_clip the checkpoint file: model.overrides.towers.TOWER.options.pretrained="
-                  "/path/to/open_clip_model.safetensors, or copy the Hugging Face cache of {name} "
-                  "into HF_HOME here"),
-    "sentence-transformers": ("pass a local directory written by SentenceTransformer.save as the tower's "
-                              "source, or copy the Hugging Face cache of {name} into HF_HOME here"),
+    "hf-clip": (
+        "pass a local directory written by CLIPModel.save_pretrained as the tower's source "
+        "(model.overrides.towers.TOWER.source=DIR), or copy the Hugging Face cache of {name} "
+        "(huggingface-cli download {name} on a machine with internet) into HF_HOME here"
+    ),
+    "timm": (
+        "give timm the weights file: model.overrides.towers.TOWER.options.pretrained_cfg_overlay.file="
+        "/path/to/{name}.safetensors, or copy the Hugging Face cache of timm/{name} into HF_HOME here"
+    ),
+    "open-clip": (
+        "give open_clip the checkpoint file: model.overrides.towers.TOWER.options.pretrained="
+        "/path/to/open_clip_model.safetensors, or copy the Hugging Face cache of {name} "
+        "into HF_HOME here"
+    ),
+    "sentence-transformers": (
+        "pass a local directory written by SentenceTransformer.save as the tower's "
+        "source, or copy the Hugging Face cache of {name} into HF_HOME here"
+    ),
 }
 
 
@@ -77,8 +86,10 @@ def missing_weights(backend: str, name: str, err: BaseException | None = None) -
     why = f" ({type(err).__name__})" if err is not None else ""
     advice = ADVICE.get(backend, "put them on disk and pass their path as the tower's source")
     advice = advice.format(name=name)
-    return TowerLoadError(f"pretrained weights {name!r} ({backend}) are not on this machine and the hub "
-                          f"cannot be reached{why}: {advice}; or train from random weights with model.init=random")
+    return TowerLoadError(
+        f"pretrained weights {name!r} ({backend}) are not on this machine and the hub "
+        f"cannot be reached{why}: {advice}; or train from random weights with model.init=random"
+    )
 
 
 def local_first(load: Callable[[], T], backend: str, name: str) -> T:

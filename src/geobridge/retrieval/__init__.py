@@ -16,6 +16,17 @@ from geobridge.retrieval.index import ExactIndex, FaissIndex, Index, create_inde
 from geobridge.retrieval.topk import TopK, topk
 
 __all__ = [
-    "embed_images", "embed_locations", "embed_texts", "Gallery", "Match", "QueryResult",
-    "ExactIndex", "FaissIndex", "Index", "create_index", "load_index", "TopK", "topk",
+    "embed_images",
+    "embed_locations",
+    "embed_texts",
+    "Gallery",
+    "Match",
+    "QueryResult",
+    "ExactIndex",
+    "FaissIndex",
+    "Index",
+    "create_index",
+    "load_index",
+    "TopK",
+    "topk",
 ]

@@ -14,16 +14,22 @@ about the old contents.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from geobridge.atomic import atomic_write_text
 from geobridge.records import Location
 from geobridge.retrieval.estimate import (
-    DEFAULT_COVERAGE, DEFAULT_TEMPERATURE, DEFAULT_TOP, conformal_radius, covered_fraction, estimate_position,
+    DEFAULT_COVERAGE,
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TOP,
+    conformal_radius,
+    covered_fraction,
+    estimate_position,
 )
 from geobridge.views import View
 
@@ -70,7 +76,7 @@ class Calibration:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "Calibration":
+    def from_json(cls, text: str) -> Calibration:
         raw = json.loads(text)
         views = {name: ViewCalibration(**value) for name, value in raw.pop("views").items()}
         return cls(views=views, **raw)
@@ -80,13 +86,20 @@ def view_calibration(view: str, errors_m: Sequence[float], coverage: float, spli
     """The radius holding ``coverage`` of ``errors_m``, with its 2-fold check and median."""
     errors = np.asarray(errors_m, np.float64)
     if errors.size < 2:
-        raise CalibrationError(f"{errors.size} {view} queries with a known place: "
-                               "a calibration needs at least 2")
+        raise CalibrationError(
+            f"{errors.size} {view} queries with a known place: a calibration needs at least 2"
+        )
     halves = errors[0::2], errors[1::2]
     checked = [covered_fraction(halves[1 - i], conformal_radius(halves[i], coverage)) for i in (0, 1)]
-    return ViewCalibration(view=view, radius_m=conformal_radius(errors, coverage), coverage=coverage,
-                           queries=int(errors.size), split=split, checked_coverage=float(np.mean(checked)),
-                           median_error_m=float(np.median(errors)))
+    return ViewCalibration(
+        view=view,
+        radius_m=conformal_radius(errors, coverage),
+        coverage=coverage,
+        queries=int(errors.size),
+        split=split,
+        checked_coverage=float(np.mean(checked)),
+        median_error_m=float(np.median(errors)),
+    )
 
 
 def held_out_split(locations: Sequence[Location]) -> str | None:
@@ -95,15 +108,21 @@ def held_out_split(locations: Sequence[Location]) -> str | None:
     return next((s for s in ("val", "test") if s in splits), None)
 
 
-def query_views(gallery: "Gallery") -> list[str]:
+def query_views(gallery: Gallery) -> list[str]:
     """Views worth calibrating: the model's query views other than the gallery's own."""
     return [v for v in gallery.query_views if v != gallery.info.view]
 
 
-def calibrate_gallery(gallery: "Gallery", locations: Sequence[Location], views: Sequence[str],
-                      coverage: float = DEFAULT_COVERAGE, split: str = "",
-                      top: int = DEFAULT_TOP, temperature: float = DEFAULT_TEMPERATURE,
-                      max_queries: int = MAX_QUERIES) -> Calibration:
+def calibrate_gallery(
+    gallery: Gallery,
+    locations: Sequence[Location],
+    views: Sequence[str],
+    coverage: float = DEFAULT_COVERAGE,
+    split: str = "",
+    top: int = DEFAULT_TOP,
+    temperature: float = DEFAULT_TEMPERATURE,
+    max_queries: int = MAX_QUERIES,
+) -> Calibration:
     """Search ``locations``' images (or texts) of each view and calibrate the estimate's radius.
 
     Views a location lacks are skipped for it; at most ``max_queries`` per view, evenly spread.
@@ -116,16 +135,20 @@ def calibrate_gallery(gallery: "Gallery", locations: Sequence[Location], views: 
             queries = [queries[i] for i in np.linspace(0, len(queries) - 1, max_queries).astype(int)]
         errors: list[float] = []
         for start in range(0, len(queries), QUERY_BATCH):
-            batch = queries[start:start + QUERY_BATCH]
+            batch = queries[start : start + QUERY_BATCH]
             if parsed is View.TEXT:
                 results = gallery.search(text=[loc.text for loc in batch], k=top)
             else:
                 results = gallery.search(images=[loc.path(parsed) for loc in batch], view=parsed, k=top)
             for loc, result in zip(batch, results):
                 matches = result.matches[:top]
-                estimate = estimate_position([m.lat for m in matches], [m.lon for m in matches],
-                                             [m.score for m in matches], temperature,
-                                             truth=(loc.lat, loc.lon))
+                estimate = estimate_position(
+                    [m.lat for m in matches],
+                    [m.lon for m in matches],
+                    [m.score for m in matches],
+                    temperature,
+                    truth=(loc.lat, loc.lon),
+                )
                 errors.append(float(estimate.error_m or 0.0))
         found[parsed.value] = view_calibration(parsed.value, errors, coverage, split)
     earlier = gallery.calibration
@@ -149,8 +172,9 @@ def load_calibration(folder: str | Path, gallery_size: int) -> Calibration | Non
     try:
         calibration = Calibration.from_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
-        raise CalibrationError(f"{path} is not a valid calibration ({err}); rerun "
-                               "`geobridge gallery calibrate` or delete it") from None
+        raise CalibrationError(
+            f"{path} is not a valid calibration ({err}); rerun `geobridge gallery calibrate` or delete it"
+        ) from None
     if calibration.format != CALIBRATION_FORMAT or calibration.gallery_size != gallery_size:
         return None
     return calibration
@@ -158,6 +182,8 @@ def load_calibration(folder: str | Path, gallery_size: int) -> Calibration | Non
 
 def describe(view: ViewCalibration) -> str:
     """One line: the radius, its rate and where it was measured."""
-    return (f"{view.view}: {view.coverage:.0%} of held-out places within {view.radius_m:,.0f} m "
-            f"({view.queries} {view.split or 'held-out'} queries; "
-            f"2-fold check {view.checked_coverage:.0%}, median error {view.median_error_m:,.0f} m)")
+    return (
+        f"{view.view}: {view.coverage:.0%} of held-out places within {view.radius_m:,.0f} m "
+        f"({view.queries} {view.split or 'held-out'} queries; "
+        f"2-fold check {view.checked_coverage:.0%}, median error {view.median_error_m:,.0f} m)"
+    )

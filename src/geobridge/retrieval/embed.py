@@ -9,8 +9,9 @@ coordinates and paths of what was embedded.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -22,24 +23,38 @@ from geobridge.views import View
 __all__ = ["UnreadableImageWarning", "embed_images", "embed_locations", "embed_texts", "embeddings_of"]
 
 
-def embed_images(model: Any, paths: Sequence[str | Path], view: View | str, batch_size: int = 32,
-                 progress: bool = True, tta: str | None = None, precision: str = "auto",
-                 num_workers: int | None = None) -> np.ndarray:
+def embed_images(
+    model: Any,
+    paths: Sequence[str | Path],
+    view: View | str,
+    batch_size: int = 32,
+    progress: bool = True,
+    tta: str | None = None,
+    precision: str = "auto",
+    num_workers: int | None = None,
+) -> np.ndarray:
     """Embed image files as ``view``; unreadable files are skipped (with a warning)."""
-    options = EmbedOptions(batch_size=batch_size, num_workers=num_workers, precision=precision, tta=tta,
-                           progress=progress)
+    options = EmbedOptions(
+        batch_size=batch_size, num_workers=num_workers, precision=precision, tta=tta, progress=progress
+    )
     return encode_images(model, paths, view, options).emb
 
 
-def embed_texts(model: Any, texts: Sequence[str], batch_size: int = 64, progress: bool = True,
-                precision: str = "auto") -> np.ndarray:
+def embed_texts(
+    model: Any, texts: Sequence[str], batch_size: int = 64, progress: bool = True, precision: str = "auto"
+) -> np.ndarray:
     """Embed descriptions with the model's text tower."""
     options = EmbedOptions(batch_size=batch_size, precision=precision, progress=progress)
     return encode_texts(model, texts, options)
 
 
-def embed_locations(model: Any, locations: Sequence[Location], view: View | str,
-                    options: EmbedOptions | None = None, **option_values: Any) -> Embeddings:
+def embed_locations(
+    model: Any,
+    locations: Sequence[Location],
+    view: View | str,
+    options: EmbedOptions | None = None,
+    **option_values: Any,
+) -> Embeddings:
     """Embed each location's ``view`` (an image, or its text for ``View.TEXT``).
 
     ``options`` (or its fields as keywords: ``batch_size``, ``progress``, ``tta``, ``precision``,
@@ -51,8 +66,10 @@ def embed_locations(model: Any, locations: Sequence[Location], view: View | str,
     present = [loc for loc in locations if loc.has(view)]
     missing = len(locations) - len(present)
     if missing:
-        warnings.warn(f"{missing} of {len(locations)} locations have no {view.value} view and are left out",
-                      stacklevel=2)
+        warnings.warn(
+            f"{missing} of {len(locations)} locations have no {view.value} view and are left out",
+            stacklevel=2,
+        )
     if view is View.TEXT:
         texts = [loc.text for loc in present]
         return embeddings_of(present, view, encode_texts(model, texts, options), options)

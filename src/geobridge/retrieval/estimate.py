@@ -15,8 +15,9 @@ the estimate, and ``coverage`` is None (no rate is claimed).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -38,8 +39,12 @@ class Estimate:
     error_m: float | None = None  # distance to the query's true place, when known
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"lat": self.lat, "lon": self.lon, "radius_m": self.radius_m,
-                               "coverage": self.coverage}
+        out: dict[str, Any] = {
+            "lat": self.lat,
+            "lon": self.lon,
+            "radius_m": self.radius_m,
+            "coverage": self.coverage,
+        }
         if self.error_m is not None:
             out["error_m"] = self.error_m
         return out
@@ -56,8 +61,9 @@ def softmax_weights(scores: Sequence[float], temperature: float = DEFAULT_TEMPER
     return exp / exp.sum()
 
 
-def weighted_position(lat: Sequence[float], lon: Sequence[float],
-                      weights: Sequence[float]) -> tuple[float, float]:
+def weighted_position(
+    lat: Sequence[float], lon: Sequence[float], weights: Sequence[float]
+) -> tuple[float, float]:
     """The weighted mean of positions on the sphere, as (lat, lon) in degrees."""
     phi, lam = np.radians(np.asarray(lat, np.float64)), np.radians(np.asarray(lon, np.float64))
     w = np.asarray(weights, np.float64)
@@ -71,8 +77,9 @@ def weighted_position(lat: Sequence[float], lon: Sequence[float],
     return math.degrees(math.asin(max(-1.0, min(1.0, z)))), math.degrees(math.atan2(y, x))
 
 
-def weighted_spread_m(lat: Sequence[float], lon: Sequence[float], weights: Sequence[float],
-                      centre: tuple[float, float]) -> float:
+def weighted_spread_m(
+    lat: Sequence[float], lon: Sequence[float], weights: Sequence[float], centre: tuple[float, float]
+) -> float:
     """Weighted root-mean-square great-circle distance of the positions from ``centre``."""
     distances = haversine_m(centre[0], centre[1], np.asarray(lat, np.float64), np.asarray(lon, np.float64))
     return float(np.sqrt(np.sum(np.asarray(weights, np.float64) * np.asarray(distances) ** 2)))
@@ -97,9 +104,15 @@ def covered_fraction(errors_m: Sequence[float], radius_m: float) -> float:
     return float(np.mean(errors <= radius_m)) if errors.size else float("nan")
 
 
-def estimate_position(lat: Sequence[float], lon: Sequence[float], scores: Sequence[float],
-                      temperature: float = DEFAULT_TEMPERATURE, radius_m: float | None = None,
-                      coverage: float | None = None, truth: tuple[float, float] | None = None) -> Estimate:
+def estimate_position(
+    lat: Sequence[float],
+    lon: Sequence[float],
+    scores: Sequence[float],
+    temperature: float = DEFAULT_TEMPERATURE,
+    radius_m: float | None = None,
+    coverage: float | None = None,
+    truth: tuple[float, float] | None = None,
+) -> Estimate:
     """The estimate from the top matches' positions and scores (best first).
 
     ``radius_m`` and ``coverage`` come from a calibration; without them the radius is the
@@ -113,7 +126,14 @@ def estimate_position(lat: Sequence[float], lon: Sequence[float], scores: Sequen
 
 
 __all__ = [
-    "DEFAULT_COVERAGE", "DEFAULT_TEMPERATURE", "DEFAULT_TOP", "Estimate",
-    "conformal_radius", "covered_fraction", "estimate_position", "softmax_weights",
-    "weighted_position", "weighted_spread_m",
+    "DEFAULT_COVERAGE",
+    "DEFAULT_TEMPERATURE",
+    "DEFAULT_TOP",
+    "Estimate",
+    "conformal_radius",
+    "covered_fraction",
+    "estimate_position",
+    "softmax_weights",
+    "weighted_position",
+    "weighted_spread_m",
 ]

@@ -30,16 +30,17 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from geobridge.atomic import atomic_directory, atomic_write_text, recover_directory
 from geobridge.geo import haversine_m
-from geobridge.records import Location
 from geobridge.models.embedder import EmbedOptions, encode_images, encode_texts, input_name
+from geobridge.records import Location
 from geobridge.retrieval.calibration import Calibration, CalibrationError, load_calibration, save_calibration
 from geobridge.retrieval.estimate import DEFAULT_TEMPERATURE, DEFAULT_TOP, Estimate, estimate_position
 from geobridge.retrieval.index import Index, create_index, load_index
@@ -83,7 +84,7 @@ class ModelReference:
     has_text: bool
 
     @classmethod
-    def of(cls, model: Any, path: str | Path | None = None) -> "ModelReference":
+    def of(cls, model: Any, path: str | Path | None = None) -> ModelReference:
         config = _config_dict(getattr(model, "config", None))
         return cls(
             path=None if path is None else str(Path(path).resolve()),
@@ -95,7 +96,7 @@ class ModelReference:
             has_text=bool(getattr(model, "has_text", False)),
         )
 
-    def mismatch(self, other: "ModelReference") -> str | None:
+    def mismatch(self, other: ModelReference) -> str | None:
         """Why ``other`` is not this model, or None when it is."""
         if self.config_hash != other.config_hash:
             return f"its configuration differs (gallery model {self.name!r}, given {other.name!r})"
@@ -157,7 +158,9 @@ class GalleryInfo:
     model: ModelReference
     nprobe: int = 16
     ef_search: int = 64
-    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(
+        default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    )
     format: int = GALLERY_FORMAT
     root: str | None = None  # the image root, relative to the gallery folder
     root_absolute: str | None = None  # the image root where the gallery was saved
@@ -166,7 +169,7 @@ class GalleryInfo:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str, source: Path) -> "GalleryInfo":
+    def from_json(cls, text: str, source: Path) -> GalleryInfo:
         try:
             raw = json.loads(text)
             model = ModelReference(**raw.pop("model"))
@@ -174,16 +177,25 @@ class GalleryInfo:
         except (ValueError, TypeError, KeyError) as err:
             raise GalleryCorruptError(f"{source} is not a valid gallery description: {err}") from None
         if info.format not in READABLE_FORMATS:
-            raise GalleryError(f"{source} has gallery format {info.format}; this geobridge reads formats "
-                               f"{', '.join(map(str, READABLE_FORMATS))}")
+            raise GalleryError(
+                f"{source} has gallery format {info.format}; this geobridge reads formats "
+                f"{', '.join(map(str, READABLE_FORMATS))}"
+            )
         return info
 
 
 class Gallery:
     """Embedded, geo-tagged references of one view, searchable by image or text queries."""
 
-    def __init__(self, info: GalleryInfo, index: Index, metadata, folder: Path | None = None, model: Any = None,
-                 device: str = "auto") -> None:
+    def __init__(
+        self,
+        info: GalleryInfo,
+        index: Index,
+        metadata,
+        folder: Path | None = None,
+        model: Any = None,
+        device: str = "auto",
+    ) -> None:
         self.info = info
         self.index = index
         self.metadata = metadata.reset_index(drop=True)
@@ -209,7 +221,7 @@ class Gallery:
         options: EmbedOptions | None = None,
         shard_dir: str | Path | None = None,
         **option_values: Any,
-    ) -> "Gallery":
+    ) -> Gallery:
         """Embed the ``view`` images of ``locations`` and (when ``out`` is given) save the gallery.
 
         ``options`` (or its fields as keywords: ``batch_size``, ``progress``, ``tta``,
@@ -218,21 +230,35 @@ class Gallery:
         every rank builds the whole gallery, give ``out`` on rank 0 only."""
         view = View.parse(view)
         if not view.is_image:
-            raise GalleryError("a gallery holds images of one view (drone, street, satellite, map, ground), not text")
+            raise GalleryError(
+                "a gallery holds images of one view (drone, street, satellite, map, ground), not text"
+            )
         reference = ModelReference.of(model, model_path)
         if view.value not in reference.views:
             raise GalleryError(f"the model has no {view.value} tower (it has: {', '.join(reference.views)})")
         search_index = create_index(index, reference.embed_dim, nprobe=nprobe, ef_search=ef_search)
-        info = GalleryInfo(view=view.value, index=search_index.spec, dim=reference.embed_dim, size=0,
-                           model=reference, nprobe=nprobe, ef_search=ef_search)
+        info = GalleryInfo(
+            view=view.value,
+            index=search_index.spec,
+            dim=reference.embed_dim,
+            size=0,
+            model=reference,
+            nprobe=nprobe,
+            ef_search=ef_search,
+        )
         gallery = cls(info, search_index, _metadata_frame([], view), model=model)
         gallery._append(locations, options or EmbedOptions(**option_values), shard_dir)
         if out is not None:
             gallery.save(out)
         return gallery
 
-    def add(self, locations: Sequence[Location], save: bool = True, options: EmbedOptions | None = None,
-            **option_values: Any) -> int:
+    def add(
+        self,
+        locations: Sequence[Location],
+        save: bool = True,
+        options: EmbedOptions | None = None,
+        **option_values: Any,
+    ) -> int:
         """Embed and append new locations (ids must be new); saves in place by default. Returns how many.
         ``options`` (or its fields as keywords) as for :meth:`build`."""
         added = self._append(locations, options or EmbedOptions(**option_values))
@@ -240,8 +266,9 @@ class Gallery:
             self.save(self.folder)
         return added
 
-    def _append(self, locations: Sequence[Location], options: EmbedOptions,
-                shard_dir: str | Path | None = None) -> int:
+    def _append(
+        self, locations: Sequence[Location], options: EmbedOptions, shard_dir: str | Path | None = None
+    ) -> int:
         import pandas as pd
 
         view = View.parse(self.info.view)
@@ -251,7 +278,9 @@ class Gallery:
         ids = [str(loc.id) for loc in locations]
         repeated = _repeated(ids, self._position_of_id)
         if repeated:
-            raise GalleryError(f"{len(repeated)} id(s) already in the gallery or given twice, e.g. {repeated[0]!r}")
+            raise GalleryError(
+                f"{len(repeated)} id(s) already in the gallery or given twice, e.g. {repeated[0]!r}"
+            )
         paths = [loc.path(view) for loc in locations]
         if shard_dir is not None:
             encoding = encode_sharded(self.model, paths, view, options, shard_dir)
@@ -262,7 +291,9 @@ class Gallery:
         kept = [locations[i] for i in encoding.kept]
         self.index.add(encoding.emb)
         new_rows = _metadata_frame(kept, view)
-        self.metadata = pd.concat([self.metadata, new_rows], ignore_index=True) if len(self.metadata) else new_rows
+        self.metadata = (
+            pd.concat([self.metadata, new_rows], ignore_index=True) if len(self.metadata) else new_rows
+        )
         self._position_of_id = {str(i): n for n, i in enumerate(self.metadata["id"])}
         self.info.size = len(self.metadata)
         self.calibration = None  # its radius was measured on the old contents
@@ -294,7 +325,9 @@ class Gallery:
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path, model: Any = None, verify: bool = True, device: str = "auto") -> "Gallery":
+    def load(
+        cls, folder: str | Path, model: Any = None, verify: bool = True, device: str = "auto"
+    ) -> Gallery:
         """Open a gallery directory; checksums are verified and a given model must match it.
         Without a model, the recorded one is loaded on first use onto ``device``."""
         import pandas as pd
@@ -322,8 +355,9 @@ class Gallery:
         gallery = cls(info, index, metadata, folder=folder, device=device)
         gallery.root = image_root(folder, info)
         if gallery.root is not None:  # in memory every path is absolute; relative ones hang under the root
-            gallery.metadata["path"] = [None if p is None else str(gallery.root / p)
-                                        for p in metadata["path"]]
+            gallery.metadata["path"] = [
+                None if p is None else str(gallery.root / p) for p in metadata["path"]
+            ]
         try:
             gallery.calibration = load_calibration(folder, info.size)
         except CalibrationError as err:
@@ -400,7 +434,10 @@ class Gallery:
             images = list(images)
             if not images:
                 raise QueryError("no images given")
-            emb, labels = self.embed_images(images, query_view, tta=tta), [input_name(i, n) for n, i in enumerate(images)]
+            emb, labels = (
+                self.embed_images(images, query_view, tta=tta),
+                [input_name(i, n) for n, i in enumerate(images)],
+            )
         return self.search_embeddings(emb, k=k, labels=labels, view=query_view.value, truth=truth)
 
     def parse_query_view(self, view: View | str, image: bool = False) -> View:
@@ -414,8 +451,10 @@ class Gallery:
                 f"this gallery's model cannot embed {parsed.value} queries; it takes: {', '.join(self.query_views)}"
             )
         if image and not parsed.is_image:
-            raise QueryError(f"an image query needs an image view ({', '.join(self.info.model.views)}), "
-                             f"not {parsed.value}; give a text query as text")
+            raise QueryError(
+                f"an image query needs an image view ({', '.join(self.info.model.views)}), "
+                f"not {parsed.value}; give a text query as text"
+            )
         return parsed
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
@@ -463,28 +502,46 @@ class Gallery:
                 if row < 0:
                     continue  # FAISS found fewer than k
                 error = None if true is None else float(haversine_m(true[0], true[1], lat[row], lon[row]))
-                matches.append(Match(rank=len(matches) + 1, id=str(ids[row]), score=float(score),
-                                     lat=float(lat[row]), lon=float(lon[row]),
-                                     path=self.portable_path(paths[row]), error_m=error))
-            results.append(QueryResult(
-                query=labels[q] if labels is not None else f"query {q}", view=view, matches=matches[:k],
-                true_lat=None if true is None else float(true[0]), true_lon=None if true is None else float(true[1]),
-                estimate=self._estimate(matches[:top], view, true),
-            ))
+                matches.append(
+                    Match(
+                        rank=len(matches) + 1,
+                        id=str(ids[row]),
+                        score=float(score),
+                        lat=float(lat[row]),
+                        lon=float(lon[row]),
+                        path=self.portable_path(paths[row]),
+                        error_m=error,
+                    )
+                )
+            results.append(
+                QueryResult(
+                    query=labels[q] if labels is not None else f"query {q}",
+                    view=view,
+                    matches=matches[:k],
+                    true_lat=None if true is None else float(true[0]),
+                    true_lon=None if true is None else float(true[1]),
+                    estimate=self._estimate(matches[:top], view, true),
+                )
+            )
         return results
 
-    def _estimate(self, matches: list[Match], view: str,
-                  truth: tuple[float, float] | None) -> Estimate | None:
+    def _estimate(
+        self, matches: list[Match], view: str, truth: tuple[float, float] | None
+    ) -> Estimate | None:
         """The estimate from the top matches, with the calibrated radius of ``view`` when there is one."""
         if not matches:
             return None
         calibration = self.calibration
         calibrated = calibration.for_view(view) if calibration is not None else None
         return estimate_position(
-            [m.lat for m in matches], [m.lon for m in matches], [m.score for m in matches],
+            [m.lat for m in matches],
+            [m.lon for m in matches],
+            [m.score for m in matches],
             temperature=calibration.temperature if calibration is not None else DEFAULT_TEMPERATURE,
             radius_m=None if calibrated is None else calibrated.radius_m,
-            coverage=None if calibrated is None else calibrated.coverage, truth=truth)
+            coverage=None if calibrated is None else calibrated.coverage,
+            truth=truth,
+        )
 
     def portable_path(self, path: str | None) -> str | None:
         """``path`` relative to the gallery's image root (as stored and shown), else as it is."""
@@ -511,8 +568,13 @@ class Gallery:
             "dim": self.info.dim,
             "model": {"name": self.info.model.name, "path": self.info.model.path},
             "query_views": self.query_views,
-            "bounds": None if len(self) == 0 else {
-                "south": float(lat.min()), "north": float(lat.max()), "west": float(lon.min()), "east": float(lon.max())
+            "bounds": None
+            if len(self) == 0
+            else {
+                "south": float(lat.min()),
+                "north": float(lat.max()),
+                "west": float(lon.min()),
+                "east": float(lon.max()),
             },
             "created": self.info.created,
             "image_root": None if self.root is None else str(self.root),
@@ -537,7 +599,9 @@ def verify_checksums(folder: str | Path) -> None:
     try:
         recorded = json.loads(checksum_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
-        raise GalleryCorruptError(f"gallery {folder} has no readable {CHECKSUM_FILE} ({err}); rebuild it") from None
+        raise GalleryCorruptError(
+            f"gallery {folder} has no readable {CHECKSUM_FILE} ({err}); rebuild it"
+        ) from None
     if not isinstance(recorded, dict) or INFO_FILE not in recorded or METADATA_FILE not in recorded:
         raise GalleryCorruptError(f"{checksum_path} does not list the gallery's files; rebuild it")
     for name, digest in sorted(recorded.items()):
@@ -592,13 +656,17 @@ def _metadata_frame(locations: Sequence[Location], view: View):
     import pandas as pd
 
     view_paths = [loc.path(view) for loc in locations]
-    return pd.DataFrame({
-        "id": pd.Series([str(loc.id) for loc in locations], dtype=object),
-        "lat": np.array([loc.lat for loc in locations], np.float64),
-        "lon": np.array([loc.lon for loc in locations], np.float64),
-        "path": pd.Series([None if p is None else str(Path(p).resolve()) for p in view_paths], dtype=object),
-        "size_m": np.array([_footprint_m(loc) for loc in locations], np.float64),
-    })
+    return pd.DataFrame(
+        {
+            "id": pd.Series([str(loc.id) for loc in locations], dtype=object),
+            "lat": np.array([loc.lat for loc in locations], np.float64),
+            "lon": np.array([loc.lon for loc in locations], np.float64),
+            "path": pd.Series(
+                [None if p is None else str(Path(p).resolve()) for p in view_paths], dtype=object
+            ),
+            "size_m": np.array([_footprint_m(loc) for loc in locations], np.float64),
+        }
+    )
 
 
 FOOTPRINT_KEYS = ("size_m", "scale_m", "ground_m")  # drone-photos, GeoLoc builds, rendered worlds
@@ -621,4 +689,3 @@ def _repeated(ids: list[str], existing: dict[str, int]) -> list[str]:
             out.append(i)
         seen.add(i)
     return sorted(set(out))
-

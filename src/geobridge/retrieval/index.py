@@ -67,7 +67,9 @@ class Index(ABC):
     def _check_dim(self, vectors: np.ndarray) -> np.ndarray:
         vectors = normalise(vectors)
         if vectors.shape[1] != self.dim:
-            raise SearchIndexError(f"vectors have dimension {vectors.shape[1]}, this index holds dimension {self.dim}")
+            raise SearchIndexError(
+                f"vectors have dimension {vectors.shape[1]}, this index holds dimension {self.dim}"
+            )
         return vectors
 
 
@@ -101,11 +103,13 @@ class ExactIndex(Index):
         return path
 
     @classmethod
-    def load(cls, path: Path, dim: int | None = None) -> "ExactIndex":
+    def load(cls, path: Path, dim: int | None = None) -> ExactIndex:
         # Memory-mapped: a large gallery is paged in by the chunked search, not copied up front.
         vectors = np.load(path, mmap_mode="r", allow_pickle=False)
         if vectors.ndim != 2 or vectors.dtype != np.float32:
-            raise SearchIndexError(f"{path} is not an N x D float32 matrix (shape {vectors.shape}, {vectors.dtype})")
+            raise SearchIndexError(
+                f"{path} is not an N x D float32 matrix (shape {vectors.shape}, {vectors.dtype})"
+            )
         if dim is not None and vectors.shape[1] != dim:
             raise SearchIndexError(f"{path} holds dimension {vectors.shape[1]}, expected {dim}")
         index = cls(vectors.shape[1])
@@ -123,7 +127,9 @@ class FaissIndex(Index):
     size) trade speed for recall at query time.
     """
 
-    def __init__(self, dim: int, spec: str = "Flat", nprobe: int = 16, ef_search: int = 64, index=None) -> None:
+    def __init__(
+        self, dim: int, spec: str = "Flat", nprobe: int = 16, ef_search: int = 64, index=None
+    ) -> None:
         import faiss
 
         self.dim = int(dim)
@@ -209,7 +215,7 @@ class FaissIndex(Index):
         return path
 
     @classmethod
-    def load(cls, path: Path, spec: str, nprobe: int = 16, ef_search: int = 64) -> "FaissIndex":
+    def load(cls, path: Path, spec: str, nprobe: int = 16, ef_search: int = 64) -> FaissIndex:
         import faiss
 
         try:
@@ -226,7 +232,9 @@ def create_index(spec: str, dim: int, nprobe: int = 16, ef_search: int = 64) -> 
     return FaissIndex(dim, spec, nprobe=nprobe, ef_search=ef_search)
 
 
-def load_index(folder: Path, spec: str, dim: int | None = None, nprobe: int = 16, ef_search: int = 64) -> Index:
+def load_index(
+    folder: Path, spec: str, dim: int | None = None, nprobe: int = 16, ef_search: int = 64
+) -> Index:
     """Read the index file a gallery folder holds for ``spec``."""
     folder = Path(folder)
     if spec.strip().lower() == EXACT:

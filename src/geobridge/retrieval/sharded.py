@@ -20,9 +20,10 @@ import hashlib
 import os
 import shutil
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -67,9 +68,15 @@ def shard_dir_for(output: str | Path) -> Path:
     return output.with_name(output.name + ".shards")
 
 
-def encode_sharded(model: Any, inputs: Sequence[Any], view: View | str, options: EmbedOptions,
-                   work_dir: str | Path, ranks: Ranks | None = None,
-                   chunk_size: int = CHUNK_SIZE) -> ImageEncoding:
+def encode_sharded(
+    model: Any,
+    inputs: Sequence[Any],
+    view: View | str,
+    options: EmbedOptions,
+    work_dir: str | Path,
+    ranks: Ranks | None = None,
+    chunk_size: int = CHUNK_SIZE,
+) -> ImageEncoding:
     """Embed ``inputs`` (image paths, or texts for ``View.TEXT``) over the ranks; every rank gets
     the whole result, in input order. Unreadable images are skipped and named in one warning."""
     view = View.parse(view)
@@ -92,8 +99,11 @@ def encode_sharded(model: Any, inputs: Sequence[Any], view: View | str, options:
     _barrier(ranks)  # every rank has read the chunks before rank 0 may remove them
     if merged.skipped:
         names = "; ".join(f"{name} ({reason})" for name, reason in merged.skipped.items())
-        warnings.warn(f"skipped {len(merged.skipped)} unreadable image(s): {names}", UnreadableImageWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"skipped {len(merged.skipped)} unreadable image(s): {names}",
+            UnreadableImageWarning,
+            stacklevel=2,
+        )
     return merged
 
 
@@ -146,10 +156,14 @@ def _stored_fingerprint(path: Path) -> str | None:
 def _write_chunk(path: Path, fingerprint: str, encoding: ImageEncoding, start: int) -> None:
     names = list(encoding.skipped)
     with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, fingerprint=np.array(fingerprint), emb=encoding.emb.astype(np.float32),
-                 kept=np.array(encoding.kept, dtype=np.int64) + start,
-                 skipped_names=np.array(names, dtype=str),
-                 skipped_reasons=np.array([encoding.skipped[n] for n in names], dtype=str))
+        np.savez(
+            handle,
+            fingerprint=np.array(fingerprint),
+            emb=encoding.emb.astype(np.float32),
+            kept=np.array(encoding.kept, dtype=np.int64) + start,
+            skipped_names=np.array(names, dtype=str),
+            skipped_reasons=np.array([encoding.skipped[n] for n in names], dtype=str),
+        )
 
 
 def _merge(paths: list[Path], model: Any) -> ImageEncoding:

@@ -58,8 +58,12 @@ def _with_world_footprint(locations: list[Location], source: Path, view: View) -
         ground_m = float(json.loads(signature.read_text(encoding="utf-8"))["ground_m"])
     except (OSError, ValueError, KeyError, TypeError):
         return locations
-    return [loc if "ground_m" in loc.extra
-            else dataclasses.replace(loc, extra={**loc.extra, "ground_m": ground_m}) for loc in locations]
+    return [
+        loc
+        if "ground_m" in loc.extra
+        else dataclasses.replace(loc, extra={**loc.extra, "ground_m": ground_m})
+        for loc in locations
+    ]
 
 
 def _locations_from_folder(folder: Path, view: View) -> list[Location]:

@@ -80,7 +80,9 @@ def _as_matrix(array: np.ndarray, name: str) -> np.ndarray:
     return array
 
 
-def top_k_rows(scores: torch.Tensor, k: int, higher_index_first: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def top_k_rows(
+    scores: torch.Tensor, k: int, higher_index_first: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` (indices, scores) of each row of a score block, best first; among equal
     scores the lower column comes first, or the higher with ``higher_index_first`` (the order of
     ``np.argsort(score)[::-1]``, University-1652's). The one top-k routine of the project:

@@ -15,12 +15,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-import anyio
-import anyio.to_thread
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geobridge.images import ImageError, open_image
@@ -29,7 +29,12 @@ from geobridge.serve.guard import BodyTimeout, ClientGuard, ClientLimits
 from geobridge.serve.holder import GalleryHolder, GalleryUnavailable
 from geobridge.serve.tiles import Footprints, TileRenderer
 from geobridge.serve.uploads import (
-    UploadError, UploadLimits, check_content_length, decode_image, read_limited, release_memory,
+    UploadError,
+    UploadLimits,
+    check_content_length,
+    decode_image,
+    read_limited,
+    release_memory,
 )
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -53,7 +58,11 @@ LOCATE_OPENAPI: dict[str, Any] = {
                     "type": "object",
                     "required": ["image", "view"],
                     "properties": {
-                        "image": {"type": "string", "format": "binary", "description": "PNG/JPEG query image (<= 20 MB)"},
+                        "image": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "PNG/JPEG query image (<= 20 MB)",
+                        },
                         "view": {"type": "string", "enum": ["drone", "street", "satellite", "map", "ground"]},
                         "k": {"type": "integer", "minimum": 1, "maximum": MAX_K, "default": 5},
                     },
@@ -84,10 +93,14 @@ def error_response(status: int, code: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail}, status_code=status)
 
 
-def create_app(gallery_dir: str | Path, model: Any = None, limits: UploadLimits | None = None,
-               concurrent_searches: int = DEFAULT_CONCURRENT_SEARCHES,
-               client_limits: ClientLimits | None = None,
-               concurrent_decodes: int = DEFAULT_CONCURRENT_DECODES) -> FastAPI:
+def create_app(
+    gallery_dir: str | Path,
+    model: Any = None,
+    limits: UploadLimits | None = None,
+    concurrent_searches: int = DEFAULT_CONCURRENT_SEARCHES,
+    client_limits: ClientLimits | None = None,
+    concurrent_decodes: int = DEFAULT_CONCURRENT_DECODES,
+) -> FastAPI:
     """A FastAPI app serving ``gallery_dir`` (with ``model`` if given, else the gallery's own).
 
     Requests are accepted concurrently; at most ``concurrent_searches`` model + index searches and
@@ -100,7 +113,9 @@ def create_app(gallery_dir: str | Path, model: Any = None, limits: UploadLimits 
     decode_slots = anyio.CapacityLimiter(concurrent_decodes)
 
     async def run_search(gallery, **kwargs: Any):
-        return await anyio.to_thread.run_sync(functools.partial(gallery.search, **kwargs), limiter=search_slots)
+        return await anyio.to_thread.run_sync(
+            functools.partial(gallery.search, **kwargs), limiter=search_slots
+        )
 
     tile_source: dict[str, Any] = {}  # the gallery the tiles are drawn from, and its renderer
 
@@ -142,7 +157,9 @@ def create_app(gallery_dir: str | Path, model: Any = None, limits: UploadLimits 
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, err: RequestValidationError) -> JSONResponse:
-        parts = ["{}: {}".format(".".join(str(p) for p in e.get("loc", ())), e.get("msg")) for e in err.errors()]
+        parts = [
+            "{}: {}".format(".".join(str(p) for p in e.get("loc", ())), e.get("msg")) for e in err.errors()
+        ]
         return error_response(422, "invalid_request", "; ".join(parts))
 
     @app.exception_handler(StarletteHTTPException)
@@ -157,7 +174,9 @@ def create_app(gallery_dir: str | Path, model: Any = None, limits: UploadLimits 
         try:
             gallery = holder.get()
         except GalleryUnavailable as err:
-            return JSONResponse({"status": "error", "error": err.code, "detail": err.message}, status_code=503)
+            return JSONResponse(
+                {"status": "error", "error": err.code, "detail": err.message}, status_code=503
+            )
         return JSONResponse({"status": "ok", "gallery_size": len(gallery)})
 
     @app.get("/gallery", summary="What the gallery holds: size, view, index, model, query views")
@@ -177,7 +196,9 @@ def create_app(gallery_dir: str | Path, model: Any = None, limits: UploadLimits 
             "lon": frame["lon"].round(7).tolist(),
         }
 
-    @app.get("/gallery/{entry_id:path}/image", summary="A gallery entry's image (PNG thumbnail), by gallery id")
+    @app.get(
+        "/gallery/{entry_id:path}/image", summary="A gallery entry's image (PNG thumbnail), by gallery id"
+    )
     def gallery_image(entry_id: str) -> Response:
         gallery = holder.get()
         path = gallery.path_of(entry_id)
@@ -186,7 +207,9 @@ def create_app(gallery_dir: str | Path, model: Any = None, limits: UploadLimits 
         try:
             data = _thumbnail(path)
         except ImageError as err:  # missing, unreadable, over the pixel budget
-            return error_response(404, "image_unavailable", f"the image of {entry_id!r} cannot be read: {err}")
+            return error_response(
+                404, "image_unavailable", f"the image of {entry_id!r} cannot be read: {err}"
+            )
         return Response(data, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
     @app.get("/tiles/{z}/{x}/{y}.png", summary="The gallery's own images as 256 px Web Mercator map tiles")
@@ -195,8 +218,11 @@ def create_app(gallery_dir: str | Path, model: Any = None, limits: UploadLimits 
         data = await anyio.to_thread.run_sync(renderer.tile, z, x, y, limiter=decode_slots)
         return Response(data, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
-    @app.post("/locate", summary="Locate an image (multipart: image, view, k) or a text (JSON: text, k)",
-              openapi_extra=LOCATE_OPENAPI)
+    @app.post(
+        "/locate",
+        summary="Locate an image (multipart: image, view, k) or a text (JSON: text, k)",
+        openapi_extra=LOCATE_OPENAPI,
+    )
     async def locate(request: Request) -> JSONResponse:
         check_content_length(request.headers.get("content-length"), limits)
         body = await read_limited(request.stream(), limits)
@@ -209,8 +235,9 @@ def create_app(gallery_dir: str | Path, model: Any = None, limits: UploadLimits 
         if content_type == "multipart/form-data":
             image, view, k, name = await _parse_multipart(request, body, limits)
             query_view = gallery.parse_query_view(view, image=True)  # before decoding anything
-            pil = await anyio.to_thread.run_sync(functools.partial(decode_image, image, limits, name=name),
-                                                 limiter=decode_slots)
+            pil = await anyio.to_thread.run_sync(
+                functools.partial(decode_image, image, limits, name=name), limiter=decode_slots
+            )
             del body, image
             pixels = pil.width * pil.height
             results = await run_search(gallery, images=[pil], view=query_view, k=k)
@@ -218,8 +245,11 @@ def create_app(gallery_dir: str | Path, model: Any = None, limits: UploadLimits 
             if pixels >= RELEASE_AFTER_PIXELS:
                 await anyio.to_thread.run_sync(release_memory, limiter=decode_slots)
             return JSONResponse(_response(results[0], gallery, query_name=name))
-        raise UploadError(415, "unsupported_content_type",
-                          "send multipart/form-data (image, view, k) or application/json ({\"text\": ..., \"k\": ...})")
+        raise UploadError(
+            415,
+            "unsupported_content_type",
+            'send multipart/form-data (image, view, k) or application/json ({"text": ..., "k": ...})',
+        )
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> FileResponse:
@@ -253,12 +283,15 @@ def _parse_json_query(body: bytes) -> tuple[str, int]:
     try:
         payload = json.loads(body or b"null")
     except (ValueError, UnicodeDecodeError):
-        raise UploadError(400, "bad_json", "the body is not valid JSON: send {\"text\": \"...\", \"k\": 5}") from None
+        raise UploadError(
+            400, "bad_json", 'the body is not valid JSON: send {"text": "...", "k": 5}'
+        ) from None
     except RecursionError:
-        raise UploadError(400, "bad_json", "the JSON is nested too deeply: send {\"text\": \"...\", \"k\": 5}") \
-            from None
+        raise UploadError(
+            400, "bad_json", 'the JSON is nested too deeply: send {"text": "...", "k": 5}'
+        ) from None
     if not isinstance(payload, dict) or "text" not in payload:
-        raise UploadError(400, "bad_json", "send a JSON object {\"text\": \"a description\", \"k\": 5}")
+        raise UploadError(400, "bad_json", 'send a JSON object {"text": "a description", "k": 5}')
     unknown = sorted(set(payload) - {"text", "k"})
     if unknown:
         raise UploadError(400, "bad_json", f"unknown field(s) {', '.join(unknown)}: expected text and k")
@@ -268,7 +301,9 @@ def _parse_json_query(body: bytes) -> tuple[str, int]:
     return text, _parse_k(payload.get("k", 5))
 
 
-async def _parse_multipart(request: Request, body: bytes, limits: UploadLimits) -> tuple[bytes, str, int, str]:
+async def _parse_multipart(
+    request: Request, body: bytes, limits: UploadLimits
+) -> tuple[bytes, str, int, str]:
     """Parse the already size-checked body; file parts are spooled to memory / the temp directory."""
 
     async def replay() -> dict[str, Any]:
@@ -280,14 +315,18 @@ async def _parse_multipart(request: Request, body: bytes, limits: UploadLimits) 
     try:
         form = await replayed.form(max_files=1, max_fields=8, max_part_size=limits.max_bytes)
     except Exception as err:  # malformed multipart, too many parts
-        raise UploadError(400, "bad_multipart", f"cannot parse the form: {getattr(err, 'detail', err)}") from None
+        raise UploadError(
+            400, "bad_multipart", f"cannot parse the form: {getattr(err, 'detail', err)}"
+        ) from None
     try:
         upload = form.get("image")
         if upload is None or isinstance(upload, str):
             raise UploadError(400, "missing_image", "the form needs a file field 'image' (and 'view')")
         view = form.get("view")
         if not isinstance(view, str) or not view.strip():
-            raise UploadError(400, "missing_view", "the form needs a field 'view': drone, street, satellite, map or ground")
+            raise UploadError(
+                400, "missing_view", "the form needs a field 'view': drone, street, satellite, map or ground"
+            )
         k = _parse_k(form.get("k", "5"))
         data = await upload.read()
         return data, view.strip(), k, upload.filename or "upload"

@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import anyio
 
@@ -58,9 +59,14 @@ class ClientGuard:
             return
         client = (scope.get("client") or ("unknown", 0))[0]
         if self.in_progress[client] >= self.limits.max_per_client:
-            await _refuse(send, 429, "too_many_requests",
-                          f"{self.limits.max_per_client} requests from {client} are already in progress; "
-                          "wait for one to finish", {"retry-after": "1"})
+            await _refuse(
+                send,
+                429,
+                "too_many_requests",
+                f"{self.limits.max_per_client} requests from {client} are already in progress; "
+                "wait for one to finish",
+                {"retry-after": "1"},
+            )
             return
         self.in_progress[client] += 1
         try:
@@ -82,16 +88,21 @@ class ClientGuard:
                 message = await receive()
                 body_done = message["type"] != "http.request" or not message.get("more_body", False)
                 return message
-            raise BodyTimeout(f"the request body did not arrive within {self.limits.body_timeout_s:g} s; "
-                              "send it at once after the headers")
+            raise BodyTimeout(
+                f"the request body did not arrive within {self.limits.body_timeout_s:g} s; "
+                "send it at once after the headers"
+            )
 
         await self.app(scope, timed_receive, send)
 
 
 async def _refuse(send: Send, status: int, code: str, detail: str, headers: dict[str, str]) -> None:
     body = json.dumps({"error": code, "detail": detail}).encode()
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-           (b"connection", b"close")]
+    raw = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
     raw += [(k.encode(), v.encode()) for k, v in headers.items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})

@@ -61,7 +61,7 @@ class GalleryHolder:
             if model is not None:
                 gallery.use_model(model)
             else:
-                gallery.model  # load the recorded model now, so a missing one is reported here
+                _ = gallery.model  # load the recorded model now, so a missing one is reported here
         except GalleryCorruptError as err:
             self._fail("gallery_corrupt", str(err))
         except GalleryModelMismatchError as err:

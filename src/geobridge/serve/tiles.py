@@ -49,8 +49,9 @@ class Footprints:
     size_m: np.ndarray
 
     @classmethod
-    def of(cls, lat: np.ndarray, lon: np.ndarray, size_m: np.ndarray | None,
-           paths: list[str | None]) -> "Footprints":
+    def of(
+        cls, lat: np.ndarray, lon: np.ndarray, size_m: np.ndarray | None, paths: list[str | None]
+    ) -> Footprints:
         """Boxes of ``size_m`` metres around each position (NaN or missing: :func:`default_size_m`)."""
         lat, lon = np.asarray(lat, np.float64), np.asarray(lon, np.float64)
         sizes = np.full(lat.shape, np.nan) if size_m is None else np.asarray(size_m, np.float64).copy()
@@ -97,8 +98,9 @@ class TileRenderer:
 
     def _render(self, z: int, x: int, y: int) -> bytes:
         fp, box = self.footprints, tile_bounds(x, y, z)
-        inside = np.flatnonzero((fp.east > box.west) & (fp.west < box.east) & (fp.north > box.south)
-                                & (fp.south < box.north))
+        inside = np.flatnonzero(
+            (fp.east > box.west) & (fp.west < box.east) & (fp.north > box.south) & (fp.south < box.north)
+        )
         if inside.size == 0:
             return EMPTY_TILE
         if float(np.median(fp.size_m[inside])) / ground_resolution_m(box.centre[0], z) < MIN_FOOTPRINT_PX:

@@ -10,8 +10,8 @@ is wrong and what is accepted.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import AsyncIterator
 
 from geobridge.images import ImageError, default_max_pixels, image_header, open_image
 
@@ -68,8 +68,11 @@ def decode_image(data: bytes, limits: UploadLimits, name: str = "upload"):
     try:
         with image_header(data, name) as header:
             if header.format not in ACCEPTED_FORMATS:
-                raise UploadError(415, "unsupported_format",
-                                  f"{name} is {header.format}; accepted: {', '.join(ACCEPTED_FORMATS)}")
+                raise UploadError(
+                    415,
+                    "unsupported_format",
+                    f"{name} is {header.format}; accepted: {', '.join(ACCEPTED_FORMATS)}",
+                )
         return open_image(data, max_pixels=limits.max_pixels, name=name)
     except ImageError as err:
         status, code, advice = _REFUSALS.get(err.code, (400, "corrupt_image", ""))

@@ -6,6 +6,6 @@ NaN recovery), atomic resumable checkpoints, schedules and logs.
 """
 
 from geobridge.train.config import ConfigError, TrainConfig
-from geobridge.train.engine import TrainResult, Trainer, TrainingDiverged, train
+from geobridge.train.engine import Trainer, TrainingDiverged, TrainResult, train
 
 __all__ = ["ConfigError", "TrainConfig", "TrainResult", "Trainer", "TrainingDiverged", "train"]

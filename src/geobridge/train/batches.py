@@ -6,7 +6,8 @@ by the plain step, gradient accumulation and gradient caching so all three see t
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -46,7 +47,9 @@ def masks_on(batch: dict[Any, Any], views: Sequence[View], device: torch.device)
     return {view: batch["mask"][view].to(device) for view in views}
 
 
-def encode_views(model: Any, batch: dict[Any, Any], views: Sequence[View], device: torch.device) -> dict[View, torch.Tensor]:
+def encode_views(
+    model: Any, batch: dict[Any, Any], views: Sequence[View], device: torch.device
+) -> dict[View, torch.Tensor]:
     """``model.encode`` every view of the batch: image tensors go to ``device``, text stays a list."""
     embeddings: dict[View, torch.Tensor] = {}
     for view in views:

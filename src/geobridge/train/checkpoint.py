@@ -19,9 +19,10 @@ leaves a complete checkpoint that :func:`read_checkpoint` (or :func:`recover_che
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -65,12 +66,14 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     numpy_state = state["numpy"]
-    np.random.set_state({
-        "bit_generator": numpy_state["bit_generator"],
-        "state": {"key": numpy_state["key"].numpy().astype(np.uint32), "pos": numpy_state["pos"]},
-        "has_gauss": numpy_state["has_gauss"],
-        "gauss": numpy_state["gauss"],
-    })
+    np.random.set_state(
+        {
+            "bit_generator": numpy_state["bit_generator"],
+            "state": {"key": numpy_state["key"].numpy().astype(np.uint32), "pos": numpy_state["pos"]},
+            "has_gauss": numpy_state["has_gauss"],
+            "gauss": numpy_state["gauss"],
+        }
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -100,7 +103,11 @@ def save_checkpoint(
                 raise ValueError(f"module folder name {name!r} clashes with the checkpoint layout")
             module.save_pretrained(tmp / name)
         state = {
-            "position": {"step": position.step, "epoch": position.epoch, "batch_in_epoch": position.batch_in_epoch},
+            "position": {
+                "step": position.step,
+                "epoch": position.epoch,
+                "batch_in_epoch": position.batch_in_epoch,
+            },
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "scaler": scaler.state_dict() if scaler is not None else None,
@@ -141,7 +148,9 @@ def read_checkpoint(path: str | Path) -> LoadedCheckpoint:
     state = torch.load(state_file, map_location="cpu", weights_only=True)
     pos = state["position"]
     return LoadedCheckpoint(
-        position=TrainPosition(step=int(pos["step"]), epoch=int(pos["epoch"]), batch_in_epoch=int(pos["batch_in_epoch"])),
+        position=TrainPosition(
+            step=int(pos["step"]), epoch=int(pos["epoch"]), batch_in_epoch=int(pos["batch_in_epoch"])
+        ),
         best=state.get("best"),
         state=state,
         model_dir=path / MODEL_DIR,
@@ -177,7 +186,9 @@ def load_module_weights(module: torch.nn.Module, directory: Path) -> None:
 
     files = sorted(Path(directory).glob("*.safetensors"))
     if not files:
-        raise FileNotFoundError(f"no .safetensors weights in {directory}; the checkpoint was written without this module")
+        raise FileNotFoundError(
+            f"no .safetensors weights in {directory}; the checkpoint was written without this module"
+        )
     weights: dict[str, torch.Tensor] = {}
     for file in files:
         weights.update(load_file(str(file)))

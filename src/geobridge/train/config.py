@@ -50,7 +50,9 @@ class ModelSection(_Section):
     # geobridge.models.archs); pretrained: the preset's weights, from disk or the hub
     init: Literal["pretrained", "random"] = "pretrained"
     freeze_all_but_last: int | None = None  # train only the last N blocks of each tower (+ projections)
-    freeze_views: dict[str, int] = Field(default_factory=dict)  # per view: train only its tower's last N blocks
+    freeze_views: dict[str, int] = Field(
+        default_factory=dict
+    )  # per view: train only its tower's last N blocks
     cache_frozen_text: bool = True  # encode each text once when the text tower is entirely frozen
     # BatchNorm statistics over the global batch under torchrun (torch.nn.SyncBatchNorm). "auto":
     # on when distributed on CUDA, off otherwise (SyncBatchNorm has no CPU kernel: on CPU each
@@ -76,13 +78,18 @@ class SourceSection(_Section):
     weight: float = Field(1.0, gt=0)
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "SourceSection":
+    def _one_kind(self) -> SourceSection:
         self.spec()  # raises ValueError naming what is wrong
         return self
 
     def spec(self) -> SourceSpec:
-        return SourceSpec(manifest=self.manifest, dataset=self.dataset, root=self.root,
-                          options=dict(self.option), name=self.name)
+        return SourceSpec(
+            manifest=self.manifest,
+            dataset=self.dataset,
+            root=self.root,
+            options=dict(self.option),
+            name=self.name,
+        )
 
 
 class DataSection(_Section):
@@ -93,7 +100,9 @@ class DataSection(_Section):
     (several, mixed by weight). Validation uses the same source's own query/gallery split."""
 
     manifest: str = ""
-    dataset: str = ""  # a benchmark name: university1652, sues200, vigor, cvusa, cvact, geotext1652, geoloc, world
+    dataset: str = (
+        ""  # a benchmark name: university1652, sues200, vigor, cvusa, cvact, geotext1652, geoloc, world
+    )
     root: str = ""  # the dataset's root folder
     option: dict[str, Any] = Field(default_factory=dict)  # the loader's options
     sources: list[SourceSection] = Field(default_factory=list)  # a weighted mixture (GLEAM-C)
@@ -133,8 +142,10 @@ class DataSection(_Section):
         views = [View.parse(v) for v in value]
         wrong = [v.value for v in views if v in (View.STREET, View.TEXT)]
         if wrong:
-            raise ValueError(f"{', '.join(wrong)} cannot be north-up (the panorama is rolled, not turned); "
-                             "list satellite, map or drone (for orthophoto drone views)")
+            raise ValueError(
+                f"{', '.join(wrong)} cannot be north-up (the panorama is rolled, not turned); "
+                "list satellite, map or drone (for orthophoto drone views)"
+            )
         return [v.value for v in views]
 
     @field_validator("sim_views")
@@ -144,15 +155,26 @@ class DataSection(_Section):
             return None
         views = [View.parse(v).value for v in value]
         if len(views) != 2 or views[0] == views[1]:
-            raise ValueError("sim_views needs two different views: [query, reference], e.g. [drone, satellite]")
+            raise ValueError(
+                "sim_views needs two different views: [query, reference], e.g. [drone, satellite]"
+            )
         return views
 
     @model_validator(mode="after")
-    def _one_kind_of_source(self) -> "DataSection":
-        given = [name for name, value in (("manifest", self.manifest), ("dataset", self.dataset),
-                                          ("sources", self.sources)) if value]
+    def _one_kind_of_source(self) -> DataSection:
+        given = [
+            name
+            for name, value in (
+                ("manifest", self.manifest),
+                ("dataset", self.dataset),
+                ("sources", self.sources),
+            )
+            if value
+        ]
         if len(given) > 1:
-            raise ValueError(f"give one kind of training data, not {' and '.join('data.' + g for g in given)}")
+            raise ValueError(
+                f"give one kind of training data, not {' and '.join('data.' + g for g in given)}"
+            )
         if (self.root or self.option) and not self.dataset:
             raise ValueError("data.root and data.option go with data.dataset=NAME")
         return self
@@ -169,15 +191,19 @@ class DataSection(_Section):
         return []
 
     @model_validator(mode="after")
-    def _similarity_mining_fits(self) -> "DataSection":
+    def _similarity_mining_fits(self) -> DataSection:
         if self.balance_modalities and (self.gps_neighbours or self.sim_neighbours):
-            raise ValueError("balance_modalities does not pack hard negatives: set gps_neighbours=0 and "
-                             "sim_neighbours=0, or balance_modalities=false")
+            raise ValueError(
+                "balance_modalities does not pack hard negatives: set gps_neighbours=0 and "
+                "sim_neighbours=0, or balance_modalities=false"
+            )
         if self.sim_neighbours == 0:
             return self
         if self.sim_neighbours > self.sim_pool:
-            raise ValueError(f"sim_neighbours={self.sim_neighbours} is larger than sim_pool={self.sim_pool}, "
-                             "the mined neighbours it is drawn from; raise data.sim_pool")
+            raise ValueError(
+                f"sim_neighbours={self.sim_neighbours} is larger than sim_pool={self.sim_pool}, "
+                "the mined neighbours it is drawn from; raise data.sim_pool"
+            )
         missing = [v for v in self.similarity_views if v not in self.views]
         if missing:
             raise ValueError(f"sim_views {', '.join(missing)} not in data.views ({', '.join(self.views)})")
@@ -295,17 +321,19 @@ class TrainConfig(_Section):
     stop_at_step: int | None = Field(None, ge=1)  # halt after this step, as if killed (tests, time budgets)
 
     @model_validator(mode="after")
-    def _phases_fit(self) -> "TrainConfig":
+    def _phases_fit(self) -> TrainConfig:
         if not self.phases:
             return self
         if "epochs" in self.optim.model_fields_set:
-            raise ValueError("with phases the run lasts the sum of the phases' epochs: remove optim.epochs "
-                             "and set phases[i].epochs")
+            raise ValueError(
+                "with phases the run lasts the sum of the phases' epochs: remove optim.epochs "
+                "and set phases[i].epochs"
+            )
         if self.physical is not None:
             raise ValueError("phases are not supported with a physical (PLANET) section")
         return self
 
-    def phase_configs(self) -> list["TrainConfig"]:
+    def phase_configs(self) -> list[TrainConfig]:
         """The effective configuration of each phase (its overrides applied, ``optim.epochs`` set
         to its length, no ``phases``); a run without phases is one phase: ``[self]``."""
         if not self.phases:
@@ -314,7 +342,9 @@ class TrainConfig(_Section):
         for number, phase in enumerate(self.phases):
             merged = self.model_dump(mode="json", exclude={"phases"})
             if any(getattr(phase.data, key) for key in _SOURCE_KEYS):  # the phase's data replaces the run's
-                merged["data"].update({"manifest": "", "dataset": "", "root": "", "option": {}, "sources": []})
+                merged["data"].update(
+                    {"manifest": "", "dataset": "", "root": "", "option": {}, "sources": []}
+                )
             for section, values in (("data", phase.data), ("loss", phase.loss), ("optim", phase.optim)):
                 merged[section].update(values.model_dump(mode="json", exclude_none=True))
             merged["optim"]["epochs"] = phase.epochs
@@ -326,7 +356,7 @@ class TrainConfig(_Section):
 
     # --- loading ---------------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Validate a nested dict; errors name the dotted key."""
         try:
             return cls.model_validate(data)
@@ -334,7 +364,7 @@ class TrainConfig(_Section):
             raise ConfigError(_describe(err)) from None
 
     @classmethod
-    def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> "TrainConfig":
+    def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
         """Read a YAML file (optional) and apply ``key=value`` overrides (dotted keys)."""
         data: dict[str, Any] = {}
         if path is not None:
@@ -348,7 +378,9 @@ class TrainConfig(_Section):
             if loaded is None:
                 loaded = {}
             if not isinstance(loaded, dict):
-                raise ConfigError(f"{path} must hold a mapping of config sections, not {type(loaded).__name__}")
+                raise ConfigError(
+                    f"{path} must hold a mapping of config sections, not {type(loaded).__name__}"
+                )
             data = loaded
         for item in overrides or []:
             apply_override(data, item)
@@ -386,7 +418,9 @@ def apply_override(data: dict[str, Any], item: str) -> None:
         except ValueError:
             pass
     if len(parts) - 1 in indices:
-        raise ConfigError(f"config key '{key}' names a list entry; set a field inside it, e.g. '{key}.epochs=2'")
+        raise ConfigError(
+            f"config key '{key}' names a list entry; set a field inside it, e.g. '{key}.epochs=2'"
+        )
     node: Any = data
     for depth, part in enumerate(parts[:-1]):
         if depth in indices:
@@ -406,7 +440,9 @@ def _list_item(items: list[Any], part: str, path: list[str]) -> dict[str, Any]:
     name = ".".join(path)
     if int(part) >= len(items):
         have = f"entries 0..{len(items) - 1}" if items else "no entries"
-        raise ConfigError(f"'{name}' has {have}; '{name}.{part}' does not exist (list the entry in the config file first)")
+        raise ConfigError(
+            f"'{name}' has {have}; '{name}.{part}' does not exist (list the entry in the config file first)"
+        )
     item = items[int(part)]
     if not isinstance(item, dict):
         raise ConfigError(f"'{name}.{part}' is not a section")
@@ -421,8 +457,10 @@ def _check_key(parts: list[str]) -> set[int]:
     for depth, part in enumerate(parts):
         if indexed:
             if not part.isdigit():
-                raise ConfigError(f"config key '{'.'.join(parts[:depth])}' is a list: index it, "
-                                  f"e.g. '{'.'.join(parts[:depth])}.0.{part}'")
+                raise ConfigError(
+                    f"config key '{'.'.join(parts[:depth])}' is a list: index it, "
+                    f"e.g. '{'.'.join(parts[:depth])}.0.{part}'"
+                )
             indexed = False
             indices.add(depth)
             continue
@@ -440,7 +478,7 @@ def _check_key(parts: list[str]) -> set[int]:
             annotation, indexed = get_args(annotation)[0], depth < len(parts) - 1
         model = annotation if _is_section(annotation) else None
         if model is None and depth < len(parts) - 1 and not _is_dict(annotation):
-            raise ConfigError(f"config key '{'.'.join(parts[:depth + 1])}' is a value, not a section")
+            raise ConfigError(f"config key '{'.'.join(parts[: depth + 1])}' is a value, not a section")
     return indices
 
 

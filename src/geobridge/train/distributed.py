@@ -16,8 +16,9 @@ CPU "auto" keeps per-rank statistics and true is refused before training starts.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Literal
 
 import torch
 
@@ -52,7 +53,9 @@ def init_distributed(device: torch.device) -> DistributedContext:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return DistributedContext(
-        rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", "0"))
+        rank=dist.get_rank(),
+        world_size=dist.get_world_size(),
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
     )
 
 
@@ -82,7 +85,9 @@ def broadcast_flag(flag: bool, context: DistributedContext) -> bool:
     return bool(value.item() > 0)
 
 
-def wants_sync_batchnorm(mode: Literal["auto"] | bool, device: torch.device, context: DistributedContext) -> bool:
+def wants_sync_batchnorm(
+    mode: Literal["auto"] | bool, device: torch.device, context: DistributedContext
+) -> bool:
     """Whether ``model.sync_batchnorm`` = ``mode`` converts BatchNorm on ``device`` under ``context``.
 
     Only a distributed run has statistics to share; "auto" converts when the device supports
@@ -99,8 +104,9 @@ def wants_sync_batchnorm(mode: Literal["auto"] | bool, device: torch.device, con
     return supported
 
 
-def apply_sync_batchnorm(model: torch.nn.Module, mode: Literal["auto"] | bool, device: torch.device,
-                         context: DistributedContext) -> int:
+def apply_sync_batchnorm(
+    model: torch.nn.Module, mode: Literal["auto"] | bool, device: torch.device, context: DistributedContext
+) -> int:
     """Turn ``model``'s BatchNorm layers into SyncBatchNorm in place when :func:`wants_sync_batchnorm`;
     returns how many layers were converted. Parameters stay the same objects (their
     ``requires_grad`` and any optimizer built later see no difference) and the state-dict keys

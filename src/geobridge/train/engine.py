@@ -48,19 +48,24 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from geobridge.data.manifest import ManifestDataset, collate
+from geobridge.data.samplers import (
+    ModalityBalancedBatchSampler,
+    SimilarityNeighbourBatchSampler,
+    UniqueLocationBatchSampler,
+)
 from geobridge.data.sources import has_coordinates, training_items
-from geobridge.data.samplers import ModalityBalancedBatchSampler, SimilarityNeighbourBatchSampler, UniqueLocationBatchSampler
 from geobridge.data.transforms import JointAugment
 from geobridge.losses.planet import PlanetObjective, build_planet_objective
 from geobridge.models.device import resolve_device
@@ -77,7 +82,6 @@ from geobridge.train.checkpoint import (
     save_checkpoint,
 )
 from geobridge.train.config import ConfigError, TrainConfig
-from geobridge.train.frozen_cache import cached_frozen_text_tower
 from geobridge.train.distributed import (
     DistributedContext,
     apply_sync_batchnorm,
@@ -85,6 +89,7 @@ from geobridge.train.distributed import (
     broadcast_flag,
     init_distributed,
 )
+from geobridge.train.frozen_cache import cached_frozen_text_tower
 from geobridge.train.gradcache import grad_cache_step
 from geobridge.train.logging import TrainLogger
 from geobridge.train.mining import mine_similarity_neighbours
@@ -145,8 +150,12 @@ class _Phase:
         return self.epochs * self.steps_per_epoch
 
 
-def phased_warmup_cosine(optimizer: torch.optim.Optimizer, phases: list[tuple[int, int, float]], warmup_steps: int,
-                         min_ratio: float) -> torch.optim.lr_scheduler.LambdaLR:
+def phased_warmup_cosine(
+    optimizer: torch.optim.Optimizer,
+    phases: list[tuple[int, int, float]],
+    warmup_steps: int,
+    min_ratio: float,
+) -> torch.optim.lr_scheduler.LambdaLR:
     """One warm-up + cosine per phase; ``phases`` holds (first step, steps, lr / base lr) each.
     A ``LambdaLR`` over the global step, so its state dict resumes exactly across phases."""
     from geobridge.train.schedule import warmup_cosine_factor
@@ -192,19 +201,30 @@ def build_loss(config: TrainConfig, distributed: bool) -> Callable[..., Any]:
 
 PHYSICAL_HEAD_DIR = "physical_head"  # folder of the PLANET head inside a checkpoint, beside model/
 SIMILARITY_STATE = "similarity_neighbours"  # key of the mined table in a checkpoint's extra state
-AMP_PRECISION = {"auto": "auto", "off": "fp32", "bf16": "bf16", "fp16": "fp16"}  # optim.amp -> engine precision
+AMP_PRECISION = {
+    "auto": "auto",
+    "off": "fp32",
+    "bf16": "bf16",
+    "fp16": "fp16",
+}  # optim.amp -> engine precision
 
 
-def build_physical_objective(config: TrainConfig, model: Any, views: list[View], distributed: bool) -> PlanetObjective:
+def build_physical_objective(
+    config: TrainConfig, model: Any, views: list[View], distributed: bool
+) -> PlanetObjective:
     """PLANET's objective (fresh physical head sized for the model's text tower) for a config
     with a ``physical:`` section; checks the options it cannot honour."""
     assert config.physical is not None
     if set(views) != {View.SATELLITE, View.TEXT}:
-        raise ConfigError("a physical (PLANET) run trains text -> satellite: set data.views=[satellite, text] "
-                          f"(got {', '.join(v.value for v in views)})")
+        raise ConfigError(
+            "a physical (PLANET) run trains text -> satellite: set data.views=[satellite, text] "
+            f"(got {', '.join(v.value for v in views)})"
+        )
     if config.optim.grad_cache_micro_batch is not None:
-        raise ConfigError("optim.grad_cache_micro_batch is not supported with physical (PLANET); unset it "
-                          "or use optim.accumulation_steps")
+        raise ConfigError(
+            "optim.grad_cache_micro_batch is not supported with physical (PLANET); unset it "
+            "or use optim.accumulation_steps"
+        )
     return build_planet_objective(model, config.physical, gather=distributed)
 
 
@@ -221,7 +241,9 @@ def training_views(config: TrainConfig, model: Any) -> list[View]:
     missing = [v.value for v in views if v not in available]
     if missing:
         have = ", ".join(sorted(v.value for v in available))
-        raise ConfigError(f"data.views asks for {', '.join(missing)} but the model has towers for {have} only")
+        raise ConfigError(
+            f"data.views asks for {', '.join(missing)} but the model has towers for {have} only"
+        )
     return views
 
 
@@ -264,14 +286,22 @@ class Trainer:
         self.objective: PlanetObjective | None = None
         if config.physical is not None:
             if loss_fn is not None:
-                raise ConfigError("a physical (PLANET) config builds its own loss; do not pass loss_fn as well")
+                raise ConfigError(
+                    "a physical (PLANET) config builds its own loss; do not pass loss_fn as well"
+                )
             self.objective = build_physical_objective(config, self.model, self.views, self.dist.enabled)
         self.physical_head = self.objective.physical_head if self.objective is not None else None
-        self.loss_fn = loss_fn if loss_fn is not None or self.objective is not None else build_loss(config, self.dist.enabled)
+        self.loss_fn = (
+            loss_fn
+            if loss_fn is not None or self.objective is not None
+            else build_loss(config, self.dist.enabled)
+        )
         self.validate_fn = validate_fn
         phase_configs = config.phase_configs()
         if len(phase_configs) > 1 and (dataset is not None or loss_fn is not None):
-            raise ConfigError("a config with phases builds each phase's dataset and loss; do not pass dataset or loss_fn")
+            raise ConfigError(
+                "a config with phases builds each phase's dataset and loss; do not pass dataset or loss_fn"
+            )
         self.phases: list[_Phase] = []
         first_epoch = first_step = 0
         for index, phase_config in enumerate(phase_configs):
@@ -291,15 +321,23 @@ class Trainer:
             raise ConfigError("the model has no trainable parameters (check model.freeze_all_but_last)")
         self.optimizer = self._build_optimizer()
         if len(self.phases) == 1:
-            self.scheduler = warmup_cosine(self.optimizer, self.total_steps, config.optim.warmup_steps, config.optim.min_lr_ratio)
+            self.scheduler = warmup_cosine(
+                self.optimizer, self.total_steps, config.optim.warmup_steps, config.optim.min_lr_ratio
+            )
         else:
             spans = [(p.first_step, p.steps, p.config.optim.lr / config.optim.lr) for p in self.phases]
-            self.scheduler = phased_warmup_cosine(self.optimizer, spans, config.optim.warmup_steps, config.optim.min_lr_ratio)
+            self.scheduler = phased_warmup_cosine(
+                self.optimizer, spans, config.optim.warmup_steps, config.optim.min_lr_ratio
+            )
         self.autocast, self.scaler = self._build_amp()
         self._backward = self._choose_backward()
         self.output_dir = Path(config.output_dir)
         self.checkpoint_dir = self.output_dir / "checkpoints"
-        self.logger = TrainLogger(self.output_dir / "logs", tensorboard=config.tensorboard) if self.dist.is_main else None
+        self.logger = (
+            TrainLogger(self.output_dir / "logs", tensorboard=config.tensorboard)
+            if self.dist.is_main
+            else None
+        )
         self.position = TrainPosition()
         self.best: float | None = None
         self.frozen_views: set[View] = set()
@@ -312,16 +350,32 @@ class Trainer:
         self._restored_sim: tuple[int, np.ndarray] | None = None  # (epoch, table) read from a checkpoint
 
     # --- set-up ------------------------------------------------------------------------------
-    def _build_phase(self, index: int, config: TrainConfig, first_epoch: int, first_step: int,
-                     dataset: ManifestDataset | None) -> _Phase:
+    def _build_phase(
+        self,
+        index: int,
+        config: TrainConfig,
+        first_epoch: int,
+        first_step: int,
+        dataset: ManifestDataset | None,
+    ) -> _Phase:
         single = config is self.config
         views = self.views if single else training_views(config, self.model)
         data = dataset if dataset is not None else self._build_dataset(config, views)
         sampler = self._build_sampler(config, data, views)
         label = self.config.phases[index].name if self.config.phases else ""
-        phase = _Phase(index=index, name=f"phase {index + 1}" + (f" ({label})" if label else ""), config=config, first_epoch=first_epoch, epochs=config.optim.epochs,
-                       first_step=first_step, steps_per_epoch=len(sampler), dataset=data, sampler=sampler,
-                       views=views, loss_fn=self.loss_fn if single else build_loss(config, self.dist.enabled))
+        phase = _Phase(
+            index=index,
+            name=f"phase {index + 1}" + (f" ({label})" if label else ""),
+            config=config,
+            first_epoch=first_epoch,
+            epochs=config.optim.epochs,
+            first_step=first_step,
+            steps_per_epoch=len(sampler),
+            dataset=data,
+            sampler=sampler,
+            views=views,
+            loss_fn=self.loss_fn if single else build_loss(config, self.dist.enabled),
+        )
         if phase.steps_per_epoch == 0:
             where = "" if single else f" of {phase.name}"
             raise ConfigError(
@@ -354,11 +408,15 @@ class Trainer:
         cfg = config
         sections = cfg.data.source_sections()
         if not sections:
-            raise ConfigError("no training data: set data.manifest=PATH/manifest.parquet, "
-                              "data.dataset=NAME data.root=DIR, or data.sources")
+            raise ConfigError(
+                "no training data: set data.manifest=PATH/manifest.parquet, "
+                "data.dataset=NAME data.root=DIR, or data.sources"
+            )
         labels = [section.spec().label for section in sections]
         if len(set(labels)) < len(labels):
-            raise ConfigError(f"data.sources labels must differ (got {', '.join(labels)}); set a name for each")
+            raise ConfigError(
+                f"data.sources labels must differ (got {', '.join(labels)}); set a name for each"
+            )
         locations: list[Location] = []
         sources: list[str] = []
         for section in sections:
@@ -376,26 +434,41 @@ class Trainer:
         transforms = {v: self.model.image_transform(v, train=True) for v in views if v.is_image}
         augment = None
         if cfg.data.flip_p > 0 or cfg.data.rotate_p > 0:
-            augment = JointAugment(flip_p=cfg.data.flip_p, rotate_p=cfg.data.rotate_p,
-                                   north_up=frozenset(View.parse(v) for v in cfg.data.north_up_views))
-        return ManifestDataset(locations, None, views, transforms, joint_augment=augment, seed=cfg.seed,
-                               sources=sources)
+            augment = JointAugment(
+                flip_p=cfg.data.flip_p,
+                rotate_p=cfg.data.rotate_p,
+                north_up=frozenset(View.parse(v) for v in cfg.data.north_up_views),
+            )
+        return ManifestDataset(
+            locations, None, views, transforms, joint_augment=augment, seed=cfg.seed, sources=sources
+        )
 
-    def _build_sampler(self, config: TrainConfig, dataset: ManifestDataset, views: list[View]) -> UniqueLocationBatchSampler:
+    def _build_sampler(
+        self, config: TrainConfig, dataset: ManifestDataset, views: list[View]
+    ) -> UniqueLocationBatchSampler:
         cfg = config.data
         locs = dataset.locations
         sections = cfg.source_sections()
         if cfg.gps_neighbours > 0 and not has_coordinates(locs):
-            lacking = sorted({src for src, loc in zip(dataset.sources, locs)
-                              if not (math.isfinite(loc.lat) and math.isfinite(loc.lon))})
-            raise ConfigError(f"data.gps_neighbours={cfg.gps_neighbours} packs GPS neighbours, which need "
-                              f"coordinates; {', '.join(lacking)} has none for some locations. Set "
-                              "data.gps_neighbours=0 (similarity mining, data.sim_neighbours, works without them)")
+            lacking = sorted(
+                {
+                    src
+                    for src, loc in zip(dataset.sources, locs)
+                    if not (math.isfinite(loc.lat) and math.isfinite(loc.lon))
+                }
+            )
+            raise ConfigError(
+                f"data.gps_neighbours={cfg.gps_neighbours} packs GPS neighbours, which need "
+                f"coordinates; {', '.join(lacking)} has none for some locations. Set "
+                "data.gps_neighbours=0 (similarity mining, data.sim_neighbours, works without them)"
+            )
         kind: Any = UniqueLocationBatchSampler
         if len(sections) > 1:
             if cfg.gps_neighbours or cfg.sim_neighbours:
-                raise ConfigError("a mixture of data.sources gives each source its share of every batch and packs "
-                                  "no hard negatives: set data.gps_neighbours=0 and data.sim_neighbours=0")
+                raise ConfigError(
+                    "a mixture of data.sources gives each source its share of every batch and packs "
+                    "no hard negatives: set data.gps_neighbours=0 and data.sim_neighbours=0"
+                )
             weights = {s.spec().label: s.weight for s in sections}
             kind = partial(ModalityBalancedBatchSampler, groups=dataset.sources, weights=weights)
         elif cfg.sim_neighbours > 0:
@@ -461,8 +534,10 @@ class Trainer:
         restore_rng_state(state["rng"])
         if self.logger is not None:
             self.logger.resume_at(self.position.step)
-        message = (f"resuming from step {self.position.step} (epoch {self.position.epoch}, "
-                   f"batch {self.position.batch_in_epoch}) of {last}")
+        message = (
+            f"resuming from step {self.position.step} (epoch {self.position.epoch}, "
+            f"batch {self.position.batch_in_epoch}) of {last}"
+        )
         LOGGER.info(message)
         if self.dist.is_main:
             print(message, file=sys.stderr)
@@ -480,7 +555,9 @@ class Trainer:
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
         }
         if self.physical_head is not None:
-            self._good_state["physical_head"] = {k: v.detach().clone() for k, v in self.physical_head.state_dict().items()}
+            self._good_state["physical_head"] = {
+                k: v.detach().clone() for k, v in self.physical_head.state_dict().items()
+            }
         self._good_step = self.position.step
 
     def _restore_good_state(self) -> None:
@@ -497,14 +574,25 @@ class Trainer:
         if not self.dist.is_main:
             return None
         return save_checkpoint(
-            self.checkpoint_dir / name, self.model, self.optimizer, self.scheduler, self.scaler,
-            self.position, self.best, self.config.to_yaml(), extra=self._checkpoint_extra(),
+            self.checkpoint_dir / name,
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            self.scaler,
+            self.position,
+            self.best,
+            self.config.to_yaml(),
+            extra=self._checkpoint_extra(),
             modules={PHYSICAL_HEAD_DIR: self.physical_head} if self.physical_head is not None else None,
         )
 
     def _checkpoint_extra(self) -> dict[str, Any]:
         """The similarity table in use (and the epoch that mined it), so resume reuses it."""
-        table = self.sampler.similarity_table if isinstance(self.sampler, SimilarityNeighbourBatchSampler) else None
+        table = (
+            self.sampler.similarity_table
+            if isinstance(self.sampler, SimilarityNeighbourBatchSampler)
+            else None
+        )
         if table is None or self._sim_epoch is None:
             return {}
         return {SIMILARITY_STATE: {"epoch": self._sim_epoch, "table": torch.from_numpy(table.copy())}}
@@ -523,13 +611,20 @@ class Trainer:
             table = restored[1]
         else:
             if self.position.batch_in_epoch > 0:
-                LOGGER.warning("resuming inside epoch %d without its mined neighbours in the checkpoint; mining "
-                               "them again from the restored weights (the rest of the epoch may differ)", epoch)
+                LOGGER.warning(
+                    "resuming inside epoch %d without its mined neighbours in the checkpoint; mining "
+                    "them again from the restored weights (the rest of the epoch may differ)",
+                    epoch,
+                )
             query, reference = (View.parse(v) for v in cfg.similarity_views)
-            options = EmbedOptions(batch_size=cfg.batch_size, precision=AMP_PRECISION[self.config.optim.amp],
-                                   progress=self.config.progress and self.dist.is_main)
-            table = mine_similarity_neighbours(self.model, self.dataset.locations, query, reference,
-                                               pool=cfg.sim_pool, options=options)
+            options = EmbedOptions(
+                batch_size=cfg.batch_size,
+                precision=AMP_PRECISION[self.config.optim.amp],
+                progress=self.config.progress and self.dist.is_main,
+            )
+            table = mine_similarity_neighbours(
+                self.model, self.dataset.locations, query, reference, pool=cfg.sim_pool, options=options
+            )
         self.sampler.set_similarity_neighbours(table)
         self._sim_epoch = epoch
 
@@ -558,7 +653,9 @@ class Trainer:
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         else:
-            grads_finite = all(bool(torch.isfinite(p.grad).all()) for p in self.parameters if p.grad is not None)
+            grads_finite = all(
+                bool(torch.isfinite(p.grad).all()) for p in self.parameters if p.grad is not None
+            )
             if broadcast_flag(not grads_finite, self.dist):
                 return _StepOutcome(loss=loss_sum, terms=terms, finite=False)
         if cfg.grad_clip_value is not None:
@@ -582,22 +679,36 @@ class Trainer:
             return self._physical_backward
         return self._plain_backward
 
-    def _grad_cache_backward(self, chunk: dict[Any, Any], views: list[View], weight: float, scale: Callable) -> tuple:
+    def _grad_cache_backward(
+        self, chunk: dict[Any, Any], views: list[View], weight: float, scale: Callable
+    ) -> tuple:
         out = grad_cache_step(
-            self.model, chunk, views, self.loss_fn, self.config.optim.grad_cache_micro_batch, self.device,
-            autocast=self.autocast, loss_multiplier=weight, scale_loss=scale, frozen_views=self.frozen_views,
+            self.model,
+            chunk,
+            views,
+            self.loss_fn,
+            self.config.optim.grad_cache_micro_batch,
+            self.device,
+            autocast=self.autocast,
+            loss_multiplier=weight,
+            scale_loss=scale,
+            frozen_views=self.frozen_views,
         )
         self.frozen_views = out.frozen_views
         return out.total, out.terms, out.finite
 
-    def _physical_backward(self, chunk: dict[Any, Any], views: list[View], weight: float, scale: Callable) -> tuple:
+    def _physical_backward(
+        self, chunk: dict[Any, Any], views: list[View], weight: float, scale: Callable
+    ) -> tuple:
         out = self._physical_loss(chunk)
         finite = bool(torch.isfinite(out.total.detach()))
         if finite and out.total.requires_grad:
             scale(out.total * weight).backward()
         return out.total, out.terms, finite
 
-    def _plain_backward(self, chunk: dict[Any, Any], views: list[View], weight: float, scale: Callable) -> tuple:
+    def _plain_backward(
+        self, chunk: dict[Any, Any], views: list[View], weight: float, scale: Callable
+    ) -> tuple:
         with self.autocast():
             embeddings = encode_views(self.model, chunk, views, self.device)
         embeddings = {v: e.float() for v, e in embeddings.items()}
@@ -610,7 +721,10 @@ class Trainer:
     def _physical_loss(self, chunk: dict[Any, Any]) -> Any:
         """PLANET's loss of one (sub-)batch: itc, color, struc, tex, phy terms and the total."""
         assert self.objective is not None
-        inputs = {View.SATELLITE: chunk[View.SATELLITE].to(self.device, non_blocking=True), View.TEXT: chunk[View.TEXT]}
+        inputs = {
+            View.SATELLITE: chunk[View.SATELLITE].to(self.device, non_blocking=True),
+            View.TEXT: chunk[View.TEXT],
+        }
         with self.autocast():
             embeddings = self.objective.embeddings(inputs)
         embeddings = {k: e.float() for k, e in embeddings.items()}
@@ -629,10 +743,14 @@ class Trainer:
             self.logger.log_val(self.position.step, metrics)
         key = self.config.best_metric
         if key not in metrics:
-            LOGGER.warning("validation returned no %r (got %s); best checkpoint not updated", key, ", ".join(metrics))
+            LOGGER.warning(
+                "validation returned no %r (got %s); best checkpoint not updated", key, ", ".join(metrics)
+            )
             return metrics
         value = metrics[key]
-        better = self.best is None or (value > self.best if self.config.best_mode == "max" else value < self.best)
+        better = self.best is None or (
+            value > self.best if self.config.best_mode == "max" else value < self.best
+        )
         if better:
             self.best = value
             self.save("best")
@@ -645,22 +763,41 @@ class Trainer:
         cfg = self.config
         started = time.perf_counter()
         resumed = self.resume_if_possible()
-        result = TrainResult(output_dir=self.output_dir, model=self.model, step=self.position.step,
-                             epoch=self.position.epoch, resumed_from_step=resumed, best=self.best)
+        result = TrainResult(
+            output_dir=self.output_dir,
+            model=self.model,
+            step=self.position.step,
+            epoch=self.position.epoch,
+            resumed_from_step=resumed,
+            best=self.best,
+        )
         self.model.train()
         if self.physical_head is not None:
             self.physical_head.train()
         self._snapshot_good_state()
-        bar = tqdm(total=self.total_steps, initial=self.position.step, desc="train", unit="step",
-                   disable=not (cfg.progress and self.dist.is_main), dynamic_ncols=True)
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.position.step,
+            desc="train",
+            unit="step",
+            disable=not (cfg.progress and self.dist.is_main),
+            dynamic_ncols=True,
+        )
         # PLANET reads the text tower's token states, which the frozen-text cache does not keep
         use_cache = cfg.model.cache_frozen_text and self.objective is None
         cache = cached_frozen_text_tower(self.model, self.text_features) if use_cache else nullcontext(False)
         try:
             with cache as caching:
                 if caching and any(View.TEXT in p.views for p in self.phases):  # every training text up front
-                    self.model.tower(View.TEXT)([loc.text for p in self.phases if View.TEXT in p.views
-                                                 for loc in p.dataset.locations if loc.text])
+                    self.model.tower(View.TEXT)(
+                        [
+                            loc.text
+                            for p in self.phases
+                            if View.TEXT in p.views
+                            for loc in p.dataset.locations
+                            if loc.text
+                        ]
+                    )
                 self._run_epochs(result, bar)
             if self._saved_at != self.position.step:
                 self.save("last")
@@ -677,7 +814,9 @@ class Trainer:
         result.seconds = time.perf_counter() - started
         result.physical_head = self.physical_head
         if unreadable:
-            LOGGER.warning("%d unreadable images were skipped: %s", len(unreadable), ", ".join(sorted(unreadable)[:20]))
+            LOGGER.warning(
+                "%d unreadable images were skipped: %s", len(unreadable), ", ".join(sorted(unreadable)[:20])
+            )
         return result
 
     def _run_epochs(self, result: TrainResult, bar: Any) -> None:
@@ -690,7 +829,9 @@ class Trainer:
             self.sampler.position = self.position.batch_in_epoch
             self.dataset.set_epoch(epoch)
             loader = DataLoader(
-                self.dataset, batch_sampler=self.sampler, collate_fn=collate,
+                self.dataset,
+                batch_sampler=self.sampler,
+                collate_fn=collate,
                 num_workers=cfg.data.num_workers,
                 # a private generator: creating the loader must not draw from the global RNG
                 generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch),
@@ -729,8 +870,16 @@ class Trainer:
         else:
             self._on_bad_step(step, outcome, result)
         if self.logger is not None and (step % cfg.log_every == 0 or step == 1):
-            self.logger.log_train(step, {"epoch": epoch, "lr": lr, "loss": outcome.loss, **outcome.terms,
-                                         "logit_scale": float(self.model.logit_scale_value().detach())})
+            self.logger.log_train(
+                step,
+                {
+                    "epoch": epoch,
+                    "lr": lr,
+                    "loss": outcome.loss,
+                    **outcome.terms,
+                    "logit_scale": float(self.model.logit_scale_value().detach()),
+                },
+            )
         bar.update(1)
         if outcome.finite:
             bar.set_postfix(loss=f"{outcome.loss:.4f}", lr=f"{lr:.2e}")
@@ -745,8 +894,12 @@ class Trainer:
         self._bad_in_row += 1
         result.skipped_steps.append(step)
         result.losses.append(float("nan"))
-        LOGGER.warning("step %d: non-finite loss or gradient (loss=%s); step skipped, state of step %d restored",
-                       step, outcome.loss, self._good_step)
+        LOGGER.warning(
+            "step %d: non-finite loss or gradient (loss=%s); step skipped, state of step %d restored",
+            step,
+            outcome.loss,
+            self._good_step,
+        )
         if self._bad_in_row >= self.config.optim.max_bad_steps:
             raise TrainingDiverged(
                 f"{self._bad_in_row} consecutive steps had a non-finite loss or gradient (last at step {step}); "
@@ -766,5 +919,11 @@ def train(
 
     ``text_features`` (text -> feature), filled in place, lets runs of the same frozen text tower
     encode each text once between them (the demo's ablation variants share one)."""
-    return Trainer(config, model=model, validate_fn=validate_fn, loss_fn=loss_fn, dataset=dataset,
-                   text_features=text_features).fit()
+    return Trainer(
+        config,
+        model=model,
+        validate_fn=validate_fn,
+        loss_fn=loss_fn,
+        dataset=dataset,
+        text_features=text_features,
+    ).fit()

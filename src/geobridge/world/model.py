@@ -173,7 +173,7 @@ class World:
         south, east = self.georef.cell_to_latlon(float(h), float(w))
         return {"west": west, "south": south, "east": east, "north": north}
 
-    def copy(self) -> "World":
+    def copy(self) -> World:
         """A deep copy of the rasters (features and georef are immutable and shared)."""
         return replace(
             self,

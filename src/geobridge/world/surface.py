@@ -37,7 +37,9 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale_cells: 
     gh = int(np.ceil(shape[0] / scale_cells)) + 3
     gw = int(np.ceil(shape[1] / scale_cells)) + 3
     grid = rng.uniform(-1, 1, size=(gh, gw)).astype(np.float32)
-    up = cv2.resize(grid, (int(round(gw * scale_cells)), int(round(gh * scale_cells))), interpolation=cv2.INTER_CUBIC)
+    up = cv2.resize(
+        grid, (int(round(gw * scale_cells)), int(round(gh * scale_cells))), interpolation=cv2.INTER_CUBIC
+    )
     return np.ascontiguousarray(up[: shape[0], : shape[1]], dtype=np.float32)
 
 
@@ -62,7 +64,9 @@ def paint_surface(
     colour[b] = roofs[building_id[b]]
     tree = landcover == LandCover.TREE
     shade = np.clip(height[tree] / 17.0, 0.0, 1.0)
-    colour[tree] = np.clip(np.array(BASE_COLOURS[LandCover.TREE])[None, :] * (0.8 + 0.35 * shade[:, None]), 0, 255).astype(np.uint8)
+    colour[tree] = np.clip(
+        np.array(BASE_COLOURS[LandCover.TREE])[None, :] * (0.8 + 0.35 * shade[:, None]), 0, 255
+    ).astype(np.uint8)
     low = smooth_noise(rng, shape, max(4.0, shape[0] / 12.0)) * np.float32(7.0)
     fine = rng.standard_normal(size=shape, dtype=np.float32) * np.float32(3.0)
     for r0 in range(0, shape[0], 512):  # in row chunks: bounded memory on big worlds

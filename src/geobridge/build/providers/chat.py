@@ -19,9 +19,10 @@ and is never cached.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Sequence
+from typing import Any
 
 from geobridge.build.providers.base import ProviderError
 from geobridge.build.providers.http import HttpClient, redact
@@ -62,7 +63,9 @@ def user_message(*parts: str | bytes) -> dict:
         elif isinstance(part, bytes):
             content.append({"type": "image_url", "image_url": {"url": image_data_url(part)}})
         else:
-            raise TypeError(f"a message part is text (str) or an encoded image (bytes), got {type(part).__name__}")
+            raise TypeError(
+                f"a message part is text (str) or an encoded image (bytes), got {type(part).__name__}"
+            )
     return {"role": "user", "content": content}
 
 
@@ -87,8 +90,9 @@ def reply_text(data: Any, shown_url: str = "the chat endpoint") -> str:
     return content
 
 
-def ask_chat(client: HttpClient, base_url: str, body: dict, api_key: str | None = None,
-             use_cache: bool = True) -> ChatReply:
+def ask_chat(
+    client: HttpClient, base_url: str, body: dict, api_key: str | None = None, use_cache: bool = True
+) -> ChatReply:
     """POST ``body`` to the endpoint's chat completions and return the assistant's text.
 
     Transport problems raise `ProviderError` (from the client, after its retries); a reply in the
@@ -97,6 +101,7 @@ def ask_chat(client: HttpClient, base_url: str, body: dict, api_key: str | None 
     url = completions_url(base_url)
     shown = redact(url)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    reply = client.post_json_reply(url, body, headers=headers, use_cache=use_cache,
-                                   validate=partial(reply_text, shown_url=shown))
+    reply = client.post_json_reply(
+        url, body, headers=headers, use_cache=use_cache, validate=partial(reply_text, shown_url=shown)
+    )
     return ChatReply(text=reply_text(reply.data, shown), from_cache=reply.from_cache)

@@ -28,8 +28,15 @@ class GoogleStreetView:
 
     name = "google-streetview"
 
-    def __init__(self, client: HttpClient, key_env: str = "GOOGLE_MAPS_API_KEY", base_url: str = DEFAULT_BASE_URL,
-                 grid_m: float = 50.0, radius_m: float = 50.0, view_px: int = 256):
+    def __init__(
+        self,
+        client: HttpClient,
+        key_env: str = "GOOGLE_MAPS_API_KEY",
+        base_url: str = DEFAULT_BASE_URL,
+        grid_m: float = 50.0,
+        radius_m: float = 50.0,
+        view_px: int = 256,
+    ):
         self.client = client
         self.key = key_from_env(key_env, "Google Street View")
         self.base_url = base_url.rstrip("/")
@@ -54,7 +61,12 @@ class GoogleStreetView:
         out = PanoramaSearch()
         seen: set[str] = set()
         for lat, lon in self._probe_points(footprint):
-            params = {"location": f"{lat:.7f},{lon:.7f}", "radius": int(self.radius_m), "source": "outdoor", "key": self.key}
+            params = {
+                "location": f"{lat:.7f},{lon:.7f}",
+                "radius": int(self.radius_m),
+                "source": "outdoor",
+                "key": self.key,
+            }
             try:
                 meta = self.client.get_json(f"{self.base_url}/streetview/metadata", params=params)
             except ProviderError as err:
@@ -83,8 +95,14 @@ class GoogleStreetView:
 
         views = []
         for heading in (0, 90, 180, 270):
-            params = {"pano": panorama.source, "size": f"{self.view_px}x{self.view_px}", "heading": heading,
-                      "fov": 90, "pitch": 0, "key": self.key}
+            params = {
+                "pano": panorama.source,
+                "size": f"{self.view_px}x{self.view_px}",
+                "heading": heading,
+                "fov": 90,
+                "pitch": 0,
+                "key": self.key,
+            }
             data = self.client.get(f"{self.base_url}/streetview", params=params, expect="image").body
             views.append(decode_rgb(data, what=f"Street View {panorama.id} heading {heading}"))
         strip = np.concatenate([v[:, :, ::-1] for v in views], axis=1)

@@ -25,9 +25,10 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Collection, Literal, Mapping
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from geobridge.atomic import atomic_write_bytes
@@ -93,7 +94,11 @@ class HttpClient:
         self.retry_statuses = frozenset(retry_statuses)
         self.max_backoff_s = max_backoff_s
         self._sleep = sleep
-        self.cache_dir = Path(cache_dir) if cache_dir else (Path(self.settings.cache_dir) if self.settings.cache_dir else None)
+        self.cache_dir = (
+            Path(cache_dir)
+            if cache_dir
+            else (Path(self.settings.cache_dir) if self.settings.cache_dir else None)
+        )
         self._client = httpx.Client(
             timeout=self.settings.timeout_s,
             follow_redirects=True,
@@ -128,8 +133,13 @@ class HttpClient:
             self._cache_write(key, response)
         return response
 
-    def get_json(self, url: str, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None,
-                 use_cache: bool = True) -> Any:
+    def get_json(
+        self,
+        url: str,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        use_cache: bool = True,
+    ) -> Any:
         response = self.get(url, params=params, headers=headers, expect="json", use_cache=use_cache)
         return json.loads(response.body)
 
@@ -159,7 +169,9 @@ class HttpClient:
                 return JsonReply(data, from_cache=True)
             except (ValueError, ProviderError) as err:
                 log.warning("ignoring unusable cache entry %s for %s (%s)", key[:12], redact(url), err)
-        response = self._send("POST", url, content=body, headers={**(headers or {}), "Content-Type": "application/json"})
+        response = self._send(
+            "POST", url, content=body, headers={**(headers or {}), "Content-Type": "application/json"}
+        )
         self._check(response, "json", redact(url))
         data = json.loads(response.body)
         if validate is not None:
@@ -190,8 +202,15 @@ class HttpClient:
         for attempt in range(attempts):
             if attempt:
                 delay = self._backoff(attempt, last_retry_after)
-                log.info("retry %d/%d of %s %s in %.2fs after %s", attempt, self.settings.retries, method, shown,
-                         delay, last_problem)
+                log.info(
+                    "retry %d/%d of %s %s in %.2fs after %s",
+                    attempt,
+                    self.settings.retries,
+                    method,
+                    shown,
+                    delay,
+                    last_problem,
+                )
                 self._sleep(delay)
             last_retry_after = None
             self._wait_for_slot()
@@ -207,8 +226,12 @@ class HttpClient:
                 last_retry_after = reply.headers.get("Retry-After")
                 continue
             if reply.status_code >= 400:
-                reason = _reason(reply.content, _secret_values(url, kwargs.get("params"), kwargs.get("headers")))
-                raise ProviderError(f"HTTP {reply.status_code} from {shown}" + (f": {reason}" if reason else ""))
+                reason = _reason(
+                    reply.content, _secret_values(url, kwargs.get("params"), kwargs.get("headers"))
+                )
+                raise ProviderError(
+                    f"HTTP {reply.status_code} from {shown}" + (f": {reason}" if reason else "")
+                )
             return HttpResponse(reply.content, reply.headers.get("content-type", ""), from_cache=False)
         raise ProviderError(f"{last_problem} (gave up after {attempts} attempts)")
 
@@ -232,7 +255,11 @@ class HttpClient:
             try:
                 json.loads(response.body)
             except ValueError:
-                kind = "an HTML page" if looks_like_html(response.body) else f"{len(response.body)} bytes of non-JSON"
+                kind = (
+                    "an HTML page"
+                    if looks_like_html(response.body)
+                    else f"{len(response.body)} bytes of non-JSON"
+                )
                 raise ProviderError(f"{shown_url}: expected JSON, server returned {kind}") from None
 
     def _cache_key(self, method, url, params, headers, body) -> str:
@@ -261,7 +288,9 @@ class HttpClient:
         atomic_write_bytes(body_path.with_suffix(".type"), response.content_type.encode())
 
 
-def _secret_values(url: str, params: Mapping[str, Any] | None, headers: Mapping[str, str] | None) -> list[str]:
+def _secret_values(
+    url: str, params: Mapping[str, Any] | None, headers: Mapping[str, str] | None
+) -> list[str]:
     """The values of secret query parameters (in the URL or ``params``) and of credential headers
     (whole and their token part)."""
     from urllib.parse import parse_qsl, urlsplit

@@ -50,10 +50,14 @@ class LocalPanoramaCatalogue:
                 data = json.loads(raw.decode("utf-8-sig"))
             except UnicodeDecodeError as err:
                 line = raw[: err.start].count(b"\n") + 1
-                raise ProviderError(f"panorama catalogue {self.catalogue.name} line {line}: byte "
-                                    f"0x{raw[err.start]:02x} is not UTF-8; {UTF8_ADVICE}") from None
+                raise ProviderError(
+                    f"panorama catalogue {self.catalogue.name} line {line}: byte "
+                    f"0x{raw[err.start]:02x} is not UTF-8; {UTF8_ADVICE}"
+                ) from None
             except ValueError as err:
-                raise ProviderError(f"panorama catalogue {self.catalogue.name} is not valid JSON: {err}") from err
+                raise ProviderError(
+                    f"panorama catalogue {self.catalogue.name} is not valid JSON: {err}"
+                ) from err
             if isinstance(data, dict):
                 data = data.get("panoramas", [])
             return [row if isinstance(row, dict) else {} for row in data]
@@ -61,8 +65,9 @@ class LocalPanoramaCatalogue:
         reader = csv.DictReader(io.StringIO(raw.decode("utf-8-sig", errors="surrogateescape"), newline=""))
         missing = [c for c in ("id", "lat", "lon", "path") if c not in (reader.fieldnames or [])]
         if missing:
-            raise ProviderError(f"panorama catalogue {self.catalogue.name} lacks column(s) "
-                                f"{', '.join(missing)}")
+            raise ProviderError(
+                f"panorama catalogue {self.catalogue.name} lacks column(s) {', '.join(missing)}"
+            )
         return list(reader)
 
     def _load(self) -> None:
@@ -77,7 +82,9 @@ class LocalPanoramaCatalogue:
                 if pano_id in seen:
                     raise ValueError(f"duplicate id {pano_id!r}")
                 lat, lon = float(row["lat"]), float(row["lon"])
-                if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
+                if not (
+                    math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180
+                ):
                     raise ValueError(f"coordinates out of range ({row['lat']}, {row['lon']})")
                 heading_raw = row.get("heading")
                 heading = float(heading_raw) if heading_raw not in (None, "") else 0.0
@@ -102,7 +109,9 @@ class LocalPanoramaCatalogue:
             raise ProviderError(f"panorama {panorama.id}: image file not found: {path}")
         data = path.read_bytes()
         if image_kind(data) is None:
-            raise ProviderError(f"panorama {panorama.id}: {path.name} is not an image ({describe_non_image(data)})")
+            raise ProviderError(
+                f"panorama {panorama.id}: {path.name} is not an image ({describe_non_image(data)})"
+            )
         return data
 
 
@@ -125,7 +134,9 @@ class XYZDirectory:
         self.root = Path(root)
         self.extension = extension.lstrip(".")
         if not self.root.is_dir():
-            raise ProviderError(f"tile directory not found: {self.root} (expected {{z}}/{{x}}/{{y}}.{self.extension})")
+            raise ProviderError(
+                f"tile directory not found: {self.root} (expected {{z}}/{{x}}/{{y}}.{self.extension})"
+            )
 
     def get_tile(self, z: int, x: int, y: int) -> bytes:
         path = self.root / str(z) / str(x) / f"{y}.{self.extension}"
@@ -148,7 +159,9 @@ class MBTiles:
             raise ProviderError(f"MBTiles file not found: {self.path}")
         self._local = threading.local()
         try:
-            self._connection().execute("SELECT zoom_level, tile_column, tile_row, tile_data FROM tiles LIMIT 1")
+            self._connection().execute(
+                "SELECT zoom_level, tile_column, tile_row, tile_data FROM tiles LIMIT 1"
+            )
         except sqlite3.DatabaseError as err:
             raise ProviderError(f"{self.path.name} is not an MBTiles file ({err})") from err
 
@@ -161,9 +174,14 @@ class MBTiles:
 
     def get_tile(self, z: int, x: int, y: int) -> bytes:
         tms_row = (2**z - 1) - y
-        row = self._connection().execute(
-            "SELECT tile_data FROM tiles WHERE zoom_level=? AND tile_column=? AND tile_row=?", (z, x, tms_row)
-        ).fetchone()
+        row = (
+            self._connection()
+            .execute(
+                "SELECT tile_data FROM tiles WHERE zoom_level=? AND tile_column=? AND tile_row=?",
+                (z, x, tms_row),
+            )
+            .fetchone()
+        )
         if row is None:
             raise ProviderError(f"tile {z}/{x}/{y} missing from {self.path.name}")
         data = bytes(row[0])
@@ -179,7 +197,9 @@ def write_mbtiles(path: str | Path, tiles: dict[tuple[int, int, int], bytes], na
     with atomic_path(path) as tmp:
         conn = sqlite3.connect(tmp)
         conn.execute("CREATE TABLE metadata (name TEXT, value TEXT)")
-        conn.execute("CREATE TABLE tiles (zoom_level INTEGER, tile_column INTEGER, tile_row INTEGER, tile_data BLOB)")
+        conn.execute(
+            "CREATE TABLE tiles (zoom_level INTEGER, tile_column INTEGER, tile_row INTEGER, tile_data BLOB)"
+        )
         conn.execute("CREATE UNIQUE INDEX tile_index ON tiles (zoom_level, tile_column, tile_row)")
         conn.executemany("INSERT INTO metadata VALUES (?, ?)", [("name", name), ("format", "png")])
         conn.executemany(

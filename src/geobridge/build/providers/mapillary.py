@@ -23,7 +23,13 @@ class Mapillary:
 
     name = "mapillary"
 
-    def __init__(self, client: HttpClient, key_env: str = "MAPILLARY_TOKEN", base_url: str = DEFAULT_BASE_URL, limit: int = 500):
+    def __init__(
+        self,
+        client: HttpClient,
+        key_env: str = "MAPILLARY_TOKEN",
+        base_url: str = DEFAULT_BASE_URL,
+        limit: int = 500,
+    ):
         self.client = client
         self._headers = {"Authorization": f"OAuth {key_from_env(key_env, 'Mapillary')}"}
         self.base_url = base_url.rstrip("/")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from geobridge.atomic import atomic_write_bytes
 from geobridge.build.providers.base import ProviderError
@@ -45,7 +46,9 @@ class OpenAerialMapCatalogue:
 
     name = "openaerialmap"
 
-    def __init__(self, client: HttpClient, base_url: str = DEFAULT_BASE_URL, page_size: int = 100, max_pages: int = 20):
+    def __init__(
+        self, client: HttpClient, base_url: str = DEFAULT_BASE_URL, page_size: int = 100, max_pages: int = 20
+    ):
         self.client = client
         self.base_url = base_url.rstrip("/")
         self.page_size = page_size
@@ -80,8 +83,10 @@ class OpenAerialMapCatalogue:
         """Download the GeoTIFF to ``target`` (atomically); refuses anything that is not a TIFF."""
         response = self.client.get(record.url)
         if image_kind(response.body) != "tiff":
-            raise ProviderError(f"orthomosaic {record.id}: download is not a GeoTIFF: "
-                                f"{describe_non_image(response.body, response.content_type)}")
+            raise ProviderError(
+                f"orthomosaic {record.id}: download is not a GeoTIFF: "
+                f"{describe_non_image(response.body, response.content_type)}"
+            )
         return atomic_write_bytes(target, response.body)
 
 
@@ -89,7 +94,7 @@ def _parse_result(item) -> tuple[OrthomosaicRecord | None, str]:
     if not isinstance(item, dict):
         return None, "not an object"
     url = item.get("uuid")
-    bbox = item.get("bbox")
+    bbox: Any = item.get("bbox")  # any JSON value: the unpacking below checks it
     if not isinstance(url, str) or not url:
         return None, "no 'uuid' (image URL)"
     try:

@@ -67,7 +67,7 @@ class TileMosaicSatellite:
                 "lower satellite.zoom"
             )
         ts = self.tile_size
-        mosaic = np.zeros(((y1 - y0 + 1) * ts, (x1 - x0 + 1) * ts, 3), dtype=np.uint8)
+        mosaic: np.ndarray = np.zeros(((y1 - y0 + 1) * ts, (x1 - x0 + 1) * ts, 3), dtype=np.uint8)
         for ty_i in range(y0, y1 + 1):
             for tx_i in range(x0, x1 + 1):
                 data = self.tiles.get_tile(self.zoom, tx_i, ty_i)

@@ -12,16 +12,6 @@ module docstring documents the exact layout it reads; a missing or incomplete da
 
 from __future__ import annotations
 
-from geobridge.data.benchmarks.base import Benchmark, DatasetNotFoundError, ImageSet
-from geobridge.data.places import TrainingPlace
-from geobridge.data.benchmarks.registry import (
-    benchmark_class,
-    benchmark_options,
-    list_benchmarks,
-    load_benchmark,
-    register_benchmark,
-)
-
 # Importing the loader modules registers them.
 from geobridge.data.benchmarks import (  # noqa: E402,F401  (after the registry on purpose)
     cvact,
@@ -33,6 +23,15 @@ from geobridge.data.benchmarks import (  # noqa: E402,F401  (after the registry 
     vigor,
     world,
 )
+from geobridge.data.benchmarks.base import Benchmark, DatasetNotFoundError, ImageSet
+from geobridge.data.benchmarks.registry import (
+    benchmark_class,
+    benchmark_options,
+    list_benchmarks,
+    load_benchmark,
+    register_benchmark,
+)
+from geobridge.data.places import TrainingPlace
 
 __all__ = [
     "Benchmark",

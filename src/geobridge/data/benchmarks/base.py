@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
 from geobridge.data.places import TrainingPlace, expand_places
 from geobridge.records import Location
-from geobridge.views import Direction, PooledDirection, View
+from geobridge.views import AnyDirection, Direction, PooledDirection, View
 
 LOGGER = logging.getLogger(__name__)
 
@@ -107,25 +108,25 @@ class Benchmark(ABC):
 
     # -- the interface -------------------------------------------------------------------
     @abstractmethod
-    def directions(self) -> list[Direction]:
+    def directions(self) -> Sequence[AnyDirection]:
         """The retrieval directions this benchmark defines, in its papers' order."""
 
     @abstractmethod
-    def query_set(self, direction: Direction | str) -> ImageSet:
+    def query_set(self, direction: AnyDirection | str) -> ImageSet:
         """The queries of ``direction``."""
 
     @abstractmethod
-    def gallery_set(self, direction: Direction | str) -> ImageSet:
+    def gallery_set(self, direction: AnyDirection | str) -> ImageSet:
         """The references searched by the queries of ``direction``."""
 
-    def gallery_parts(self, direction: Direction | PooledDirection | str) -> list[ImageSet]:
+    def gallery_parts(self, direction: AnyDirection | str) -> list[ImageSet]:
         """The gallery of ``direction`` as image sets of one view each, embedded each with its
         view's tower and concatenated in this order. One part, the gallery set, except for a
         :class:`PooledDirection` (GeoText-1652's official all-views gallery)."""
         return [self.gallery_set(direction)]
 
     def protocol_options(
-        self, direction: Direction | str, query: ImageSet, gallery: ImageSet
+        self, direction: AnyDirection | str, query: ImageSet, gallery: ImageSet
     ) -> dict[str, Any]:
         """Keyword options for ``geobridge.evaluation.protocols.evaluate`` (none by default)."""
         return {}
@@ -138,21 +139,27 @@ class Benchmark(ABC):
     def training_locations(self, views: Sequence[View | str]) -> list[Location]:
         """The items of one training epoch over ``views`` (see :mod:`geobridge.data.places`);
         each item's ``region`` is this benchmark's name."""
-        views = [View.parse(v) for v in views]
-        items = expand_places(self.training_places(), views, source=self.name)
+        parsed = [View.parse(v) for v in views]
+        items = expand_places(self.training_places(), parsed, source=self.name)
         if not items:
-            raise ValueError(f"{self.name}: no training place under {self.root} has any of the views "
-                             f"{', '.join(v.value for v in views)}")
+            raise ValueError(
+                f"{self.name}: no training place under {self.root} has any of the views "
+                f"{', '.join(v.value for v in parsed)}"
+            )
         return items
 
     # -- helpers for subclasses ------------------------------------------------------------
-    def check_direction(self, direction: Direction | PooledDirection | str) -> Direction | PooledDirection:
+    def check_direction(self, direction: AnyDirection | str) -> AnyDirection:
         """Parse ``direction`` (a pooled one by its name, ``T2I``, or its reverse's, ``I2T``) and
         check this benchmark defines it."""
         known = self.directions()
         if isinstance(direction, str):  # a pooled direction also answers to its reverse's name (I2T)
-            pooled = {name.upper(): d for d in known if isinstance(d, PooledDirection)
-                      for name in (d.name, d.reverse_name)}
+            pooled = {
+                name.upper(): d
+                for d in known
+                if isinstance(d, PooledDirection)
+                for name in (d.name, d.reverse_name)
+            }
             if direction.strip().upper() in pooled:
                 return pooled[direction.strip().upper()]
         if not isinstance(direction, PooledDirection):
@@ -161,6 +168,14 @@ class Benchmark(ABC):
             names = ", ".join(d.name for d in known)
             raise ValueError(f"{self.name} has no direction {direction.name}; it defines {names}")
         return direction
+
+    def check_pair(self, direction: AnyDirection | str) -> Direction:
+        """`check_direction` for a benchmark whose directions are all one query view against one
+        gallery view (every one but GeoText-1652's official setting)."""
+        checked = self.check_direction(direction)
+        if isinstance(checked, PooledDirection):  # only GeoText-1652 defines one, and checks its own
+            raise ValueError(f"{self.name}: {checked.name} pools several gallery views")
+        return checked
 
     def missing(self, path: Path, what: str) -> DatasetNotFoundError:
         """The error for a missing file or folder: names it, says the layout and where to get it."""
@@ -185,8 +200,13 @@ class Benchmark(ABC):
         absent = [p for p, ok in zip(paths, present) if not ok]
         if absent:
             self.skipped_files[what] = self.skipped_files.get(what, 0) + len(absent)
-            LOGGER.warning("%s: %d listed %s file(s) are missing and skipped (first: %s)",
-                           self.name, len(absent), what, absent[0])
+            LOGGER.warning(
+                "%s: %d listed %s file(s) are missing and skipped (first: %s)",
+                self.name,
+                len(absent),
+                what,
+                absent[0],
+            )
         return present
 
     def keep_existing(self, paths: Sequence[Path], what: str) -> list[int]:

@@ -34,10 +34,12 @@ import numpy as np
 from geobridge.data.benchmarks.base import Benchmark, ImageSet
 from geobridge.data.benchmarks.registry import register_benchmark
 from geobridge.data.places import TrainingPlace
-from geobridge.views import Direction, View
+from geobridge.views import AnyDirection, Direction, View
 
 SPLIT_FIELDS: dict[str, tuple[str, str]] = {
-    "train": ("trainSet", "trainInd"), "val": ("valSet", "valInd"), "test": ("valSetAll", "valInd"),
+    "train": ("trainSet", "trainInd"),
+    "val": ("valSet", "valInd"),
+    "test": ("valSetAll", "valInd"),
 }
 #: The image folder of each split.
 SPLIT_FOLDERS: dict[str, str] = {"train": "ANU_data_small", "val": "ANU_data_small", "test": "ANU_data_test"}
@@ -131,11 +133,11 @@ class CVACT(Benchmark):
         ids = [self.data.pano_ids[i] for i in indices]
         return ImageSet(view=view, ids=ids, paths=[paths[i] for i in keep], lat=lat, lon=lon)
 
-    def query_set(self, direction: Direction | str) -> ImageSet:
-        return self._images(self.check_direction(direction).query)
+    def query_set(self, direction: AnyDirection | str) -> ImageSet:
+        return self._images(self.check_pair(direction).query)
 
-    def gallery_set(self, direction: Direction | str) -> ImageSet:
-        return self._images(self.check_direction(direction).gallery)
+    def gallery_set(self, direction: AnyDirection | str) -> ImageSet:
+        return self._images(self.check_pair(direction).gallery)
 
     def training_places(self) -> list[TrainingPlace]:
         """One place per ``trainSet.trainInd`` location: its panorama and satellite image, and its
@@ -147,10 +149,12 @@ class CVACT(Benchmark):
         places = []
         for k, index in enumerate(indices):
             ident = self.data.pano_ids[index]
-            places.append(TrainingPlace(
-                id=ident,
-                images={v: (self.image_path(ident, v, "train"),) for v in (View.SATELLITE, View.STREET)},
-                lat=float(lat[k]) if lat is not None else math.nan,
-                lon=float(lon[k]) if lon is not None else math.nan,
-            ))
+            places.append(
+                TrainingPlace(
+                    id=ident,
+                    images={v: (self.image_path(ident, v, "train"),) for v in (View.SATELLITE, View.STREET)},
+                    lat=float(lat[k]) if lat is not None else math.nan,
+                    lon=float(lon[k]) if lon is not None else math.nan,
+                )
+            )
         return self.drop_missing(places)

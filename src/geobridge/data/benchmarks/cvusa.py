@@ -38,7 +38,7 @@ import numpy as np
 from geobridge.data.benchmarks.base import Benchmark, ImageSet
 from geobridge.data.benchmarks.registry import register_benchmark
 from geobridge.data.places import TrainingPlace
-from geobridge.views import Direction, View
+from geobridge.views import AnyDirection, Direction, View
 
 SPLIT_FILES: dict[str, str] = {"train": "train-19zl.csv", "val": "val-19zl.csv"}
 LOCATIONS_FILE = Path("split_locations") / "all.csv"
@@ -122,17 +122,20 @@ class CVUSA(Benchmark):
             lat, lon = np.array([self.latlon(i) for i in ids], dtype=np.float64).reshape(-1, 2).T
         return ImageSet(view=view, ids=ids, paths=[paths[i] for i in keep], lat=lat, lon=lon)
 
-    def query_set(self, direction: Direction | str) -> ImageSet:
-        return self._images(self.check_direction(direction).query)
+    def query_set(self, direction: AnyDirection | str) -> ImageSet:
+        return self._images(self.check_pair(direction).query)
 
-    def gallery_set(self, direction: Direction | str) -> ImageSet:
-        return self._images(self.check_direction(direction).gallery)
+    def gallery_set(self, direction: AnyDirection | str) -> ImageSet:
+        return self._images(self.check_pair(direction).gallery)
 
     def training_places(self) -> list[TrainingPlace]:
         """One place per row of ``train-19zl.csv``: its satellite image and its panorama."""
         places = []
         for ident, sat, pano in self.rows("train"):
             lat, lon = self.latlon(ident)
-            places.append(TrainingPlace(id=ident, images={View.SATELLITE: (sat,), View.STREET: (pano,)},
-                                        lat=lat, lon=lon))
+            places.append(
+                TrainingPlace(
+                    id=ident, images={View.SATELLITE: (sat,), View.STREET: (pano,)}, lat=lat, lon=lon
+                )
+            )
         return self.drop_missing(places)

@@ -57,7 +57,7 @@ from pathlib import Path
 from geobridge.data.benchmarks.base import Benchmark, ImageSet, pool_image_sets
 from geobridge.data.benchmarks.registry import register_benchmark
 from geobridge.data.places import TrainingPlace
-from geobridge.views import Direction, PooledDirection, View
+from geobridge.views import AnyDirection, Direction, PooledDirection, View
 
 ANNOTATION_FILES: dict[str, str] = {"train": "train.json", "test": "test_951_version.json"}
 MATCHES: dict[str, str] = {"official": "geotext", "image": "pairs", "building": "u1652"}
@@ -133,28 +133,32 @@ class GeoText1652(Benchmark):
                 captions = entry.get("caption", [])
                 captions = [captions] if isinstance(captions, str) else [str(c) for c in captions]
                 building = image_id.split("/")[0]
-                out.append(GeoTextImage(
-                    image_id=image_id,
-                    building=building,
-                    view=image_view(image_id, building),
-                    path=self.image_root / image,
-                    captions=captions,
-                    sentences=[s for s in entry.get("sentences") or [] if s],
-                    bboxes=list(entry.get("bboxes") or []),
-                ))
+                out.append(
+                    GeoTextImage(
+                        image_id=image_id,
+                        building=building,
+                        view=image_view(image_id, building),
+                        path=self.image_root / image,
+                        captions=captions,
+                        sentences=[s for s in entry.get("sentences") or [] if s],
+                        bboxes=list(entry.get("bboxes") or []),
+                    )
+                )
             self._images[key] = out
         return self._images[key]
 
-    def check_direction(self, direction: Direction | PooledDirection | str) -> Direction | PooledDirection:
+    def check_direction(self, direction: AnyDirection | str) -> AnyDirection:
         try:
             return super().check_direction(direction)
         except ValueError as err:
             if self.match != "official":
                 raise
-            raise ValueError(f"{err} (the official setting); the per-view directions T2D, T2S, T2P need "
-                             "match='image' or 'building' (--option match=image)") from None
+            raise ValueError(
+                f"{err} (the official setting); the per-view directions T2D, T2S, T2P need "
+                "match='image' or 'building' (--option match=image)"
+            ) from None
 
-    def directions(self) -> list[Direction | PooledDirection]:
+    def directions(self) -> list[AnyDirection]:
         present = {img.view for img in self.images()}
         views = tuple(v for v in IMAGE_VIEWS if v in present)
         if self.match == "official":
@@ -164,11 +168,13 @@ class GeoText1652(Benchmark):
     def _label(self, image: GeoTextImage) -> str:
         return image.image_id if self.match == "image" else image.building
 
-    def query_set(self, direction: Direction | PooledDirection | str) -> ImageSet:
+    def query_set(self, direction: AnyDirection | str) -> ImageSet:
         direction = self.check_direction(direction)
         if self.match == "official":
+            assert isinstance(direction, PooledDirection)  # the official setting defines T2I only
             sources, what = set(direction.pooled), "test image"
         else:
+            assert isinstance(direction, Direction)  # match=image/building: T2D, T2S, T2P
             view = direction.gallery if self.match == "image" else View.DRONE
             sources, what = {view}, f"{view.value} image"
         ids, texts, image_ids, sentences, bboxes = [], [], [], [], []
@@ -183,23 +189,29 @@ class GeoText1652(Benchmark):
                 bboxes.append(image.bboxes)
         if not texts:
             raise ValueError(f"{self.annotation_file} has no caption of a {what}")
-        return ImageSet(view=View.TEXT, ids=ids, texts=texts,
-                        extra={"image_ids": image_ids, "sentences": sentences, "bboxes": bboxes})
+        return ImageSet(
+            view=View.TEXT,
+            ids=ids,
+            texts=texts,
+            extra={"image_ids": image_ids, "sentences": sentences, "bboxes": bboxes},
+        )
 
     def _view_gallery(self, view: View) -> ImageSet:
         chosen = [img for img in self.images() if img.view is view]
         keep = self.keep_existing([img.path for img in chosen], f"{view.value} image")
         chosen = [chosen[i] for i in keep]
-        return ImageSet(view=view, ids=[self._label(img) for img in chosen], paths=[img.path for img in chosen])
+        return ImageSet(
+            view=view, ids=[self._label(img) for img in chosen], paths=[img.path for img in chosen]
+        )
 
-    def gallery_parts(self, direction: Direction | PooledDirection | str) -> list[ImageSet]:
+    def gallery_parts(self, direction: AnyDirection | str) -> list[ImageSet]:
         """Official: one image set per view (each embedded by its own tower), pooled in this order."""
         direction = self.check_direction(direction)
         if isinstance(direction, PooledDirection):
             return [self._view_gallery(view) for view in direction.pooled]
         return [self._view_gallery(direction.gallery)]
 
-    def gallery_set(self, direction: Direction | PooledDirection | str) -> ImageSet:
+    def gallery_set(self, direction: AnyDirection | str) -> ImageSet:
         """The gallery; for the official ``T2I`` every view's images in one set (its ``view`` is
         the first part's, ``extra["views"]`` holds each item's view)."""
         parts = self.gallery_parts(direction)
@@ -217,8 +229,10 @@ class GeoText1652(Benchmark):
             if img.captions:
                 captions.setdefault(img.building, {})[img.path] = img.captions[0]
         return [
-            TrainingPlace(id=building, images={v: tuple(p) for v, p in images[building].items()},
-                          image_texts=captions.get(building, {}))
+            TrainingPlace(
+                id=building,
+                images={v: tuple(p) for v, p in images[building].items()},
+                image_texts=captions.get(building, {}),
+            )
             for building in sorted(images)
         ]
-

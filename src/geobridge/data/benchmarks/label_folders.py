@@ -6,9 +6,9 @@ and a label is one training place.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from geobridge.data.benchmarks.base import list_images
 from geobridge.data.places import TrainingPlace
@@ -42,4 +42,6 @@ def places_by_label(folders: Mapping[View, LabelledImages]) -> list[TrainingPlac
     for view, found in folders.items():
         for label, path in zip(found.labels, found.paths):
             images[label].setdefault(view, []).append(path)
-    return [TrainingPlace(id=label, images={v: tuple(p) for v, p in images[label].items()}) for label in labels]
+    return [
+        TrainingPlace(id=label, images={v: tuple(p) for v, p in images[label].items()}) for label in labels
+    ]

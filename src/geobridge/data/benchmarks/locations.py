@@ -16,7 +16,7 @@ import numpy as np
 from geobridge.data.benchmarks.base import Benchmark, ImageSet
 from geobridge.data.places import TrainingPlace
 from geobridge.records import Location
-from geobridge.views import GEOBRIDGE_DIRECTIONS, Direction, View, all_directions
+from geobridge.views import GEOBRIDGE_DIRECTIONS, AnyDirection, Direction, View, all_directions
 
 
 class LocationBenchmark(Benchmark):
@@ -66,24 +66,34 @@ class LocationBenchmark(Benchmark):
         has_coordinates = bool(np.isfinite(lat).all() and np.isfinite(lon).all())
         ids = [loc.id for loc in chosen]
         if view is View.TEXT:
-            return ImageSet(view=view, ids=ids, texts=[loc.text for loc in chosen],
-                            lat=lat if has_coordinates else None, lon=lon if has_coordinates else None)
+            return ImageSet(
+                view=view,
+                ids=ids,
+                texts=[loc.text for loc in chosen],
+                lat=lat if has_coordinates else None,
+                lon=lon if has_coordinates else None,
+            )
         paths = [Path(loc.path(view)) for loc in chosen]
         keep = self.keep_existing(paths, f"{view.value} image")
         lat, lon = (lat[keep], lon[keep]) if has_coordinates else (None, None)
         ids, paths = [ids[i] for i in keep], [paths[i] for i in keep]
         return ImageSet(view=view, ids=ids, paths=paths, lat=lat, lon=lon)
 
-    def query_set(self, direction: Direction | str) -> ImageSet:
-        return self.location_set(self.check_direction(direction).query, queries=True)
+    def query_set(self, direction: AnyDirection | str) -> ImageSet:
+        return self.location_set(self.check_pair(direction).query, queries=True)
 
-    def gallery_set(self, direction: Direction | str) -> ImageSet:
-        return self.location_set(self.check_direction(direction).gallery)
+    def gallery_set(self, direction: AnyDirection | str) -> ImageSet:
+        return self.location_set(self.check_pair(direction).gallery)
 
     def training_places(self) -> list[TrainingPlace]:
         """The locations of the ``train`` split, one place each."""
         return [
-            TrainingPlace(id=loc.id, images={View.parse(name): (Path(p),) for name, p in loc.paths.items() if p is not None},
-                          text=loc.text, lat=loc.lat, lon=loc.lon)
+            TrainingPlace(
+                id=loc.id,
+                images={View.parse(name): (Path(p),) for name, p in loc.paths.items() if p is not None},
+                text=loc.text,
+                lat=loc.lat,
+                lon=loc.lon,
+            )
             for loc in self.locations("train")
         ]

@@ -14,7 +14,9 @@ _REGISTRY: dict[str, type[Benchmark]] = {}
 def register_benchmark(cls: type[Benchmark]) -> type[Benchmark]:
     """Class decorator: make a loader available to :func:`load_benchmark` under ``cls.name``."""
     if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
-        raise ValueError(f"benchmark name {cls.name!r} is already registered by {_REGISTRY[cls.name].__name__}")
+        raise ValueError(
+            f"benchmark name {cls.name!r} is already registered by {_REGISTRY[cls.name].__name__}"
+        )
     _REGISTRY[cls.name] = cls
     return cls
 

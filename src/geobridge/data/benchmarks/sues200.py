@@ -40,7 +40,7 @@ from geobridge.data.benchmarks.base import Benchmark, ImageSet, list_images
 from geobridge.data.benchmarks.label_folders import LabelledImages, places_by_label, scan_label_folders
 from geobridge.data.benchmarks.registry import register_benchmark
 from geobridge.data.places import TrainingPlace
-from geobridge.views import Direction, View
+from geobridge.views import AnyDirection, Direction, View
 
 ALTITUDES: tuple[int, ...] = (150, 200, 250, 300)
 TRAIN_VIEWS: tuple[View, ...] = (View.DRONE, View.SATELLITE)
@@ -74,8 +74,9 @@ class SUES200(Benchmark):
                 self.root = candidate
                 break
         else:
-            raise self.missing(self.root / "Testing",
-                               "Testing folder (or the raw drone-view/ and satellite-view/)")
+            raise self.missing(
+                self.root / "Testing", "Testing folder (or the raw drone-view/ and satellite-view/)"
+            )
         self.test_dir = self.root / "Testing" / str(self.altitude)
         if self.raw:
             if not self.places():
@@ -109,7 +110,7 @@ class SUES200(Benchmark):
         name = f"{role}_{view.value}"
         if self.raw:
             places = self.places()
-            found = self._raw_images(view, places[self.train_places:] if role == "query" else places)
+            found = self._raw_images(view, places[self.train_places :] if role == "query" else places)
             where = self.root / RAW_FOLDERS[view] / "<place>"
         else:
             folder = self.require(self.test_dir / name, f"test folder {name}", folder=True)
@@ -118,19 +119,23 @@ class SUES200(Benchmark):
             raise self.missing(where, f"images of {name} at altitude {self.altitude}")
         return ImageSet(view=view, ids=found.labels, paths=found.paths, extra={"altitude": self.altitude})
 
-    def query_set(self, direction: Direction | str) -> ImageSet:
-        return self._test_images("query", self.check_direction(direction).query)
+    def query_set(self, direction: AnyDirection | str) -> ImageSet:
+        return self._test_images("query", self.check_pair(direction).query)
 
-    def gallery_set(self, direction: Direction | str) -> ImageSet:
-        return self._test_images("gallery", self.check_direction(direction).gallery)
+    def gallery_set(self, direction: AnyDirection | str) -> ImageSet:
+        return self._test_images("gallery", self.check_pair(direction).gallery)
 
     def training_places(self) -> list[TrainingPlace]:
         """Each training place with its drone images at this altitude and its satellite image."""
         if self.raw:
             places = self.places()[: self.train_places]
             return places_by_label({view: self._raw_images(view, places) for view in TRAIN_VIEWS})
-        train = self.require(self.root / "Training" / str(self.altitude),
-                             f"Training folder for altitude {self.altitude}", folder=True)
-        folders = [self.require(train / v.value, f"training folder {v.value}", folder=True)
-                   for v in TRAIN_VIEWS]
+        train = self.require(
+            self.root / "Training" / str(self.altitude),
+            f"Training folder for altitude {self.altitude}",
+            folder=True,
+        )
+        folders = [
+            self.require(train / v.value, f"training folder {v.value}", folder=True) for v in TRAIN_VIEWS
+        ]
         return places_by_label({v: scan_label_folders(f) for v, f in zip(TRAIN_VIEWS, folders)})

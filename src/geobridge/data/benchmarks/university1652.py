@@ -39,7 +39,7 @@ from geobridge.data.benchmarks.base import Benchmark, ImageSet
 from geobridge.data.benchmarks.label_folders import places_by_label, scan_label_folders
 from geobridge.data.benchmarks.registry import register_benchmark
 from geobridge.data.places import TrainingPlace
-from geobridge.views import Direction, View
+from geobridge.views import AnyDirection, Direction, View
 
 PROTOCOLS: tuple[str, ...] = ("u1652", "u1652-s4g")
 TRAIN_VIEWS: tuple[View, ...] = (View.DRONE, View.STREET, View.SATELLITE)
@@ -63,11 +63,14 @@ class University1652(Benchmark):
         "train/{drone,street,satellite}/<building>/*.jpg."
     )
 
-    def __init__(self, root: str | Path, protocol: str = "u1652", multi_query: bool = False,
-                 rerank: bool = False) -> None:
+    def __init__(
+        self, root: str | Path, protocol: str = "u1652", multi_query: bool = False, rerank: bool = False
+    ) -> None:
         super().__init__(root)
         if protocol not in PROTOCOLS:
-            raise ValueError(f"University-1652 protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+            raise ValueError(
+                f"University-1652 protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}"
+            )
         for name, value in (("multi_query", multi_query), ("rerank", rerank)):
             if not isinstance(value, bool):
                 raise ValueError(f"University-1652 {name} must be true or false, got {value!r}")
@@ -90,13 +93,15 @@ class University1652(Benchmark):
             raise self.missing(folder / "<building>", f"images in {name}")
         return ImageSet(view=view, ids=found.labels, paths=found.paths)
 
-    def query_set(self, direction: Direction | str) -> ImageSet:
-        return self._test_folder("query", self.check_direction(direction).query)
+    def query_set(self, direction: AnyDirection | str) -> ImageSet:
+        return self._test_folder("query", self.check_pair(direction).query)
 
-    def gallery_set(self, direction: Direction | str) -> ImageSet:
-        return self._test_folder("gallery", self.check_direction(direction).gallery)
+    def gallery_set(self, direction: AnyDirection | str) -> ImageSet:
+        return self._test_folder("gallery", self.check_pair(direction).gallery)
 
-    def protocol_options(self, direction: Direction | str, query: ImageSet, gallery: ImageSet) -> dict[str, Any]:
+    def protocol_options(
+        self, direction: AnyDirection | str, query: ImageSet, gallery: ImageSet
+    ) -> dict[str, Any]:
         """The multi-query and re-ranking settings chosen when the benchmark was opened."""
         options: dict[str, Any] = {}
         if self.multi_query:
@@ -109,7 +114,11 @@ class University1652(Benchmark):
         """Every training building with all its images of each view folder present under
         ``train/`` (drone, street, satellite; ``google`` is left out, as the field does)."""
         train = self.require(self.root / "train", "train folder", folder=True)
-        folders = {view: scan_label_folders(train / view.value) for view in TRAIN_VIEWS if (train / view.value).is_dir()}
+        folders = {
+            view: scan_label_folders(train / view.value)
+            for view in TRAIN_VIEWS
+            if (train / view.value).is_dir()
+        }
         if not folders:
             raise self.missing(train / "drone", "training view folder (drone, street or satellite)")
         return places_by_label(folders)

@@ -48,7 +48,7 @@ import numpy as np
 from geobridge.data.benchmarks.base import Benchmark, ImageSet
 from geobridge.data.benchmarks.registry import register_benchmark
 from geobridge.data.places import TrainingPlace
-from geobridge.views import Direction, View
+from geobridge.views import AnyDirection, Direction, View
 
 CITIES: tuple[str, ...] = ("Chicago", "NewYork", "SanFrancisco", "Seattle")
 CROSS_AREA_TRAIN: tuple[str, ...] = ("NewYork", "Seattle")
@@ -166,7 +166,7 @@ class VIGOR(Benchmark):
     def directions(self) -> list[Direction]:
         return [Direction(View.STREET, View.SATELLITE)]
 
-    def query_set(self, direction: Direction | str) -> ImageSet:
+    def query_set(self, direction: AnyDirection | str) -> ImageSet:
         self.check_direction(direction)
         labels = self.labels()
         paths = [self.image_folder(lab.city, View.STREET) / lab.panorama for lab in labels]
@@ -185,7 +185,7 @@ class VIGOR(Benchmark):
             },
         )
 
-    def gallery_set(self, direction: Direction | str) -> ImageSet:
+    def gallery_set(self, direction: AnyDirection | str) -> ImageSet:
         self.check_direction(direction)
         paths: list[Path] = []
         for city in self.cities(self.split):
@@ -199,7 +199,7 @@ class VIGOR(Benchmark):
         )
 
     def protocol_options(
-        self, direction: Direction | str, query: ImageSet, gallery: ImageSet
+        self, direction: AnyDirection | str, query: ImageSet, gallery: ImageSet
     ) -> dict[str, Any]:
         """VIGOR's hit rate needs each query's semi-positive ids."""
         return {"semi_positives": query.extra["semi_positive_ids"]}
@@ -210,11 +210,18 @@ class VIGOR(Benchmark):
         panoramas: dict[tuple[str, str], list[Path]] = {}
         for lab in self.labels("train"):
             panoramas.setdefault((lab.city, lab.positive), []).append(
-                self.image_folder(lab.city, View.STREET) / lab.panorama)
+                self.image_folder(lab.city, View.STREET) / lab.panorama
+            )
         places = []
         for (city, positive), streets in panoramas.items():
             lat, lon = satellite_latlon(positive)
             satellite = self.image_folder(city, View.SATELLITE) / positive
-            places.append(TrainingPlace(id=Path(positive).stem, lat=lat, lon=lon,
-                                        images={View.SATELLITE: (satellite,), View.STREET: tuple(streets)}))
+            places.append(
+                TrainingPlace(
+                    id=Path(positive).stem,
+                    lat=lat,
+                    lon=lon,
+                    images={View.SATELLITE: (satellite,), View.STREET: tuple(streets)},
+                )
+            )
         return self.drop_missing(places)

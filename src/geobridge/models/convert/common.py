@@ -40,10 +40,17 @@ class Provenance:
     notes: list[str] = field(default_factory=list)
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {"format": self.format, "checkpoint": self.checkpoint, "sha256": self.sha256,
-                "architecture": self.architecture, "licence": self.licence, "source_url": self.source_url,
-                "published": self.published, "dropped": dict(sorted(self.dropped.items())),
-                "notes": self.notes}
+        return {
+            "format": self.format,
+            "checkpoint": self.checkpoint,
+            "sha256": self.sha256,
+            "architecture": self.architecture,
+            "licence": self.licence,
+            "source_url": self.source_url,
+            "published": self.published,
+            "dropped": dict(sorted(self.dropped.items())),
+            "notes": self.notes,
+        }
 
 
 def sha256_of(path: Path) -> str:
@@ -68,11 +75,15 @@ def load_checked(model: MultiViewModel, state: dict[str, torch.Tensor], what: st
     missing = sorted(set(expected) - set(state))
     if missing:
         raise ConversionError(f"{what}: keys the converted model needs are missing: {_names(missing)}")
-    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(expected[k].shape)})"
-             for k in sorted(state) if state[k].shape != expected[k].shape]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} (expected {tuple(expected[k].shape)})"
+        for k in sorted(state)
+        if state[k].shape != expected[k].shape
+    ]
     if wrong:
-        raise ConversionError(f"{what}: shapes differ from the architecture (wrong --arch or sizes?): "
-                              f"{_names(wrong, 3)}")
+        raise ConversionError(
+            f"{what}: shapes differ from the architecture (wrong --arch or sizes?): {_names(wrong, 3)}"
+        )
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
 
 

@@ -30,20 +30,45 @@ FORMAT = "geobridge-official"
 IMAGE_ENCODERS = {"drone": "drone_encoder", "street": "street_encoder", "satellite": "satellite_encoder"}
 TEXT_ENCODER = "text_encoder"
 
-_VISION_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                "num_channels", "image_size", "patch_size", "hidden_act", "layer_norm_eps",
-                "attention_dropout",
-                "initializer_range", "initializer_factor")
-_TEXT_KEYS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-              "max_position_embeddings", "hidden_act", "layer_norm_eps", "attention_dropout",
-              "initializer_range", "initializer_factor", "pad_token_id", "bos_token_id", "eos_token_id")
+_VISION_KEYS = (
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_channels",
+    "image_size",
+    "patch_size",
+    "hidden_act",
+    "layer_norm_eps",
+    "attention_dropout",
+    "initializer_range",
+    "initializer_factor",
+)
+_TEXT_KEYS = (
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "max_position_embeddings",
+    "hidden_act",
+    "layer_norm_eps",
+    "attention_dropout",
+    "initializer_range",
+    "initializer_factor",
+    "pad_token_id",
+    "bos_token_id",
+    "eos_token_id",
+)
 
 
 def _clip_of(top: Any, encoder: str) -> Any:
     module = attribute(top, encoder)
     if not is_module(module):
-        raise ConversionError(f"not a GeoBridge checkpoint: it has no module {encoder!r} "
-                              f"(expected drone_encoder, satellite_encoder, street_encoder, text_encoder)")
+        raise ConversionError(
+            f"not a GeoBridge checkpoint: it has no module {encoder!r} "
+            f"(expected drone_encoder, satellite_encoder, street_encoder, text_encoder)"
+        )
     clip = attribute(module, "CLIP")
     if not is_module(clip) or not clip.class_path.endswith("CLIPModel"):
         found = clip.class_path if is_module(clip) else type(clip).__name__
@@ -57,8 +82,9 @@ def _sub_arch(clip: Any, encoder: str, part: str, keys: tuple[str, ...]) -> dict
 
     config = plain(attribute(clip, "config"))
     if not isinstance(config, dict) or not isinstance(config.get(part), dict):
-        raise ConversionError(f"{encoder}.CLIP has no readable config.{part}; "
-                              "cannot rebuild its architecture")
+        raise ConversionError(
+            f"{encoder}.CLIP has no readable config.{part}; cannot rebuild its architecture"
+        )
     sub = config[part]
     chosen = {k: sub[k] for k in keys if sub.get(k) is not None}
     chosen["projection_dim"] = int(config.get("projection_dim") or sub.get("projection_dim"))
@@ -66,8 +92,9 @@ def _sub_arch(clip: Any, encoder: str, part: str, keys: tuple[str, ...]) -> dict
     return cls(**chosen).to_dict()
 
 
-def _rename(tensors: dict[str, torch.Tensor],
-            with_text: bool) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+def _rename(
+    tensors: dict[str, torch.Tensor], with_text: bool
+) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
     """Their keys -> ours; the unused halves of each CLIPModel are counted in `dropped`."""
     state: dict[str, torch.Tensor] = {}
     dropped: dict[str, int] = {}
@@ -81,14 +108,19 @@ def _rename(tensors: dict[str, torch.Tensor],
         if encoder not in encoders or not rest.startswith("CLIP."):
             unknown.append(key)
             continue
-        inner = rest[len("CLIP."):]
+        inner = rest[len("CLIP.") :]
         tower = encoders[encoder]
-        used = ("text_model.", "text_projection.") if tower == "text" else \
-            ("vision_model.", "visual_projection.")
+        used = (
+            ("text_model.", "text_projection.")
+            if tower == "text"
+            else ("vision_model.", "visual_projection.")
+        )
         if inner.startswith(used) and (tower != "text" or with_text) and not inner.endswith("position_ids"):
             state[f"towers.{tower}.model.{inner}"] = tensor
-        elif inner.startswith(("text_model.", "text_projection.", "vision_model.", "visual_projection.")) \
-                or inner == "logit_scale":
+        elif (
+            inner.startswith(("text_model.", "text_projection.", "vision_model.", "visual_projection."))
+            or inner == "logit_scale"
+        ):
             reason = f"{encoder}: unused by get_{'text' if tower == 'text' else 'image'}_features"
             if tower == "text" and not with_text:
                 reason = f"{encoder}: text tower not converted (--no-text)"
@@ -98,22 +130,27 @@ def _rename(tensors: dict[str, torch.Tensor],
         else:
             unknown.append(key)
     if unknown:
-        raise ConversionError(f"unknown keys in the GeoBridge checkpoint: {', '.join(sorted(unknown)[:6])}"
-                              + (f" and {len(unknown) - 6} more" if len(unknown) > 6 else ""))
+        raise ConversionError(
+            f"unknown keys in the GeoBridge checkpoint: {', '.join(sorted(unknown)[:6])}"
+            + (f" and {len(unknown) - 6} more" if len(unknown) > 6 else "")
+        )
     return state, dropped
 
 
-def convert_geobridge(checkpoint: Path, tokenizer: Path | None = None, with_text: bool = True,
-                      name: str = FORMAT) -> tuple[MultiViewModel, Provenance]:
+def convert_geobridge(
+    checkpoint: Path, tokenizer: Path | None = None, with_text: bool = True, name: str = FORMAT
+) -> tuple[MultiViewModel, Provenance]:
     """Read GeoBridge's released file (safely) and return our model with its weights + provenance.
 
     `tokenizer`: a local directory holding the CLIP tokenizer files (the text tower needs one;
     none can be downloaded here); `with_text=False` drops the text encoder instead.
     """
     if with_text and tokenizer is None:
-        raise ConversionError("the GeoBridge checkpoint has a text encoder: pass --tokenizer DIR (a local "
-                              "copy of the CLIP tokenizer, e.g. openai/clip-vit-large-patch14) or --no-text "
-                              "to drop it")
+        raise ConversionError(
+            "the GeoBridge checkpoint has a text encoder: pass --tokenizer DIR (a local "
+            "copy of the CLIP tokenizer, e.g. openai/clip-vit-large-patch14) or --no-text "
+            "to drop it"
+        )
     if tokenizer is not None and not tokenizer.is_dir():
         raise ConversionError(f"tokenizer directory {tokenizer} not found")
     top = load_checkpoint(checkpoint)
@@ -124,22 +161,40 @@ def convert_geobridge(checkpoint: Path, tokenizer: Path | None = None, with_text
     for view, encoder in IMAGE_ENCODERS.items():
         arch = _sub_arch(_clip_of(top, encoder), encoder, "vision_config", _VISION_KEYS)
         size = (int(arch["image_size"]),) * 2
-        towers[view] = TowerConfig(backend="hf-clip", modality="image", pretrained=False, arch=arch,
-                                   image_size=size, mean=IMAGENET_MEAN, std=IMAGENET_STD)
-        transforms[view] = EvalTransform(size=size, resize="pil-bicubic", mean=IMAGENET_MEAN,
-                                         std=IMAGENET_STD)
+        towers[view] = TowerConfig(
+            backend="hf-clip",
+            modality="image",
+            pretrained=False,
+            arch=arch,
+            image_size=size,
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+        )
+        transforms[view] = EvalTransform(
+            size=size, resize="pil-bicubic", mean=IMAGENET_MEAN, std=IMAGENET_STD
+        )
     text_clip = _clip_of(top, TEXT_ENCODER)
     if with_text:
         arch = _sub_arch(text_clip, TEXT_ENCODER, "text_config", _TEXT_KEYS)
-        towers["text"] = TowerConfig(backend="hf-clip", modality="text", pretrained=False, arch=arch,
-                                     max_length=int(arch["max_position_embeddings"]))
+        towers["text"] = TowerConfig(
+            backend="hf-clip",
+            modality="text",
+            pretrained=False,
+            arch=arch,
+            max_length=int(arch["max_position_embeddings"]),
+        )
     widths = {int(t.arch["projection_dim"]) for t in towers.values() if t.arch}
     if len(widths) != 1:
-        raise ConversionError(f"the encoders project to different widths {sorted(widths)}; "
-                              "expected one space")
+        raise ConversionError(
+            f"the encoders project to different widths {sorted(widths)}; expected one space"
+        )
     config = ModelConfig(
-        name=name, embed_dim=widths.pop(), projection="none", towers=towers,
-        image_towers={view: view for view in IMAGE_ENCODERS}, text_tower="text" if with_text else None,
+        name=name,
+        embed_dim=widths.pop(),
+        projection="none",
+        towers=towers,
+        image_towers={view: view for view in IMAGE_ENCODERS},
+        text_tower="text" if with_text else None,
         eval_transforms=transforms,
     )
     state, dropped = _rename(module_tensors(top), with_text)
@@ -149,12 +204,16 @@ def convert_geobridge(checkpoint: Path, tokenizer: Path | None = None, with_text
         model = build_model(config, Path(assets))
         load_checked(model, state, f"GeoBridge checkpoint {checkpoint.name}")
     provenance = Provenance(
-        format=FORMAT, checkpoint=checkpoint.name, sha256=sha256_of(checkpoint),
+        format=FORMAT,
+        checkpoint=checkpoint.name,
+        sha256=sha256_of(checkpoint),
         architecture="four separate CLIP models (drone, street, satellite, text), get_image/text_features",
         dropped=dropped,
-        notes=["eval transform: bicubic resize to the CLIP input size, ToTensor, ImageNet mean/std "
-               "(the released test script's; not CLIP's own mean/std)",
-               "the released test script also averages a horizontal flip: evaluate with --tta flip"],
+        notes=[
+            "eval transform: bicubic resize to the CLIP input size, ToTensor, ImageNet mean/std "
+            "(the released test script's; not CLIP's own mean/std)",
+            "the released test script also averages a horizontal flip: evaluate with --tta flip",
+        ],
     )
     if not with_text:
         provenance.notes.append("text encoder dropped (--no-text): this model has no text tower")

@@ -3,7 +3,8 @@ licence as their authors state it, the architecture, the eval transform and publ
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from geobridge.models.config import ModelConfig
 from geobridge.models.convert.common import Provenance
@@ -11,8 +12,9 @@ from geobridge.models.convert.common import Provenance
 _METRICS = ("R@1", "R@5", "R@10", "R@1%", "AP")
 
 
-def render_readme(config: ModelConfig, provenance: Provenance,
-                  published: Iterable[dict[str, Any]] = ()) -> str:
+def render_readme(
+    config: ModelConfig, provenance: Provenance, published: Iterable[dict[str, Any]] = ()
+) -> str:
     """Markdown for README.md; `published` are rows of the published-numbers table (plain dicts)."""
     lines = [
         f"# {config.name}",
@@ -40,11 +42,15 @@ def render_readme(config: ModelConfig, provenance: Provenance,
     if not rows:
         lines.append("None recorded for this checkpoint (see `geobridge evaluate --published`).")
     else:
-        lines += ["| benchmark | setting | direction | " + " | ".join(_METRICS) + " | protocol | source |",
-                  "|---" * (len(_METRICS) + 5) + "|"]
+        lines += [
+            "| benchmark | setting | direction | " + " | ".join(_METRICS) + " | protocol | source |",
+            "|---" * (len(_METRICS) + 5) + "|",
+        ]
         for row in rows:
             cells = [row.get(m) or "" for m in _METRICS]
-            lines.append(f"| {row['benchmark']} | {row.get('setting') or ''} | {row['direction']} | "
-                         + " | ".join(str(c) for c in cells)
-                         + f" | {row.get('protocol') or ''} | {row.get('source') or ''} |")
+            lines.append(
+                f"| {row['benchmark']} | {row.get('setting') or ''} | {row['direction']} | "
+                + " | ".join(str(c) for c in cells)
+                + f" | {row.get('protocol') or ''} | {row.get('source') or ''} |"
+            )
     return "\n".join(lines) + "\n"

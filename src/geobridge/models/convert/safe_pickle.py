@@ -29,10 +29,17 @@ from typing import Any
 import torch
 
 _STORAGE_DTYPES: dict[str, torch.dtype] = {
-    "DoubleStorage": torch.float64, "FloatStorage": torch.float32, "HalfStorage": torch.float16,
-    "BFloat16Storage": torch.bfloat16, "LongStorage": torch.int64, "IntStorage": torch.int32,
-    "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
-    "BoolStorage": torch.bool, "ComplexFloatStorage": torch.complex64,
+    "DoubleStorage": torch.float64,
+    "FloatStorage": torch.float32,
+    "HalfStorage": torch.float16,
+    "BFloat16Storage": torch.bfloat16,
+    "LongStorage": torch.int64,
+    "IntStorage": torch.int32,
+    "ShortStorage": torch.int16,
+    "CharStorage": torch.int8,
+    "ByteStorage": torch.uint8,
+    "BoolStorage": torch.bool,
+    "ComplexFloatStorage": torch.complex64,
     "ComplexDoubleStorage": torch.complex128,
 }
 _DTYPE_NAMES = {str(dtype).removeprefix("torch."): dtype for dtype in _STORAGE_DTYPES.values()}
@@ -100,24 +107,34 @@ def _rebuild_from_type_v2(func: Any, new_type: Any, args: tuple, state: Any) -> 
     """A tensor with extra Python attributes (e.g. transformers' ``_is_hf_initialized``): rebuild
     the plain tensor, drop the attributes; any subclass other than Tensor/Parameter is refused."""
     if new_type not in (torch.Tensor, torch.nn.Parameter):
-        raise UnsafePickleError(f"the checkpoint holds a tensor of type {new_type!r}; "
-                                "only plain tensors are read")
+        raise UnsafePickleError(
+            f"the checkpoint holds a tensor of type {new_type!r}; only plain tensors are read"
+        )
     if func not in _SAFE_FUNCTIONS.values():
         raise UnsafePickleError(f"the checkpoint rebuilds a tensor with {func!r}; refusing")
     return func(*args)
 
 
-def _rebuild_parameter(data: torch.Tensor, requires_grad: bool, backward_hooks: Any,
-                       state: Any = None) -> Any:
+def _rebuild_parameter(
+    data: torch.Tensor, requires_grad: bool, backward_hooks: Any, state: Any = None
+) -> Any:
     """A parameter, as its tensor (hooks and attributes dropped)."""
     return data
 
 
-def _rebuild_tensor_v2(storage: Any, offset: int, size: tuple, stride: tuple, requires_grad: bool,
-                       backward_hooks: Any, metadata: Any = None) -> torch.Tensor:
+def _rebuild_tensor_v2(
+    storage: Any,
+    offset: int,
+    size: tuple,
+    stride: tuple,
+    requires_grad: bool,
+    backward_hooks: Any,
+    metadata: Any = None,
+) -> torch.Tensor:
     if not isinstance(storage, torch.storage.TypedStorage):
-        raise UnsafePickleError(f"the checkpoint rebuilds a tensor from {type(storage).__name__}, "
-                                "not a storage")
+        raise UnsafePickleError(
+            f"the checkpoint rebuilds a tensor from {type(storage).__name__}, not a storage"
+        )
     return torch._utils._rebuild_tensor(storage, offset, size, stride)
 
 
@@ -134,8 +151,10 @@ _SAFE_FUNCTIONS: dict[tuple[str, str], Any] = {
 _SAFE_GLOBALS: dict[tuple[str, str], Any] = {
     **_SAFE_FUNCTIONS,
     ("collections", "OrderedDict"): collections.OrderedDict,
-    ("builtins", "set"): set, ("__builtin__", "set"): set,
-    ("builtins", "frozenset"): frozenset, ("__builtin__", "frozenset"): frozenset,
+    ("builtins", "set"): set,
+    ("__builtin__", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("__builtin__", "frozenset"): frozenset,
     ("torch", "Tensor"): torch.Tensor,
     ("torch.nn.parameter", "Parameter"): torch.nn.Parameter,
     ("torch", "device"): _device,
@@ -171,12 +190,17 @@ class RestrictedUnpickler(pickle.Unpickler):
             try:
                 raw = self._archive.read(f"{self._prefix}data/{key}")
             except KeyError:
-                raise UnsafePickleError(f"the checkpoint has no data record {key!r} "
-                                        "(truncated file?)") from None
-            untyped = torch.frombuffer(bytearray(raw), dtype=torch.uint8).untyped_storage() if raw else \
-                torch.UntypedStorage(0)
-            self._storages[key] = torch.storage.TypedStorage(wrap_storage=untyped, dtype=dtype,
-                                                             _internal=True)
+                raise UnsafePickleError(
+                    f"the checkpoint has no data record {key!r} (truncated file?)"
+                ) from None
+            untyped = (
+                torch.frombuffer(bytearray(raw), dtype=torch.uint8).untyped_storage()
+                if raw
+                else torch.UntypedStorage(0)
+            )
+            self._storages[key] = torch.storage.TypedStorage(
+                wrap_storage=untyped, dtype=dtype, _internal=True
+            )
         return self._storages[key]
 
 
@@ -190,13 +214,16 @@ def load_checkpoint(path: str | Path) -> Any:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, IsADirectoryError):
-        raise ValueError(f"{path} is not a torch.save zip archive (torch >= 1.6 format); legacy or other "
-                         f"formats are not read") from None
+        raise ValueError(
+            f"{path} is not a torch.save zip archive (torch >= 1.6 format); legacy or other "
+            f"formats are not read"
+        ) from None
     with archive:
         pickles = [n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
         if len(pickles) != 1:
-            raise ValueError(f"{path} is not a torch.save archive: expected one <name>/data.pkl, "
-                             f"found {pickles}")
+            raise ValueError(
+                f"{path} is not a torch.save archive: expected one <name>/data.pkl, found {pickles}"
+            )
         prefix = pickles[0][: -len("data.pkl")]
         unpickler = RestrictedUnpickler(archive.read(pickles[0]), archive, prefix)
         try:
@@ -204,8 +231,9 @@ def load_checkpoint(path: str | Path) -> Any:
         except UnsafePickleError:
             raise
         except (pickle.UnpicklingError, EOFError, TypeError, AttributeError, IndexError) as err:
-            raise ValueError(f"{path}: cannot read the pickled checkpoint "
-                             f"({type(err).__name__}: {err})") from None
+            raise ValueError(
+                f"{path}: cannot read the pickled checkpoint ({type(err).__name__}: {err})"
+            ) from None
 
 
 def is_module(obj: Any) -> bool:

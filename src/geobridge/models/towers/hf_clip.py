@@ -46,8 +46,9 @@ def _sub_config(source: str, modality: str) -> Any:
         try:
             config = AutoConfig.from_pretrained(source)
         except OSError as err:
-            raise TowerLoadError(f"{source} is not a Hugging Face CLIP directory (no readable "
-                                 f"config.json): {err}") from None
+            raise TowerLoadError(
+                f"{source} is not a Hugging Face CLIP directory (no readable config.json): {err}"
+            ) from None
     else:
         config = local_first(lambda: AutoConfig.from_pretrained(source), "hf-clip", source)
     if config.model_type == "clip":
@@ -139,7 +140,10 @@ class HFCLIPImageTower(Tower):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         check_image_batch(pixels)
-        return self.model(pixel_values=pixels, interpolate_pos_encoding=tuple(pixels.shape[2:]) != (self.model.config.image_size,) * 2).image_embeds
+        return self.model(
+            pixel_values=pixels,
+            interpolate_pos_encoding=tuple(pixels.shape[2:]) != (self.model.config.image_size,) * 2,
+        ).image_embeds
 
     def blocks(self) -> list[nn.Module]:
         return list(self.model.vision_model.encoder.layers)
@@ -177,7 +181,10 @@ class HFCLIPTextTower(Tower):
                 raise TowerLoadError(f"hf-clip text tower: no tokenizer in {tokenizer_dir}: {err}") from None
         self.model = model
         self.config = config.model_copy(
-            update={"arch": model.config.to_dict(), "max_length": config.max_length or int(model.config.max_position_embeddings)}
+            update={
+                "arch": model.config.to_dict(),
+                "max_length": config.max_length or int(model.config.max_position_embeddings),
+            }
         )
 
     @property
@@ -186,7 +193,11 @@ class HFCLIPTextTower(Tower):
 
     def forward(self, texts: list[str]) -> torch.Tensor:
         batch = self.tokenizer(
-            check_texts(texts), padding=True, truncation=True, max_length=self.config.max_length, return_tensors="pt"
+            check_texts(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.config.max_length,
+            return_tensors="pt",
         )
         batch = {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
         return self.model(**batch).text_embeds
@@ -197,11 +208,19 @@ class HFCLIPTextTower(Tower):
 
     def forward_tokens(self, texts: list[str]) -> TokenOutput:
         batch = self.tokenizer(
-            check_texts(texts), padding=True, truncation=True, max_length=self.config.max_length, return_tensors="pt"
+            check_texts(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.config.max_length,
+            return_tensors="pt",
         )
         batch = {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
         out = self.model(**batch)
-        return TokenOutput(pooled=out.text_embeds, tokens=out.last_hidden_state, attention_mask=batch["attention_mask"].bool())
+        return TokenOutput(
+            pooled=out.text_embeds,
+            tokens=out.last_hidden_state,
+            attention_mask=batch["attention_mask"].bool(),
+        )
 
     def blocks(self) -> list[nn.Module]:
         return list(self.model.text_model.encoder.layers)

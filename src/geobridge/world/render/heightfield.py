@@ -148,9 +148,7 @@ def first_hit(pyramid: HeightPyramid, rays: Rays, cells_per_t: np.ndarray) -> np
     """
     n = len(rays.z)
     look = _Lookup(pyramid)
-    padded_rays = Rays(
-        rays.row + 1.0, rays.col + 1.0, rays.z, rays.d_row, rays.d_col, rays.d_z, rays.t_end
-    )
+    padded_rays = Rays(rays.row + 1.0, rays.col + 1.0, rays.z, rays.d_row, rays.d_col, rays.d_z, rays.t_end)
     cell_dt = (1.0 / np.maximum(cells_per_t, 1e-9)).astype(np.float32)  # one cell horizontally
     t_free = np.zeros(n, dtype=np.float32)  # every t below this is known to be above the surface
     lo = np.zeros(n, dtype=np.float32)

@@ -45,4 +45,6 @@ def render_drone_orthophoto(
     ``rng`` (one draw), lit as :func:`flight_settings` says; ``(size_px, size_px, 3)`` uint8."""
     weights = np.asarray(GEOLOC_CROP_COUNTS, dtype=np.float64)
     scale = GEOLOC_CROP_SCALES_M[int(rng.choice(len(weights), p=weights / weights.sum()))]
-    return render_satellite(world, lat, lon, size_px=size_px, ground_m=scale, settings=flight_settings(settings), rng=rng)
+    return render_satellite(
+        world, lat, lon, size_px=size_px, ground_m=scale, settings=flight_settings(settings), rng=rng
+    )

@@ -20,9 +20,7 @@ def location_cell(world: World, lat: float, lon: float) -> tuple[float, float]:
     return float(row), float(col)
 
 
-def nearest_index(
-    world: World, rows: np.ndarray, cols: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def nearest_index(world: World, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Flat indices of the cells holding (rows, cols), clamped to the grid, and an inside mask."""
     h, w = world.shape
     ri = np.floor(rows).astype(np.int64)
@@ -75,9 +73,7 @@ class CellWindow:
         return ((ri >= 0) & (ri < h))[:, None] & ((ci >= 0) & (ci < w))[None, :]
 
 
-def crop_axes(
-    world: World, lat: float, lon: float, n: int, ground_m: float
-) -> tuple[np.ndarray, np.ndarray]:
+def crop_axes(world: World, lat: float, lon: float, n: int, ground_m: float) -> tuple[np.ndarray, np.ndarray]:
     """Row and column coordinates of the ``n`` x ``n`` pixel centres of a north-up crop.
 
     The crop is ``ground_m`` metres on a side, centred on (lat, lon); image row 0 is north.
@@ -87,9 +83,7 @@ def crop_axes(
     return r_c + offsets, c_c + offsets
 
 
-def bilinear_window(
-    image: np.ndarray, window: CellWindow, rows: np.ndarray, cols: np.ndarray
-) -> np.ndarray:
+def bilinear_window(image: np.ndarray, window: CellWindow, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Sample a per-cell ``image`` (window-shaped, ``(h, w, C)`` float) bilinearly on the separable
     grid ``rows`` x ``cols`` (1-D, continuous cell units); returns ``(len(rows), len(cols), C)``."""
     y = rows - window.row0 - 0.5
@@ -103,9 +97,7 @@ def bilinear_window(
     return top * (1 - fy) + bottom * fy
 
 
-def nearest_window(
-    image: np.ndarray, window: CellWindow, rows: np.ndarray, cols: np.ndarray
-) -> np.ndarray:
+def nearest_window(image: np.ndarray, window: CellWindow, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Nearest-cell sampling of a window-shaped ``image`` on the grid ``rows`` x ``cols``."""
     yi = np.clip(np.floor(rows - window.row0).astype(np.int64), 0, window.rows - 1)
     xi = np.clip(np.floor(cols - window.col0).astype(np.int64), 0, window.cols - 1)
@@ -120,9 +112,7 @@ def box_downsample(image: np.ndarray, factor: int) -> np.ndarray:
     return image.reshape(h, factor, w, factor, -1).mean(axis=(1, 3))
 
 
-def to_uint8(
-    image: np.ndarray, noise_std: float = 0.0, rng: np.random.Generator | None = None
-) -> np.ndarray:
+def to_uint8(image: np.ndarray, noise_std: float = 0.0, rng: np.random.Generator | None = None) -> np.ndarray:
     """Float 0..255 image -> uint8, after optional additive Gaussian noise."""
     if noise_std > 0:
         if rng is None:

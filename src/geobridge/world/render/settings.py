@@ -40,9 +40,7 @@ class RenderSettings:
         if self.season not in SEASONS:
             raise ValueError(f"season must be one of {', '.join(SEASONS)}, got {self.season!r}")
         if not 0.5 <= self.sun_elevation_deg <= 90.0:
-            raise ValueError(
-                f"sun_elevation_deg must be in [0.5, 90], got {self.sun_elevation_deg}"
-            )
+            raise ValueError(f"sun_elevation_deg must be in [0.5, 90], got {self.sun_elevation_deg}")
         if self.brightness <= 0:
             raise ValueError(f"brightness must be positive, got {self.brightness}")
         if self.noise_std < 0:
@@ -90,4 +88,10 @@ def capture_conditions(base: RenderSettings, variation: float, rng: np.random.Ge
     season = base.season
     if rng.random() < variation / 2:
         season = str(rng.choice([s for s in SEASONS if s != base.season]))
-    return replace(base, sun_azimuth_deg=float(azimuth), sun_elevation_deg=elevation, brightness=brightness, season=season)
+    return replace(
+        base,
+        sun_azimuth_deg=float(azimuth),
+        sun_elevation_deg=elevation,
+        brightness=brightness,
+        season=season,
+    )

@@ -89,11 +89,7 @@ def flat_light(shadow: np.ndarray, settings: RenderSettings) -> np.ndarray:
     """Light factor on horizontal surfaces; 1.0 = sunlit at the reference 45 degree sun."""
     lam = math.sin(math.radians(settings.sun_elevation_deg))
     norm = settings.ambient + (1.0 - settings.ambient) * math.sin(math.radians(45.0))
-    return (
-        settings.brightness
-        * (settings.ambient + (1.0 - settings.ambient) * lam * (1.0 - shadow))
-        / norm
-    )
+    return settings.brightness * (settings.ambient + (1.0 - settings.ambient) * lam * (1.0 - shadow)) / norm
 
 
 def wall_light(
@@ -103,11 +99,7 @@ def wall_light(
     se, sn, _ = settings.sun_direction
     lam = np.clip(normal_east * se + normal_north * sn, 0.0, None)
     norm = settings.ambient + (1.0 - settings.ambient) * math.sin(math.radians(45.0))
-    return (
-        settings.brightness
-        * (settings.ambient + (1.0 - settings.ambient) * lam * (1.0 - shadow))
-        / norm
-    )
+    return settings.brightness * (settings.ambient + (1.0 - settings.ambient) * lam * (1.0 - shadow)) / norm
 
 
 def shadow_line_window(
@@ -172,8 +164,8 @@ class SunShadowMap:
             if self._done[i, j]:
                 continue
             window = CellWindow(i * t, j * t, min(t, h - i * t), min(t, w - j * t))
-            self.line[i * t : i * t + window.rows, j * t : j * t + window.cols] = (
-                shadow_line_window(world, window, self._settings)
+            self.line[i * t : i * t + window.rows, j * t : j * t + window.cols] = shadow_line_window(
+                world, window, self._settings
             )
             self._done[i, j] = True
 
@@ -215,9 +207,7 @@ def foliage_texture(cell_index: np.ndarray, z_m: np.ndarray) -> np.ndarray:
     """A deterministic leafy brightness factor (0.8-1.1) per cell and 1.5 m height band, so tree
     crowns seen from the side are not flat walls of one green."""
     band = np.floor(np.asarray(z_m) / 1.5).astype(np.int64).astype(np.uint64)
-    key = (
-        cell_index.astype(np.uint64) * np.uint64(2654435761) + band * np.uint64(40503)
-    ) >> np.uint64(9)
+    key = (cell_index.astype(np.uint64) * np.uint64(2654435761) + band * np.uint64(40503)) >> np.uint64(9)
     return (0.8 + 0.05 * (key % np.uint64(7)).astype(np.float32)).astype(np.float32)
 
 
@@ -239,9 +229,7 @@ def sky_colour(elevation: np.ndarray, azimuth: np.ndarray, settings: RenderSetti
     t = np.sqrt(np.clip(np.sin(elevation), 0.0, 1.0)).astype(np.float32)[..., None]
     sky = horizon * (1.0 - t) + zenith * t
     se, sn, su = settings.sun_direction
-    cos_angle = (
-        np.cos(elevation) * (np.sin(azimuth) * se + np.cos(azimuth) * sn) + np.sin(elevation) * su
-    )
+    cos_angle = np.cos(elevation) * (np.sin(azimuth) * se + np.cos(azimuth) * sn) + np.sin(elevation) * su
     glow = np.exp((np.clip(cos_angle, -1.0, 1.0) - 1.0) / 0.02).astype(np.float32)[..., None]
     sky = sky * (1.0 - 0.8 * glow) + np.float32(255.0) * 0.8 * glow
     return sky * np.float32(min(settings.brightness, 1.6))

@@ -71,9 +71,7 @@ def render_street(
     dist = MARCH_DISTANCES_M
     n_k = len(dist)
     sin_a, cos_a = np.sin(azimuth)[:, None], np.cos(azimuth)[:, None]
-    idx, inside = nearest_index(
-        world, eye_rc[0] - dist * cos_a / cs, eye_rc[1] + dist * sin_a / cs
-    )  # (W, K)
+    idx, inside = nearest_index(world, eye_rc[0] - dist * cos_a / cs, eye_rc[1] + dist * sin_a / cs)  # (W, K)
     h = np.where(inside, world.height.ravel()[idx], 0.0)
     top_angle = np.arctan2(h - eye_z, dist[None, :])
     horizon = np.maximum.accumulate(top_angle, axis=1)
