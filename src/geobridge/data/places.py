@@ -59,12 +59,12 @@ def expand_places(
 ) -> list[Location]:
     """The items of an epoch (see the module docstring); places without any requested view are
     left out. ``source`` (a dataset name) is kept in each item's ``region``."""
-    views = [View.parse(v) for v in views]
-    image_views = [v for v in views if v.is_image]
+    parsed = [View.parse(v) for v in views]
+    image_views = [v for v in parsed if v.is_image]
     lead = epoch_view(places, image_views)
     items: list[Location] = []
     for place in places:
-        if not any(place.count(v) for v in image_views) and not (View.TEXT in views and place.text):
+        if not any(place.count(v) for v in image_views) and not (View.TEXT in parsed and place.text):
             continue
         n_items = max(1, place.count(lead)) if lead is not None else 1
         for k in range(n_items):
@@ -73,9 +73,9 @@ def expand_places(
                 images = place.images.get(view, ())
                 paths[view.value] = Path(images[k % len(images)]) if images else None
             captioned = [
-                paths[v.value]
+                path
                 for v in ([lead] if lead else []) + image_views
-                if paths[v.value] in place.image_texts
+                if (path := paths[v.value]) is not None and path in place.image_texts
             ]
             text = place.image_texts[captioned[0]] if captioned else place.text
             items.append(

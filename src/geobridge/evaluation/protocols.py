@@ -51,6 +51,7 @@ miss, and the result's notes say how many there were.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import PurePath
@@ -269,11 +270,13 @@ def _base_per_query(ranking: RankingResult) -> dict[str, np.ndarray]:
     }
 
 
-def _truth_coordinates(query: Embeddings, gallery: Embeddings, ranking: RankingResult, notes: list[str]):
-    """True positions: the query's own, else its positive's; ``None`` when unknown."""
-    if not gallery.has_coordinates:
+def _truth_coordinates(
+    query: Embeddings, gallery: Embeddings, ranking: RankingResult, notes: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """True positions (lat, lon, known): the query's own, else its positive's; ``None`` when unknown."""
+    if gallery.lat is None or gallery.lon is None:  # not gallery.has_coordinates
         return None
-    if query.has_coordinates:
+    if query.lat is not None and query.lon is not None:  # query.has_coordinates
         return query.lat, query.lon, np.ones(len(query), dtype=bool)
     known = ranking.first_good_index >= 0
     idx = np.maximum(ranking.first_good_index, 0)
@@ -290,6 +293,7 @@ def _top1_errors(
         notes.append("no coordinates in the gallery (or query): distance metrics omitted")
         return None
     lat, lon, known = truth
+    assert gallery.lat is not None and gallery.lon is not None  # there is a truth only then
     top1 = np.maximum(ranking.top_indices[:, 0], 0)
     errors = M.localisation_errors_m(gallery.lat[top1], gallery.lon[top1], lat, lon)
     return np.where(known, errors, np.nan)
@@ -458,7 +462,8 @@ def _semi_positive_indices(query: Embeddings, gallery: Embeddings, lists: list) 
 
 
 def _vigor(query: Embeddings, gallery: Embeddings, options: VigorOptions) -> EvaluationResult:
-    semis, semi_notes = None, []
+    semis: tuple[np.ndarray, ...] | None = None
+    semi_notes: list[str] = []
     given = options.semi_positives
     if given is not None and query.semi_positives is not None:
         raise EvaluationError(
@@ -535,13 +540,15 @@ def _geotext(query: Embeddings, gallery: Embeddings, options: CommonOptions) -> 
     prepared = _prepare(query, gallery)
     notes = prepared.notes
     q_codes, g_codes = _codes(query.ids, gallery.ids, np.zeros(len(gallery), dtype=bool))
-    common = dict(top_k=options.top_k, chunk_size=options.chunk_size, progress=options.progress)
-    t2i = rank_queries(
-        prepared.query, prepared.gallery, Relevance(q_codes, g_codes), TieRule.ARGSORT_DESC, **common
+    rank = functools.partial(
+        rank_queries,
+        tie_rule=TieRule.ARGSORT_DESC,
+        top_k=options.top_k,
+        chunk_size=options.chunk_size,
+        progress=options.progress,
     )
-    i2t = rank_queries(
-        prepared.gallery, prepared.query, Relevance(g_codes, q_codes), TieRule.ARGSORT_DESC, **common
-    )
+    t2i = rank(prepared.query, prepared.gallery, Relevance(q_codes, g_codes))
+    i2t = rank(prepared.gallery, prepared.query, Relevance(g_codes, q_codes))
     for ranks, who, where in ((t2i.first_rank, "text", "image"), (i2t.first_rank, "image", "text")):
         missing = int((ranks < 0).sum())
         if missing:

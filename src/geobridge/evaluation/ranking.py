@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Literal
 
 import numpy as np
 import torch
@@ -186,7 +187,7 @@ def rank_queries(
             has_good = counts > 0
             first_rank[lo:hi][has_good] = ranks_np[has_good, 0]
             first_good[lo:hi][has_good] = best[has_good]
-            if semis is not None:
+            if semis is not None and semi_above is not None:  # both or neither
                 semi_above[lo:hi] = _semis_above(scores, semis[lo:hi], best, has_good, tie_rule)
         if k:
             idx, val = _top_k(scores, k, tie_rule)
@@ -305,7 +306,7 @@ def _count_above(block: np.ndarray, sorted_thr: np.ndarray, strict: bool) -> np.
         for col in range(width):
             out[:, col] = np.count_nonzero(compare(block, sorted_thr[:, col : col + 1], out=mask), axis=1)
         return out
-    side = "left" if strict else "right"
+    side: Literal["left", "right"] = "left" if strict else "right"
     out = np.empty((rows, width), dtype=np.int64)
     for row in range(rows):
         bucket = np.searchsorted(sorted_thr[row], block[row], side=side)

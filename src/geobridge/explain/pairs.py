@@ -23,12 +23,22 @@ class Pair:
     query_id: str
 
 
+def _image(location: Location, view: View) -> Path:
+    path = location.path(view)
+    assert path is not None  # build_pairs uses only locations that have both views
+    return path
+
+
 def build_pairs(
     locations: list[Location], query_view: View | str, n_pairs: int | None = None, seed: int = 0
 ) -> list[Pair]:
     """Half matching, half non-matching pairs (balanced), shuffled with ``seed``; at most ``n_pairs``."""
     view = View.parse(query_view)
+    if not view.is_image:
+        raise ValueError(f"pairs need an image query view, not {view.value}")
     usable = [loc for loc in locations if loc.has(View.SATELLITE) and loc.has(view)]
+    satellites = [_image(loc, View.SATELLITE) for loc in usable]
+    queries = [_image(loc, view) for loc in usable]
     if len(usable) < 2:
         raise ValueError(
             f"need at least 2 locations with both satellite and {view.value} images, found {len(usable)}"
@@ -36,9 +46,9 @@ def build_pairs(
     rng = np.random.default_rng(seed)
     pairs: list[Pair] = []
     for i, loc in enumerate(usable):
-        other = usable[(i + 1 + int(rng.integers(len(usable) - 1))) % len(usable)]
-        pairs.append(Pair(loc.path(View.SATELLITE), loc.path(view), view.value, True, loc.id, loc.id))
-        pairs.append(Pair(loc.path(View.SATELLITE), other.path(view), view.value, False, loc.id, other.id))
+        j = (i + 1 + int(rng.integers(len(usable) - 1))) % len(usable)
+        pairs.append(Pair(satellites[i], queries[i], view.value, True, loc.id, loc.id))
+        pairs.append(Pair(satellites[i], queries[j], view.value, False, loc.id, usable[j].id))
     order = rng.permutation(len(pairs))
     pairs = [pairs[i] for i in order]
     if n_pairs is not None:

@@ -89,7 +89,9 @@ class LabelledScore:
     label: bool
 
 
-def best_threshold(scores: Sequence[float], labels: Sequence[bool]) -> dict[str, float]:
+def best_threshold(
+    scores: Sequence[float] | np.ndarray, labels: Sequence[bool] | np.ndarray
+) -> dict[str, float]:
     """The threshold (``score >= t`` means match) with the highest accuracy, and that accuracy.
 
     Candidates are midpoints between consecutive distinct scores plus one below and one above all;

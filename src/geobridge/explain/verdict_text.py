@@ -45,9 +45,9 @@ def parse_verdict(text: str) -> bool | None:
                 last = (m.start(), _word_is_yes(m.group("word")))
     if last is not None:
         return last[1]
-    m = _TRAILING.search(text.strip())
-    if m:
-        return m.group("word").lower() == "yes"
+    trailing = _TRAILING.search(text.strip())
+    if trailing:
+        return trailing.group("word").lower() == "yes"
     no = list(_PHRASE_NO.finditer(text))
     yes = [y for y in _PHRASE_YES.finditer(text) if not any(n.start() <= y.start() < n.end() for n in no)]
     if no or yes:

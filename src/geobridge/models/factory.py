@@ -101,12 +101,14 @@ def merge_overrides(config: ModelConfig, overrides: dict[str, Any]) -> ModelConf
             towers = dict(data["towers"])
             for name, tower in value.items():
                 have = towers.get(name)
-                same_backend = (
+                if (
                     isinstance(have, dict)
                     and isinstance(tower, dict)
                     and tower.get("backend", have["backend"]) == have["backend"]
-                )
-                towers[name] = _deep_merge(have, tower) if same_backend else tower
+                ):  # the same backend: merge into its settings
+                    towers[name] = _deep_merge(have, tower)
+                else:
+                    towers[name] = tower
             data["towers"] = towers
         else:
             data[key] = value

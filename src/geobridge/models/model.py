@@ -113,7 +113,12 @@ class MultiViewModel(nn.Module):
         return self.config.image_towers[view]
 
     def tower(self, view: View | str) -> Tower:
-        return self.towers[self.tower_name(view)]
+        return self._tower(self.tower_name(view))
+
+    def _tower(self, name: str) -> Tower:
+        tower = self.towers[name]
+        assert isinstance(tower, Tower)  # nn.ModuleDict is not generic; __init__ puts only Towers in it
+        return tower
 
     def logit_scale_value(self) -> torch.Tensor:
         """exp(logit_scale), clamped at `logit_scale_max` (CLIP's 100) so training cannot blow up."""
@@ -159,7 +164,7 @@ class MultiViewModel(nn.Module):
         colour jitter (brightness, contrast, saturation 0.2, as torchvision's ColorJitter;
         photometric only, so co-located views stay geometrically consistent). See
         :class:`geobridge.models.transforms.ViewTransform`."""
-        config = self.towers[self.tower_name(view)].config
+        config = self.tower(view).config
         if config.modality != "image":
             raise ValueError("image_transform needs an image view")
         pinned = None if train else self.config.eval_transforms.get(View.parse(view))
@@ -167,8 +172,10 @@ class MultiViewModel(nn.Module):
             from geobridge.models.eval_transform import build_eval_transform
 
             return build_eval_transform(pinned)
-        size = tuple(self.config.image_size(view))
-        return ViewTransform(size, config.mean, config.std, jitter=0.2 if train else 0.0)
+        size = self.config.image_size(view)
+        # a built image tower's config is resolved: its image size, mean and std are filled in
+        assert size is not None and config.mean is not None and config.std is not None
+        return ViewTransform(tuple(size), config.mean, config.std, jitter=0.2 if train else 0.0)
 
     # ----------------------------------------------------------------- freezing
     def tower_blocks(self, view: View | str) -> list[nn.Module]:
@@ -182,8 +189,8 @@ class MultiViewModel(nn.Module):
         if n_blocks < 0:
             self.requires_grad_(True)
             return
-        for tower in self.towers.values():
-            _train_only_last(tower, n_blocks, head=True)
+        for name in self.towers:
+            _train_only_last(self._tower(name), n_blocks, head=True)
         self.projections.requires_grad_(True)
         self.logit_scale.requires_grad_(True)
 
@@ -210,10 +217,10 @@ class MultiViewModel(nn.Module):
                 str(tmp / WEIGHTS_NAME),
                 metadata={"format": "pt", "geobridge": "MultiViewModel"},
             )
-            for name, tower in self.towers.items():
+            for name in self.towers:
                 target = tmp / ASSETS_DIR / name
                 target.mkdir(parents=True)
-                if not tower.save_assets(target):
+                if not self._tower(name).save_assets(target):
                     target.rmdir()
             if (tmp / ASSETS_DIR).is_dir() and not any((tmp / ASSETS_DIR).iterdir()):
                 (tmp / ASSETS_DIR).rmdir()

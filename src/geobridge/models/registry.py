@@ -6,6 +6,7 @@ JSON files in `geobridge/models/presets/` plus anything registered at run time.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from importlib import resources
@@ -56,13 +57,17 @@ def register_preset(name: str, factory: Callable[[], ModelConfig]) -> None:
     _PRESETS[name] = factory
 
 
+def _preset_from_json(text: str) -> ModelConfig:
+    return ModelConfig.model_validate(json.loads(text))
+
+
 def _load_bundled_presets() -> None:
     folder = resources.files("geobridge.models") / "presets"
     for entry in folder.iterdir():
         if entry.name.endswith(".json"):
             name = entry.name[: -len(".json")]
             text = entry.read_text(encoding="utf-8")
-            _PRESETS.setdefault(name, lambda text=text: ModelConfig.model_validate(json.loads(text)))
+            _PRESETS.setdefault(name, functools.partial(_preset_from_json, text))
 
 
 def list_presets() -> list[str]:

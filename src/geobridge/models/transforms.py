@@ -61,7 +61,7 @@ class PhotometricJitter:
 
     def __call__(self, image: Image.Image) -> Image.Image:
         order, factors = self.draw()
-        steps = [(op, factors[op]) for op in order if op < 3 and factors[op] is not None]
+        steps = [(op, factor) for op in order if op < 3 and (factor := factors[op]) is not None]
         table: list[int] | None = None  # pointwise steps not yet applied, as one table
         for op, factor in steps:
             if op == 0:  # brightness: blend with black

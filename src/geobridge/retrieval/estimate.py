@@ -62,7 +62,9 @@ def softmax_weights(scores: Sequence[float], temperature: float = DEFAULT_TEMPER
 
 
 def weighted_position(
-    lat: Sequence[float], lon: Sequence[float], weights: Sequence[float]
+    lat: Sequence[float] | np.ndarray,
+    lon: Sequence[float] | np.ndarray,
+    weights: Sequence[float] | np.ndarray,
 ) -> tuple[float, float]:
     """The weighted mean of positions on the sphere, as (lat, lon) in degrees."""
     phi, lam = np.radians(np.asarray(lat, np.float64)), np.radians(np.asarray(lon, np.float64))
@@ -78,14 +80,17 @@ def weighted_position(
 
 
 def weighted_spread_m(
-    lat: Sequence[float], lon: Sequence[float], weights: Sequence[float], centre: tuple[float, float]
+    lat: Sequence[float] | np.ndarray,
+    lon: Sequence[float] | np.ndarray,
+    weights: Sequence[float] | np.ndarray,
+    centre: tuple[float, float],
 ) -> float:
     """Weighted root-mean-square great-circle distance of the positions from ``centre``."""
     distances = haversine_m(centre[0], centre[1], np.asarray(lat, np.float64), np.asarray(lon, np.float64))
     return float(np.sqrt(np.sum(np.asarray(weights, np.float64) * np.asarray(distances) ** 2)))
 
 
-def conformal_radius(errors_m: Sequence[float], coverage: float = DEFAULT_COVERAGE) -> float:
+def conformal_radius(errors_m: Sequence[float] | np.ndarray, coverage: float = DEFAULT_COVERAGE) -> float:
     """The smallest radius holding ``coverage`` of new queries: the ceil((n+1)c)-th smallest error.
 
     With too few errors for that rank (n < c / (1 - c)) the largest error is returned."""
@@ -98,7 +103,7 @@ def conformal_radius(errors_m: Sequence[float], coverage: float = DEFAULT_COVERA
     return float(ordered[rank - 1])
 
 
-def covered_fraction(errors_m: Sequence[float], radius_m: float) -> float:
+def covered_fraction(errors_m: Sequence[float] | np.ndarray, radius_m: float) -> float:
     """The share of ``errors_m`` at most ``radius_m``."""
     errors = np.asarray(errors_m, np.float64)
     return float(np.mean(errors <= radius_m)) if errors.size else float("nan")

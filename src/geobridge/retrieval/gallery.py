@@ -431,6 +431,7 @@ class Gallery:
             if view is None:
                 raise QueryError(f"say which view the images are ({', '.join(self.info.model.views)})")
             query_view = self.parse_query_view(view, image=True)
+            assert images is not None  # exactly one of images and text (checked above)
             images = list(images)
             if not images:
                 raise QueryError("no images given")
@@ -497,7 +498,7 @@ class Gallery:
         results = []
         for q in range(len(emb)):
             true = truth[q] if truth is not None else None
-            matches = []
+            matches: list[Match] = []
             for score, row in zip(found.scores[q], found.indices[q]):
                 if row < 0:
                     continue  # FAISS found fewer than k
@@ -638,7 +639,7 @@ def weights_hash(model: Any) -> str:
 def _config_dict(config: Any) -> dict[str, Any]:
     if config is None:
         return {}
-    if dataclasses.is_dataclass(config):
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):  # an instance, not the class
         return dataclasses.asdict(config)
     for method in ("model_dump", "to_dict"):
         if hasattr(config, method):

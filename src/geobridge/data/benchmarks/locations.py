@@ -73,11 +73,16 @@ class LocationBenchmark(Benchmark):
                 lat=lat if has_coordinates else None,
                 lon=lon if has_coordinates else None,
             )
-        paths = [Path(loc.path(view)) for loc in chosen]
+        paths: list[Path] = []
+        for loc in chosen:
+            path = loc.path(view)
+            assert path is not None  # chosen: the locations that have this image view
+            paths.append(Path(path))
         keep = self.keep_existing(paths, f"{view.value} image")
-        lat, lon = (lat[keep], lon[keep]) if has_coordinates else (None, None)
         ids, paths = [ids[i] for i in keep], [paths[i] for i in keep]
-        return ImageSet(view=view, ids=ids, paths=paths, lat=lat, lon=lon)
+        if not has_coordinates:
+            return ImageSet(view=view, ids=ids, paths=paths)
+        return ImageSet(view=view, ids=ids, paths=paths, lat=lat[keep], lon=lon[keep])
 
     def query_set(self, direction: AnyDirection | str) -> ImageSet:
         return self.location_set(self.check_pair(direction).query, queries=True)

@@ -70,6 +70,8 @@ class _InertMeta(type):
     """Metaclass of inert classes: `cls.__new__` (pickle's NEWOBJ) makes an InertObject;
     calling the class (pickle's REDUCE, i.e. running a function) is refused."""
 
+    class_path: str  # every inert class has one (InertClass's, or the one `_inert_class` gives)
+
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         shown = ", ".join(_short(a) for a in args)
         raise UnsafePickleError(

@@ -84,7 +84,9 @@ def convert_sample4geo(
             image_towers={"satellite": "shared"},
         )
     )
-    resolved = probe.towers["shared"].config
+    probe_tower = probe.tower("satellite")  # the "shared" tower
+    resolved = probe_tower.config
+    assert resolved.mean is not None and resolved.std is not None  # a built timm tower fills them in
     sizes = {"street": street_size} if street_size is not None else {}
     transforms = {
         view: EvalTransform(
@@ -97,7 +99,7 @@ def convert_sample4geo(
     }
     config = ModelConfig(
         name=name or f"sample4geo-{arch}",
-        embed_dim=probe.towers["shared"].width,
+        embed_dim=probe_tower.width,
         projection="none",
         towers={"shared": resolved.model_copy(update={"arch": None})},
         image_towers={view: "shared" for view in VIEWS},

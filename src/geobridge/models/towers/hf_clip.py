@@ -124,7 +124,8 @@ class HFCLIPImageTower(Tower):
             else:
                 model = CLIPVisionModelWithProjection(_random_config(config, "image"))
         self.model = model
-        size = int(model.config.image_size)
+        size = model.config.image_size
+        assert isinstance(size, int)  # CLIP's vision config: the side of its square input
         self.config = config.model_copy(
             update={
                 "arch": model.config.to_dict(),
@@ -189,7 +190,9 @@ class HFCLIPTextTower(Tower):
 
     @property
     def width(self) -> int:
-        return int(self.model.config.projection_dim)
+        dim = self.model.config.projection_dim
+        assert dim is not None  # CLIP's text config always has one
+        return int(dim)
 
     def forward(self, texts: list[str]) -> torch.Tensor:
         batch = self.tokenizer(

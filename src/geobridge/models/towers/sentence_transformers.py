@@ -9,6 +9,7 @@ saves the sentence-transformers directory beside it so it reloads offline.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -57,11 +58,14 @@ class SentenceTransformerTower(Tower):
             )
         if config.max_length is not None:
             self.st.max_seq_length = config.max_length
+        assert self.st.max_seq_length is not None  # its tokenizer's limit (or the one set just above)
         self.config = config.model_copy(update={"arch": None, "max_length": int(self.st.max_seq_length)})
 
     @property
     def width(self) -> int:
-        return int(self.st.get_embedding_dimension())
+        dim = self.st.get_embedding_dimension()
+        assert dim is not None  # a sentence-transformers model's pooling module reports it
+        return int(dim)
 
     def forward(self, texts: list[str]) -> torch.Tensor:
         features = self.st.preprocess(check_texts(texts))
@@ -111,12 +115,14 @@ class SentenceTransformerTower(Tower):
         return features["sentence_embedding"]
 
     def _encoder(self) -> nn.Module:
-        return self.st[0].auto_model
+        encoder = self.st[0].auto_model
+        assert isinstance(encoder, nn.Module)  # the Transformer module's Hugging Face model
+        return encoder
 
     def blocks(self) -> list[nn.Module]:
         encoder = self._encoder()
         for path in ("encoder.layer", "encoder.layers", "layers", "transformer.layer"):
-            found = encoder
+            found: Any = encoder
             for part in path.split("."):
                 found = getattr(found, part, None)
             if isinstance(found, nn.ModuleList):

@@ -26,20 +26,21 @@ class TimmTower(Tower):
         import timm
         from timm.data import resolve_data_config
 
-        if config.source is None:
+        source = config.source
+        if source is None:
             raise ValueError("timm tower needs a source: a timm model name such as convnext_base")
-        if not timm.is_model(config.source):
-            raise ValueError(f"timm tower: unknown model {config.source!r}; see timm.list_models()")
+        if not timm.is_model(source):
+            raise ValueError(f"timm tower: unknown model {source!r}; see timm.list_models()")
         options = dict(config.options)
         if bool(load_weights and config.pretrained):
             self.model = local_first(
-                lambda: timm.create_model(config.source, pretrained=True, num_classes=0, **options),
+                lambda: timm.create_model(source, pretrained=True, num_classes=0, **options),
                 "timm",
-                config.source,
+                source,
             )
         else:
             options.pop("pretrained_cfg_overlay", None)  # a weights file only matters when loading weights
-            self.model = timm.create_model(config.source, pretrained=False, num_classes=0, **options)
+            self.model = timm.create_model(source, pretrained=False, num_classes=0, **options)
         data = resolve_data_config({}, model=self.model)
         self.config = config.model_copy(
             update={
@@ -52,7 +53,8 @@ class TimmTower(Tower):
 
     @property
     def width(self) -> int:
-        return int(self.model.num_features)
+        # timm.create_model is typed as returning nn.Module; every timm model has an int num_features
+        return int(self.model.num_features)  # type: ignore[arg-type]
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         check_image_batch(pixels)

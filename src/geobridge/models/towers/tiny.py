@@ -112,15 +112,16 @@ class TinyViT(Tower):
 
     def __init__(self, config: TowerConfig) -> None:
         super().__init__()
+        image_size = config.image_size or (64, 64)
         self.config = _resolved(
             config,
             {"width": 64, "depth": 4, "heads": 4, "patch_size": 8},
-            image_size=config.image_size or (64, 64),
+            image_size=image_size,
             mean=config.mean or IMAGENET_MEAN,
             std=config.std or IMAGENET_STD,
         )
         opts = self.config.options
-        height, width = self.config.image_size
+        height, width = image_size
         patch = int(opts["patch_size"])
         if height % patch or width % patch:
             raise ValueError(f"tiny-vit: image_size {height}x{width} is not a multiple of patch_size {patch}")
@@ -138,6 +139,7 @@ class TinyViT(Tower):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         check_image_batch(pixels)
+        assert self.config.image_size is not None  # resolved in __init__
         expected = tuple(self.config.image_size)
         if tuple(pixels.shape[2:]) != expected:
             raise ValueError(
@@ -186,16 +188,15 @@ class TinyText(Tower):
 
     def __init__(self, config: TowerConfig) -> None:
         super().__init__()
+        max_length = config.max_length or 64
         self.config = _resolved(
-            config,
-            {"width": 64, "depth": 2, "heads": 4, "vocab_size": 8192},
-            max_length=config.max_length or 64,
+            config, {"width": 64, "depth": 2, "heads": 4, "vocab_size": 8192}, max_length=max_length
         )
         opts = self.config.options
         dim = int(opts["width"])
-        self.tokenizer = HashingTokenizer(int(opts["vocab_size"]), int(self.config.max_length))
+        self.tokenizer = HashingTokenizer(int(opts["vocab_size"]), int(max_length))
         self.token_embed = nn.Embedding(int(opts["vocab_size"]), dim, padding_idx=HashingTokenizer.PAD)
-        self.pos_embed = nn.Parameter(torch.randn(1, int(self.config.max_length), dim) * 0.02)
+        self.pos_embed = nn.Parameter(torch.randn(1, int(max_length), dim) * 0.02)
         self.layers = _encoder_layers(dim, int(opts["heads"]), int(opts["depth"]))
         self.norm = nn.LayerNorm(dim)
         self._width = dim
