@@ -7,10 +7,9 @@ import math
 
 import numpy as np
 import pytest
-
-rasterio = pytest.importorskip("rasterio")
-from affine import Affine  # noqa: E402
-from pyproj import Transformer  # noqa: E402
+import rasterio  # a hard dependency: a broken install must fail here, not skip
+from affine import Affine
+from pyproj import Transformer
 
 from geobridge.build.config import GateSettings, SeedSettings  # noqa: E402
 from geobridge.build.dedup import deduplicate  # noqa: E402

@@ -95,11 +95,11 @@ def test_evaluate_published_bad_names_are_one_error_line(tiny_model, tmp_path, a
 
 
 def test_models_lists_presets_and_converted_models(tiny_model, tmp_path):
+    import timm  # a hard dependency (the timm tower backend)
     import torch
 
     from geobridge.models.convert import convert_sample4geo, render_readme, write_model_dir
 
-    timm = pytest.importorskip("timm")
     backbone = timm.create_model("convnext_atto", pretrained=False, num_classes=0)
     state = {f"model.{k}": v for k, v in backbone.state_dict().items()} | {"logit_scale": torch.tensor(2.0)}
     torch.save(state, tmp_path / "s4g.pth")
