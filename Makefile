@@ -48,10 +48,12 @@ leaflet:
 demo: install
 	$(VENV)/bin/geobridge demo --out demo
 
-# ruff: lint rules and formatting (pinned version, so a format check means the same everywhere)
+# ruff: lint rules and formatting (pinned version, so a format check means the same everywhere);
+# mypy: the types of src/geobridge ([tool.mypy] in pyproject.toml; .mypy_cache keeps reruns fast)
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy --config-file pyproject.toml
 
 test: install browser lint
 	$(PY) -m pytest -q

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -21,6 +21,17 @@ from geobridge.atomic import atomic_path
 
 class EmbeddingsFileError(ValueError):
     """An embeddings file is missing, empty or malformed."""
+
+
+class _NpzArrays(TypedDict, total=False):
+    """The arrays of an embeddings ``.npz`` (``emb`` and ``ids`` always, the rest when known)."""
+
+    emb: np.ndarray
+    ids: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    paths: np.ndarray
+    semi_positives: np.ndarray
 
 
 @dataclass
@@ -85,7 +96,7 @@ class Embeddings:
 
     def save(self, path: str | Path) -> Path:
         """Write the ``.npz`` atomically."""
-        arrays: dict[str, np.ndarray] = {"emb": self.emb.astype(np.float32, copy=False), "ids": self.ids}
+        arrays: _NpzArrays = {"emb": self.emb.astype(np.float32, copy=False), "ids": self.ids}
         if self.lat is not None:
             arrays["lat"] = self.lat
         if self.lon is not None:

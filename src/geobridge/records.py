@@ -9,6 +9,7 @@ that view is missing. Extra columns are kept as they are (``extra``).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,7 +101,7 @@ def write_manifest(locations: Iterable[Location], path: str | Path) -> Path:
     return path
 
 
-def read_manifest(path: str | Path, split: str | None = None) -> list[Location]:
+def read_manifest(path: str | os.PathLike[str], split: str | None = None) -> list[Location]:
     """Read a Parquet (or CSV) manifest; image paths are resolved against its folder."""
     import pandas as pd
 

@@ -45,14 +45,15 @@ def register(app: typer.Typer) -> None:
         from geobridge.train.config import ConfigError
 
         chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
+        world = replace(DEMO_WORLD, size=size, seed=seed)
+        if locations:
+            world = replace(world, locations=locations)
         try:
             run_demo(
                 out,
                 config_path=config,
                 overrides=list(overrides or []),
-                world=replace(
-                    DEMO_WORLD, size=size, seed=seed, **({"locations": locations} if locations else {})
-                ),
+                world=world,
                 variants=chosen,
                 reuse_world=reuse_world,
                 echo=typer.echo,

@@ -13,8 +13,8 @@ from __future__ import annotations
 import contextlib
 import errno
 from collections.abc import Iterator
+from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -56,7 +56,9 @@ def reported_faults() -> Iterator[None]:
 class FaultReportingGroup(TyperGroup):
     """The app's command group: runs every command inside :func:`reported_faults`."""
 
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    # typer hands commands its own typer.Context; the base class names the Context of typer's
+    # private vendored click (typer._click), so the override is narrower in name only
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         with reported_faults():
             return super().invoke(ctx)
 

@@ -12,12 +12,17 @@ import inspect
 import json
 import typing
 from pathlib import Path, PurePath
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
 from geobridge.cli.errors import fail
 from geobridge.cli.run_options import checked_device, device_option, precision_option, workers_option
+
+if TYPE_CHECKING:  # the CLI imports its heavy modules only when a command runs
+    from geobridge.data.benchmarks.base import Benchmark
+    from geobridge.embeddings import Embeddings
+    from geobridge.evaluation.protocols import EvaluationResult
 
 
 def register(app: typer.Typer) -> None:
@@ -153,6 +158,7 @@ def evaluate_command(
             embeddings = None
         _print_table(results, dataset)
         if published is not None:
+            assert dataset is not None  # _check_published required it
             _print_published(results, dataset, published)
         _write_reports(results, embeddings, json_out, markdown_out, plot_out, html_out, per_query, dataset)
     except user_errors as err:
@@ -160,8 +166,16 @@ def evaluate_command(
 
 
 def _evaluate_files(
-    query, gallery, protocol, semi_positives, match_by, chunk_size, quiet, multi_query=False, rerank=False
-):
+    query: Path | None,
+    gallery: Path | None,
+    protocol: str | None,
+    semi_positives: Path | None,
+    match_by: str | None,
+    chunk_size: int | None,
+    quiet: bool,
+    multi_query: bool = False,
+    rerank: bool = False,
+) -> tuple[dict[str, EvaluationResult], dict[str, tuple[Embeddings, Embeddings]]]:
     from geobridge.embeddings import Embeddings
     from geobridge.evaluation.protocols import evaluate
 
@@ -287,7 +301,7 @@ def parse_loader_options(dataset: str, option_texts: list[str]) -> dict[str, Any
     return options
 
 
-def _loader_type_hints(loader: type) -> dict[str, Any]:
+def _loader_type_hints(loader: type[Benchmark]) -> dict[str, Any]:
     """The loader's ``__init__`` annotations, resolved (only the non-string ones if some cannot be)."""
     try:
         return typing.get_type_hints(loader.__init__)

@@ -21,7 +21,7 @@ def _parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
         raise fail(
             f"--bbox must be WEST,SOUTH,EAST,NORTH in degrees with west < east and south < north, got {text!r}"
         )
-    return parts  # type: ignore[return-value]
+    return parts
 
 
 def world_command(

@@ -42,7 +42,7 @@ def default_transform(size: int) -> ImageTransform:
 
     def transform(image: Image.Image) -> torch.Tensor:
         width = size * 2 if image.width >= 2 * image.height else size
-        image = image.resize((width, size), Image.BILINEAR)
+        image = image.resize((width, size), Image.Resampling.BILINEAR)
         array = np.asarray(image, dtype=np.float32) / 255.0
         return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 

@@ -21,7 +21,7 @@ class _AllGatherWithGrad(torch.autograd.Function):
     """Concatenate every rank's (B, ...) tensor along dim 0; gradients flow back to their rank."""
 
     @staticmethod
-    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
         ctx.rank = dist.get_rank()
         ctx.batch = tensor.shape[0]
         parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
@@ -29,7 +29,7 @@ class _AllGatherWithGrad(torch.autograd.Function):
         return torch.cat(parts, dim=0)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         grad = grad.contiguous().clone()
         dist.all_reduce(grad, op=dist.ReduceOp.SUM)
         return grad[ctx.rank * ctx.batch : (ctx.rank + 1) * ctx.batch]
@@ -72,6 +72,7 @@ def gather_batch(embeddings: dict, masks: dict | None) -> tuple[dict, dict | Non
         if mask is None and (padded or masks is not None):
             mask = torch.ones(local, dtype=torch.bool, device=value.device)
         if padded:
+            assert mask is not None  # made just above whenever padded
             value = torch.cat([value, value.new_zeros(largest - local, *value.shape[1:])])
             mask = torch.cat([mask, mask.new_zeros(largest - local)])
         out_embeddings[key] = all_gather_with_grad(value)

@@ -82,7 +82,7 @@ class GalleryHolder:
         return None
 
     def _file_signature(self) -> tuple:
-        parts = []
+        parts: list[tuple[object, ...]] = []
         for name in WATCHED_FILES:
             try:
                 stat = (self.folder / name).stat()

@@ -115,7 +115,7 @@ class TileRenderer:
             x0, y0 = _pixel(fp.north[row], fp.west[row], z, x, y)
             x1, y1 = _pixel(fp.south[row], fp.east[row], z, x, y)
             width, height = max(1, round(x1 - x0)), max(1, round(y1 - y0))
-            canvas.paste(image.resize((width, height), Image.BILINEAR), (round(x0), round(y0)))
+            canvas.paste(image.resize((width, height), Image.Resampling.BILINEAR), (round(x0), round(y0)))
             drawn += 1
         if not drawn:
             return EMPTY_TILE

@@ -53,7 +53,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -185,7 +185,7 @@ def build_model(config: TrainConfig) -> Any:
     random weights with ``model.init=random``."""
     from geobridge.models import create_model
 
-    init = "random" if config.model.init == "random" else None
+    init: Literal["random"] | None = "random" if config.model.init == "random" else None
     return create_model(config.model.preset, init=init, **config.model.overrides)
 
 
@@ -682,12 +682,15 @@ class Trainer:
     def _grad_cache_backward(
         self, chunk: dict[Any, Any], views: list[View], weight: float, scale: Callable
     ) -> tuple:
+        micro_batch = self.config.optim.grad_cache_micro_batch
+        # chosen only when micro_batch is set; loss_fn is None only with PLANET, which refuses it
+        assert micro_batch is not None and self.loss_fn is not None
         out = grad_cache_step(
             self.model,
             chunk,
             views,
             self.loss_fn,
-            self.config.optim.grad_cache_micro_batch,
+            micro_batch,
             self.device,
             autocast=self.autocast,
             loss_multiplier=weight,
@@ -712,6 +715,7 @@ class Trainer:
         with self.autocast():
             embeddings = encode_views(self.model, chunk, views, self.device)
         embeddings = {v: e.float() for v, e in embeddings.items()}
+        assert self.loss_fn is not None  # None only with PLANET's objective, which has its own backward
         out = self.loss_fn(embeddings, self.model.logit_scale_value(), masks_on(chunk, views, self.device))
         finite = bool(torch.isfinite(out.total.detach()))
         if finite:
@@ -856,7 +860,7 @@ class Trainer:
 
     def _train_on(self, batch: dict[Any, Any], epoch: int, result: TrainResult, bar: Any) -> None:
         cfg = self.config
-        lr = self.scheduler.get_last_lr()[0]  # the rate this step uses
+        lr = float(self.scheduler.get_last_lr()[0])  # the rate this step uses (a float: ours are)
         outcome = self._step(batch)
         self.position.batch_in_epoch += 1
         self.position.step += 1

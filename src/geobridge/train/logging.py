@@ -39,7 +39,7 @@ class CsvLog:
 
     def write(self, row: dict[str, Any]) -> None:
         new = self.columns is None
-        if new:
+        if self.columns is None:
             self.columns = list(row)
             self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", newline="", encoding="utf-8") as handle:

@@ -58,7 +58,8 @@ def _embed_view(
     ]
     unique = list(dict.fromkeys(x for x in inputs if x is not None))
     if view is View.TEXT:
-        found, kept = encode_texts(model, unique, options, desc="mine neighbours"), list(range(len(unique)))
+        texts = [x for x in unique if isinstance(x, str)]  # all of them: a text view's inputs are texts
+        found, kept = encode_texts(model, texts, options, desc="mine neighbours"), list(range(len(unique)))
     else:
         encoding = encode_images(model, unique, view, options, desc="mine neighbours")
         found, kept = encoding.emb, encoding.kept

@@ -126,7 +126,7 @@ def _add_buildings(world: World, count: int, rng: np.random.Generator, first_id:
     open_ground = np.isin(world.landcover, [int(c) for c in _OPEN_GROUND]) & (world.road_class == 0)
     free = ~ndimage.binary_dilation(~open_ground, iterations=margin)
     candidates = np.argwhere(free)
-    added = []
+    added: list[int] = []
     for _ in range(count * 20):
         if len(added) == count or len(candidates) == 0:
             break

@@ -42,7 +42,7 @@ def pick_sheet_locations(locations: list, count: int) -> list:
 
 
 def make_contact_sheet(
-    manifest: str | os.PathLike,
+    manifest: str | os.PathLike[str],
     out_png: str | os.PathLike,
     count: int = 6,
     title: str | None = None,

@@ -155,6 +155,8 @@ def build_world(spec: WorldDatasetSpec, osm_path: Path | None = None) -> World:
         return generate_procedural_world(spec.seed, size_m=spec.world_size_m, regions=spec.regions)
     from geobridge.world.sources_osm import load_osm_world
 
+    if osm_path is None:
+        raise WorldDatasetError("an OSM world needs its .osm.pbf file (world_spec resolves it)")
     return load_osm_world(osm_path, bbox=spec.bbox)
 
 
@@ -233,8 +235,9 @@ def world_spec(
     unknown = sorted(set(changes) - known)
     if unknown:
         raise TypeError(f"unknown world parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    if isinstance(changes.get("settings"), RenderSettings):
-        changes["settings"] = asdict(changes["settings"])
+    settings = changes.get("settings")
+    if isinstance(settings, RenderSettings):
+        changes["settings"] = asdict(settings)
     spec = replace(base or WorldDatasetSpec(), **changes)  # type: ignore[arg-type]
     if spec.source not in SOURCES:
         raise WorldDatasetError(f"unknown source {spec.source!r}: use one of {', '.join(SOURCES)}")
@@ -259,6 +262,12 @@ def world_spec(
             f"unknown test region policy {spec.test_region_policy!r}: "
             f"use one of {', '.join(TEST_REGION_POLICIES)}"
         )
+    bbox = None
+    if spec.bbox is not None:
+        if len(spec.bbox) != 4:
+            raise WorldDatasetError(f"bbox must be (west, south, east, north), got {spec.bbox!r}")
+        west, south, east, north = (float(v) for v in spec.bbox)
+        bbox = (west, south, east, north)
     spec = replace(
         spec,
         seed=int(spec.seed),
@@ -270,7 +279,7 @@ def world_spec(
         min_spacing_m=float(spec.min_spacing_m),
         text_compass=bool(spec.text_compass),
         capture_variation=float(spec.capture_variation),
-        bbox=None if spec.bbox is None else tuple(float(v) for v in spec.bbox),
+        bbox=bbox,
         settings=asdict(RenderSettings(**spec.settings)),
     )
     if spec.source == "procedural":

@@ -445,7 +445,10 @@ WATER_MIN_FRACTION = 0.005
 def _water_sentence(f: SceneFacts, rng, compass: bool = True) -> str | None:
     if f.water_fraction < WATER_MIN_FRACTION:
         return None
-    side = f"to the {f.water_direction}" if compass else "close by"
+    direction = f.water_direction or ""  # used only with compass
+    if compass:
+        assert direction  # scene_facts sets it whenever there is water
+    side = f"to the {direction}" if compass else "close by"
     share = (
         "a wide stretch of"
         if f.water_fraction > 0.25
@@ -462,8 +465,8 @@ def _water_sentence(f: SceneFacts, rng, compass: bool = True) -> str | None:
             rng,
             [
                 f"{titled} lies {side}.",
-                f"Open water, {f.water_name}, lies {'close by to the ' + f.water_direction if compass else 'close by'}.",
-                f"{f.water_name} borders the area{' on its ' + f.water_direction + ' side' if compass else ''}.",
+                f"Open water, {f.water_name}, lies {'close by to the ' + direction if compass else 'close by'}.",
+                f"{f.water_name} borders the area{' on its ' + direction + ' side' if compass else ''}.",
             ],
         )
     else:

@@ -157,7 +157,7 @@ class World:
     @property
     def shape(self) -> tuple[int, int]:
         """(rows, cols) of the grid."""
-        return tuple(self.landcover.shape)  # type: ignore[return-value]
+        return tuple(self.landcover.shape)
 
     @property
     def size_m(self) -> tuple[float, float]:

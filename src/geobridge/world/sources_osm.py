@@ -22,6 +22,7 @@ import math
 import re
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -523,11 +524,11 @@ class _Rasteriser:
                     continue
                 mx, my = (x0 + x1) / 2, (y0 + y1) / 2
                 nx, ny = dy / norm, -dx / norm  # right-hand normal
-                for votes, sign in ((right_votes, 1.0), (left_votes, -1.0)):
+                for side_votes, sign in ((right_votes, 1.0), (left_votes, -1.0)):
                     r, c = self.cell_of(mx + sign * 3.0 * nx, my + sign * 3.0 * ny)
                     r, c = int(r), int(c)
                     if 0 <= r < self.shape[0] and 0 <= c < self.shape[1] and labels[r, c] > 0:
-                        votes[labels[r, c]] = votes.get(labels[r, c], 0) + 1
+                        side_votes[labels[r, c]] = side_votes.get(labels[r, c], 0) + 1
         sea = np.zeros(self.shape, bool)
         for label, votes in right_votes.items():
             if votes > 2 * left_votes.get(label, 0):  # clearly on the water side only
@@ -561,7 +562,7 @@ class _Rasteriser:
         return shapely.LineString([start] + coords + [end])
 
     def _named_water_points(self, frame) -> list[NamedFeature]:
-        out = []
+        out: list[NamedFeature] = []
         if frame is None or len(frame) == 0:
             return out
         for _, row in frame.iterrows():
@@ -579,7 +580,7 @@ class _Rasteriser:
             out.append(NamedFeature(label, kind, *self.cell_of(g.x, g.y), 150.0))
         return out
 
-    def _roads(self, frame):
+    def _roads(self, frame: Any) -> tuple[np.ndarray, np.ndarray, list[NamedFeature]]:
         shape = self.shape
         road_class = np.zeros(shape, np.uint8)
         bridge = np.zeros(shape, bool)
@@ -670,7 +671,7 @@ class _Rasteriser:
         return trees, crown
 
     def _squares(self, frame) -> list[NamedFeature]:
-        out = []
+        out: list[NamedFeature] = []
         if frame is None or len(frame) == 0:
             return out
         for _, row in frame.iterrows():

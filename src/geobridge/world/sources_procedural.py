@@ -690,7 +690,17 @@ class _Landmark:
     radius_m: float
 
 
-def _landmarks(rng, blocks, n_blocks, use_map, building_id, height, roofs, landcover, cs):
+def _landmarks(
+    rng: np.random.Generator,
+    blocks: np.ndarray,
+    n_blocks: int,
+    use_map: np.ndarray,
+    building_id: np.ndarray,
+    height: np.ndarray,
+    roofs: np.ndarray,
+    landcover: np.ndarray,
+    cs: float,
+) -> tuple[list[_Landmark], np.ndarray]:
     """A church on one square (copper-green roof, 32 m) and the tallest building as a tower.
 
     Returns the landmarks and the roof table extended with the church's roof.

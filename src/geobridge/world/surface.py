@@ -58,8 +58,8 @@ def paint_surface(
     colour = np.zeros(shape + (3,), np.uint8)
     for cls, rgb in BASE_COLOURS.items():
         colour[landcover == cls] = rgb
-    for cls, rgb in ROAD_COLOURS.items():
-        colour[(road_class == cls) & (landcover == LandCover.ROAD)] = rgb
+    for road, rgb in ROAD_COLOURS.items():
+        colour[(road_class == road) & (landcover == LandCover.ROAD)] = rgb
     b = building_id > 0
     colour[b] = roofs[building_id[b]]
     tree = landcover == LandCover.TREE

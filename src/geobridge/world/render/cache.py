@@ -9,6 +9,7 @@ rendering from it leaves stale entries (``age_world`` always returns a new world
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -20,8 +21,12 @@ _MAX_ENTRIES_PER_WORLD = 8
 _entries: dict[int, tuple[weakref.ref, OrderedDict]] = {}
 
 
-def _raster_key(world: World) -> tuple[int, ...]:
+def _raster_key(world: World) -> tuple[int, int, int, tuple[int, ...]]:
     return (id(world.height), id(world.landcover), id(world.colour), world.height.shape)
+
+
+def _forget(wid: int, _ref: weakref.ref) -> None:
+    _entries.pop(wid, None)
 
 
 def cached(world: World, key: Hashable, compute: Callable[[], Any]) -> Any:
@@ -29,7 +34,7 @@ def cached(world: World, key: Hashable, compute: Callable[[], Any]) -> Any:
     wid = id(world)
     slot = _entries.get(wid)
     if slot is None or slot[0]() is not world:
-        ref = weakref.ref(world, lambda _ref, wid=wid: _entries.pop(wid, None))
+        ref = weakref.ref(world, functools.partial(_forget, wid))
         slot = (ref, OrderedDict())
         _entries[wid] = slot
     store = slot[1]

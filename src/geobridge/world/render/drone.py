@@ -61,7 +61,7 @@ class DronePose:
         if rng is None:
             if None in (altitude_m, pitch_deg, heading_deg):
                 raise ValueError("render_drone needs an rng to draw the unspecified camera pose")
-            draws = (0.0, 0.0, 0.0)
+            draws: tuple[float, ...] = (0.0, 0.0, 0.0)
         else:
             draws = tuple(float(v) for v in rng.random(3))
         (alt_lo, alt_hi), (pitch_lo, pitch_hi) = ALTITUDE_RANGE_M, PITCH_RANGE_DEG

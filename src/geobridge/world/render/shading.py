@@ -151,13 +151,18 @@ class SunShadowMap:
         self.line = np.zeros((h, w), dtype=np.float16)  # calloc: untouched tiles cost no memory
         self._done = np.zeros((-(-h // self.TILE), -(-w // self.TILE)), dtype=bool)
 
+    def _live_world(self) -> World:
+        world = self._world()
+        assert world is not None  # the map is cached on its world (render.cache) and used while rendering it
+        return world
+
     @classmethod
     def of(cls, world: World, settings: RenderSettings) -> SunShadowMap:
         key = ("sun-shadow", float(settings.sun_azimuth_deg), float(settings.sun_elevation_deg))
         return cached(world, key, lambda: cls(world, settings))
 
     def _ensure(self, tile_rows: np.ndarray, tile_cols: np.ndarray) -> None:
-        world = self._world()
+        world = self._live_world()
         h, w = self._shape
         t = self.TILE
         for i, j in set(zip(tile_rows.tolist(), tile_cols.tolist())):
@@ -181,7 +186,7 @@ class SunShadowMap:
         if missing.size:
             self._ensure(missing // n_tc, missing % n_tc)
         if z is None:
-            z = np.take(self._world().height.ravel(), flat_index)
+            z = np.take(self._live_world().height.ravel(), flat_index)
         return (z + self.BIAS_M < np.take(self.line.ravel(), flat_index)).astype(np.float32)
 
     def take(self, window: CellWindow) -> np.ndarray:
@@ -192,7 +197,7 @@ class SunShadowMap:
         c0, c1 = np.clip([window.col0, window.col0 + window.cols - 1], 0, w - 1) // t
         tr, tc = np.meshgrid(np.arange(r0, r1 + 1), np.arange(c0, c1 + 1), indexing="ij")
         self._ensure(tr.ravel(), tc.ravel())
-        z = window.take(self._world().height)
+        z = window.take(self._live_world().height)
         return (z + self.BIAS_M < window.take(self.line)).astype(np.float32)
 
 
