@@ -115,6 +115,23 @@ def test_text_queries_on_geotext(model, roots):
     )
 
 
+def test_geotext_protocol_on_a_one_view_direction_names_its_reverse(model, roots):
+    """The geotext protocol also scores the reverse; on T2S (not pooled) that is S2T (it once
+    failed: only a pooled direction had a reverse name)."""
+    results = evaluate_model_on_dataset(
+        model,
+        "geotext1652",
+        roots["geotext1652"],
+        directions="T2S",
+        protocol="geotext",
+        progress=False,
+        match="image",
+    )
+    assert list(results) == ["T2S", "S2T"]
+    assert results["S2T"].notes[0] == "dataset geotext1652, direction S2T"
+    assert (results["S2T"].n_query, results["S2T"].n_gallery) == (N, 3 * N)
+
+
 def test_geotext_official_pools_every_view_embedded_by_its_tower(model, roots):
     from geobridge.evaluation.protocols import evaluate
 
