@@ -96,6 +96,8 @@ def test_pairs_are_balanced_and_negatives_are_other_locations(locations):
     assert sum(p.label for p in pairs) == len(locations)
     assert all((p.satellite_id == p.query_id) is p.label for p in pairs)
     assert len(build_pairs(locations, "drone", n_pairs=6)) == 6
+    with pytest.raises(ValueError, match="image query view, not text"):
+        build_pairs(locations, "text")
 
 
 def test_cli_explains_one_pair_as_json_and_rejects_bad_input(locations, tmp_path):

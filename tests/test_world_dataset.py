@@ -149,6 +149,8 @@ def test_bad_input_is_refused_without_touching_existing_output(tmp_path: Path):
         generate_world_dataset(
             tmp_path / "x", seed=1, views="drone,thermal", **{k: v for k, v in SMALL.items()}
         )
+    with pytest.raises(WorldDatasetError, match="bbox must be"):
+        generate_world_dataset(tmp_path / "z", seed=1, **{**SMALL, "bbox": (24.9, 60.1, 25.0)})
     with pytest.raises(WorldDatasetError, match="asked for 5000 locations"):
         generate_world_dataset(tmp_path / "y", seed=1, **{**SMALL, "locations": 5000})
     foreign = tmp_path / "foreign"
