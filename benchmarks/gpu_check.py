@@ -234,6 +234,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "gpu_check.md")
     parser.add_argument("--skip-tests", action="store_true")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="seconds: only a 4,096 x 4,096 exact search, table to a temporary file (no device tests, no training)",
+    )
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("gpu_check: no CUDA device here (torch.cuda.is_available() is False); nothing to check")
@@ -248,6 +253,14 @@ def main() -> int:
         f"Run {dt.date.today()}, torch {torch.__version__}, `python benchmarks/gpu_check.py`.",
         "",
     ]
+    if args.smoke:
+        search = exact_search(n=4096)
+        out = Path(tempfile.mkdtemp()) / "gpu_check.md"
+        out.write_text(
+            f"smoke: exact search 4096 x 4096 x 768 in {search['search_s']:.3f} s\n", encoding="utf-8"
+        )
+        print(f"wrote {out}")
+        return 0
     if not args.skip_tests:
         summary, seconds = run_tests()
         lines += [f"Device tests on CUDA: {summary} ({seconds:.0f} s)", ""]

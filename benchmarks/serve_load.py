@@ -63,7 +63,7 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def build_gallery(folder: Path) -> tuple[Path, list[Path]]:
+def build_gallery(folder: Path, locations: int = 200) -> tuple[Path, list[Path]]:
     import torch
 
     from geobridge.models import create_model
@@ -71,7 +71,7 @@ def build_gallery(folder: Path) -> tuple[Path, list[Path]]:
     from geobridge.retrieval.gallery import Gallery
     from geobridge.world.dataset import generate_world_dataset
 
-    manifest = generate_world_dataset(folder / "world", locations=200, seed=0, size=64, progress=False)
+    manifest = generate_world_dataset(folder / "world", locations=locations, seed=0, size=64, progress=False)
     torch.manual_seed(0)
     model = create_model("tiny")
     model.save_pretrained(folder / "model")
@@ -280,7 +280,16 @@ def main() -> None:
         "--gallery", type=Path, default=None, help="serve this gallery instead of building one"
     )
     parser.add_argument("--out", type=Path, default=HERE / "serve_load.md")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="seconds, tiny sizes (2 clients, 2 s, 5 stalled connections, one big upload, 40 places); "
+        "the table goes to a temporary file, never over the committed one",
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.clients, args.seconds, args.stalled, args.big_uploads = 2, 2.0, 5, 1
+        args.out = Path(tempfile.mkdtemp()) / "serve_load.md"
 
     import httpx
 
@@ -288,7 +297,7 @@ def main() -> None:
     started_at = dt.datetime.now(dt.timezone.utc)
     with tempfile.TemporaryDirectory() as tmp:
         if args.gallery is None:
-            gallery, image_paths = build_gallery(Path(tmp))
+            gallery, image_paths = build_gallery(Path(tmp), locations=40 if args.smoke else 200)
         else:
             from geobridge.retrieval.gallery import Gallery
 

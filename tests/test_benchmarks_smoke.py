@@ -13,23 +13,24 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-#: Scripts whose authors are adding --smoke in parallel work: skipped (not failed) until they have it.
-OWNED_ELSEWHERE: frozenset[str] = frozenset({"serve_load.py", "gpu_check.py"})
 #: Per-script wall limit; the machine is shared, so this is several times a quiet run.
 TIMEOUT_S = 240
 
 
 def benchmark_scripts() -> list[Path]:
     """The runnable scripts of benchmarks/: .py files with a ``__main__`` guard, by name."""
-    return sorted(p for p in BENCHMARKS.glob("*.py")
-                  if not p.name.startswith("_") and "__name__ == \"__main__\"" in p.read_text(encoding="utf-8"))
+    return sorted(
+        p
+        for p in BENCHMARKS.glob("*.py")
+        if not p.name.startswith("_") and '__name__ == "__main__"' in p.read_text(encoding="utf-8")
+    )
 
 
 def has_smoke(script: Path) -> bool:
@@ -45,24 +46,42 @@ def _table(script: Path) -> bytes | None:
 def _run(script: Path, folder: Path) -> subprocess.CompletedProcess | str:
     """``script --smoke`` in ``folder``; the completed process, or a message when it timed out."""
     folder.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TMPDIR": str(folder), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TMPDIR": str(folder),
+        "PYTHONUNBUFFERED": "1",
+    }
     try:
-        return subprocess.run([sys.executable, str(script), "--smoke"], cwd=folder, env=env, capture_output=True,
-                              text=True, timeout=TIMEOUT_S)
+        return subprocess.run(
+            [sys.executable, str(script), "--smoke"],
+            cwd=folder,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+        )
     except subprocess.TimeoutExpired as err:
         out = err.stdout.decode(errors="replace") if isinstance(err.stdout, bytes) else (err.stdout or "")
         return f"{script.name} --smoke ran past {TIMEOUT_S} s:\n{out[-2000:]}"
 
 
 @pytest.fixture(scope="module")
-def smoke_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-               ) -> Iterator[dict[str, tuple[bytes | None, Future]]]:
+def smoke_runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, tuple[bytes | None, Future]]]:
     """The selected scripts with --smoke, started at once on a pool of two: name -> (table before, run)."""
     root = tmp_path_factory.mktemp("smoke")
-    selected = {item.callspec.params["script"] for item in request.session.items
-                if hasattr(item, "callspec") and "script" in item.callspec.params}
+    selected = {
+        item.callspec.params["script"]
+        for item in request.session.items
+        if hasattr(item, "callspec") and "script" in item.callspec.params
+    }
     with ThreadPoolExecutor(max_workers=2) as pool:
-        yield {p.name: (_table(p), pool.submit(_run, p, root / p.stem)) for p in sorted(selected) if has_smoke(p)}
+        yield {
+            p.name: (_table(p), pool.submit(_run, p, root / p.stem)) for p in sorted(selected) if has_smoke(p)
+        }
 
 
 def test_scripts_are_discovered() -> None:
@@ -74,9 +93,9 @@ def test_scripts_are_discovered() -> None:
 @pytest.mark.parametrize("script", benchmark_scripts(), ids=lambda p: p.stem)
 def test_smoke_mode_runs(script: Path, smoke_runs: dict[str, tuple[bytes | None, Future]]) -> None:
     if not has_smoke(script):
-        if script.name in OWNED_ELSEWHERE:
-            pytest.skip(f"{script.name}: its --smoke mode is being added by its owner")
-        pytest.fail(f"benchmarks/{script.name} has no --smoke mode: add one (seconds, tiny sizes, no committed table written)")
+        pytest.fail(
+            f"benchmarks/{script.name} has no --smoke mode: add one (seconds, tiny sizes, no committed table written)"
+        )
     before, future = smoke_runs[script.name]
     run = future.result()
     if isinstance(run, str):
