@@ -2,7 +2,7 @@
 
 A 20,000 x 20,000 RGB GeoTIFF (0.1 m/px, UTM, tiled 512, deflate, internal mask) is written with
 windowed writes in a temporary folder (never whole in memory) and deleted afterwards. A fresh
-process then opens it with `geobridge.build.orthomosaic.Orthomosaic` and makes reverse crops at
+process then opens it with `geobridge.builder.orthomosaic.Orthomosaic` and makes reverse crops at
 80-180 m (resampled to 512 px, as stage 2 does); its peak resident memory (ru_maxrss) is the
 measured figure. Reference, same run: the same crops from a 2,000 x 2,000 GeoTIFF made the same
 way, so the ratio shows whether memory grows with the raster (it should not), and the size the
@@ -73,7 +73,7 @@ CHILD = r"""
 import json, resource, sys, time
 import numpy as np
 from pyproj import Transformer
-from geobridge.build.orthomosaic import Orthomosaic
+from geobridge.builder.orthomosaic import Orthomosaic
 path, crops = sys.argv[1], int(sys.argv[2])
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 rng = np.random.default_rng(1)
@@ -102,7 +102,7 @@ def measure(path: Path, crops: int) -> dict:
 
 
 def main() -> None:
-    from geobridge.build.orthomosaic import GDAL_CACHE_MB
+    from geobridge.builder.orthomosaic import GDAL_CACHE_MB
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=20_000)

@@ -1,6 +1,6 @@
 """Throughput of the dataset builder's quality gates on 512 x 512 crops, decoding included.
 
-Measured: `geobridge.build.gates.score_files` (OpenCV decode straight to grey, variance of the
+Measured: `geobridge.builder.gates.score_files` (OpenCV decode straight to grey, variance of the
 Laplacian, grey-level standard deviation, histogram entropy) in a 2-thread pool, as stage 3 runs
 it. Reference, same files, same run: a plain single-threaded PIL + NumPy/SciPy implementation of
 the same three scores (PIL decode, RGB->L, scipy.ndimage.laplace variance, numpy std, np.histogram
@@ -71,7 +71,7 @@ def timed(fn, repeats: int = 3) -> tuple[float, float]:
 
 
 def main() -> None:
-    from geobridge.build.gates import score_files
+    from geobridge.builder.gates import score_files
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--crops", type=int, default=400)

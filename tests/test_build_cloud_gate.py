@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geobridge.build.config import GateSettings, parse_build_config
-from geobridge.build.gates import cloud_fraction, failed_gates, failure_reason, score_image, to_grey
+from geobridge.builder.config import GateSettings, parse_build_config
+from geobridge.builder.gates import cloud_fraction, failed_gates, failure_reason, score_image, to_grey
 
 
 def ground(size: int = 256, seed: int = 0) -> np.ndarray:

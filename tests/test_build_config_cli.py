@@ -8,7 +8,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from geobridge.build.config import BuildConfigError, load_build_config, parse_build_config
+from geobridge.builder.config import BuildConfigError, load_build_config, parse_build_config
 from geobridge.cli import app
 
 MINIMAL = {

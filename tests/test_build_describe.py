@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from test_build_fakes import FakeServer, json_reply, png_bytes
 
-from geobridge.build.config import ChatEndpoint, HttpSettings, TextSettings
-from geobridge.build.describe import PROMPT, ChatDescriber, NoDescriber, make_describer
-from geobridge.build.providers.base import ProviderError
-from geobridge.build.providers.http import HttpClient
+from geobridge.builder.config import ChatEndpoint, HttpSettings, TextSettings
+from geobridge.builder.describe import PROMPT, ChatDescriber, NoDescriber, make_describer
+from geobridge.builder.providers.base import ProviderError
+from geobridge.builder.providers.http import HttpClient
 
 FAST = HttpSettings(requests_per_second=1000, retries=2, backoff_s=0.01, timeout_s=5)
 
@@ -128,8 +128,8 @@ def test_describer_choice_and_the_no_describer_note(tmp_path):
 
 
 def test_world_describer_inside_and_outside_the_known_world(tmp_path):
-    from geobridge.build.describe import WorldDescriber
-    from geobridge.build.products import world_bounds
+    from geobridge.builder.describe import WorldDescriber
+    from geobridge.builder.products import world_bounds
 
     world_file = tmp_path / "world.json"
     world_file.write_text(json.dumps({"world": {"seed": 3, "size_m": 300, "cell_size_m": 1.0, "regions": 1}}))

@@ -13,8 +13,8 @@ from PIL import Image
 from test_build_pipeline import PRODUCTS, products  # noqa: F401 (module fixture: rendered products)
 from test_photo_metadata import DJI_XMP_ATTRIBUTES, camera_jpeg
 
-from geobridge.build.config import DronePhotoSettings, DroneSubsetSettings
-from geobridge.build.drone_subset import complete_drone_photos, photo_footprint
+from geobridge.builder.config import DronePhotoSettings, DroneSubsetSettings
+from geobridge.builder.drone_subset import complete_drone_photos, photo_footprint
 from geobridge.data.photo_metadata import PhotoMetadata
 from geobridge.records import read_manifest
 
@@ -34,9 +34,9 @@ def test_footprint_from_height_field_of_view_and_pitch():
 
 
 def test_a_folder_of_geotagged_photos_becomes_records(products, tmp_path):  # noqa: F811
-    from geobridge.build.orthomosaic import Orthomosaic
-    from geobridge.build.providers.local import LocalPanoramaCatalogue, XYZDirectory
-    from geobridge.build.providers.xyz import TileMosaicSatellite
+    from geobridge.builder.orthomosaic import Orthomosaic
+    from geobridge.builder.providers.local import LocalPanoramaCatalogue, XYZDirectory
+    from geobridge.builder.providers.xyz import TileMosaicSatellite
     from geobridge.geo import offset_latlon
 
     catalogue = LocalPanoramaCatalogue(products.catalogue)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from test_build_fakes import HTML_ERROR, FakeServer
 
-from geobridge.build.config import parse_build_config
-from geobridge.build.pipeline import Build, run_build
-from geobridge.build.products import ProductSettings, orthomosaic_settings, render_products, world_from_file
+from geobridge.builder.config import parse_build_config
+from geobridge.builder.pipeline import Build, run_build
+from geobridge.builder.products import ProductSettings, orthomosaic_settings, render_products, world_from_file
 from geobridge.records import read_manifest
 
 PRODUCTS = ProductSettings(
@@ -100,7 +100,7 @@ def offset_m(image: np.ndarray, truth: np.ndarray, size_m: float) -> float:
 
 def html_tile_near(products) -> tuple[int, int]:
     """The tile under the first catalogue panorama (its locations must be skipped, not crash)."""
-    from geobridge.build.providers.xyz import tile_fractions
+    from geobridge.builder.providers.xyz import tile_fractions
 
     first = products.catalogue.read_text().splitlines()[1].split(",")
     x, y = tile_fractions(np.array(float(first[1])), np.array(float(first[2])), PRODUCTS.tile_zoom)
@@ -175,7 +175,7 @@ def test_build_end_to_end_places_every_triple_on_the_panorama(products, inputs, 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 def test_interrupted_build_resumes_without_redoing_work(products, inputs, tmp_path, monkeypatch):
-    from geobridge.build.providers import xyz
+    from geobridge.builder.providers import xyz
 
     original = xyz.TileMosaicSatellite.fetch
     calls = {"n": 0, "limit": 2}
@@ -226,11 +226,11 @@ def test_complete_a_released_drone_subset(products, tmp_path):
     """Drone images named by their footprint box get their satellite image and nearest panorama."""
     from PIL import Image
 
-    from geobridge.build.config import DroneSubsetSettings
-    from geobridge.build.drone_subset import complete_drone_subset
-    from geobridge.build.orthomosaic import Orthomosaic
-    from geobridge.build.providers.local import LocalPanoramaCatalogue, XYZDirectory
-    from geobridge.build.providers.xyz import TileMosaicSatellite
+    from geobridge.builder.config import DroneSubsetSettings
+    from geobridge.builder.drone_subset import complete_drone_subset
+    from geobridge.builder.orthomosaic import Orthomosaic
+    from geobridge.builder.providers.local import LocalPanoramaCatalogue, XYZDirectory
+    from geobridge.builder.providers.xyz import TileMosaicSatellite
     from geobridge.geo import Footprint, offset_latlon
 
     catalogue = LocalPanoramaCatalogue(products.catalogue)
@@ -293,7 +293,7 @@ def test_cli_build_run_on_the_products(products, tmp_path):
         "satellite": {"kind": "mbtiles", "path": "tiles.mbtiles", "zoom": PRODUCTS.tile_zoom},
         "crop": {"scales_m": [80, 120], "size_px": 64},
     }
-    from geobridge.build.providers.local import write_mbtiles
+    from geobridge.builder.providers.local import write_mbtiles
 
     tiles = {
         (int(p.parts[-3]), int(p.parts[-2]), int(p.stem)): p.read_bytes()

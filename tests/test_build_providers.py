@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from test_build_fakes import HTML_ERROR, FakeServer, json_reply, png_bytes
 
-from geobridge.build.config import HttpSettings
-from geobridge.build.providers.base import ProviderError
-from geobridge.build.providers.google_streetview import GoogleStreetView
-from geobridge.build.providers.http import HttpClient, redact
-from geobridge.build.providers.local import LocalPanoramaCatalogue, MBTiles, XYZDirectory, write_mbtiles
-from geobridge.build.providers.mapillary import Mapillary
-from geobridge.build.providers.openaerialmap import OpenAerialMapCatalogue
-from geobridge.build.providers.xyz import TileMosaicSatellite, XYZUrlTiles, tile_fractions
+from geobridge.builder.config import HttpSettings
+from geobridge.builder.providers.base import ProviderError
+from geobridge.builder.providers.google_streetview import GoogleStreetView
+from geobridge.builder.providers.http import HttpClient, redact
+from geobridge.builder.providers.local import LocalPanoramaCatalogue, MBTiles, XYZDirectory, write_mbtiles
+from geobridge.builder.providers.mapillary import Mapillary
+from geobridge.builder.providers.openaerialmap import OpenAerialMapCatalogue
+from geobridge.builder.providers.xyz import TileMosaicSatellite, XYZUrlTiles, tile_fractions
 from geobridge.geo import Footprint, haversine_m, offset_latlon
 
 FAST = HttpSettings(requests_per_second=1000, retries=2, backoff_s=0.01, timeout_s=5)
@@ -177,7 +177,7 @@ def test_google_streetview_metadata_then_image(tmp_path, monkeypatch):
             if r["path"] == "/streetview"
         )
         assert headings == [0, 90, 180, 270]
-    from geobridge.build.providers.images import decode_rgb
+    from geobridge.builder.providers.images import decode_rgb
 
     pano = decode_rgb(data)
     assert pano.shape == (32, 128, 3)
@@ -323,8 +323,8 @@ def test_pipeline_stage1_downloads_openaerialmap_orthomosaics(tmp_path):
     """Seeds from orthomosaics found in the (fake) OpenAerialMap catalogue; a broken download is skipped."""
     from test_build_stages import write_marked_geotiff
 
-    from geobridge.build.config import parse_build_config
-    from geobridge.build.pipeline import Build
+    from geobridge.builder.config import parse_build_config
+    from geobridge.builder.pipeline import Build
 
     tif = write_marked_geotiff(tmp_path / "src.tif", "EPSG:32632", 0.5, size=400).read_bytes()
     with FakeServer() as server:

@@ -11,11 +11,11 @@ import rasterio  # a hard dependency: a broken install must fail here, not skip
 from affine import Affine
 from pyproj import Transformer
 
-from geobridge.build.config import GateSettings, SeedSettings  # noqa: E402
-from geobridge.build.dedup import deduplicate  # noqa: E402
-from geobridge.build.gates import failed_gates, score_file, score_image  # noqa: E402
-from geobridge.build.orthomosaic import CropError, Orthomosaic, OrthomosaicError  # noqa: E402
-from geobridge.build.seeds import scan_orthomosaic  # noqa: E402
+from geobridge.builder.config import GateSettings, SeedSettings  # noqa: E402
+from geobridge.builder.dedup import deduplicate  # noqa: E402
+from geobridge.builder.gates import failed_gates, score_file, score_image  # noqa: E402
+from geobridge.builder.orthomosaic import CropError, Orthomosaic, OrthomosaicError  # noqa: E402
+from geobridge.builder.seeds import scan_orthomosaic  # noqa: E402
 from geobridge.geo import Footprint, haversine_m, offset_latlon  # noqa: E402
 
 CENTRE = (47.3770, 8.5040)  # a marker is painted here in every synthetic raster
@@ -195,7 +195,7 @@ def test_dedup_measures_overlap_in_metres_across_scales():
 
 
 def test_north_first_rolls_the_panorama_to_face_north():
-    from geobridge.build.pipeline import north_first
+    from geobridge.builder.pipeline import north_first
 
     width = 360
     pano = np.zeros((4, width, 3), np.uint8)
@@ -207,8 +207,8 @@ def test_north_first_rolls_the_panorama_to_face_north():
 
 
 def test_spatial_splits_keep_neighbours_together():
-    from geobridge.build.config import SplitSettings
-    from geobridge.build.pipeline import assign_splits
+    from geobridge.builder.config import SplitSettings
+    from geobridge.builder.pipeline import assign_splits
 
     settings = SplitSettings(val=0.2, test=0.3, block_m=100)
     rng = np.random.default_rng(0)
@@ -228,7 +228,7 @@ def test_spatial_splits_keep_neighbours_together():
 
 
 def test_journal_survives_a_torn_line_and_discards_other_settings(tmp_path):
-    from geobridge.build.journal import Journal, StageMarker
+    from geobridge.builder.journal import Journal, StageMarker
 
     journal = Journal(tmp_path / "stage.jsonl", "id", fingerprint="abc")
     journal.extend([{"id": "a", "v": 1}, {"id": "b", "v": 2}])

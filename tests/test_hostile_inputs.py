@@ -378,7 +378,7 @@ def test_build_run_with_a_bomb_panorama_skips_its_locations(env, tmp_path, capsy
 
 
 def test_build_run_with_a_20000_px_panorama_exports_it_at_a_sane_size(env, tmp_path, capsys):
-    from geobridge.build.pipeline import PANORAMA_MAX_SIDE_PX
+    from geobridge.builder.pipeline import PANORAMA_MAX_SIDE_PX
 
     huge = huge_jpeg(tmp_path / "pano.jpg", 20_000, 20_000)
     catalogue = catalogue_with(env, tmp_path, every_panorama_is(huge))

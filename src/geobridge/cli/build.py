@@ -29,7 +29,7 @@ def products(
     force: bool = typer.Option(False, "--force", help="Replace an existing products folder."),
 ) -> None:
     """Render the embedded world's geo-referenced products (what `build run` starts from)."""
-    from geobridge.build.products import ProductSettings, render_products
+    from geobridge.builder.products import ProductSettings, render_products
 
     if out.exists() and any(out.iterdir()) and not force:
         raise fail(f"{out} already exists and is not empty; choose another folder or pass --force")
@@ -51,8 +51,8 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Run (or resume) the four build stages and export the GeoLoc layout + manifest + report."""
-    from geobridge.build.config import BuildConfigError, load_build_config
-    from geobridge.build.pipeline import BuildError, run_build
+    from geobridge.builder.config import BuildConfigError, load_build_config
+    from geobridge.builder.pipeline import BuildError, run_build
 
     try:
         cfg = load_build_config(config, overrides={"out": str(out.resolve())} if out else None)
@@ -81,16 +81,16 @@ def complete_drone(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Fetch the satellite image and nearest panorama of every drone image of a released subset."""
-    from geobridge.build.config import BuildConfigError, load_build_config
-    from geobridge.build.drone_subset import complete_drone_subset
-    from geobridge.build.providers.base import ProviderError
-    from geobridge.build.providers.factory import make_panorama_provider, make_satellite_provider
+    from geobridge.builder.config import BuildConfigError, load_build_config
+    from geobridge.builder.drone_subset import complete_drone_subset
+    from geobridge.builder.providers.base import ProviderError
+    from geobridge.builder.providers.factory import make_panorama_provider, make_satellite_provider
 
     try:
         overrides = {"out": str(out.resolve())}
         cfg = load_build_config(config, overrides=overrides)
         if pattern:
-            from geobridge.build.config import parse_build_config
+            from geobridge.builder.config import parse_build_config
 
             raw = cfg.model_dump(mode="json")
             raw["drone_subset"]["name_pattern"] = pattern
@@ -119,10 +119,10 @@ def drone_photos(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Build drone <-> satellite (+ street) records around each geotagged photo of a folder."""
-    from geobridge.build.config import BuildConfigError, load_build_config
-    from geobridge.build.drone_subset import complete_drone_photos
-    from geobridge.build.providers.base import ProviderError
-    from geobridge.build.providers.factory import make_panorama_provider, make_satellite_provider
+    from geobridge.builder.config import BuildConfigError, load_build_config
+    from geobridge.builder.drone_subset import complete_drone_photos
+    from geobridge.builder.providers.base import ProviderError
+    from geobridge.builder.providers.factory import make_panorama_provider, make_satellite_provider
 
     try:
         cfg = load_build_config(config, overrides={"out": str(out.resolve())})

@@ -7,7 +7,7 @@ served by vLLM, Doubao, ...), asking for a GLEAM-X explanation of a satellite/qu
     answer.text, answer.verdict   # "... Verdict: yes", True
 
 Both images travel as base64 PNG data URLs in one user message. The request, the POST and the
-reply's parsing are the shared chat helper's (`geobridge.build.providers.chat`) over the shared
+reply's parsing are the shared chat helper's (`geobridge.builder.providers.chat`) over the shared
 `HttpClient`, the same ones the dataset builder's describer uses: rate limits (429), server errors
 (5xx) and connection failures are retried with exponential back-off (``Retry-After`` honoured,
 capped at ``max_backoff_s``), and answers are cached on disk under ``cache_dir`` (files named by a
@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from geobridge.build.config import HttpSettings
-from geobridge.build.providers.base import ProviderError
-from geobridge.build.providers.chat import (
+from geobridge.builder.config import HttpSettings
+from geobridge.builder.providers.base import ProviderError
+from geobridge.builder.providers.chat import (
     CHAT_RETRY_STATUSES,
     ChatReply,
     ask_chat,
@@ -37,7 +37,7 @@ from geobridge.build.providers.chat import (
     request_body,
     user_message,
 )
-from geobridge.build.providers.http import HttpClient, redact
+from geobridge.builder.providers.http import HttpClient, redact
 from geobridge.explain.cues import as_rgb_array
 from geobridge.explain.verdict_text import parse_verdict
 

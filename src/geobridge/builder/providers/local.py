@@ -19,8 +19,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from geobridge.build.providers.base import Panorama, PanoramaSearch, ProviderError
-from geobridge.build.providers.images import describe_non_image, image_kind
+from geobridge.builder.providers.base import Panorama, PanoramaSearch, ProviderError
+from geobridge.builder.providers.images import describe_non_image, image_kind
 from geobridge.geo import Footprint
 
 CATALOGUE_FIELDS = ("id", "lat", "lon", "heading", "path")

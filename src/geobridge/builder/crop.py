@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from geobridge.build.orthomosaic import CropError, Orthomosaic
-from geobridge.build.providers.base import Panorama
-from geobridge.build.seeds import Seed
+from geobridge.builder.orthomosaic import CropError, Orthomosaic
+from geobridge.builder.providers.base import Panorama
+from geobridge.builder.seeds import Seed
 from geobridge.geo import Footprint
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")

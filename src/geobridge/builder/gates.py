@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geobridge.build.config import GateSettings
+from geobridge.builder.config import GateSettings
 
 GATE_NAMES: tuple[str, ...] = ("blur", "contrast", "entropy", "cloud")
 CLOUD_GREY_MIN = 190  # grey level (0..255) from which a flat area reads as cloud

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from geobridge.atomic import atomic_path, atomic_write_text
-from geobridge.build.config import DronePhotoSettings, DroneSubsetSettings
-from geobridge.build.providers.base import PanoramaProvider, ProviderError, SatelliteProvider
+from geobridge.builder.config import DronePhotoSettings, DroneSubsetSettings
+from geobridge.builder.providers.base import PanoramaProvider, ProviderError, SatelliteProvider
 from geobridge.data.photo_metadata import PhotoMetadata, read_photo_metadata
 from geobridge.geo import Footprint, haversine_m
 from geobridge.images import ImageError, open_image
@@ -186,8 +186,8 @@ def complete_drone_images(
     from PIL import Image
     from tqdm.auto import tqdm
 
-    from geobridge.build.pipeline import PANORAMA_MAX_SIDE_PX, north_first, write_text_csv
-    from geobridge.build.providers.images import decode_rgb
+    from geobridge.builder.pipeline import PANORAMA_MAX_SIDE_PX, north_first, write_text_csv
+    from geobridge.builder.providers.images import decode_rgb
     from geobridge.records import Location, write_manifest
 
     out = Path(out)

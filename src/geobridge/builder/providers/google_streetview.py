@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from geobridge.build.providers.base import Panorama, PanoramaSearch, ProviderError
-from geobridge.build.providers.http import HttpClient
-from geobridge.build.providers.images import decode_rgb
-from geobridge.build.providers.keys import key_from_env
+from geobridge.builder.providers.base import Panorama, PanoramaSearch, ProviderError
+from geobridge.builder.providers.http import HttpClient
+from geobridge.builder.providers.images import decode_rgb
+from geobridge.builder.providers.keys import key_from_env
 from geobridge.geo import Footprint, offset_latlon
 
 DEFAULT_BASE_URL = "https://maps.googleapis.com/maps/api"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geobridge.build.ground import coarse_then_dense, ground_grid
+from geobridge.builder.ground import coarse_then_dense, ground_grid
 from geobridge.geo import Footprint, metres_per_degree
 
 #: GDAL's block cache defaults to 5% of RAM (over 1 GB here); reads are bounded to this instead

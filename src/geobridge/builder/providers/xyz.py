@@ -13,10 +13,10 @@ import math
 
 import numpy as np
 
-from geobridge.build.ground import ground_grid
-from geobridge.build.providers.base import ProviderError, TileSource
-from geobridge.build.providers.http import HttpClient
-from geobridge.build.providers.images import decode_rgb
+from geobridge.builder.ground import ground_grid
+from geobridge.builder.providers.base import ProviderError, TileSource
+from geobridge.builder.providers.http import HttpClient
+from geobridge.builder.providers.images import decode_rgb
 from geobridge.geo import MAX_MERCATOR_LAT
 
 

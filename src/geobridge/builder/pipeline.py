@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 
 from geobridge.atomic import atomic_path, atomic_write_text
-from geobridge.build.config import BuildConfig
-from geobridge.build.gates import GateScores
-from geobridge.build.journal import Journal, StageMarker
-from geobridge.build.providers.base import Panorama, ProviderError
+from geobridge.builder.config import BuildConfig
+from geobridge.builder.gates import GateScores
+from geobridge.builder.journal import Journal, StageMarker
+from geobridge.builder.providers.base import Panorama, ProviderError
 
 STAGES: tuple[str, ...] = ("seeds", "candidates", "clean", "align", "export")
 TRIPLE_VIEWS: tuple[str, ...] = ("drone", "street", "satellite")
@@ -109,8 +109,8 @@ class Build:
     # --- stage 1 --------------------------------------------------------------------------------
 
     def _stage_seeds(self, summaries) -> dict:
-        from geobridge.build.orthomosaic import OrthomosaicError
-        from geobridge.build.seeds import scan_orthomosaic
+        from geobridge.builder.orthomosaic import OrthomosaicError
+        from geobridge.builder.seeds import scan_orthomosaic
 
         downloads = self._download_orthomosaics()
         orthomosaics = self.orthomosaic_paths()
@@ -169,9 +169,9 @@ class Build:
         source = self.config.openaerialmap
         if source is None:
             return []
-        from geobridge.build.crop import safe_id
-        from geobridge.build.providers.http import HttpClient
-        from geobridge.build.providers.openaerialmap import OpenAerialMapCatalogue
+        from geobridge.builder.crop import safe_id
+        from geobridge.builder.providers.http import HttpClient
+        from geobridge.builder.providers.openaerialmap import OpenAerialMapCatalogue
         from geobridge.geo import Footprint
 
         journal = self._journal("seeds", "id", name="seeds-downloads")
@@ -207,7 +207,7 @@ class Build:
         return paths
 
     def seeds(self) -> list:
-        from geobridge.build.seeds import Seed
+        from geobridge.builder.seeds import Seed
 
         journal = self._journal("seeds", "orthomosaic")
         return [
@@ -219,9 +219,9 @@ class Build:
     # --- stage 2 --------------------------------------------------------------------------------
 
     def _stage_candidates(self, summaries) -> dict:
-        from geobridge.build.crop import keep_inside, outside_reason, reverse_crops
-        from geobridge.build.orthomosaic import Orthomosaic
-        from geobridge.build.providers.factory import make_panorama_provider
+        from geobridge.builder.crop import keep_inside, outside_reason, reverse_crops
+        from geobridge.builder.orthomosaic import Orthomosaic
+        from geobridge.builder.providers.factory import make_panorama_provider
 
         seeds = self.seeds()
         try:
@@ -309,8 +309,8 @@ class Build:
     # --- stage 3 --------------------------------------------------------------------------------
 
     def _stage_clean(self, summaries) -> dict:
-        from geobridge.build.dedup import deduplicate
-        from geobridge.build.gates import GATE_NAMES, failed_gates, failure_reason, score_files
+        from geobridge.builder.dedup import deduplicate
+        from geobridge.builder.gates import GATE_NAMES, failed_gates, failure_reason, score_files
         from geobridge.geo import Footprint
 
         crops = [c for c in self.crop_records() if c["status"] == "ok"]
@@ -396,9 +396,9 @@ class Build:
     def _stage_align(self, summaries) -> dict:
         from PIL import Image
 
-        from geobridge.build.describe import make_describer
-        from geobridge.build.providers.factory import make_panorama_provider, make_satellite_provider
-        from geobridge.build.providers.images import decode_rgb
+        from geobridge.builder.describe import make_describer
+        from geobridge.builder.providers.factory import make_panorama_provider, make_satellite_provider
+        from geobridge.builder.providers.images import decode_rgb
 
         try:
             satellite = make_satellite_provider(self.config.satellite, self.config.http, self.cache_dir)
@@ -466,7 +466,7 @@ class Build:
     # --- export ---------------------------------------------------------------------------------
 
     def _stage_export(self, summaries) -> dict:
-        from geobridge.build.report import write_report
+        from geobridge.builder.report import write_report
         from geobridge.records import Location, write_manifest
 
         align = self._journal("align", "id")

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from geobridge.build.config import HttpSettings, PanoramaSource, SatelliteSource
-from geobridge.build.providers.base import PanoramaProvider, SatelliteProvider, TileSource
-from geobridge.build.providers.http import HttpClient
+from geobridge.builder.config import HttpSettings, PanoramaSource, SatelliteSource
+from geobridge.builder.providers.base import PanoramaProvider, SatelliteProvider, TileSource
+from geobridge.builder.providers.http import HttpClient
 
 
 def make_panorama_provider(source: PanoramaSource, http: HttpSettings, cache_dir: Path) -> PanoramaProvider:
     """The panorama provider named by ``source.kind``."""
     if source.kind == "local":
-        from geobridge.build.providers.local import LocalPanoramaCatalogue
+        from geobridge.builder.providers.local import LocalPanoramaCatalogue
 
         assert source.catalogue is not None  # PanoramaSource's validator: kind=local needs a catalogue
         return LocalPanoramaCatalogue(source.catalogue)
     client = HttpClient(http, cache_dir=cache_dir)
     if source.kind == "google":
-        from geobridge.build.providers.google_streetview import DEFAULT_BASE_URL, GoogleStreetView
+        from geobridge.builder.providers.google_streetview import DEFAULT_BASE_URL, GoogleStreetView
 
         return GoogleStreetView(
             client,
@@ -28,7 +28,7 @@ def make_panorama_provider(source: PanoramaSource, http: HttpSettings, cache_dir
             radius_m=source.radius_m,
             view_px=source.image_height_px,
         )
-    from geobridge.build.providers.mapillary import DEFAULT_BASE_URL, Mapillary
+    from geobridge.builder.providers.mapillary import DEFAULT_BASE_URL, Mapillary
 
     return Mapillary(
         client, key_env=source.key_env or "MAPILLARY_TOKEN", base_url=source.base_url or DEFAULT_BASE_URL
@@ -39,7 +39,7 @@ def make_satellite_provider(
     source: SatelliteSource, http: HttpSettings, cache_dir: Path
 ) -> SatelliteProvider:
     """A tile mosaic over the tile source named by ``source.kind``."""
-    from geobridge.build.providers.xyz import TileMosaicSatellite, XYZUrlTiles
+    from geobridge.builder.providers.xyz import TileMosaicSatellite, XYZUrlTiles
 
     # SatelliteSource's validator: xyz-url has a url, xyz-dir and mbtiles a path
     tiles: TileSource
@@ -47,12 +47,12 @@ def make_satellite_provider(
         assert source.url is not None
         tiles = XYZUrlTiles(source.url, HttpClient(http, cache_dir=cache_dir))
     elif source.kind == "xyz-dir":
-        from geobridge.build.providers.local import XYZDirectory
+        from geobridge.builder.providers.local import XYZDirectory
 
         assert source.path is not None
         tiles = XYZDirectory(source.path, source.extension)
     else:
-        from geobridge.build.providers.local import MBTiles
+        from geobridge.builder.providers.local import MBTiles
 
         assert source.path is not None
         tiles = MBTiles(source.path)

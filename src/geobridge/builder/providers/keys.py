@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from geobridge.build.providers.base import ProviderError
+from geobridge.builder.providers.base import ProviderError
 
 
 def key_from_env(variable: str | None, service: str) -> str:

@@ -3,7 +3,7 @@
 The single place that builds a chat-completions request, sends it through the shared
 `HttpClient` (rate limit, retries with back-off, on-disk cache) and reads the assistant's text
 out of the reply. Both language-model users go through it: the dataset builder's describer
-(`geobridge.build.describe`) and GLEAM-X's explainer client (`geobridge.explain.llm`).
+(`geobridge.builder.describe`) and GLEAM-X's explainer client (`geobridge.explain.llm`).
 
     message = user_message(PROMPT, "drone image:", drone_png, "satellite image:", satellite_png)
     body = request_body("qwen2.5-vl", [message], temperature=0.0, max_tokens=300)
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from geobridge.build.providers.base import ProviderError
-from geobridge.build.providers.http import HttpClient, redact
+from geobridge.builder.providers.base import ProviderError
+from geobridge.builder.providers.http import HttpClient, redact
 
 # Statuses worth asking a chat endpoint again: timeouts, conflicts, rate limits and server errors.
 CHAT_RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})

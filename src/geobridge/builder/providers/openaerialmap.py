@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from geobridge.atomic import atomic_write_bytes
-from geobridge.build.providers.base import ProviderError
-from geobridge.build.providers.http import HttpClient
-from geobridge.build.providers.images import describe_non_image, image_kind
+from geobridge.builder.providers.base import ProviderError
+from geobridge.builder.providers.http import HttpClient
+from geobridge.builder.providers.images import describe_non_image, image_kind
 from geobridge.geo import Footprint
 
 DEFAULT_BASE_URL = "https://api.openaerialmap.org"

@@ -9,9 +9,9 @@ The token is sent in a header, so it never appears in a URL.
 
 from __future__ import annotations
 
-from geobridge.build.providers.base import Panorama, PanoramaSearch, ProviderError
-from geobridge.build.providers.http import HttpClient
-from geobridge.build.providers.keys import key_from_env
+from geobridge.builder.providers.base import Panorama, PanoramaSearch, ProviderError
+from geobridge.builder.providers.http import HttpClient
+from geobridge.builder.providers.keys import key_from_env
 from geobridge.geo import Footprint
 
 DEFAULT_BASE_URL = "https://graph.mapillary.com"

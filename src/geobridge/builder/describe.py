@@ -7,7 +7,7 @@
   ever sent in the ``Authorization`` header; answers are cached on disk by a hash of the request
   (model, prompt, image bytes), so a resumed build never pays twice. The request, the call (retries
   with back-off, cache) and the reply's parsing are the shared chat helper's
-  (`geobridge.build.providers.chat`), the same one GLEAM-X's explainer uses.
+  (`geobridge.builder.providers.chat`), the same one GLEAM-X's explainer uses.
 - `WorldDescriber`: offline, for locations inside a known embedded world (the products'
   ``world.json``): the world's own describer (`geobridge.world.describe.describe_location`).
 - `NoDescriber`: neither is available; the text stays empty and the report says why.
@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from geobridge.build.config import ChatEndpoint, HttpSettings, TextSettings
-from geobridge.build.providers.base import ProviderError
-from geobridge.build.providers.chat import CHAT_RETRY_STATUSES, ask_chat, request_body, user_message
-from geobridge.build.providers.http import HttpClient
-from geobridge.build.providers.keys import key_from_env
+from geobridge.builder.config import ChatEndpoint, HttpSettings, TextSettings
+from geobridge.builder.providers.base import ProviderError
+from geobridge.builder.providers.chat import CHAT_RETRY_STATUSES, ask_chat, request_body, user_message
+from geobridge.builder.providers.http import HttpClient
+from geobridge.builder.providers.keys import key_from_env
 
 PROMPT = (
     "You see three images of the same place: a drone image, a 360-degree street-level panorama and a "
@@ -81,7 +81,7 @@ class WorldDescriber:
     """Describe locations inside an embedded world with its own offline describer."""
 
     def __init__(self, world_file: str | Path, seed: int = 0):
-        from geobridge.build.products import world_bounds, world_from_file
+        from geobridge.builder.products import world_bounds, world_from_file
 
         self.world = world_from_file(world_file)
         self.bounds = world_bounds(self.world)

@@ -32,9 +32,9 @@ from typing import Any, Literal
 from urllib.parse import urlencode
 
 from geobridge.atomic import atomic_write_bytes
-from geobridge.build.config import HttpSettings
-from geobridge.build.providers.base import ProviderError
-from geobridge.build.providers.images import describe_non_image, image_kind, looks_like_html
+from geobridge.builder.config import HttpSettings
+from geobridge.builder.providers.base import ProviderError
+from geobridge.builder.providers.images import describe_non_image, image_kind, looks_like_html
 
 SECRET_PARAMS = frozenset({"key", "access_token", "api_key", "apikey", "token", "signature", "client_secret"})
 SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from geobridge.build.providers.base import ProviderError
+from geobridge.builder.providers.base import ProviderError
 from geobridge.images import ImageError, open_image
 
 _MAGIC = {

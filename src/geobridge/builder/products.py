@@ -208,7 +208,7 @@ def write_tiles(world, root: Path, zoom: int) -> int:
     """Render the Web Mercator tiles over the world at ``zoom``; returns how many were written."""
     import cv2
 
-    from geobridge.build.providers.xyz import tile_fractions
+    from geobridge.builder.providers.xyz import tile_fractions
     from geobridge.world.render import RenderSettings
 
     bounds = world_bounds(world)

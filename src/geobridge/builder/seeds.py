@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from geobridge.build.config import SeedSettings
-from geobridge.build.orthomosaic import Orthomosaic
+from geobridge.builder.config import SeedSettings
+from geobridge.builder.orthomosaic import Orthomosaic
 from geobridge.geo import Footprint
 
 
