@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -178,7 +179,9 @@ def _free_port() -> int:
 
 def _serve(block: Block, command: str, cwd: Path) -> None:
     port = _free_port()
-    shown = f"{command} --port {port}"
+    shown = (
+        f"{shlex.join(shlex.split(command, comments=True))} --port {port}"  # the port before any # comment
+    )
     proc = subprocess.Popen(
         ["bash", "-c", f"exec {shown}"],
         cwd=cwd,
