@@ -310,3 +310,11 @@ def test_cli_errors_for_training_data_are_one_line(tmp_path):
     )
     assert absent.exit_code != 0 and "cvusa: dataset root folder not found" in absent.output
     assert all("Traceback" not in r.output for r in (none, both, absent))
+
+
+def test_a_batch_wider_than_the_places_counts_places_not_items(tmp_path):
+    root = layouts.write_university1652(tmp_path / "u1652", n_train=3, n_test=2)
+    with pytest.raises(
+        ConfigError, match=r"batch_size=8 fills no batch from the 3 training places \(9 items\)"
+    ):
+        run(overrides("university1652-s4g", root, tmp_path / "wide", "data.batch_size=8"))

@@ -378,9 +378,11 @@ class Trainer:
         )
         if phase.steps_per_epoch == 0:
             where = "" if single else f" of {phase.name}"
+            places = len({loc.id for loc in data.locations})
+            items = f" ({len(data)} items)" if places != len(data) else ""
             raise ConfigError(
-                f"data.batch_size={config.data.batch_size} is larger than the {len(data)} training "
-                f"locations{where}; lower data.batch_size"
+                f"data.batch_size={config.data.batch_size} fills no batch from the {places} training "
+                f"places{items}{where}: a batch holds each place at most once; lower data.batch_size"
             )
         return phase
 
