@@ -90,3 +90,12 @@ def test_example_config_in_the_repo_is_valid():
     cfg = load_build_config(example)
     assert cfg.satellite.kind == "xyz-dir" and cfg.text.world is not None
     assert cfg.crop.scales_m == [80, 100, 120, 150, 180]
+
+
+def test_the_shipped_config_loads_by_name_with_paths_from_the_working_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_build_config("build-world")
+    assert cfg.orthomosaics == [tmp_path / "world-products" / "orthomosaic.tif"]
+    assert cfg.out == tmp_path / "build-out"
+    with pytest.raises(BuildConfigError, match="build config not found: no-such-config.*build-world"):
+        load_build_config("no-such-config")

@@ -229,13 +229,25 @@ class BuildConfig(_Section):
 
 
 def load_build_config(path: str | Path, overrides: dict | None = None) -> BuildConfig:
-    """Read and validate a build YAML; relative paths are resolved against its folder."""
+    """Read and validate a build YAML: a path, or a shipped config by name (``build-world``).
+
+    Relative paths are resolved against the YAML's folder, or against the working folder when the
+    YAML says ``relative_to: working-folder`` (as the shipped configs do: their folder is inside
+    the installed package, and their inputs are what you made where you run the command)."""
     import yaml
 
     path = Path(path)
+    if not path.exists() and path.parent == Path("."):
+        from geobridge.configs import resolve_config
+
+        try:
+            path = resolve_config(path)
+        except FileNotFoundError:
+            pass
     if not path.exists():
         raise BuildConfigError(
-            f"build config not found: {path}. See configs/build-world.yaml for an example."
+            f"build config not found: {path}. Give a YAML path or a shipped config by name "
+            "(build-world; see configs/build-world.yaml)."
         )
     try:
         raw = yaml.safe_load(path.read_text()) or {}
@@ -243,12 +255,20 @@ def load_build_config(path: str | Path, overrides: dict | None = None) -> BuildC
         raise BuildConfigError(f"cannot parse {path}: {err}") from err
     if not isinstance(raw, dict):
         raise BuildConfigError(f"{path} must hold a mapping of settings, got {type(raw).__name__}")
+    relative_to = raw.get("relative_to", "config")
+    if relative_to not in ("config", "working-folder"):
+        raise BuildConfigError(
+            f"{path}: relative_to must be 'config' or 'working-folder', got {relative_to!r}"
+        )
     raw.update(overrides or {})
-    return parse_build_config(raw, base=path.parent.resolve(), source=str(path))
+    base = Path.cwd() if relative_to == "working-folder" else path.parent.resolve()
+    return parse_build_config(raw, base=base, source=str(path))
 
 
 def parse_build_config(raw: dict, base: Path | None = None, source: str = "config") -> BuildConfig:
-    """Validate a settings mapping; errors name the offending key."""
+    """Validate a settings mapping; errors name the offending key. ``relative_to`` (where relative
+    paths start, see :func:`load_build_config`) is the caller's: ``base`` already says it."""
+    raw = {key: value for key, value in raw.items() if key != "relative_to"}
     try:
         config = BuildConfig.model_validate(raw)
     except ValidationError as err:
