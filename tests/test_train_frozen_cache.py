@@ -59,6 +59,23 @@ def test_a_shared_store_serves_a_second_model_without_encoding():
     torch.testing.assert_close(served, reference.flip(0))
 
 
+def test_a_nested_cache_keeps_the_outer_one_and_leaves_the_tower_as_it_found_it():
+    model = _frozen_tiny_model().eval()
+    tower = model.tower(View.TEXT)
+    calls = _count_tower_calls(tower)
+    counting = tower.forward
+    store: dict[str, torch.Tensor] = {}
+    with cached_frozen_text_tower(model, store) as outer:
+        tower(TEXTS[:3])
+        with cached_frozen_text_tower(model, {}) as inner:  # e.g. a validation hook inside training
+            assert outer and inner
+            tower(TEXTS[:3])  # served by the outer store: nothing encoded again
+        tower(TEXTS[:3])  # the outer cache is still in place after the inner one closed
+    assert calls == [3]
+    assert set(store) == set(TEXTS[:3])
+    assert tower.forward is counting  # the instance-level forward found on entry is put back
+
+
 def test_a_trainable_text_tower_is_not_cached():
     model = create_model("tiny", views=["satellite", "text"])
     store: dict[str, torch.Tensor] = {}

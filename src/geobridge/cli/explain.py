@@ -113,6 +113,12 @@ def explain_eval(
     ),
     lang: str = typer.Option("en", "--lang", help="Language of the explanations: en or zh."),
     seed: int = typer.Option(0, "--seed", help="Seed for drawing non-matching pairs."),
+    negatives: str = typer.Option(
+        "random",
+        "--negatives",
+        help="Non-matching pairs: random (any other place of the split) or nearest (one of the 5 "
+        "places closest on the ground: hard negatives).",
+    ),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
     device: str = device_option(),
@@ -136,12 +142,14 @@ def explain_eval(
         test_locations = read_manifest(manifest, split=split)
         if not test_locations:
             raise ValueError(f"split {split!r} of {manifest} has no locations")
-        test_pairs = build_pairs(test_locations, view, n_pairs=pairs, seed=seed)
+        test_pairs = build_pairs(test_locations, view, n_pairs=pairs, seed=seed, negatives=negatives)
         fitted = None
         if fit_split is not None:
             fit_locations = read_manifest(manifest, split=fit_split)
             fitted = fit_calibration(
-                explainer, build_pairs(fit_locations, view, seed=seed + 1), progress=not quiet
+                explainer,
+                build_pairs(fit_locations, view, seed=seed + 1, negatives=negatives),
+                progress=not quiet,
             )
             explainer = Explainer(model=explainer.model, calibration=fitted)
             if save_calibration is not None:

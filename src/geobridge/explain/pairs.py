@@ -1,6 +1,8 @@
 """Matching and non-matching satellite/query pairs from a world manifest, for evaluation and
 calibration: each location's satellite image with its own query view (label True) and with
-the query view of another, randomly drawn location of the same split (label False)."""
+the query view of another location of the same split (label False): drawn at random, or one of
+its nearest neighbours on the ground (hard negatives: same district, similar layout, as in
+GLEAM-X's test pairs, whose negatives are not random tiles)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from geobridge.geo import haversine_m
 from geobridge.records import Location
 from geobridge.views import View
 
@@ -29,10 +32,45 @@ def _image(location: Location, view: View) -> Path:
     return path
 
 
+NEGATIVES = ("random", "nearest")
+
+
+def _negative_partners(
+    usable: list[Location], negatives: str, nearest_k: int, rng: np.random.Generator
+) -> list[int]:
+    """For each location, the index of the location whose query view becomes its negative."""
+    n = len(usable)
+    if negatives == "random":
+        return [(i + 1 + int(rng.integers(n - 1))) % n for i in range(n)]
+    lat = np.array([loc.lat for loc in usable], dtype=np.float64)
+    lon = np.array([loc.lon for loc in usable], dtype=np.float64)
+    metres = haversine_m(
+        lat[:, None], lon[:, None], lat[None, :], lon[None, :]
+    )  # n x n: a split, not a world
+    np.fill_diagonal(metres, np.inf)
+    k = min(nearest_k, n - 1)
+    nearest = np.argsort(metres, axis=1, kind="stable")[:, :k]
+    return [int(row[rng.integers(k)]) for row in nearest]
+
+
 def build_pairs(
-    locations: list[Location], query_view: View | str, n_pairs: int | None = None, seed: int = 0
+    locations: list[Location],
+    query_view: View | str,
+    n_pairs: int | None = None,
+    seed: int = 0,
+    negatives: str = "random",
+    nearest_k: int = 5,
 ) -> list[Pair]:
-    """Half matching, half non-matching pairs (balanced), shuffled with ``seed``; at most ``n_pairs``."""
+    """Half matching, half non-matching pairs (balanced), shuffled with ``seed``; at most ``n_pairs``.
+
+    ``negatives``: ``"random"`` pairs a satellite image with the query of any other location;
+    ``"nearest"`` with the query of one of its ``nearest_k`` closest locations (drawn with
+    ``seed``), the hard negatives a verdict must get right to be useful on the ground.
+    """
+    if negatives not in NEGATIVES:
+        raise ValueError(f"negatives must be one of {', '.join(NEGATIVES)}, got {negatives!r}")
+    if nearest_k < 1:
+        raise ValueError(f"nearest_k must be >= 1, got {nearest_k}")
     view = View.parse(query_view)
     if not view.is_image:
         raise ValueError(f"pairs need an image query view, not {view.value}")
@@ -44,9 +82,10 @@ def build_pairs(
             f"need at least 2 locations with both satellite and {view.value} images, found {len(usable)}"
         )
     rng = np.random.default_rng(seed)
+    partners = _negative_partners(usable, negatives, nearest_k, rng)
     pairs: list[Pair] = []
     for i, loc in enumerate(usable):
-        j = (i + 1 + int(rng.integers(len(usable) - 1))) % len(usable)
+        j = partners[i]
         pairs.append(Pair(satellites[i], queries[i], view.value, True, loc.id, loc.id))
         pairs.append(Pair(satellites[i], queries[j], view.value, False, loc.id, usable[j].id))
     order = rng.permutation(len(pairs))

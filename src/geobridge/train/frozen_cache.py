@@ -62,12 +62,17 @@ def cached_frozen_text_tower(
     with gradients. Anything else (trainable embeddings, no block API) is not cached.
 
     ``store`` is filled and read in place; pass the same dict to runs whose text towers hold the
-    same frozen weights, never to runs with different ones.
+    same frozen weights, never to runs with different ones. Nested use (a validation hook inside
+    a training run that caches already) keeps the outer cache and yields True.
     """
     if not getattr(model, "has_text", False):
         yield False
         return
     tower = model.tower(View.TEXT)
+    previous = vars(tower).get("forward")  # an instance-level forward already installed, if any
+    if getattr(previous, "is_text_cache", False):  # already caching: the outer context owns it
+        yield True
+        return
     store = store if store is not None else {}
     if not any(p.requires_grad for p in tower.parameters()):
         block = None
@@ -103,8 +108,12 @@ def cached_frozen_text_tower(
             return torch.stack([store[text] for text in texts]).to(device)
         return tower.forward_from([store[(block, text)].to(device) for text in texts], block)
 
+    forward.is_text_cache = True  # type: ignore[attr-defined]
     tower.forward = forward
     try:
         yield True
     finally:
-        del tower.forward
+        if previous is None:
+            del tower.forward
+        else:
+            tower.forward = previous
