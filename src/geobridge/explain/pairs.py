@@ -91,7 +91,7 @@ def build_pairs(
     order = rng.permutation(len(pairs))
     pairs = [pairs[i] for i in order]
     if n_pairs is not None:
-        positives = [p for p in pairs if p.label][: (n_pairs + 1) // 2]
-        negatives = [p for p in pairs if not p.label][: n_pairs // 2]
-        pairs = [p for p in pairs if p in positives or p in negatives]
+        kept_pos = [p for p in pairs if p.label][: (n_pairs + 1) // 2]
+        kept_neg = [p for p in pairs if not p.label][: n_pairs // 2]
+        pairs = [p for p in pairs if p in kept_pos or p in kept_neg]
     return pairs

@@ -42,7 +42,6 @@ Train sits below retrieval and evaluation: validation metrics come in through th
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import random
@@ -90,6 +89,7 @@ from geobridge.train.distributed import (
     init_distributed,
 )
 from geobridge.train.frozen_cache import cached_frozen_text_tower
+from geobridge.train.good_state import LastGoodState
 from geobridge.train.gradcache import grad_cache_step
 from geobridge.train.logging import TrainLogger
 from geobridge.train.mining import mine_similarity_neighbours
@@ -341,9 +341,7 @@ class Trainer:
         self.position = TrainPosition()
         self.best: float | None = None
         self.frozen_views: set[View] = set()
-        self._good_state: dict[str, Any] | None = None
-        self._good_step = 0
-        self._bad_in_row = 0
+        self.last_good = LastGoodState(self.model, self.optimizer, self.physical_head)
         self._saved_at: int | None = None
         self._validated_at: int | None = None
         self._sim_epoch: int | None = None  # epoch whose start mined the sampler's similarity table
@@ -544,31 +542,6 @@ class Trainer:
         if self.dist.is_main:
             print(message, file=sys.stderr)
         return self.position.step
-
-    def _snapshot_good_state(self) -> None:
-        # drop the previous copy first: holding both would add a second model + optimizer copy
-        # to the device's peak (see geobridge.train.plan)
-        self._good_state = None
-        # only what a step can change: trainable parameters and buffers (frozen weights stay put)
-        changing = {n for n, p in self.model.named_parameters() if p.requires_grad}
-        changing |= {n for n, _ in self.model.named_buffers()}
-        self._good_state = {
-            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items() if k in changing},
-            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-        }
-        if self.physical_head is not None:
-            self._good_state["physical_head"] = {
-                k: v.detach().clone() for k, v in self.physical_head.state_dict().items()
-            }
-        self._good_step = self.position.step
-
-    def _restore_good_state(self) -> None:
-        if self._good_state is None:
-            return
-        self.model.load_state_dict(self._good_state["model"], strict=False)
-        if self.physical_head is not None:
-            self.physical_head.load_state_dict(self._good_state["physical_head"])
-        self.optimizer.load_state_dict(copy.deepcopy(self._good_state["optimizer"]))
 
     def save(self, name: str) -> Path | None:
         if name == "last":
@@ -780,7 +753,7 @@ class Trainer:
         self.model.train()
         if self.physical_head is not None:
             self.physical_head.train()
-        self._snapshot_good_state()
+        self.last_good.snapshot(self.position.step)
         bar = tqdm(
             total=self.total_steps,
             initial=self.position.step,
@@ -869,10 +842,10 @@ class Trainer:
         self.scheduler.step()
         step = self.position.step
         if outcome.finite:
-            self._bad_in_row = 0
+            self.last_good.good_step()
             result.losses.append(outcome.loss)
             if step % cfg.optim.good_state_every == 0:
-                self._snapshot_good_state()
+                self.last_good.snapshot(self.position.step)
         else:
             self._on_bad_step(step, outcome, result)
         if self.logger is not None and (step % cfg.log_every == 0 or step == 1):
@@ -896,19 +869,18 @@ class Trainer:
 
     def _on_bad_step(self, step: int, outcome: _StepOutcome, result: TrainResult) -> None:
         self.optimizer.zero_grad(set_to_none=True)
-        self._restore_good_state()
-        self._bad_in_row += 1
+        bad_in_row = self.last_good.bad_step()
         result.skipped_steps.append(step)
         result.losses.append(float("nan"))
         LOGGER.warning(
             "step %d: non-finite loss or gradient (loss=%s); step skipped, state of step %d restored",
             step,
             outcome.loss,
-            self._good_step,
+            self.last_good.step,
         )
-        if self._bad_in_row >= self.config.optim.max_bad_steps:
+        if bad_in_row >= self.config.optim.max_bad_steps:
             raise TrainingDiverged(
-                f"{self._bad_in_row} consecutive steps had a non-finite loss or gradient (last at step {step}); "
+                f"{bad_in_row} consecutive steps had a non-finite loss or gradient (last at step {step}); "
                 "lower optim.lr, turn off optim.amp, or check the data"
             )
 
