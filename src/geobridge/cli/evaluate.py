@@ -8,10 +8,8 @@ named protocol, print a table and write JSON / Markdown / PNG / HTML reports.
 
 from __future__ import annotations
 
-import inspect
 import json
-import typing
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import typer
@@ -20,9 +18,26 @@ from geobridge.cli.errors import fail
 from geobridge.cli.run_options import checked_device, device_option, precision_option, workers_option
 
 if TYPE_CHECKING:  # the CLI imports its heavy modules only when a command runs
-    from geobridge.data.benchmarks.base import Benchmark
     from geobridge.embeddings import Embeddings
     from geobridge.evaluation.protocols import EvaluationResult
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else "".join(names)
+
+
+def _protocol_names() -> str:
+    """The registered protocols, for help and errors (read from the registry, not written here)."""
+    from geobridge.evaluation.protocols import list_protocols
+
+    return _names(list_protocols())
+
+
+def _dataset_names() -> str:
+    """The registered benchmark loaders, for help."""
+    from geobridge.data.benchmarks import list_benchmarks
+
+    return ", ".join(list_benchmarks())
 
 
 def register(app: typer.Typer) -> None:
@@ -38,7 +53,7 @@ def evaluate_command(
     protocol: Optional[str] = typer.Option(
         None,
         "--protocol",
-        help="u1652, u1652-s4g, pairs, vigor, geobridge or geotext (required with --query; with --dataset the benchmark's default).",
+        help=f"{_protocol_names()} (required with --query; with --dataset the benchmark's default).",
     ),
     model: Optional[Path] = typer.Option(
         None, "--model", help="Saved model folder, to embed and evaluate a benchmark."
@@ -46,7 +61,7 @@ def evaluate_command(
     dataset: Optional[str] = typer.Option(
         None,
         "--dataset",
-        help="Benchmark name: world, geoloc, university1652, cvusa, cvact, vigor, sues200, geotext1652.",
+        help=f"Benchmark name: {_dataset_names()}.",
     ),
     root: Optional[Path] = typer.Option(None, "--root", help="The benchmark's root folder."),
     directions: str = typer.Option(
@@ -56,9 +71,11 @@ def evaluate_command(
         None,
         "--option",
         metavar="KEY=VALUE",
-        help="A dataset loader option (--model mode), repeatable, e.g. --option mode=same (vigor: same-area) "
-        "--option altitude=200 (sues200) --option split=train. Values are read like YAML (200, 0.5, true, null); "
-        "an unknown key is an error that lists the loader's options.",
+        help="Repeatable. --model mode: a dataset loader option, e.g. --option mode=same (vigor: same-area) "
+        "--option altitude=200 (sues200) --option split=train. --query mode: a protocol option, e.g. --option "
+        "top_k=5, --option radii_m=25,50 (vigor, geobridge), --option rerank=20,6,0.3 (u1652). Each value is "
+        "converted by the option's declared type (true/false, a number, a comma-separated list, text, null); "
+        "an unknown key or a wrong value is an error that lists the options and their types.",
     ),
     tta: Optional[str] = typer.Option(None, "--tta", help="Test-time augmentation: 'flip'."),
     batch_size: int = typer.Option(
@@ -117,7 +134,7 @@ def evaluate_command(
 ) -> None:
     """Evaluate retrieval under a benchmark's exact protocol; every metric in percent.
 
-    With --model/--dataset, give the dataset loader's own options with --option KEY=VALUE, e.g. --dataset vigor --option mode=same, or --dataset sues200 --option altitude=200.
+    With --model/--dataset, give the dataset loader's own options with --option KEY=VALUE, e.g. --dataset vigor --option mode=same, or --dataset sues200 --option altitude=200; with --query/--gallery, --option sets the protocol's options, e.g. --option top_k=5.
     """
     from geobridge.embeddings import EmbeddingsFileError
     from geobridge.evaluation.protocols import EvaluationError
@@ -133,10 +150,6 @@ def evaluate_command(
             "--multi-query and --rerank apply to --query/--gallery; with --dataset university1652 give "
             "--option multi_query=true / --option rerank=true"
         )
-    if npz_mode and loader_option:
-        raise fail(
-            "--option sets a dataset loader's options: use it with --model/--dataset, not --query/--gallery"
-        )
     if published is not None:
         _check_published(published, dataset)
     # an OSError (missing or unwritable file) is reported by the app's one error path
@@ -144,7 +157,16 @@ def evaluate_command(
     try:
         if npz_mode:
             results, embeddings = _evaluate_files(
-                query, gallery, protocol, semi_positives, match_by, chunk_size, quiet, multi_query, rerank
+                query,
+                gallery,
+                protocol,
+                semi_positives,
+                match_by,
+                chunk_size,
+                quiet,
+                multi_query,
+                rerank,
+                loader_option or [],
             )
         else:
             run = {
@@ -175,6 +197,7 @@ def _evaluate_files(
     quiet: bool,
     multi_query: bool = False,
     rerank: bool = False,
+    option_texts: list[str] | None = None,
 ) -> tuple[dict[str, EvaluationResult], dict[str, tuple[Embeddings, Embeddings]]]:
     from geobridge.embeddings import Embeddings
     from geobridge.evaluation.protocols import evaluate
@@ -182,9 +205,8 @@ def _evaluate_files(
     if query is None or gallery is None:
         raise fail("both --query and --gallery are needed")
     if protocol is None:
-        raise fail(
-            "--protocol is required with --query/--gallery: u1652, u1652-s4g, pairs, vigor, geobridge or geotext"
-        )
+        raise fail(f"--protocol is required with --query/--gallery: {_protocol_names()}")
+    given = parse_protocol_options(protocol, option_texts or [])
     options: dict[str, Any] = {"chunk_size": chunk_size, "progress": not quiet}
     if semi_positives is not None:
         if protocol != "vigor":
@@ -198,6 +220,16 @@ def _evaluate_files(
         options["multi_query"] = True  # protocols other than u1652 refuse it, naming it
     if rerank:
         options["rerank"] = True
+    flags = {
+        "chunk_size": "--chunk-size",
+        "match_by": "--match-by",
+        "multi_query": "--multi-query",
+        "rerank": "--rerank",
+    }
+    for key, value in given.items():
+        if key in flags and options.get(key) not in (None, False):
+            raise fail(f"--option {key} and {flags[key]} set the same option: give it once")
+        options[key] = value
     q, g = Embeddings.load(query), Embeddings.load(gallery)
     result = evaluate(q, g, protocol, **options)
     if "query_row" in result.per_query:  # multi-query: the fused queries, shown by their first item
@@ -270,82 +302,47 @@ def _evaluate_model(model, dataset, root, directions, protocol, tta, batch_size,
 
 
 def parse_loader_options(dataset: str, option_texts: list[str]) -> dict[str, Any]:
-    """``["mode=same", "altitude=200"]`` -> the loader's keyword options, checked against the
-    signature of the loader registered as ``dataset`` (before any model is loaded).
-
-    Values are read like YAML scalars (``200``, ``0.5``, ``true``, ``null``); a parameter typed
-    as text (``str``/``Path``) keeps the text as written, so a regex or ``split=2019`` is not
-    turned into a list or a number. Unknown keys, malformed items and repeats are user errors.
+    """``["mode=same", "altitude=200"]`` -> the loader's keyword options, each converted by the
+    type the loader registered as ``dataset`` declares for it (its ``__init__`` annotations),
+    before any model is loaded: see :mod:`geobridge.cli.option_values`. A text-typed option
+    keeps the text as written (a regex, ``split=2019``); ``null`` is None where None is allowed.
+    Unknown keys, malformed items, repeats and values of the wrong type are user errors.
     """
-    from geobridge.data.benchmarks import benchmark_class, benchmark_options
+    from geobridge.cli.option_values import declared_types, parse_option_texts
+    from geobridge.data.benchmarks import benchmark_class
 
     try:
         loader = benchmark_class(dataset)
+        return parse_option_texts(option_texts, declared_types(loader.__init__), "dataset", loader.name)
     except ValueError as err:
         raise fail(str(err)) from None
-    accepted = benchmark_options(dataset)
-    hints = _loader_type_hints(loader)
-    options: dict[str, Any] = {}
-    for text in option_texts:
-        key, sep, raw = text.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise fail(f"--option {text!r} is not KEY=VALUE: write e.g. --option mode=same")
-        if key not in accepted:
-            raise fail(
-                f"dataset {loader.name} has no option {key!r}; its options are: {', '.join(accepted) or 'none'}"
-            )
-        if key in options:
-            raise fail(f"--option {key} is given twice: give each loader option once")
-        options[key] = _option_value(loader.name, key, raw.strip(), hints.get(key))
-    return options
 
 
-def _loader_type_hints(loader: type[Benchmark]) -> dict[str, Any]:
-    """The loader's ``__init__`` annotations, resolved (only the non-string ones if some cannot be)."""
-    try:
-        return typing.get_type_hints(loader.__init__)
-    except (NameError, TypeError):  # unresolvable annotations only lose the type check
-        return {
-            name: p.annotation
-            for name, p in inspect.signature(loader.__init__).parameters.items()
-            if not isinstance(p.annotation, str) and p.annotation is not inspect.Parameter.empty
-        }
+#: protocol options that --option does not set, and the flag that does
+_PROTOCOL_OPTION_FLAGS = {
+    "progress": "set by --quiet (progress bars are on without it)",
+    "semi_positives": "give a JSON file with --semi-positives FILE",
+}
 
 
-def _option_value(loader_name: str, key: str, raw: str, hint: Any) -> Any:
-    """One option value: YAML-like scalar, kept as text for text-typed parameters, type-checked."""
-    import yaml
+def parse_protocol_options(protocol: str, option_texts: list[str]) -> dict[str, Any]:
+    """``["top_k=5", "rerank=20,6,0.3"]`` -> the protocol's options (``--query`` mode), each
+    converted by the field type of the protocol's options dataclass (``U1652Options``,
+    ``VigorOptions``, ...). Unknown keys and values of the wrong type are user errors that name
+    the key, the protocol's options and their types."""
+    from geobridge.cli.option_values import declared_types, parse_option_texts
+    from geobridge.evaluation.protocols import get_protocol
 
     try:
-        parsed = yaml.safe_load(raw) if raw else ""
-    except yaml.YAMLError:
-        parsed = raw
-    if not isinstance(parsed, (str, int, float, bool)) and parsed is not None:
-        parsed = raw  # a list, mapping or date: the user meant the text
-    if hint is None:
-        return parsed
-    allowed = [t for t in (typing.get_args(hint) or (hint,)) if isinstance(t, type)]
-    may_be_none = type(None) in allowed
-    kinds = [t for t in allowed if t is not type(None)]
-    if parsed is None:
-        if may_be_none:
-            return None
-        parsed = raw
-    if kinds and all(issubclass(t, (str, PurePath)) for t in kinds):
-        return raw
-    if kinds and not any(_fits(parsed, t) for t in kinds):
-        names = " or ".join(t.__name__ for t in kinds) + (" or null" if may_be_none else "")
-        raise fail(f"--option {key}={raw}: {loader_name}'s {key} takes {names}")
-    return float(parsed) if float in kinds and int not in kinds and isinstance(parsed, int) else parsed
-
-
-def _fits(value: Any, kind: type) -> bool:
-    if kind is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, kind)
+        spec = get_protocol(protocol)
+        return parse_option_texts(
+            option_texts, declared_types(spec.options), "protocol", spec.name, skip=_PROTOCOL_OPTION_FLAGS
+        )
+    except ValueError as err:
+        message = str(err)
+        if " has no option " in message:  # maybe a dataset loader's option, such as mode=same
+            message += "; a dataset loader's option: use it with --model/--dataset"
+        raise fail(message) from None
 
 
 def _print_table(results, dataset: str | None = None) -> None:
