@@ -16,22 +16,34 @@
    ``geobridge.models.load_model`` and every command taking ``--model``) and ``OUT/gallery/`` (the
    satellite views of the held-out locations embedded by that model, for ``geobridge locate``
    and ``geobridge serve``).
+
+:func:`run_demo` is these steps in order, each a function below; what they measure is gathered
+into one :class:`DemoReport` (tables as rows of values) that two templates render alike:
+``report_templates/demo.md.j2`` (the Markdown the command prints) and ``demo.html.j2``
+(``OUT/report.html``, autoescaped). :class:`DemoReporter` holds every line the demo says.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 from geobridge.atomic import atomic_write_text
 from geobridge.views import GEOBRIDGE_DIRECTIONS, View
 from geobridge.world.dataset import WorldDatasetSpec, generate_world_dataset
+
+if TYPE_CHECKING:
+    import jinja2
+    import torch
+
+    from geobridge.train import TrainConfig, TrainResult
 
 #: The ablation rows, in the paper's order, and the loss preset each one trains with.
 VARIANTS: tuple[str, ...] = ("image-only", "text-only", "geobridge")
@@ -48,6 +60,8 @@ PAPER_R1: dict[str, dict[str, float]] = {
 }
 PAPER_TEXT_ONLY_RANGE = "35-43"
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"  # shipped inside the package
+#: The directions whose example queries (with their top-5) the report links to.
+EXAMPLE_DIRECTIONS: tuple[str, ...] = ("P2D", "P2S", "D2S")
 
 
 #: The world the demo renders (small enough to render, train and test in minutes). GeoLoc-like
@@ -69,6 +83,11 @@ DEMO_WORLD = WorldDatasetSpec(
     views=("drone", "street", "satellite"),
 )
 
+#: direction name -> its :class:`~geobridge.evaluation.run_dataset.DatasetResult`
+Scores = dict[str, Any]
+#: direction name -> metric -> value (percentages; ``gallery`` is the gallery size)
+MetricRows = dict[str, dict[str, float]]
+
 
 @dataclass
 class DemoResult:
@@ -79,6 +98,89 @@ class DemoResult:
     ablation: dict[str, dict[str, dict[str, float]]]  # variant -> direction -> metrics
     seconds: dict[str, float] = field(default_factory=dict)
     findings: list[str] = field(default_factory=list)
+
+
+# --- the values the steps hand each other ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RenderedWorld:
+    """The rendered world: its manifest and which regions and how many locations each split holds."""
+
+    manifest: Path
+    train_regions: tuple[str, ...]
+    test_regions: tuple[str, ...]
+    train_locations: int
+    val_locations: int
+    test_locations: int
+
+    @property
+    def has_val(self) -> bool:
+        """Whether the val split (new locations of the training regions) is big enough to score."""
+        return self.val_locations > 1
+
+
+@dataclass
+class VariantScores:
+    """One trained variant's scores: every direction on the held-out test split, and on val."""
+
+    test: Scores
+    val: Scores = field(default_factory=dict)  # empty when the world has no usable val split
+
+
+@dataclass
+class DemoNumbers:
+    """The numbers the demo reports and writes as JSON, with the paper's finding checked on them."""
+
+    metrics: MetricRows  # the geobridge model on the test split
+    ablation: dict[str, MetricRows]  # variant -> its rows on the test split
+    ablation_val: dict[str, MetricRows]  # variant -> its rows on the val split (empty: none)
+    findings: list[str]
+
+
+#: One table cell: a float is shown with two decimals, an int as is, ``None`` as "-".
+Cell = Union[float, int, str, None]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table as values (not as Markdown or HTML): the templates format it both ways alike."""
+
+    header: tuple[str, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+
+
+@dataclass(frozen=True)
+class RecallCurve:
+    """A variant's recall@K plot, by its file name inside the output folder."""
+
+    variant: str
+    image: str
+
+
+@dataclass(frozen=True)
+class ExampleLink:
+    """A page of example queries with their top-5, by file name, and the direction's R@1 (%)."""
+
+    direction: str
+    page: str
+    r1: float
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    """Everything the report says, as values; ``demo.md.j2`` and ``demo.html.j2`` render it."""
+
+    metrics: Table
+    ablation: Table
+    ablation_val: Table | None
+    findings: tuple[str, ...]
+    recall_curves: tuple[RecallCurve, ...] = ()
+    examples: tuple[ExampleLink, ...] = ()
+    timings: tuple[tuple[str, float], ...] = ()
+
+
+# --- the demo, step by step -----------------------------------------------------------------------
 
 
 def run_demo(
@@ -93,122 +195,352 @@ def run_demo(
     device: str = "auto",
 ) -> DemoResult:
     """Render, train the ablation, evaluate, and write the demo's files under ``out``; the models
-    train and run on ``device`` (``auto|cpu|cuda|cuda:N``)."""
-    import torch
-
-    from geobridge.records import read_manifest
-    from geobridge.train import TrainConfig, train
-    from geobridge.train.frozen_cache import cached_frozen_text_tower
-
+    train and run on ``device`` (``auto|cpu|cuda|cuda:N``). Everything it says goes to ``echo``."""
     out = Path(out)
+    check_variants(variants)
+    recipe = demo_recipe(config_path)
+    say, clock = DemoReporter(echo), Stopwatch()
+    out.mkdir(parents=True, exist_ok=True)
+
+    manifest = out / "world" / "manifest.parquet"
+    if not (reuse_world and manifest.exists()):
+        say.rendering(world, manifest.parent)
+        with clock.step("world"):
+            manifest = render_world(manifest.parent, world, progress)
+    rendered = read_world(manifest)
+    say.world(rendered)
+
+    text_features: dict[str, torch.Tensor] = {}  # one frozen text tower: each text encoded once for all
+    scores: dict[str, VariantScores] = {}
+    for number, variant in enumerate(variants, start=1):
+        config = variant_config(
+            recipe, overrides, manifest, out / "runs" / variant, variant, device, progress
+        )
+        say.training(number, len(variants), variant, config)
+        with clock.step(f"train {variant}"):
+            run = train_variant(config, text_features)
+        say.trained(run, clock.seconds[f"train {variant}"])
+        with clock.step(f"evaluate {variant}"):
+            scores[variant] = evaluate_variant(run.model, rendered, text_features)
+        if variant == "geobridge":
+            with clock.step("gallery"):
+                size = save_model_and_gallery(run.model, out, manifest, progress, device)
+            say.gallery(size, out / "gallery")
+
+    say.results_follow()
+    numbers = measure(scores)
+    write_numbers(out, numbers)
+    clock.seconds["total"] = time.perf_counter() - clock.started
+    curves, examples = write_figures(out, scores)
+    report = build_report(numbers, curves, examples, clock.seconds)
+    write_report(out, report)
+    say.summary(report, out)
+    return DemoResult(
+        out=out,
+        metrics=numbers.metrics,
+        ablation=numbers.ablation,
+        seconds=clock.seconds,
+        findings=numbers.findings,
+    )
+
+
+def check_variants(variants: tuple[str, ...]) -> None:
+    """Refuse an ablation the demo cannot report: unknown rows, or none for the GeoBridge model."""
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown or "geobridge" not in variants:
         raise ValueError(
             f"variants must include 'geobridge' and be among {', '.join(VARIANTS)}; got {', '.join(variants)}"
         )
+
+
+def demo_recipe(config_path: str | Path | None) -> Path:
+    """The training recipe every variant shares: a path or shipped name, else ``configs/demo.yaml``."""
     from geobridge.configs import resolve_config
 
-    config_path = resolve_config(config_path) if config_path is not None else DEFAULT_CONFIG
-    out.mkdir(parents=True, exist_ok=True)
-    seconds: dict[str, float] = {}
-    started = time.perf_counter()
+    return Path(resolve_config(config_path)) if config_path is not None else DEFAULT_CONFIG
 
-    manifest = out / "world" / "manifest.parquet"
-    if not (reuse_world and manifest.exists()):
-        echo(f"[1/3] rendering {world.locations} locations of a procedural world into {out / 'world'}")
-        tick = time.perf_counter()
-        manifest = generate_world_dataset(out / "world", world, workers=2, progress=progress, overwrite=True)
-        seconds["world"] = time.perf_counter() - tick
-    test_locations = read_manifest(manifest, split="test")
-    val_locations = read_manifest(manifest, split="val")
-    train_locations = read_manifest(manifest, split="train")
-    train_regions = sorted({loc.region for loc in train_locations})
-    echo(
-        f"      {len(train_locations)} training locations from regions {', '.join(train_regions)}; "
-        f"{len(test_locations)} test locations from unseen region(s) {', '.join(sorted({loc.region for loc in test_locations}))}"
+
+def render_world(folder: Path, world: WorldDatasetSpec, progress: bool) -> Path:
+    """Render ``world`` into ``folder`` afresh (two workers) and return its manifest."""
+    return generate_world_dataset(folder, world, workers=2, progress=progress, overwrite=True)
+
+
+def read_world(manifest: Path) -> RenderedWorld:
+    """Which regions and how many locations each split of a rendered world holds."""
+    from geobridge.records import read_manifest
+
+    split = {name: read_manifest(manifest, split=name) for name in ("train", "val", "test")}
+    return RenderedWorld(
+        manifest=manifest,
+        train_regions=tuple(sorted({loc.region for loc in split["train"]})),
+        test_regions=tuple(sorted({loc.region for loc in split["test"]})),
+        train_locations=len(split["train"]),
+        val_locations=len(split["val"]),
+        test_locations=len(split["test"]),
     )
 
-    # the variants share one frozen pretrained text tower: each text is encoded once for all of them
-    text_features: dict[str, torch.Tensor] = {}
-    results: dict[str, dict[str, Any]] = {}
-    seen_region: dict[str, dict[str, Any]] = {}  # val: unseen locations of training regions
-    for number, variant in enumerate(variants, start=1):
-        run_dir = out / "runs" / variant
-        shutil.rmtree(run_dir, ignore_errors=True)
-        config = TrainConfig.load(
-            config_path,
-            [f"device={device}"]
-            + list(overrides or [])
-            + [
-                f"data.manifest={manifest}",
-                f"output_dir={run_dir}",
-                f"loss.edge_set={variant}",
-                "resume=false",
-                f"progress={str(progress).lower()}",
-            ],
-        )
-        echo(
-            f"[2/3] training {number}/{len(variants)}: {variant} ({config.model.preset} preset, "
-            f"{config.optim.epochs} epochs, batch {config.data.batch_size})"
-        )
-        tick = time.perf_counter()
-        run = train(config, text_features=text_features)
-        seconds[f"train {variant}"] = time.perf_counter() - tick
-        echo(f"      {run.step} steps in {seconds[f'train {variant}']:.0f} s, last loss {run.final_loss:.3f}")
-        tick = time.perf_counter()
-        with torch.no_grad(), cached_frozen_text_tower(run.model, text_features):
-            results[variant] = evaluate_directions(run.model, manifest, "test")
-            if len(val_locations) > 1:
-                seen_region[variant] = evaluate_directions(run.model, manifest, "val")
-        seconds[f"evaluate {variant}"] = time.perf_counter() - tick
-        if variant == "geobridge":
-            run.model.save_pretrained(out / "model")
-            tick = time.perf_counter()
-            gallery_size = build_demo_gallery(out, manifest, progress=progress, device=device)
-            seconds["gallery"] = time.perf_counter() - tick
-            echo(f"      gallery of {gallery_size} held-out satellite views in {out / 'gallery'}")
 
-    echo("[3/3] results on the held-out region (protocol geobridge, percentages)")
-    metrics = {name: _metric_row(ev) for name, ev in results["geobridge"].items()}
-    ablation = {
-        variant: {name: _metric_row(ev) for name, ev in results[variant].items()} for variant in results
-    }
-    findings = compare_to_paper(ablation, hits_at_one(results))
-    ablation_val = {
-        variant: {name: _metric_row(ev) for name, ev in by.items()} for variant, by in seen_region.items()
-    }
+def variant_config(
+    recipe: Path,
+    overrides: list[str] | None,
+    manifest: Path,
+    run_dir: Path,
+    variant: str,
+    device: str,
+    progress: bool,
+) -> TrainConfig:
+    """The shared recipe trained on ``manifest`` with ``variant``'s edge set, from scratch in ``run_dir``."""
+    from geobridge.train import TrainConfig
+
+    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run: never resume an older demo's checkpoint
+    return TrainConfig.load(
+        recipe,
+        [f"device={device}"]
+        + list(overrides or [])
+        + [
+            f"data.manifest={manifest}",
+            f"output_dir={run_dir}",
+            f"loss.edge_set={variant}",
+            "resume=false",
+            f"progress={str(progress).lower()}",
+        ],
+    )
+
+
+def train_variant(config: TrainConfig, text_features: dict[str, torch.Tensor]) -> TrainResult:
+    """Train one ablation variant, sharing ``text_features`` so each text is encoded once overall."""
+    from geobridge.train import train
+
+    return train(config, text_features=text_features)
+
+
+def evaluate_variant(
+    model: Any, world: RenderedWorld, text_features: dict[str, torch.Tensor]
+) -> VariantScores:
+    """Score every direction on the held-out test split, and on val (unseen places of training regions)."""
+    import torch
+
+    from geobridge.train.frozen_cache import cached_frozen_text_tower
+
+    with torch.no_grad(), cached_frozen_text_tower(model, text_features):
+        test = evaluate_directions(model, world.manifest, "test")
+        val = evaluate_directions(model, world.manifest, "val") if world.has_val else {}
+    return VariantScores(test=test, val=val)
+
+
+def save_model_and_gallery(model: Any, out: Path, manifest: Path, progress: bool, device: str) -> int:
+    """Save the GeoBridge model to ``OUT/model/`` and embed ``OUT/gallery/`` with it; the gallery's size."""
+    model.save_pretrained(out / "model")
+    return build_demo_gallery(out, manifest, progress=progress, device=device)
+
+
+def measure(scores: dict[str, VariantScores]) -> DemoNumbers:
+    """The reported numbers of every variant, and the paper's finding checked on test (and val)."""
+    ablation = {variant: _metric_rows(s.test) for variant, s in scores.items()}
+    findings = compare_to_paper(ablation, hits_at_one({v: s.test for v, s in scores.items()}))
+    ablation_val = {variant: _metric_rows(s.val) for variant, s in scores.items() if s.val}
     if ablation_val:
         findings += ["on the val split (new locations of the training regions):"] + compare_to_paper(
-            ablation_val, hits_at_one(seen_region)
+            ablation_val, hits_at_one({v: s.val for v, s in scores.items() if s.val})
         )
-        atomic_write_text(
-            out / "ablation_val.json",
-            json.dumps({v: {"directions": d} for v, d in ablation_val.items()}, indent=2) + "\n",
+    return DemoNumbers(
+        metrics=ablation["geobridge"], ablation=ablation, ablation_val=ablation_val, findings=findings
+    )
+
+
+def write_numbers(out: Path, numbers: DemoNumbers) -> None:
+    """``metrics.json``, ``ablation.json`` (and ``ablation_val.json``): the numbers for programs."""
+    if numbers.ablation_val:
+        _write_json(
+            out / "ablation_val.json", {v: {"directions": d} for v, d in numbers.ablation_val.items()}
         )
-    atomic_write_text(out / "metrics.json", json.dumps({"directions": metrics}, indent=2) + "\n")
-    atomic_write_text(
-        out / "ablation.json",
-        json.dumps({v: {"directions": d} for v, d in ablation.items()}, indent=2) + "\n",
+    _write_json(out / "metrics.json", {"directions": numbers.metrics})
+    _write_json(out / "ablation.json", {v: {"directions": d} for v, d in numbers.ablation.items()})
+
+
+def write_figures(out: Path, scores: dict[str, VariantScores]) -> tuple[list[RecallCurve], list[ExampleLink]]:
+    """The report's pictures: a recall-curve PNG per variant and example-query pages of the fused model."""
+    from geobridge.evaluation.report import plot_recall_curves
+
+    curves = []
+    for variant, variant_scores in scores.items():
+        image = plot_recall_curves(
+            dict(variant_scores.test),
+            out / f"recall_{variant}.png",
+            title=f"{variant}: recall@K on the held-out region",
+        )
+        curves.append(RecallCurve(variant=variant, image=image.name))
+    examples = []
+    fused = scores["geobridge"].test
+    for name in EXAMPLE_DIRECTIONS:
+        if name in fused:
+            page = out / f"examples_{name}.html"
+            _write_examples(fused[name], page, name)
+            examples.append(ExampleLink(direction=name, page=page.name, r1=float(fused[name].metrics["R@1"])))
+    return curves, examples
+
+
+def build_report(
+    numbers: DemoNumbers,
+    curves: list[RecallCurve] | tuple[RecallCurve, ...] = (),
+    examples: list[ExampleLink] | tuple[ExampleLink, ...] = (),
+    seconds: dict[str, float] | None = None,
+) -> DemoReport:
+    """Gather what the report says into one value, tables as rows of numbers, for both templates."""
+    return DemoReport(
+        metrics=metrics_rows(numbers.metrics),
+        ablation=ablation_rows(numbers.ablation),
+        ablation_val=ablation_rows(numbers.ablation_val) if numbers.ablation_val else None,
+        findings=tuple(numbers.findings),
+        recall_curves=tuple(curves),
+        examples=tuple(examples),
+        timings=tuple((seconds or {}).items()),
     )
-    seconds["total"] = time.perf_counter() - started
-    write_report(out, results, ablation, findings, seconds)
-    echo("")
-    echo(metrics_table(metrics))
-    echo("")
-    echo(ablation_table(ablation))
-    echo("")
-    if ablation_val:
-        echo("same ablation on the val split (unseen locations of the training regions):")
-        echo(ablation_table(ablation_val))
-        echo("")
-    for line in findings:
-        echo(line)
-    echo("")
-    echo("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
-    echo(
-        f"wrote {out / 'metrics.json'}, {out / 'ablation.json'}, {out / 'report.html'}, {out / 'model'}/, {out / 'gallery'}/"
+
+
+def write_report(out: Path, report: DemoReport) -> Path:
+    """``OUT/report.html``: the report rendered by ``demo.html.j2`` (tables, findings, curves, examples)."""
+    return atomic_write_text(out / "report.html", render_html(report))
+
+
+# --- the report's tables and templates ------------------------------------------------------------
+
+
+def metrics_rows(metrics: MetricRows) -> Table:
+    """The GeoBridge model's table: every metric per direction, its gallery size and chance R@1."""
+    rows: list[tuple[Cell, ...]] = []
+    for name, row in metrics.items():
+        gallery = int(row["gallery"])
+        chance = 100.0 / gallery if gallery else float("nan")
+        rows.append((name, *(float(row[k]) for k in METRIC_KEYS), gallery, chance))
+    return Table(header=("direction", *METRIC_KEYS, "gallery", "chance R@1"), rows=tuple(rows))
+
+
+def ablation_rows(ablation: dict[str, MetricRows]) -> Table:
+    """The ablation's table: R@1 per direction of each trained variant beside the paper's value."""
+    names = [d.name for d in GEOBRIDGE_DIRECTIONS]
+    rows: list[tuple[Cell, ...]] = []
+    for variant in VARIANTS:
+        if variant in ablation:
+            row = ablation[variant]
+            rows.append(
+                (f"{variant} (this world)", *(float(row[n]["R@1"]) if n in row else None for n in names))
+            )
+        paper = PAPER_R1.get(variant, {})
+        if variant == "text-only":
+            cells: list[Cell] = [PAPER_TEXT_ONLY_RANGE if n in names[:6] else None for n in names]
+        else:
+            cells = [paper.get(n) for n in names]
+        rows.append((f"{variant} (paper, GeoLoc)", *cells))
+    return Table(header=("R@1", *names), rows=tuple(rows))
+
+
+def metrics_table(metrics: MetricRows) -> str:
+    """The GeoBridge model's table (:func:`metrics_rows`) as Markdown."""
+    return _templates().get_template("table.md.j2").render(table=metrics_rows(metrics))
+
+
+def ablation_table(ablation: dict[str, MetricRows]) -> str:
+    """R@1 per direction: each trained variant beside the paper's published value, as Markdown."""
+    return _templates().get_template("table.md.j2").render(table=ablation_rows(ablation))
+
+
+def render_markdown(report: DemoReport) -> str:
+    """The report as Markdown (``demo.md.j2``): what ``geobridge demo`` prints when it is done."""
+    return _templates().get_template("demo.md.j2").render(report=report)
+
+
+def render_html(report: DemoReport) -> str:
+    """The report as an HTML page (``demo.html.j2``, autoescaped): ``OUT/report.html``."""
+    return _templates().get_template("demo.html.j2").render(report=report)
+
+
+def format_cell(value: Cell) -> str:
+    """A table cell as both templates show it: floats with two decimals, ``None`` as "-"."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+@lru_cache(maxsize=1)
+def _templates() -> jinja2.Environment:
+    """The report templates (``report_templates/*.j2``); ``*.html.j2`` are autoescaped, and a name
+    a template uses but is not given is an error, never an empty string."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("geobridge", "report_templates"),
+        autoescape=lambda name: name is not None and name.endswith(".html.j2"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
-    return DemoResult(out=out, metrics=metrics, ablation=ablation, seconds=seconds, findings=findings)
+    env.filters["cell"] = format_cell
+    return env
+
+
+# --- what the demo says ---------------------------------------------------------------------------
+
+
+class Stopwatch:
+    """Seconds per named step, in the order they ran (the report's timings)."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Time the ``with`` block under ``name`` (kept only when the block finishes)."""
+        tick = time.perf_counter()
+        yield
+        self.seconds[name] = time.perf_counter() - tick
+
+
+class DemoReporter:
+    """Every line ``run_demo`` says, in one place: progress while it works, the report when done."""
+
+    def __init__(self, echo: Callable[[str], None]) -> None:
+        self.echo = echo
+
+    def rendering(self, world: WorldDatasetSpec, folder: Path) -> None:
+        self.echo(f"[1/3] rendering {world.locations} locations of a procedural world into {folder}")
+
+    def world(self, world: RenderedWorld) -> None:
+        self.echo(
+            f"      {world.train_locations} training locations from regions {', '.join(world.train_regions)}; "
+            f"{world.test_locations} test locations from unseen region(s) {', '.join(world.test_regions)}"
+        )
+
+    def training(self, number: int, total: int, variant: str, config: TrainConfig) -> None:
+        self.echo(
+            f"[2/3] training {number}/{total}: {variant} ({config.model.preset} preset, "
+            f"{config.optim.epochs} epochs, batch {config.data.batch_size})"
+        )
+
+    def trained(self, run: TrainResult, seconds: float) -> None:
+        loss = "-" if run.final_loss is None else f"{run.final_loss:.3f}"
+        self.echo(f"      {run.step} steps in {seconds:.0f} s, last loss {loss}")
+
+    def gallery(self, size: int, folder: Path) -> None:
+        self.echo(f"      gallery of {size} held-out satellite views in {folder}")
+
+    def results_follow(self) -> None:
+        self.echo("[3/3] results on the held-out region (protocol geobridge, percentages)")
+
+    def summary(self, report: DemoReport, out: Path) -> None:
+        self.echo("")
+        for line in render_markdown(report).splitlines():
+            self.echo(line)
+        self.echo(
+            f"wrote {out / 'metrics.json'}, {out / 'ablation.json'}, {out / 'report.html'}, "
+            f"{out / 'model'}/, {out / 'gallery'}/"
+        )
+
+
+# --- evaluation and the paper's finding (also used by benchmarks/) ---------------------------------
 
 
 def build_demo_gallery(out: Path, manifest: Path, progress: bool = False, device: str = "auto") -> int:
@@ -300,89 +632,12 @@ def hits_at_one(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]
     }
 
 
-def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
-    header = "| direction | " + " | ".join(METRIC_KEYS) + " | gallery | chance R@1 |"
-    lines = [header, "|" + "---|" * (len(METRIC_KEYS) + 3)]
-    for name, row in metrics.items():
-        chance = 100.0 / row["gallery"] if row["gallery"] else float("nan")
-        lines.append(
-            f"| {name} | "
-            + " | ".join(f"{row[k]:.2f}" for k in METRIC_KEYS)
-            + f" | {row['gallery']} | {chance:.2f} |"
-        )
-    return "\n".join(lines)
+def _metric_rows(scores: Scores) -> MetricRows:
+    return {name: _metric_row(result) for name, result in scores.items()}
 
 
-def ablation_table(ablation: dict[str, dict[str, dict[str, float]]]) -> str:
-    """R@1 per direction: each trained variant beside the paper's published value."""
-    names = [d.name for d in GEOBRIDGE_DIRECTIONS]
-    header = "| R@1 | " + " | ".join(names) + " |"
-    lines = [header, "|" + "---|" * (len(names) + 1)]
-    for variant in VARIANTS:
-        if variant in ablation:
-            row = ablation[variant]
-            lines.append(
-                f"| {variant} (this world) | "
-                + " | ".join(f"{row[n]['R@1']:.2f}" if n in row else "-" for n in names)
-                + " |"
-            )
-        paper = PAPER_R1.get(variant, {})
-        if variant == "text-only":
-            cells = [PAPER_TEXT_ONLY_RANGE if n in names[:6] else "-" for n in names]
-        else:
-            cells = [f"{paper[n]:.2f}" if n in paper else "-" for n in names]
-        lines.append(f"| {variant} (paper, GeoLoc) | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def write_report(
-    out: Path,
-    results: dict[str, dict[str, Any]],
-    ablation: dict,
-    findings: list[str],
-    seconds: dict[str, float],
-) -> Path:
-    """``report.html``: tables, recall curves per variant and example queries with their top-5."""
-    from geobridge.evaluation.report import plot_recall_curves
-
-    sections = []
-    for variant, by_direction in results.items():
-        curves = dict(by_direction)
-        image = plot_recall_curves(
-            curves, out / f"recall_{variant}.png", title=f"{variant}: recall@K on the held-out region"
-        )
-        sections.append(
-            f'<h3>{html.escape(variant)}</h3><img src="{image.name}" alt="recall curves of {variant}">'
-        )
-    examples = []
-    fused = results["geobridge"]
-    for name in ("P2D", "P2S", "D2S"):
-        if name not in fused:
-            continue
-        result = fused[name]
-        page = out / f"examples_{name}.html"
-        _write_examples(fused[name], page, name)
-        examples.append(
-            f'<li><a href="{page.name}">{name}</a>: a few queries with their top-5 '
-            f"(R@1 {result.metrics['R@1']:.1f}%)</li>"
-        )
-    metrics = {name: _metric_row(ev) for name, ev in fused.items()}
-    body = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>geobridge demo</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} img{{max-width:48%}}</style></head><body>
-<h1>GeoBridge on the embedded world</h1>
-<p>Test locations come from a region not seen in training (a new area whose style family
-occurs in a training region, like VIGOR's cross-area split). Protocol <code>geobridge</code>
-(one positive per query; AP = mean reciprocal rank; R@1% = hit within the top max(1, int(0.01 N))).</p>
-<h2>GeoBridge model, every direction</h2>{_html_table(metrics_table(metrics))}
-<h2>Ablation (R@1) beside the paper</h2>{_html_table(ablation_table(ablation))}
-<ul>{"".join(f"<li>{html.escape(line)}</li>" for line in findings)}</ul>
-<h2>Recall curves</h2>{"".join(sections)}
-<h2>Example queries (GeoBridge model)</h2><ul>{"".join(examples)}</ul>
-<p>Timings: {html.escape(", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))}</p>
-</body></html>
-"""
-    return atomic_write_text(out / "report.html", body)
+def _write_json(path: Path, value: Any) -> None:
+    atomic_write_text(path, json.dumps(value, indent=2) + "\n")
 
 
 def _write_examples(result: Any, page: Path, name: str) -> None:
@@ -402,12 +657,3 @@ def _write_examples(result: Any, page: Path, name: str) -> None:
         title=f"{name}: example queries and their top-5",
         n_examples=8,
     )
-
-
-def _html_table(markdown: str) -> str:
-    rows = [line.strip("|").split("|") for line in markdown.splitlines() if not line.startswith("|---")]
-    head, *rest = rows
-    out = "<table><tr>" + "".join(f"<th>{html.escape(c.strip())}</th>" for c in head) + "</tr>"
-    for row in rest:
-        out += "<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in row) + "</tr>"
-    return out + "</table>"
