@@ -14,7 +14,8 @@ directions pooled (P2D, D2P, P2S, S2P: 1200 queries), each query's hit averaged 
 with a 95% paired bootstrap interval over queries.
 
 ``--curve`` first trains image-only for 12 epochs at levels 0 and 1 (seed 0) and scores val and
-test at each epoch end: the budget (``--epochs``, the demo's 6) is read from it. Runs are cached
+test at each epoch end: the budget (``--epochs``, 12, twice the demo's 6) is read from it, and
+those two runs are the grid's image-only seed-0 runs at those levels. Runs are cached
 in ``--cache`` (see ``_study.py``): a re-run reads finished runs back and resumes a cut one.
 """
 
@@ -159,7 +160,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--levels", type=float, nargs="+", default=list(LEVELS), help="capture_variation values"
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=6, help="epochs per run (the demo's; see --curve)")
+    parser.add_argument(
+        "--epochs", type=int, default=12, help="epochs per run (12: where --curve's baseline flattens)"
+    )
     parser.add_argument(
         "--curve", action="store_true", help="also run the learning curve (12 epochs, 2 levels)"
     )

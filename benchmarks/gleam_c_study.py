@@ -5,12 +5,13 @@ drone <-> street; two training phases against one.
     HF_HUB_OFFLINE=1 python benchmarks/gleam_c_study.py --cache DIR
 
 The world is the demo's (1500 places, 300 test places in 3 held-out districts, views captured
-together). Each variant trains ``configs/demo.yaml`` for the same number of steps (6 epochs) on
+together). Each variant trains ``configs/demo.yaml`` for the same number of steps (12 epochs: the budget read from
+``anchor_vs_capture.md``'s learning curve of the image-only baseline on this world) on
 seeds 0, 1, 2 and ranks the test split with protocol ``geobridge``:
 
 - ``satellite-centric``: GLEAM-C's edges, drone-satellite and street-satellite (one group);
-- ``satellite-centric, two phases``: the same edges, 3 epochs on street and satellite alone
-  (GLEAM-C's phase 1 on one source), then 3 epochs on every view (phase 2);
+- ``satellite-centric, two phases``: the same edges, 6 epochs on street and satellite alone
+  (GLEAM-C's phase 1 on one source), then 6 epochs on every view (phase 2);
 - ``image-only``: GeoBridge's three image edges (drone-satellite, satellite-street, street-drone);
 - ``geobridge``: the six edges (the image edges and text to each view);
 - ``pairs drone-satellite`` / ``pairs street-satellite``: Sample4Geo's one edge per model, each
@@ -265,7 +266,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME"
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=6, help="epochs per run (the demo's)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=12,
+        help="epochs per run (12: the budget of anchor_vs_capture.md's learning curve)",
+    )
     parser.add_argument(
         "--cache", type=Path, default=None, help="folder for worlds and runs (default: temporary)"
     )

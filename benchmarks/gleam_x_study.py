@@ -11,7 +11,7 @@ val pairs drawn the same way (``geobridge explain eval --fit-split val --negativ
 
 - ``cues``: the verdict from the cue agreement alone (no model).
 - ``model``: the verdict from the cosine similarity of the demo's GeoBridge model (six edges,
-  6 epochs) trained with the same seed; the run is shared with ``anchor_vs_capture.py`` and
+  12 epochs) trained with the same seed; the run is shared with ``anchor_vs_capture.py`` and
   ``gleam_c_study.py`` through ``--cache``.
 
 Metrics, pooled over the seeds: verdict accuracy and F1 (match = positive class); the
@@ -178,7 +178,12 @@ def similarity_table(outcomes: dict[tuple[str, str, str], Outcome], encoder: Mem
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=6, help="epochs of the GeoBridge model (the demo's)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=12,
+        help="epochs of the GeoBridge model (the budget of anchor_vs_capture.md's curve)",
+    )
     parser.add_argument(
         "--cache", type=Path, default=None, help="folder for the world and runs (default: temporary)"
     )
