@@ -67,8 +67,8 @@ def test_local_projection_round_trip_and_distance(lat, lon, east, north):
     la, lo = proj.to_latlon(east, north)
     x, y = proj.to_xy(la, lo)
     assert x == pytest.approx(east, abs=1e-6) and y == pytest.approx(north, abs=1e-6)
-    # The flat step agrees with the great-circle distance to within 0.5% at this scale.
-    d = geo.haversine_m(lat, lon, la, lo)
+    # The flat step agrees with the WGS84 geodesic distance to within 0.5% at this scale.
+    d = geo.wgs84().inv(lon, lat, lo, la)[2]
     assert d == pytest.approx(math.hypot(east, north), rel=5e-3, abs=0.05)
 
 
@@ -80,6 +80,22 @@ def test_footprint_overlap_is_measured_in_metres():
     assert a.overlap_fraction(b) == pytest.approx(0.5, rel=1e-6)
     far = geo.Footprint.around(61.0, 25.0, 100.0)
     assert a.overlap_fraction(far) == 0.0
+
+
+@pytest.mark.parametrize("lat", [45.0, -45.0, 0.0, 70.0])
+def test_footprint_is_its_size_on_the_wgs84_ellipsoid(lat):
+    # a sphere made an 80 m crop 80.22 m east-west at 45 degrees
+    box = geo.Footprint.around(lat, 7.0, 80.0)
+    geod = geo.wgs84()
+    assert geod.inv(box.west, lat, box.east, lat)[2] == pytest.approx(80.0, abs=1e-3)
+    assert geod.inv(7.0, box.south, 7.0, box.north)[2] == pytest.approx(80.0, abs=1e-3)
+    assert box.width_m == pytest.approx(80.0, abs=1e-3) and box.height_m == pytest.approx(80.0, abs=1e-3)
+    assert box.centre[0] == pytest.approx(lat, abs=1e-9)  # north and south edges 40 m either side
+    lats, lons = geo.offset_latlon(np.full((2, 3), lat), 7.0, np.array([0.0, 30.0, -30.0]), 40.0)
+    assert lats.shape == lons.shape == (2, 3)
+    for row_lat, row_lon in zip(lats, lons):
+        azimuth, _, metres = geod.inv(np.full(3, 7.0), np.full(3, lat), row_lon, row_lat)
+        np.testing.assert_allclose(metres, np.hypot([0.0, 30.0, 30.0], 40.0), atol=1e-3)
 
 
 def test_xyz_tiles_round_trip():

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from geobridge.embeddings import Embeddings
 from geobridge.evaluation.protocols import EvaluationError, evaluate, list_protocols
-from geobridge.geo import offset_latlon
+from geobridge.geo import EARTH_RADIUS_M, metres_per_degree, offset_latlon
 
 
 def at_angles(degrees) -> np.ndarray:
@@ -95,9 +95,11 @@ def test_vigor_semi_positives_hit_rate_and_metres():
     assert result.per_query["semi_positives_above"].tolist() == [2, 1]
     assert result.metrics["hit_rate"] == 50.0
     assert result.metrics["R@1"] == 0.0
-    # top-1 is "other" (0 m away) for query 0 and "semi2" (60 m) for query 1
-    np.testing.assert_allclose(result.per_query["error_m"], [0.0, 60.0], atol=0.05)
-    assert result.metrics["median_error_m"] == pytest.approx(30.0, abs=0.05)
+    # top-1 is "other" (0 m away) for query 0 and "semi2" (60 m east on WGS84) for query 1; the
+    # protocol's metres are spherical (R = 6371 km): 0.26 % shorter along the parallel at 41.88 deg
+    sphere = EARTH_RADIUS_M * np.pi / 180 * np.cos(np.radians(lat0)) / metres_per_degree(lat0)[1]
+    np.testing.assert_allclose(result.per_query["error_m"], [0.0, 60.0 * sphere], atol=1e-6)
+    assert result.metrics["median_error_m"] == pytest.approx(30.0 * sphere, abs=1e-6)
     assert result.metrics["acc@25m"] == 50.0
     # a mapping keyed by query id gives the same
     assert evaluate(query, gallery, "vigor", semi_positives=semis).metrics["hit_rate"] == 50.0
@@ -121,7 +123,9 @@ def test_geobridge_reciprocal_rank_r_at_one_percent_and_l_at():
     assert result.metrics["R@1%"] == 50.0  # top max(1, int(1.5)) = 1
     # query b's top-1 is c: 80 m from b's true position
     assert (result.metrics["L@50"], result.metrics["L@100"], result.metrics["L@150"]) == (50.0, 100.0, 100.0)
-    assert result.metrics["mean_error_km"] == pytest.approx(0.040, abs=1e-4)
+    # 40 m north on WGS84 is 40.12 m on the metric's sphere (R = 6371 km) at 30 degrees
+    sphere = EARTH_RADIUS_M * np.pi / 180 / metres_per_degree(lat0)[0]
+    assert result.metrics["mean_error_km"] == pytest.approx(0.040 * sphere, rel=1e-5)
     with pytest.raises(EvaluationError, match="no positive|unique"):
         evaluate(query, emb([0, 1], ["a.png", "a.jpg"]), "geobridge", match_by="stem")
 

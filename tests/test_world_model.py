@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geobridge.geo import haversine_m
+from geobridge.geo import wgs84
 from geobridge.world.model import GeoReference, LandCover, RoadClass, World
 from geobridge.world.sources_procedural import generate_procedural_world
 
@@ -23,10 +23,10 @@ def test_georeference_round_trips_and_matches_metres():
     back_r, back_c = ref.latlon_to_cell(lat, lon)
     np.testing.assert_allclose(back_r, rows, atol=1e-6)
     np.testing.assert_allclose(back_c, cols, atol=1e-6)
-    # rows grow southwards, cols eastwards, 2 m per cell
+    # rows grow southwards, cols eastwards, 2 m per cell on the ground (WGS84 geodesics)
     assert lat[1] < ref.origin_lat and lon[1] > ref.origin_lon
-    assert haversine_m(lat[0], lon[0], lat[2], lon[0]) == pytest.approx(800.0, rel=1e-3)
-    assert haversine_m(lat[0], lon[0], lat[0], lon[2]) == pytest.approx(500.0, rel=1e-3)
+    assert wgs84().inv(lon[0], lat[0], lon[0], lat[2])[2] == pytest.approx(800.0, rel=1e-3)
+    assert wgs84().inv(lon[0], lat[0], lon[2], lat[0])[2] == pytest.approx(500.0, rel=1e-3)
     east, north = ref.cell_to_xy(10.0, 5.0)
     assert (east, north) == (10.0, -20.0)
     assert ref.xy_to_cell(east, north) == (10.0, 5.0)
