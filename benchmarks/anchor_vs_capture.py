@@ -213,7 +213,11 @@ def main(argv: list[str] | None = None) -> None:
                     spec = RunSpec(
                         variant, world_at(level, args.smoke), (f"loss.edge_set={variant}", *extra), seed
                     )
-                    record = run_and_rank(spec, cache, text_store)
+                    same_as_curve = (variant, seed, args.epochs) == ("image-only", 0, CURVE_EPOCHS)
+                    if same_as_curve and level in curves and not args.smoke:
+                        record = curves[level]  # the same training (the probes fork the RNG): its final ranks
+                    else:
+                        record = run_and_rank(spec, cache, text_store)
                     grid[level][variant].append(record)
                     measured.append(record["measured"].split(",")[0])
                     write_report(out, report(curves, grid, args, sorted(measured)))
