@@ -42,3 +42,21 @@ def test_mismatched_queries_are_an_error():
         paired_bootstrap(np.ones(3), np.ones(4))
     with pytest.raises(ValueError, match="no queries"):
         paired_bootstrap(np.ones(0), np.ones(0))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_scipy_bootstrap_gives_the_hand_written_percentile_interval(seed):
+    # the formula scipy.stats.bootstrap replaced: resample queries with default_rng(seed), take
+    # the percentiles of the mean differences; recorded intervals (benchmarks/) stay as they were
+    rng = np.random.default_rng(100 + seed)
+    a, b = rng.random(150), (rng.random(150) < 0.4).astype(float)
+    diff = (a - b) * 100.0
+    picks = np.random.default_rng(seed).integers(0, diff.size, size=(4000, diff.size))
+    low, high = np.quantile(diff[picks].mean(axis=1), [0.025, 0.975])
+    result = paired_bootstrap(a, b, seed=seed)
+    assert result.low == pytest.approx(low, abs=1e-9) and result.high == pytest.approx(high, abs=1e-9)
+
+
+def test_one_query_resamples_to_itself():
+    result = paired_bootstrap(np.array([1.0]), np.array([0.0]))
+    assert result.low == result.high == result.difference == 100.0 and result.n_queries == 1

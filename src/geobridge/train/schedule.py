@@ -1,4 +1,15 @@
-"""Learning-rate schedule: linear warm-up, then cosine decay to a floor."""
+"""Learning-rate schedule: linear warm-up, then cosine decay to a floor.
+
+Why a hand-written factor inside torch's ``LambdaLR`` and not torch's own ``SequentialLR(LinearLR,
+CosineAnnealingLR)``: that chain matches this factor to 2e-16 up to ``total_steps`` but then
+climbs back up the cosine (CosineAnnealingLR is periodic past ``T_max``, measured: 0.100 -> 0.139
+eight steps later with a 0.1 floor), where this one stays at the floor; it computes each rate
+from the previous one, so it cannot be asked the rate at an arbitrary step; and a multi-phase run
+(:func:`geobridge.train.engine.phased_warmup_cosine`: a fresh warm-up + cosine per phase, scaled
+by the phase's learning rate) would need a nest of schedulers whose state dicts must all resume
+together. A pure function of the global step resumes exactly from ``LambdaLR``'s step counter
+alone, in any phase.
+"""
 
 from __future__ import annotations
 
