@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from geobridge.cli.errors import fail
+from geobridge.cli.errors import fail, require_extra
 
 build_app = typer.Typer(
     help="Build GeoLoc-style datasets from orthomosaics, panoramas and satellite tiles.", no_args_is_help=True
@@ -29,6 +29,7 @@ def products(
     force: bool = typer.Option(False, "--force", help="Replace an existing products folder."),
 ) -> None:
     """Render the embedded world's geo-referenced products (what `build run` starts from)."""
+    require_extra("build", "geobridge build products", modules=("rasterio",))
     from geobridge.builder.products import ProductSettings, render_products
 
     if out.exists() and any(out.iterdir()) and not force:
@@ -51,6 +52,7 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Run (or resume) the four build stages and export the GeoLoc layout + manifest + report."""
+    require_extra("build", "geobridge build run", modules=("rasterio",))
     from geobridge.builder.config import BuildConfigError, load_build_config
     from geobridge.builder.pipeline import BuildError, run_build
 

@@ -39,6 +39,28 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+#: the optional extras of pyproject.toml and the modules each provides, checked by :func:`require_extra`
+EXTRAS: dict[str, tuple[str, ...]] = {
+    "serve": ("fastapi", "uvicorn"),
+    "build": ("rasterio", "pyrosm", "shapely"),
+}
+
+
+def require_extra(extra: str, what: str, modules: tuple[str, ...] | None = None) -> None:
+    """At a command's entry: fail with one line naming the extra to install when one of its
+    ``modules`` (default: all of ``EXTRAS[extra]``) cannot be imported."""
+    import importlib
+
+    for module in modules or EXTRAS[extra]:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise fail(
+                f"{what} needs the optional '{extra}' dependencies ({module} is not installed): "
+                f"pip install 'geobridge[{extra}]'"
+            ) from None
+
+
 @contextlib.contextmanager
 def reported_faults() -> Iterator[None]:
     """Turn an OSError or a corrupt weights file raised by any command into one error line and exit 1."""

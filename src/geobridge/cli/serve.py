@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from geobridge.cli.errors import fail
+from geobridge.cli.errors import fail, require_extra
 from geobridge.cli.run_options import checked_device, device_option
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -33,6 +33,7 @@ def serve(
     device: str = device_option(),
 ) -> None:
     """Serve a gallery over HTTP: POST /locate, GET /health, GET /gallery, /docs, and a web page at /."""
+    require_extra("serve", "geobridge serve")
     import uvicorn
 
     from geobridge.retrieval.gallery import Gallery, GalleryError

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from geobridge.cli.errors import fail
+from geobridge.cli.errors import fail, require_extra
 
 
 def _parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
@@ -98,6 +98,8 @@ def world_command(
     their shared text, in the GeoLoc layout with OUT/manifest.parquet."""
     from dataclasses import asdict
 
+    if source == "osm":  # the OpenStreetMap source reads .osm.pbf files and rasterises land cover
+        require_extra("build", "geobridge world --source osm")
     from geobridge.world.dataset import WorldDatasetError, WorldDatasetSpec, generate_world_dataset
     from geobridge.world.render import RenderSettings
 
