@@ -123,8 +123,12 @@ def test_gps_hard_negatives_fill_batches_with_neighbours():
         [str(i) for i in range(8)], 4, seed=2, lat=lat, lon=lon, neighbours=3, near=3
     )
     for epoch in range(3):
-        for batch in sampler.global_batches(epoch):
+        batches = sampler.global_batches(epoch)
+        assert len(batches) == 2  # the loop below cannot pass on no batches
+        for batch in batches:
             assert sorted(batch) in ([0, 1, 2, 3], [4, 5, 6, 7])
+        # both clusters, each item once
+        assert sorted(i for batch in batches for i in batch) == list(range(8))
 
 
 def test_an_orthophoto_drone_listed_as_north_up_turns_with_the_satellite():
