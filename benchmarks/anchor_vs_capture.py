@@ -51,6 +51,7 @@ LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 VARIANTS = ("image-only", "geobridge")
 CURVE_EPOCHS = 12
 CURVE_LEVELS = (0.0, 1.0)
+AERIAL_DIRECTIONS = ("D2S", "S2D")
 
 
 def world_at(level: float, smoke: bool) -> dict[str, Any]:
@@ -93,9 +94,9 @@ def curve_table(curves: dict[float, dict[str, Any]]) -> str:
 def results_table(grid: dict[float, dict[str, list[dict[str, Any]]]]) -> str:
     lines = [
         "| capture variation | seeds | image-only P2D / D2P / P2S / S2P | geobridge P2D / D2P / P2S / S2P "
-        "| gain, street pooled (95% interval) | seeds up / level / down | image-only D2S | geobridge D2S "
-        "| geobridge T2S |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| gain, street pooled (95% interval) | seeds up / level / down | image-only D2S / S2D | geobridge D2S / S2D "
+        "| gain, D2S + S2D pooled (95% interval) | geobridge T2S |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for level, by in grid.items():
         image, fused = by.get("image-only", []), by.get("geobridge", [])
@@ -108,8 +109,10 @@ def results_table(grid: dict[float, dict[str, list[dict[str, Any]]]]) -> str:
         gain = difference(fused, image, STREET_DIRECTIONS)
         lines.append(
             f"| {level:g} | {seeds} | {per_dir[0]} | {per_dir[1]} | {cell(gain)} | "
-            f"{seeds_up_level_down(fused, image, STREET_DIRECTIONS)} | {recall(image, 'D2S'):.1f} | "
-            f"{recall(fused, 'D2S'):.1f} | {recall(fused, 'T2S'):.1f} |"
+            f"{seeds_up_level_down(fused, image, STREET_DIRECTIONS)} | "
+            f"{recall(image, 'D2S'):.1f} / {recall(image, 'S2D'):.1f} | "
+            f"{recall(fused, 'D2S'):.1f} / {recall(fused, 'S2D'):.1f} | "
+            f"{cell(difference(fused, image, AERIAL_DIRECTIONS))} | {recall(fused, 'T2S'):.1f} |"
         )
     return "\n".join(lines)
 
