@@ -342,17 +342,24 @@ RESULTS = "Results"
 READING = "Reading"
 
 
+def capture_section(capture: str) -> str:
+    """The heading of one capture's results table: its own section, so a run that trains only
+    one capture rewrites that table and keeps the other as it was measured."""
+    return f"Results, views captured {capture}"
+
+
 def write_markdown(out: Path, sections: dict[str, str]) -> None:
     head = """# PLANET ablation: physical-consistency terms on text -> satellite (embedded world)
 
 PLANET's claim: adding L_phy = L_colour + L_structure + L_texture (InfoNCE between a text
 descriptor and the satellite tile's colour histogram, gradient-orientation histogram and texture
 spectrum) to the text-satellite InfoNCE improves text -> satellite retrieval. Written by
-`benchmarks/planet_ablation.py` (its docstring has the recipe); the `## Reading` is hand-written
-and kept across runs.
+`benchmarks/planet_ablation.py` (its docstring has the recipe); the reading at the end is
+hand-written and kept across runs.
 """
     body = [head]
-    for name in (CURVE, RESULTS, READING):
+    names = (CURVE, RESULTS, *(capture_section(c) for c in CAPTURES), READING)
+    for name in names:
         if sections.get(name, "").strip():
             body.append(f"## {name}\n{sections[name].rstrip()}\n")
     atomic_write_text(out, "\n".join(body))
@@ -398,62 +405,65 @@ def curve_section(curves: dict[str, dict[str, dict[int, dict]]], args: argparse.
     return "\n".join(lines) + "\n"
 
 
-def results_section(runs: dict[str, dict[str, dict[int, dict]]], args: argparse.Namespace) -> str:
-    """Means over seeds, and each variant minus lambda=0 with a 95% paired bootstrap interval."""
-    records = [r for by_variant in runs.values() for by_seed in by_variant.values() for r in by_seed.values()]
+RESULTS_LEGEND = """
+Cells: mean over seeds; in brackets, the variant minus lambda=0 (percentage points) and its 95% paired
+bootstrap interval over test queries (each query's hit averaged over the seeds first). **Bold**: the
+interval excludes 0. Last column: the seeds where the variant is above / level / below lambda=0 on R@5.
+"""
+
+
+def results_sections(runs: dict[str, dict[str, dict[int, dict]]], args: argparse.Namespace) -> dict[str, str]:
+    """One table per capture: means over seeds, and each variant minus lambda=0 with a 95% paired
+    bootstrap interval."""
+    return {capture_section(c): capture_table(c, by_variant, args) for c, by_variant in runs.items()}
+
+
+def capture_table(capture: str, by_variant: dict[str, dict[int, dict]], args: argparse.Namespace) -> str:
+    """One capture's table and the line saying when, where and on what its runs were measured."""
+    records = [r for by_seed in by_variant.values() for r in by_seed.values()]
     data = "; ".join(sorted({r["data"] for r in records}))
     ends = sorted(r["measured"].split(",")[0] for r in records)
     dates = ends[0] if ends[0] == ends[-1] else f"{ends[0]} to {ends[-1]}"
     minutes = sum(r["seconds"] for r in records) / 60
+    n = records[0]["ranks"].size
     lines = [
         "",
-        f"Batch {args.batch_size}, steps per run as each capture's heading says (the budget: see the learning curve); {data}. "
-        f"Measured {dates} ({machine()}, shared with other jobs); "
+        f"Satellite capture_variation {CAPTURES[capture]:g}, batch {args.batch_size}, {steps_for(capture, args)} steps "
+        f"per run (the budget: see the learning curve); {data}; {n} test queries, chance R@1 {100 / n:.2f} / "
+        f"R@5 {500 / n:.2f} / R@10 {1000 / n:.2f}. Measured {dates} ({machine()}, shared with other jobs); "
         f"{len(records)} runs, {minutes:.0f} process-minutes of training and evaluation (several runs at a time).",
         "",
-        "Cells: mean over seeds; in brackets, the variant minus lambda=0 (percentage points) and its 95% paired "
-        "bootstrap interval over test queries (each query's hit averaged over the seeds first). **Bold**: the "
-        "interval excludes 0. Last column: the seeds where the variant is above / level / below lambda=0 on R@5.",
-        "",
+        "| variant | seeds | R@1 | R@5 | R@10 | R@5 per seed: up / level / down | final itc | final phy |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for capture, by_variant in runs.items():
-        n = next(iter(next(iter(by_variant.values())).values()))["ranks"].size
-        lines += [
-            f"Capture {capture} (satellite capture_variation {CAPTURES[capture]:g}), {steps_for(capture, args)} steps per run, "
-            f"{n} test queries, chance R@1 "
-            f"{100 / n:.2f} / R@5 {500 / n:.2f} / R@10 {1000 / n:.2f}:",
-            "",
-            "| variant | seeds | R@1 | R@5 | R@10 | R@5 per seed: up / level / down | final itc | final phy |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        ref = by_variant.get(REFERENCE)
-        for name, seeds in by_variant.items():
-            cells = []
-            for k in KS:
-                mean = float(np.mean([r["metrics"][f"R@{k}"] for r in seeds.values()]))
-                cell = f"{mean:.1f}"
-                if ref is not None and name != REFERENCE and set(seeds) <= set(ref):
-                    hits = np.mean([seeds[s]["ranks"] < k for s in seeds], axis=0)
-                    base = np.mean([ref[s]["ranks"] < k for s in seeds], axis=0)
-                    d = paired_bootstrap(hits, base)
-                    text = f"{d.difference:+.1f} ({d.low:+.1f}, {d.high:+.1f})"
-                    cell += f" [{'**' + text + '**' if d.significant else text}]"
-                cells.append(cell)
-            votes = ""
-            if ref is not None and name != REFERENCE and set(seeds) <= set(ref):
-                diff = [seeds[s]["metrics"]["R@5"] - ref[s]["metrics"]["R@5"] for s in seeds]
-                votes = (
-                    f"{sum(x > 0 for x in diff)} / {sum(x == 0 for x in diff)} / {sum(x < 0 for x in diff)}"
-                )
-            itc = np.mean([r["terms"].get("itc", np.nan) for r in seeds.values()])
-            phy = np.mean([r["terms"].get("phy", np.nan) for r in seeds.values()])
-            lines.append(
-                f"| {name} | {' '.join(str(s) for s in sorted(seeds))} | "
-                + " | ".join(cells)
-                + f" | {votes} | {itc:.3f} | {phy:.3f} |"
-            )
-        lines.append("")
-    return "\n".join(lines)
+    ref = by_variant.get(REFERENCE)
+    for name, seeds in by_variant.items():
+        paired = ref is not None and name != REFERENCE and set(seeds) <= set(ref)
+        cells = []
+        for k in KS:
+            mean = float(np.mean([r["metrics"][f"R@{k}"] for r in seeds.values()]))
+            cell = f"{mean:.1f}"
+            if paired:
+                assert ref is not None
+                hits = np.mean([seeds[s]["ranks"] < k for s in seeds], axis=0)
+                base = np.mean([ref[s]["ranks"] < k for s in seeds], axis=0)
+                d = paired_bootstrap(hits, base)
+                text = f"{d.difference:+.1f} ({d.low:+.1f}, {d.high:+.1f})"
+                cell += f" [{'**' + text + '**' if d.significant else text}]"
+            cells.append(cell)
+        votes = ""
+        if paired:
+            assert ref is not None
+            diff = [seeds[s]["metrics"]["R@5"] - ref[s]["metrics"]["R@5"] for s in seeds]
+            votes = f"{sum(x > 0 for x in diff)} / {sum(x == 0 for x in diff)} / {sum(x < 0 for x in diff)}"
+        itc = np.mean([r["terms"].get("itc", np.nan) for r in seeds.values()])
+        phy = np.mean([r["terms"].get("phy", np.nan) for r in seeds.values()])
+        lines.append(
+            f"| {name} | {' '.join(str(s) for s in sorted(seeds))} | "
+            + " | ".join(cells)
+            + f" | {votes} | {itc:.3f} | {phy:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- main
@@ -618,7 +628,8 @@ def write_report(out: Path, cache: Path, args: argparse.Namespace) -> None:
     if curves:
         sections[CURVE] = curve_section(curves, args)
     if runs:
-        sections[RESULTS] = results_section(runs, args)
+        sections[RESULTS] = RESULTS_LEGEND
+        sections.update(results_sections(runs, args))
     write_markdown(out, sections)
 
 
