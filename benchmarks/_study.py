@@ -11,6 +11,7 @@ finished run is read back instead of trained again.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import hashlib
 import json
@@ -49,8 +50,23 @@ SMOKE_WORLD: dict[str, Any] = dict(
     FINAL_WORLD, locations=60, world_size_m=800.0, regions=4, test_regions=1, size=32
 )
 SMOKE_OVERRIDES = ["optim.max_steps=2", "data.batch_size=8"]
-STREET_DIRECTIONS = ("P2D", "D2P", "P2S", "S2P")
 READING_MARK = "## Reading"
+
+
+def add_study_arguments(parser: argparse.ArgumentParser, out: Path, epochs_help: str) -> None:
+    """The options every study script takes: ``--seeds``, ``--epochs``, ``--cache``, ``--out``
+    and ``--smoke`` (a tiny world, 2 steps a run, the report written to a temporary file)."""
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=12, help=epochs_help)
+    parser.add_argument(
+        "--cache", type=Path, default=None, help="folder for worlds and runs (default: temporary)"
+    )
+    parser.add_argument("--out", type=Path, default=out)
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="seconds: a tiny world, 2 steps a run, report to a temporary file",
+    )
 
 
 def render_world(folder: Path, world: dict[str, Any], seed: int = 0) -> Path:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
+from _study import FINAL_WORLD, SMOKE_OVERRIDES, SMOKE_WORLD, render_world
 
 from geobridge.atomic import atomic_write_text
 from geobridge.configs import resolve_config
@@ -32,21 +33,12 @@ from geobridge.evaluation.significance import paired_bootstrap
 from geobridge.records import read_manifest
 from geobridge.train import TrainConfig, train
 from geobridge.train.frozen_cache import cached_frozen_text_tower
-from geobridge.world.dataset import generate_world_dataset
 
 SHOWN = ("D2S", "P2D", "D2P", "P2S", "S2P", "T2S")
 OLD_WORLD = dict(
     locations=1000, world_size_m=1600.0, regions=8, test_regions=1, drone_view="oblique", text_compass=True
 )
 DISTRICTS = dict(OLD_WORLD, regions=10, test_regions=3)
-FINAL_WORLD = dict(
-    locations=1500,
-    world_size_m=2000.0,
-    regions=10,
-    test_regions=3,
-    drone_view="orthophoto",
-    text_compass=False,
-)
 OLD_TRAIN = ["data.north_up_views=[satellite]", "optim.epochs=8"]
 
 
@@ -160,28 +152,13 @@ SETUPS = [
 ]
 
 
-def render(world: dict, folder: Path, seed: int = 0) -> Path:
-    manifest = folder / "manifest.parquet"
-    if manifest.exists():
-        return manifest
-    spec = dict(
-        size=64,
-        views=("drone", "street", "satellite"),
-        test_region_policy="shared-style",
-        workers=2,
-        progress=False,
-    )
-    spec.update(world)
-    return generate_world_dataset(folder, seed=seed, **spec)
-
-
 def run_setup(setup: Setup, cache: Path) -> dict:
-    manifest = render(setup.world, cache / setup.name)
+    manifest = render_world(cache / setup.name, setup.world)
     test = read_manifest(manifest, split="test")
     store: dict = {}
     base_model = None
     if setup.pretrain_world is not None:
-        pre_manifest = render(setup.pretrain_world, cache / f"{setup.name}-pretrain", seed=1)
+        pre_manifest = render_world(cache / f"{setup.name}-pretrain", setup.pretrain_world, seed=1)
         config = TrainConfig.load(
             resolve_config("demo"),
             [
@@ -290,12 +267,11 @@ def main() -> None:
     args = parser.parse_args()
     setups = SETUPS
     if args.smoke:
-        tiny = dict(FINAL_WORLD, locations=60, world_size_m=800.0, regions=4, test_regions=1, size=32)
         setups = [
             replace(
                 s,
-                world=tiny,
-                overrides=["optim.max_steps=2", "data.batch_size=8"],
+                world=SMOKE_WORLD,
+                overrides=SMOKE_OVERRIDES,
                 variants=("image-only", "geobridge"),
             )
             for s in SETUPS

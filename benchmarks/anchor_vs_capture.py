@@ -31,8 +31,8 @@ from _study import (
     FINAL_WORLD,
     SMOKE_OVERRIDES,
     SMOKE_WORLD,
-    STREET_DIRECTIONS,
     RunSpec,
+    add_study_arguments,
     cell,
     difference,
     recall,
@@ -43,7 +43,7 @@ from _study import (
     write_report,
 )
 
-from geobridge.demo import evaluate_directions
+from geobridge.demo import STREET_DIRECTIONS, evaluate_directions
 from geobridge.train.frozen_cache import cached_frozen_text_tower
 
 OUT = Path(__file__).with_suffix(".md")
@@ -162,22 +162,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--levels", type=float, nargs="+", default=list(LEVELS), help="capture_variation values"
     )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument(
-        "--epochs", type=int, default=12, help="epochs per run (12: where --curve's baseline flattens)"
-    )
     parser.add_argument(
         "--curve", action="store_true", help="also run the learning curve (12 epochs, 2 levels)"
     )
-    parser.add_argument(
-        "--cache", type=Path, default=None, help="folder for worlds and runs (default: temporary)"
-    )
-    parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="seconds: a tiny world, 2 steps a run, report to a temporary file",
-    )
+    add_study_arguments(parser, OUT, "epochs per run (12: where --curve's baseline flattens)")
     args = parser.parse_args(argv)
     if any(not 0.0 <= lv <= 1.0 for lv in args.levels):
         parser.error("--levels are capture_variation values in [0, 1]")

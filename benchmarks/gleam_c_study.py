@@ -42,6 +42,7 @@ from _study import (
     SMOKE_OVERRIDES,
     SMOKE_WORLD,
     RunSpec,
+    add_study_arguments,
     cell,
     difference,
     recall,
@@ -265,21 +266,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME"
     )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument(
-        "--epochs",
-        type=int,
-        default=12,
-        help="epochs per run (12: the budget of anchor_vs_capture.md's learning curve)",
-    )
-    parser.add_argument(
-        "--cache", type=Path, default=None, help="folder for worlds and runs (default: temporary)"
-    )
-    parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="seconds: a tiny world, 2 steps a run, report to a temporary file",
+    add_study_arguments(
+        parser, OUT, "epochs per run (12: the budget of anchor_vs_capture.md's learning curve)"
     )
     args = parser.parse_args(argv)
     if args.smoke:

@@ -42,6 +42,7 @@ from _study import (
     SMOKE_OVERRIDES,
     SMOKE_WORLD,
     RunSpec,
+    add_study_arguments,
     machine_line,
     run_and_rank,
     write_report,
@@ -177,21 +178,8 @@ def similarity_table(outcomes: dict[tuple[str, str, str], Outcome], encoder: Mem
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument(
-        "--epochs",
-        type=int,
-        default=12,
-        help="epochs of the GeoBridge model (the budget of anchor_vs_capture.md's curve)",
-    )
-    parser.add_argument(
-        "--cache", type=Path, default=None, help="folder for the world and runs (default: temporary)"
-    )
-    parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="seconds: a tiny world, 2 training steps, report to a temporary file",
+    add_study_arguments(
+        parser, OUT, "epochs of the GeoBridge model (the budget of anchor_vs_capture.md's curve)"
     )
     args = parser.parse_args(argv)
     if args.smoke:
