@@ -104,40 +104,26 @@ def test_nearest_negatives_are_among_each_places_closest_neighbours(locations):
     from geobridge.geo import haversine_m
 
     by_id = {loc.id: loc for loc in locations}
+
+    def ground_distance_m(pair) -> float:
+        anchor, other = by_id[pair.satellite_id], by_id[pair.query_id]
+        return haversine_m(anchor.lat, anchor.lon, other.lat, other.lon)
+
     k = 3
     pairs = build_pairs(locations, "drone", seed=1, negatives="nearest", nearest_k=k)
     negatives = [p for p in pairs if not p.label]
     assert len(negatives) == len(locations)
     for pair in negatives:
-        anchor, other = by_id[pair.satellite_id], by_id[pair.query_id]
+        anchor = by_id[pair.satellite_id]
         others = sorted(
             haversine_m(anchor.lat, anchor.lon, loc.lat, loc.lon) for loc in locations if loc.id != anchor.id
         )
-        assert other.id != anchor.id
-        assert haversine_m(anchor.lat, anchor.lon, other.lat, other.lon) <= others[k - 1]
+        assert pair.query_id != anchor.id
+        assert ground_distance_m(pair) <= others[k - 1]
     random_far = np.mean(
-        [
-            haversine_m(
-                by_id[p.satellite_id].lat,
-                by_id[p.satellite_id].lon,
-                by_id[p.query_id].lat,
-                by_id[p.query_id].lon,
-            )
-            for p in build_pairs(locations, "drone", seed=1)
-            if not p.label
-        ]
+        [ground_distance_m(p) for p in build_pairs(locations, "drone", seed=1) if not p.label]
     )
-    near = np.mean(
-        [
-            haversine_m(
-                by_id[p.satellite_id].lat,
-                by_id[p.satellite_id].lon,
-                by_id[p.query_id].lat,
-                by_id[p.query_id].lon,
-            )
-            for p in negatives
-        ]
-    )
+    near = np.mean([ground_distance_m(p) for p in negatives])
     assert near < random_far  # hard negatives are closer on the ground than random ones
     with pytest.raises(ValueError, match="negatives must be one of"):
         build_pairs(locations, "drone", negatives="hardest")
